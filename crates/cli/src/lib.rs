@@ -1,0 +1,1 @@
+//! svcid, the key and configuration tool.

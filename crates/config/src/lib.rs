@@ -1,0 +1,1 @@
+//! Typed settings of dpm and dpe bound from module homes, with every problem reported at once.

@@ -1,0 +1,1 @@
+//! The Data Processing Engine daemon: registration with DPM and heartbeat.

@@ -1,0 +1,1 @@
+//! The Data Processing Module daemon: engine registry and status checker.

@@ -1,0 +1,1 @@
+//! Java .properties parsing with provenance, Spring relaxed binding and property sources.
