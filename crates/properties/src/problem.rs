@@ -1,0 +1,278 @@
+//! Where a value came from ([`Origin`]) and the one diagnostic every svcid crate reports to people
+//! ([`Problem`]).
+//!
+//! The `Display` forms here are a user interface: daemons print one problem per line before they
+//! exit and `svcid check` prints them as a report, so they are stable, single-line (control
+//! characters are shown escaped) and never contain a value unless the caller put one into the
+//! message. Deciding whether something is a problem belongs to the callers.
+
+use std::fmt::{self, Display, Write as _};
+use std::path::PathBuf;
+
+/// Where a value came from, so that every error can point at the place to fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A line of a properties file. Shows as `etc/application.properties:12`.
+    File {
+        /// The path exactly as given to the loader (usually relative to the module home), because
+        /// that is the spelling the operator recognises.
+        path: PathBuf,
+        /// The 1-based line the property starts on; `0` means the file as a whole (it could not
+        /// be read), shown without a line number.
+        line: u32,
+    },
+    /// An environment variable. Shows as `environment variable ATACCAMA_SERVER_GRPC_PORT`.
+    Env {
+        /// The variable name exactly as in the environment.
+        var: String,
+    },
+    /// A `--name=value` command-line argument. Shows as `command-line argument --name`.
+    Arg {
+        /// The property name as written after `--` (without the dashes).
+        name: String,
+    },
+    /// A built-in default; shows as `default`.
+    Default,
+}
+
+impl Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File { path, line: 0 } => write_single_line(f, &path.display().to_string()),
+            Self::File { path, line } => {
+                write_single_line(f, &path.display().to_string())?;
+                write!(f, ":{line}")
+            }
+            Self::Env { var } => {
+                f.write_str("environment variable ")?;
+                write_single_line(f, var)
+            }
+            Self::Arg { name } => {
+                f.write_str("command-line argument --")?;
+                write_single_line(f, name)
+            }
+            Self::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// How bad a [`Problem`] is. Ordered so that `Error > Warning`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Worth fixing; the module still starts.
+    Warning,
+    /// The configuration cannot be used; the module refuses to start.
+    Error,
+}
+
+impl Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Warning => "warning",
+            Self::Error => "error",
+        })
+    }
+}
+
+/// One finding about the configuration, for people. Display:
+/// `etc/application.properties:12: error: ataccama.server.grpc.port: not a port number ("abc"); fix: use 0..=65535`,
+/// or, without an origin, `ataccama.server.grpc.port: error: required property is missing; fix: …`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Whether the module can still start.
+    pub severity: Severity,
+    /// Where the offending value is; `None` when the problem is a *missing* property.
+    pub origin: Option<Origin>,
+    /// The property name as written (or its canonical name when missing); may be empty when the
+    /// problem concerns a whole file or argument list.
+    pub property: String,
+    /// What is wrong. Never echoes a secret value.
+    pub message: String,
+    /// How to fix it, when there is something better to say than "fix it".
+    pub fix: Option<String>,
+}
+
+impl Problem {
+    /// An error: the configuration cannot be used as it is.
+    pub fn error(
+        origin: Option<Origin>,
+        property: String,
+        message: String,
+        fix: Option<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Error,
+            origin,
+            property,
+            message,
+            fix,
+        }
+    }
+
+    /// A warning: worth fixing, not fatal.
+    pub fn warning(
+        origin: Option<Origin>,
+        property: String,
+        message: String,
+        fix: Option<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Warning,
+            origin,
+            property,
+            message,
+            fix,
+        }
+    }
+
+    /// Whether this problem stops the module from starting.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Some(origin) => {
+                write!(f, "{origin}: {}: ", self.severity)?;
+                if !self.property.is_empty() {
+                    write_single_line(f, &self.property)?;
+                    f.write_str(": ")?;
+                }
+            }
+            None => {
+                if !self.property.is_empty() {
+                    write_single_line(f, &self.property)?;
+                    f.write_str(": ")?;
+                }
+                write!(f, "{}: ", self.severity)?;
+            }
+        }
+        write_single_line(f, &self.message)?;
+        if let Some(fix) = &self.fix {
+            f.write_str("; fix: ")?;
+            write_single_line(f, fix)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problem {}
+
+/// Writes `text` with line breaks and other control characters escaped, so that one problem is
+/// always one line of output whatever a file or variable name contains.
+fn write_single_line(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    for c in text.chars() {
+        match c {
+            '\n' => f.write_str("\\n")?,
+            '\r' => f.write_str("\\r")?,
+            '\t' => f.write_str("\\t")?,
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}') => {
+                write!(f, "\\u{{{:x}}}", u32::from(c))?;
+            }
+            c => f.write_char(c)?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(line: u32) -> Origin {
+        Origin::File {
+            path: "etc/application.properties".into(),
+            line,
+        }
+    }
+
+    #[test]
+    fn origin_display_forms() {
+        assert_eq!(file(12).to_string(), "etc/application.properties:12");
+        assert_eq!(file(0).to_string(), "etc/application.properties");
+        assert_eq!(
+            Origin::Env {
+                var: "ATACCAMA_SERVER_GRPC_PORT".into()
+            }
+            .to_string(),
+            "environment variable ATACCAMA_SERVER_GRPC_PORT"
+        );
+        assert_eq!(
+            Origin::Arg {
+                name: "ataccama.server.grpc.port".into()
+            }
+            .to_string(),
+            "command-line argument --ataccama.server.grpc.port"
+        );
+        assert_eq!(Origin::Default.to_string(), "default");
+    }
+
+    #[test]
+    fn problem_display_with_origin() {
+        let problem = Problem::error(
+            Some(file(12)),
+            "ataccama.server.grpc.port".into(),
+            "not a port number (\"abc\")".into(),
+            Some("use 0..=65535".into()),
+        );
+        assert_eq!(
+            problem.to_string(),
+            "etc/application.properties:12: error: ataccama.server.grpc.port: not a port number (\"abc\"); fix: use 0..=65535"
+        );
+    }
+
+    #[test]
+    fn problem_display_without_origin_starts_with_the_property() {
+        let problem = Problem::error(
+            None,
+            "ataccama.authentication.internal.jwt.generator.key".into(),
+            "required property is missing".into(),
+            Some("run svcid link".into()),
+        );
+        assert_eq!(
+            problem.to_string(),
+            "ataccama.authentication.internal.jwt.generator.key: error: required property is missing; fix: run svcid link"
+        );
+    }
+
+    #[test]
+    fn problem_display_warning_without_fix_or_property() {
+        let problem = Problem::warning(Some(file(0)), String::new(), "empty file".into(), None);
+        assert_eq!(
+            problem.to_string(),
+            "etc/application.properties: warning: empty file"
+        );
+        let bare = Problem::warning(None, String::new(), "nothing configured".into(), None);
+        assert_eq!(bare.to_string(), "warning: nothing configured");
+    }
+
+    #[test]
+    fn problem_display_is_one_line() {
+        let problem = Problem::error(
+            Some(Origin::File {
+                path: "odd\nname".into(),
+                line: 3,
+            }),
+            "key\r\n".into(),
+            "bad\u{2028}value\u{1b}[31m".into(),
+            Some("a\tb".into()),
+        );
+        let shown = problem.to_string();
+        assert!(
+            !shown.contains(['\n', '\r', '\u{2028}', '\u{1b}']),
+            "{shown}"
+        );
+        assert_eq!(
+            shown,
+            "odd\\nname:3: error: key\\r\\n: bad\\u{2028}value\\u{1b}[31m; fix: a\\tb"
+        );
+    }
+
+    #[test]
+    fn severity_orders_error_above_warning() {
+        assert!(Severity::Error > Severity::Warning);
+        assert!(Problem::error(None, "p".into(), "m".into(), None).is_error());
+    }
+}
