@@ -16,8 +16,10 @@ impl Noise {
         self.0
     }
 
+    /// A number in `0..n` (`0` when `n` is `0`).
     pub(crate) fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % (n as u64)).unwrap_or(0)
+        let n = u64::try_from(n).unwrap_or(u64::MAX).max(1);
+        usize::try_from(self.next() % n).unwrap_or(0)
     }
 
     /// Text biased towards the characters the grammar cares about.
