@@ -1,0 +1,131 @@
+//! The identities a verified call carries into request handlers and log events.
+//!
+//! A [`ServiceIdentity`] is built only from the local deployment entry that matched the token's
+//! `kid` (module, deployment name, roles), never from token claims. A [`CallerIdentity`] adds the
+//! user the service acts for (`usr` claim, allowed only to peers holding the impersonation role) and
+//! token facts for logs. Their `Display` forms are what logs print as `authenticatedUser`.
+
+use std::fmt;
+
+/// A verified peer service, printed exactly as the product prints it:
+/// `ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION])`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceIdentity {
+    /// The peer's module type from its deployment entry (`dpm`, `dpe`, …): what authorization checks.
+    pub module: String,
+    /// The deployment name (`dpe-dev`): which configured peer this is.
+    pub id: String,
+    /// Roles granted to the peer in local configuration (e.g. `IMPERSONATION`).
+    pub roles: Vec<String>,
+}
+
+impl ServiceIdentity {
+    /// Whether local configuration grants this peer `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|held| held == role)
+    }
+}
+
+impl fmt::Display for ServiceIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ServiceIdentity(module={}, id={}, roles=[{}])",
+            self.module,
+            self.id,
+            self.roles.join(", ")
+        )
+    }
+}
+
+/// The user a service acts for, as carried in the token's `usr` claim.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct ImpersonatedUser {
+    /// The user's stable id.
+    pub id: String,
+    /// The user's login name, for logs.
+    pub username: String,
+    /// The user's roles as asserted by the (trusted, impersonation-capable) calling service.
+    pub roles: Vec<String>,
+}
+
+/// Who called: the verified service, the user it acts for, and token facts for logs.
+#[derive(Clone, Debug)]
+pub struct CallerIdentity {
+    /// The authenticated peer service.
+    pub service: ServiceIdentity,
+    /// The user the service acts for, when the token carried a permitted `usr` claim.
+    pub user: Option<ImpersonatedUser>,
+    /// The token's `kid` (a configured fingerprint), to tie log events to a key.
+    pub kid: String,
+    /// The token's `jti` (empty when absent), to correlate one token across logs.
+    pub jti: String,
+}
+
+impl fmt::Display for CallerIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.user {
+            None => self.service.fmt(f),
+            Some(user) => write!(
+                f,
+                "UserIdentity(id={}, username={}, roles=[{}], via={})",
+                user.id,
+                user.username,
+                user.roles.join(", "),
+                self.service
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap: a panic is a failed test
+mod tests {
+    use super::*;
+
+    fn service() -> ServiceIdentity {
+        ServiceIdentity {
+            module: "dpe".into(),
+            id: "dpe-dev".into(),
+            roles: vec!["IMPERSONATION".into()],
+        }
+    }
+
+    #[test]
+    fn service_identity_prints_like_the_product() {
+        assert_eq!(
+            service().to_string(),
+            "ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION])"
+        );
+        let two = ServiceIdentity {
+            roles: vec!["A".into(), "B".into()],
+            ..service()
+        };
+        assert_eq!(
+            two.to_string(),
+            "ServiceIdentity(module=dpe, id=dpe-dev, roles=[A, B])"
+        );
+        assert!(service().has_role("IMPERSONATION"));
+        assert!(!service().has_role("impersonation"));
+    }
+
+    #[test]
+    fn caller_identity_names_user_and_service() {
+        let mut caller = CallerIdentity {
+            service: service(),
+            user: None,
+            kid: "k".into(),
+            jti: "j".into(),
+        };
+        assert_eq!(caller.to_string(), service().to_string());
+        caller.user = Some(ImpersonatedUser {
+            id: "42".into(),
+            username: "alice".into(),
+            roles: vec!["ADMIN".into(), "USER".into()],
+        });
+        assert_eq!(
+            caller.to_string(),
+            "UserIdentity(id=42, username=alice, roles=[ADMIN, USER], via=ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION]))"
+        );
+    }
+}

@@ -1,0 +1,415 @@
+//! The deployment registry: the configured peers and their token keys, indexed by fingerprint.
+//!
+//! Built once per configuration load from [`Deployment`] values the config crate produced, then
+//! immutable; a reload builds a new registry and swaps it in whole (see
+//! [`crate::TokenVerifier::replace_registry`]). Building checks what only the whole set can show
+//! (a fingerprint used twice, a deployment named twice) and prepares one OpenSSL-backed ES256
+//! verifier per key, so verifying a token never parses a key. Lookups match a token's `kid` against
+//! configured fingerprints exactly: no case folding, trimming or other normalisation. Whether a
+//! fingerprint equals the `kid` inside its content is the configuration checker's business.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use josekit::jws::ES256;
+use josekit::jws::alg::ecdsa::EcdsaJwsVerifier;
+use p256::pkcs8::EncodePublicKey as _;
+
+use crate::jwk::PublicKey;
+use crate::printable::{EXCERPT_CHARS, excerpt};
+
+/// A configured peer: `ataccama.one.platform.deployments.<name>.*`.
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    /// The `<name>` segment (`dpe-dev`): the identity's `id`.
+    pub name: String,
+    /// The peer's module type (`dpe`): what authorization and audience decisions use.
+    pub module: String,
+    /// Informational environment name (`dev`), for logs.
+    pub environment: Option<String>,
+    /// Informational address of the peer, for logs.
+    pub uri: Option<String>,
+    /// Roles granted to the peer here (e.g. `IMPERSONATION`); never taken from tokens.
+    pub roles: Vec<String>,
+    /// The peer's token keys; several during a rotation.
+    pub keys: Vec<DeploymentKey>,
+}
+
+/// One of a peer's keys: `…security.jwt-keys.<key>.*`.
+#[derive(Clone, Debug)]
+pub struct DeploymentKey {
+    /// The `<key>` segment (`key1`), to name the key in logs and diffs.
+    pub name: String,
+    /// The `kid` this peer puts in its token headers; matched exactly.
+    pub fingerprint: String,
+    /// The peer's public key from `content`.
+    pub public: PublicKey,
+    /// `is-revoked`: tokens under this key are refused, without restarting.
+    pub revoked: bool,
+}
+
+/// Why a set of deployments cannot form a registry.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// Two keys share a fingerprint, so a token's `kid` could not name one peer (SECURITY C6).
+    #[error("fingerprint {fingerprint} is configured for both {first} and {second}")]
+    DuplicateFingerprint {
+        /// The shared fingerprint (shortened).
+        fingerprint: String,
+        /// The first key holding it, as `deployment/key`.
+        first: String,
+        /// The other key holding it, as `deployment/key`.
+        second: String,
+    },
+    /// A key with an empty fingerprint could never match, which is certainly a mistake.
+    #[error("key {key} has an empty fingerprint")]
+    EmptyFingerprint {
+        /// The key, as `deployment/key`.
+        key: String,
+    },
+    /// The same deployment name twice: identities would be ambiguous.
+    #[error("deployment {name} is defined twice")]
+    DuplicateDeployment {
+        /// The repeated name.
+        name: String,
+    },
+    /// OpenSSL refused a key that passed validation (not expected in practice).
+    #[error("key {key} could not be prepared for verification: {detail}")]
+    Verifier {
+        /// The key, as `deployment/key`.
+        key: String,
+        /// josekit's description.
+        detail: String,
+    },
+}
+
+/// Where a fingerprint points, with its verifier ready.
+struct KeySlot {
+    /// Index into `deployments`.
+    deployment: usize,
+    /// Index into that deployment's `keys`.
+    key: usize,
+    /// Prepared once here so verification never parses or converts a key.
+    verifier: EcdsaJwsVerifier,
+}
+
+/// The immutable table of configured peers, indexed by exact fingerprint.
+pub struct DeploymentRegistry {
+    /// The deployments in configuration order.
+    deployments: Vec<Deployment>,
+    /// Fingerprint → key; exact `String` equality, no normalisation.
+    by_fingerprint: HashMap<String, KeySlot>,
+}
+
+impl fmt::Debug for DeploymentRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeploymentRegistry")
+            .field("deployments", &self.deployments.len())
+            .field("keys", &self.by_fingerprint.len())
+            .finish()
+    }
+}
+
+impl DeploymentRegistry {
+    /// Indexes `deployments` and prepares a verifier per key. Every problem is reported, not only the
+    /// first: duplicate fingerprints (across or within deployments), empty fingerprints, duplicate
+    /// deployment names.
+    pub fn new(deployments: Vec<Deployment>) -> Result<DeploymentRegistry, Vec<RegistryError>> {
+        let mut errors = Vec::new();
+        let mut by_fingerprint: HashMap<String, KeySlot> = HashMap::new();
+        let mut names: HashMap<&str, ()> = HashMap::new();
+        for (d, deployment) in deployments.iter().enumerate() {
+            if names.insert(deployment.name.as_str(), ()).is_some() {
+                errors.push(RegistryError::DuplicateDeployment {
+                    name: deployment.name.clone(),
+                });
+            }
+            for (k, key) in deployment.keys.iter().enumerate() {
+                let label = format!("{}/{}", deployment.name, key.name);
+                if key.fingerprint.is_empty() {
+                    errors.push(RegistryError::EmptyFingerprint { key: label });
+                    continue;
+                }
+                if let Some(existing) = by_fingerprint.get(&key.fingerprint) {
+                    let holder = &deployments[existing.deployment];
+                    errors.push(RegistryError::DuplicateFingerprint {
+                        fingerprint: excerpt(&key.fingerprint, EXCERPT_CHARS),
+                        first: format!("{}/{}", holder.name, holder.keys[existing.key].name),
+                        second: label,
+                    });
+                    continue;
+                }
+                match verifier_for(&key.public) {
+                    Ok(verifier) => {
+                        by_fingerprint.insert(
+                            key.fingerprint.clone(),
+                            KeySlot {
+                                deployment: d,
+                                key: k,
+                                verifier,
+                            },
+                        );
+                    }
+                    Err(detail) => errors.push(RegistryError::Verifier { key: label, detail }),
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(DeploymentRegistry {
+                deployments,
+                by_fingerprint,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// A registry with no peers: every token is refused with an unknown kid.
+    pub fn empty() -> DeploymentRegistry {
+        DeploymentRegistry {
+            deployments: Vec::new(),
+            by_fingerprint: HashMap::new(),
+        }
+    }
+
+    /// The deployments in configuration order.
+    pub fn deployments(&self) -> &[Deployment] {
+        &self.deployments
+    }
+
+    /// The deployment and key whose fingerprint is exactly `kid` (revoked keys included).
+    pub fn lookup(&self, kid: &str) -> Option<(&Deployment, &DeploymentKey)> {
+        self.slot(kid).map(|(deployment, key, _)| (deployment, key))
+    }
+
+    /// Like [`DeploymentRegistry::lookup`], with the key's prepared verifier.
+    pub(crate) fn slot(
+        &self,
+        kid: &str,
+    ) -> Option<(&Deployment, &DeploymentKey, &EcdsaJwsVerifier)> {
+        let slot = self.by_fingerprint.get(kid)?;
+        let deployment = self.deployments.get(slot.deployment)?;
+        let key = deployment.keys.get(slot.key)?;
+        Some((deployment, key, &slot.verifier))
+    }
+
+    /// What changed from `old` to `self`, for reload logs. Keys are identified by deployment, key
+    /// name and fingerprint together, so a key whose fingerprint changed shows as removed + added.
+    pub fn diff(&self, old: &DeploymentRegistry) -> RegistryDiff {
+        let before = old.key_states();
+        let after = self.key_states();
+        let mut diff = RegistryDiff::default();
+        for (label, revoked) in &after {
+            match before.get(label) {
+                None => diff.added.push(label.clone()),
+                Some(false) if *revoked => diff.revoked.push(label.clone()),
+                Some(true) if !*revoked => diff.reinstated.push(label.clone()),
+                Some(_) => {}
+            }
+        }
+        diff.removed = before
+            .keys()
+            .filter(|label| !after.contains_key(*label))
+            .cloned()
+            .collect();
+        diff
+    }
+
+    /// `"deployment/key (fingerprint)"` → revoked, sorted so diffs are deterministic.
+    fn key_states(&self) -> BTreeMap<String, bool> {
+        self.deployments
+            .iter()
+            .flat_map(|deployment| {
+                deployment.keys.iter().map(move |key| {
+                    (
+                        format!(
+                            "{}/{} ({})",
+                            deployment.name,
+                            key.name,
+                            excerpt(&key.fingerprint, EXCERPT_CHARS)
+                        ),
+                        key.revoked,
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+fn verifier_for(public: &PublicKey) -> Result<EcdsaJwsVerifier, String> {
+    let der = public
+        .point()
+        .to_public_key_der()
+        .map_err(|e| e.to_string())?;
+    ES256
+        .verifier_from_der(der.as_bytes())
+        .map_err(|e| e.to_string())
+}
+
+/// How a reloaded registry differs from the previous one; entries read `dpe-dev/key1 (<fingerprint>)`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RegistryDiff {
+    /// Keys present now and not before.
+    pub added: Vec<String>,
+    /// Keys present before and not now.
+    pub removed: Vec<String>,
+    /// Keys present in both whose `is-revoked` went from false to true.
+    pub revoked: Vec<String>,
+    /// Keys present in both whose `is-revoked` went from true to false.
+    pub reinstated: Vec<String>,
+}
+
+impl RegistryDiff {
+    /// True when the reload changed no key.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.revoked.is_empty()
+            && self.reinstated.is_empty()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap: a panic is a failed test
+pub(crate) mod tests {
+    use super::*;
+    use crate::jwk::GeneratorKey;
+
+    pub(crate) fn deployment(name: &str, module: &str, keys: Vec<DeploymentKey>) -> Deployment {
+        Deployment {
+            name: name.into(),
+            module: module.into(),
+            environment: Some("dev".into()),
+            uri: None,
+            roles: vec![],
+            keys,
+        }
+    }
+
+    pub(crate) fn key(name: &str, generator: &GeneratorKey, revoked: bool) -> DeploymentKey {
+        DeploymentKey {
+            name: name.into(),
+            fingerprint: generator.kid().into(),
+            public: generator.public_key(),
+            revoked,
+        }
+    }
+
+    #[test]
+    fn lookup_is_exact() {
+        let a = GeneratorKey::generate();
+        let registry = DeploymentRegistry::new(vec![deployment(
+            "dpe-dev",
+            "dpe",
+            vec![key("key1", &a, false)],
+        )])
+        .unwrap();
+        let (deployment, found) = registry.lookup(a.kid()).unwrap();
+        assert_eq!(deployment.name, "dpe-dev");
+        assert_eq!(found.name, "key1");
+        for variant in [
+            a.kid().to_uppercase(),
+            a.kid().to_lowercase(),
+            format!(" {}", a.kid()),
+            format!("{}\0", a.kid()),
+            format!("../{}", a.kid()),
+            a.kid()[1..].to_owned(),
+        ] {
+            if variant != a.kid() {
+                assert!(registry.lookup(&variant).is_none(), "{variant}");
+            }
+        }
+        assert!(DeploymentRegistry::empty().lookup(a.kid()).is_none());
+    }
+
+    #[test]
+    fn duplicate_fingerprints_are_refused_across_and_within_deployments() {
+        let a = GeneratorKey::generate();
+        let b = GeneratorKey::generate();
+        let errors = DeploymentRegistry::new(vec![
+            deployment("dpe-dev", "dpe", vec![key("key1", &a, false)]),
+            deployment("dpe-prod", "dpe", vec![key("key1", &a, false)]),
+            deployment(
+                "dpm-dev",
+                "dpm",
+                vec![key("key1", &b, false), key("key2", &b, true)],
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                RegistryError::DuplicateFingerprint {
+                    fingerprint: a.kid().into(),
+                    first: "dpe-dev/key1".into(),
+                    second: "dpe-prod/key1".into(),
+                },
+                RegistryError::DuplicateFingerprint {
+                    fingerprint: b.kid().into(),
+                    first: "dpm-dev/key1".into(),
+                    second: "dpm-dev/key2".into(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_names_and_empty_fingerprints_are_refused() {
+        let a = GeneratorKey::generate();
+        let mut empty = key("key2", &a, false);
+        empty.fingerprint.clear();
+        let errors = DeploymentRegistry::new(vec![
+            deployment("dpe-dev", "dpe", vec![key("key1", &a, false), empty]),
+            deployment("dpe-dev", "dpe", vec![]),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                RegistryError::EmptyFingerprint {
+                    key: "dpe-dev/key2".into()
+                },
+                RegistryError::DuplicateDeployment {
+                    name: "dpe-dev".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn diff_reports_added_removed_revoked_and_reinstated() {
+        let (a, b, c, d) = (
+            GeneratorKey::generate(),
+            GeneratorKey::generate(),
+            GeneratorKey::generate(),
+            GeneratorKey::generate(),
+        );
+        let old = DeploymentRegistry::new(vec![deployment(
+            "dpe-dev",
+            "dpe",
+            vec![
+                key("key1", &a, false),
+                key("key2", &b, true),
+                key("key3", &c, false),
+            ],
+        )])
+        .unwrap();
+        let new = DeploymentRegistry::new(vec![deployment(
+            "dpe-dev",
+            "dpe",
+            vec![
+                key("key1", &a, true),
+                key("key2", &b, false),
+                key("key4", &d, false),
+            ],
+        )])
+        .unwrap();
+        let diff = new.diff(&old);
+        assert_eq!(diff.added, [format!("dpe-dev/key4 ({})", d.kid())]);
+        assert_eq!(diff.removed, [format!("dpe-dev/key3 ({})", c.kid())]);
+        assert_eq!(diff.revoked, [format!("dpe-dev/key1 ({})", a.kid())]);
+        assert_eq!(diff.reinstated, [format!("dpe-dev/key2 ({})", b.kid())]);
+        assert!(!diff.is_empty());
+        assert!(new.diff(&new).is_empty());
+    }
+}
