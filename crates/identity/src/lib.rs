@@ -22,4 +22,7 @@ pub use identity::{CallerIdentity, ImpersonatedUser, ServiceIdentity};
 pub use jwk::{ContentFindings, GeneratorKey, KeyError, PublicKey, thumbprint};
 pub use registry::{Deployment, DeploymentKey, DeploymentRegistry, RegistryDiff, RegistryError};
 pub use strict_json::StrictJsonError;
-pub use token::{AuthError, MAX_TOKEN_BYTES, TokenIssuer, TokenVerifier, VerifyPolicy};
+pub use token::{
+    AuthError, DEFAULT_CLOCK_SKEW, DEFAULT_IMPERSONATION_ROLE, DEFAULT_MAX_TOKEN_LIFETIME,
+    MAX_TOKEN_BYTES, TokenIssuer, TokenVerifier, VerifyPolicy,
+};

@@ -45,7 +45,7 @@ pub enum StrictJsonError {
         /// The repeated name (shortened and escaped).
         member: String,
     },
-    /// Arrays/objects nested deeper than [`MAX_DEPTH`].
+    /// Arrays/objects nested deeper than 32 levels (the reader's `MAX_DEPTH`).
     #[error("nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
     /// Valid JSON whose top level is not an object.
