@@ -1,1 +1,5 @@
-fn main() {}
+//! `svcid`: see `svcid_cli`.
+
+fn main() -> std::process::ExitCode {
+    svcid_cli::main()
+}

@@ -1,1 +1,19 @@
-//! Typed settings of dpm and dpe bound from module homes, with every problem reported at once.
+//! Typed settings of `dpm` and `dpe`, bound from a module home.
+//!
+//! [`load`] reads `etc/application.properties`, then environment variables, then `--name=value`
+//! arguments (later wins), and binds every property of SPEC tables 2.1–2.3 into [`Settings`]. It
+//! never stops at the first problem: all of them come back at once, each naming the file, line,
+//! property and fix, so an operator fixes a file in one pass. The property names live in [`names`],
+//! defined once for the daemons, `svcid` and the docs.
+
+mod bind;
+mod deployments;
+mod home;
+mod load;
+pub mod names;
+mod settings;
+
+pub use home::{ModuleHome, ModuleKind};
+pub use load::{Loaded, Overrides, bind, load, read_sources};
+pub use settings::{DpeSettings, DpmSettings, GrpcSettings, JwtSettings, RoleSettings, Settings};
+pub use svcid_properties::{Problem, Severity};

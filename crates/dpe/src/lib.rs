@@ -1,1 +1,141 @@
-//! The Data Processing Engine daemon: registration with DPM and heartbeat.
+//! The Data Processing Engine daemon: serves `HeartbeatService` to DPM and keeps itself
+//! registered with DPM through [`registration::StatusChecker`].
+//!
+//! [`run`] is the whole daemon after configuration: `main` only loads settings, starts logging,
+//! binds and calls it (so tests can run it in-process on `127.0.0.1:0`).
+
+pub mod engine_id;
+pub mod heartbeat;
+pub mod registration;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use svcid_config::Settings;
+use svcid_grpc::daemon::DaemonError;
+use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
+use svcid_identity::authz::AccessPolicy;
+use svcid_identity::clock::SystemClock;
+use svcid_identity::token::{TokenIssuer, TokenVerifier};
+use svcid_proto::pb::common::Constraints;
+use svcid_proto::pb::heartbeat::heartbeat_service_server::{HeartbeatServiceServer, SERVICE_NAME};
+use svcid_proto::pb::registry::{EngineAddress, RegistrationRequest};
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::heartbeat::Heartbeat;
+use crate::registration::StatusChecker;
+
+/// How long shutdown waits for the unregistration before stopping anyway.
+const UNREGISTER_GRACE: Duration = Duration::from_secs(5);
+
+/// Who may call what on DPE: DPM checks the engine; any trusted peer may ask who it is.
+pub fn access_policy() -> AccessPolicy {
+    AccessPolicy::new()
+        .allow(&format!("/{SERVICE_NAME}/"), "dpm")
+        .allow_any_peer(WHOAMI_PREFIX)
+}
+
+/// Serves DPE on `listener` until `shutdown` resolves, registered with DPM meanwhile.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let Some(dpe) = settings.dpe().cloned() else {
+        return Err(DaemonError::WrongModule { expected: "dpe" });
+    };
+    let engine_id = engine_id::load_or_create(&settings.home.engine_id_file())?;
+    let clock = Arc::new(SystemClock);
+    let policy = settings.verify_policy();
+    let issuer = Arc::new(TokenIssuer::new(
+        settings.jwt.generator_key,
+        settings.jwt.token_expiration,
+        clock.clone(),
+    )?);
+    let verifier = Arc::new(TokenVerifier::new(policy, settings.deployments, clock));
+    let bound = listener.local_addr().map_err(|source| DaemonError::Io {
+        what: "cannot read the bound address of",
+        path: "the gRPC listener".into(),
+        source,
+    })?;
+
+    let constraints = Constraints {
+        capabilities: dpe.constraints.clone().into_iter().collect(),
+        requirements: Default::default(),
+        priorities: dpe.environments.clone(),
+    };
+    let registration = RegistrationRequest {
+        engine_id: engine_id.clone(),
+        address: Some(EngineAddress {
+            hostname: dpe.advertised_hostname.clone(),
+            port: i32::from(dpe.advertised_port.unwrap_or(bound.port())),
+        }),
+        constraints: Some(constraints.clone()),
+    };
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    let checker_issuer = Arc::clone(&issuer);
+    let scheduling_error = |source| DaemonError::Io {
+        what: "cannot start the scheduling thread for",
+        path: settings.home.root().to_owned(),
+        source,
+    };
+    let scheduler = svcid_grpc::server::spawn_scheduler(async move {
+        match StatusChecker::new(
+            checker_issuer,
+            &dpe.dpm_host,
+            dpe.dpm_port,
+            registration,
+            dpe.check_connection_interval,
+        ) {
+            Ok(checker) => checker.run(stopped, done_tx).await,
+            Err(error) => {
+                tracing::error!(eventId = "register", "DPM address is not usable: {error}");
+                let _ = done_tx.send(());
+            }
+        }
+    })
+    .map_err(scheduling_error)?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<HeartbeatServiceServer<Heartbeat>>()
+        .await;
+    let (reflection_v1, reflection_v1alpha) = svcid_grpc::server::reflection()?;
+    tracing::info!(
+        eventId = "grpcServerStarted",
+        module = "dpe",
+        host = %bound.ip(),
+        port = bound.port(),
+        engineId = %engine_id,
+        kid = %issuer.kid(),
+        "gRPC server started."
+    );
+
+    // Graceful shutdown: unregister from DPM first (the server keeps answering meanwhile), then stop.
+    let graceful = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+        let _ = tokio::time::timeout(UNREGISTER_GRACE, done).await;
+    };
+    let served = Server::builder()
+        .layer(AuthLayer::new(verifier, access_policy()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(WhoAmI::server("dpe"))
+        .add_service(HeartbeatServiceServer::new(Heartbeat::new(
+            &engine_id,
+            constraints,
+        )))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), graceful)
+        .await;
+
+    let _ = scheduler.join();
+    tracing::info!(eventId = "stopped", module = "dpe", "DPE stopped.");
+    served.map_err(DaemonError::from)
+}

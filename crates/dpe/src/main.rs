@@ -1,1 +1,9 @@
-fn main() {}
+//! `dpe [--home DIR] [--<property>=<value> ...]`: see `svcid_dpe::run`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    svcid_grpc::daemon::main(svcid_config::ModuleKind::Dpe, |settings, listener| {
+        svcid_dpe::run(settings, listener, svcid_grpc::server::shutdown_signal())
+    })
+}

@@ -1,1 +1,110 @@
-//! The Data Processing Module daemon: engine registry and status checker.
+//! The Data Processing Module daemon: DPE engines register with its [`engines::EngineRegistry`]
+//! over `RegistryService`; its [`checker::StatusChecker`] calls each engine back and marks it READY.
+//!
+//! [`run`] is the whole daemon after configuration: `main` only loads settings, starts logging,
+//! binds and calls it (so tests can run it in-process on `127.0.0.1:0`).
+
+pub mod checker;
+pub mod engines;
+pub mod service;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use svcid_config::Settings;
+use svcid_grpc::daemon::DaemonError;
+use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
+use svcid_identity::authz::AccessPolicy;
+use svcid_identity::clock::SystemClock;
+use svcid_identity::token::{TokenIssuer, TokenVerifier};
+use svcid_proto::pb::registry::registry_service_server::{RegistryServiceServer, SERVICE_NAME};
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::checker::StatusChecker;
+use crate::engines::{CheckSchedule, EngineRegistry};
+use crate::service::RegistryApi;
+
+/// Who may call what on DPM: engines register; any trusted peer may ask who it is.
+pub fn access_policy() -> AccessPolicy {
+    AccessPolicy::new()
+        .allow(&format!("/{SERVICE_NAME}/"), "dpe")
+        .allow_any_peer(WHOAMI_PREFIX)
+}
+
+/// Serves DPM on `listener` until `shutdown` resolves.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let Some(dpm) = settings.dpm().cloned() else {
+        return Err(DaemonError::WrongModule { expected: "dpm" });
+    };
+    let clock = Arc::new(SystemClock);
+    let policy = settings.verify_policy();
+    let issuer = Arc::new(TokenIssuer::new(
+        settings.jwt.generator_key,
+        settings.jwt.token_expiration,
+        clock.clone(),
+    )?);
+    let verifier = Arc::new(TokenVerifier::new(policy, settings.deployments, clock));
+
+    let registry = Arc::new(EngineRegistry::new(CheckSchedule {
+        connected_interval: dpm.check_connected_interval,
+        disconnected_interval: dpm.check_disconnected_interval,
+        multiplier: dpm.check_disconnected_multiplier,
+        disconnected_max: dpm.check_disconnected_max,
+    }));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let checker = StatusChecker::new(
+        Arc::clone(&registry),
+        Arc::clone(&issuer),
+        dpm.checker_timeout,
+    );
+    let scheduler =
+        svcid_grpc::server::spawn_scheduler(checker.run(stopped)).map_err(|source| {
+            DaemonError::Io {
+                what: "cannot start the scheduling thread",
+                path: settings.home.root().to_owned(),
+                source,
+            }
+        })?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<RegistryServiceServer<RegistryApi>>()
+        .await;
+    let (reflection_v1, reflection_v1alpha) = svcid_grpc::server::reflection()?;
+    let address = listener.local_addr().map_err(|source| DaemonError::Io {
+        what: "cannot read the bound address of",
+        path: "the gRPC listener".into(),
+        source,
+    })?;
+    tracing::info!(
+        eventId = "grpcServerStarted",
+        module = "dpm",
+        host = %address.ip(),
+        port = address.port(),
+        kid = %issuer.kid(),
+        "gRPC server started."
+    );
+
+    let served = Server::builder()
+        .layer(AuthLayer::new(verifier, access_policy()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(WhoAmI::server("dpm"))
+        .add_service(RegistryServiceServer::new(RegistryApi::new(Arc::clone(
+            &registry,
+        ))))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await;
+
+    let _ = stop.send(true);
+    let _ = scheduler.join();
+    tracing::info!(eventId = "stopped", module = "dpm", "DPM stopped.");
+    served.map_err(DaemonError::from)
+}

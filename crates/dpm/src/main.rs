@@ -1,1 +1,9 @@
-fn main() {}
+//! `dpm [--home DIR] [--<property>=<value> ...]`: see `svcid_dpm::run`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    svcid_grpc::daemon::main(svcid_config::ModuleKind::Dpm, |settings, listener| {
+        svcid_dpm::run(settings, listener, svcid_grpc::server::shutdown_signal())
+    })
+}

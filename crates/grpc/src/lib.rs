@@ -1,1 +1,22 @@
-//! gRPC glue shared by both daemons: authentication interceptor, outbound credentials, status mapping, server bootstrap and shutdown.
+//! gRPC glue shared by `dpm` and `dpe`.
+//!
+//! - [`auth`]: the server-side layer that authenticates every method but health and reflection,
+//!   authorizes by module, and hands handlers the caller's identity.
+//! - [`outbound`]: the client interceptor that attaches this module's service token.
+//! - [`status`]: the one mapping from authentication errors to gRPC statuses.
+//! - [`daemon`]: arguments, configuration and logging at start-up, and the exit codes.
+//! - [`server`]: runtime, standard services, binding and shutdown.
+//! - [`whoami`]: `IdentityService.WhoAmI`, served by both daemons.
+//!
+//! The identity rules themselves live in `svcid-identity`, which knows nothing of gRPC.
+
+pub mod auth;
+pub mod daemon;
+pub mod outbound;
+pub mod server;
+pub mod status;
+pub mod whoami;
+
+pub use auth::{AuthLayer, CORRELATION_ID_HEADER, caller};
+pub use outbound::{OutboundCredentials, with_correlation_id};
+pub use whoami::{WHOAMI_PREFIX, WhoAmI};

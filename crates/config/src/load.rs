@@ -1,0 +1,336 @@
+//! Loading a module home: the file, then environment variables, then `--name=value` arguments
+//! (later wins), bound into [`Settings`] with every problem found in one pass.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use svcid_identity::jwk::GeneratorKey;
+use svcid_logging::{Level, LogSettings};
+use svcid_properties::{
+    DurationUnit, Origin, Problem, PropertySet, Severity, did_you_mean, uniform,
+};
+
+use crate::bind::Binder;
+use crate::home::{ModuleHome, ModuleKind};
+use crate::names;
+use crate::settings::{
+    DpeSettings, DpmSettings, GrpcSettings, JwtSettings, RoleSettings, Settings,
+};
+
+/// The sources that override the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Environment variables (all of them; Spring matches by name).
+    pub env: Vec<(String, String)>,
+    /// `--name=value` command-line arguments.
+    pub args: Vec<String>,
+}
+
+impl Overrides {
+    /// The process's own environment and the given arguments.
+    pub fn from_process(args: Vec<String>) -> Self {
+        Self {
+            env: std::env::vars().collect(),
+            args,
+        }
+    }
+}
+
+/// A successful load: the settings plus warnings worth logging.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Complete, validated settings.
+    pub settings: Settings,
+    /// Non-fatal findings (a fingerprint that differs from its key's kid, unknown properties, …).
+    pub warnings: Vec<Problem>,
+}
+
+/// Reads the properties of a home into layered sources, without binding them.
+pub fn read_sources(home: &ModuleHome, overrides: &Overrides) -> Result<PropertySet, Vec<Problem>> {
+    let mut props = PropertySet::new();
+    let file = home.properties_file();
+    let mut problems = Vec::new();
+    if let Err(mut found) = props.load_file(&file, &file) {
+        problems.append(&mut found);
+    }
+    props.add_env(overrides.env.iter().cloned());
+    if let Err(mut found) = props.add_args(&overrides.args) {
+        problems.append(&mut found);
+    }
+    if problems.iter().any(|p| p.severity == Severity::Error) {
+        return Err(problems);
+    }
+    Ok(props)
+}
+
+/// Loads and validates a module home. On failure every problem (errors and warnings) is returned,
+/// in file order, for the daemon to print one per line before exiting.
+pub fn load(kind: ModuleKind, home: &Path, overrides: &Overrides) -> Result<Loaded, Vec<Problem>> {
+    let home = ModuleHome::new(home);
+    let props = read_sources(&home, overrides)?;
+    bind(kind, home, &props)
+}
+
+/// Binds already-read sources (used by `svcid check` on in-memory files, and by tests).
+pub fn bind(
+    kind: ModuleKind,
+    home: ModuleHome,
+    props: &PropertySet,
+) -> Result<Loaded, Vec<Problem>> {
+    let mut b = Binder::new(props);
+    b.problems.extend(props.warnings().iter().cloned());
+    check_unknown_properties(&mut b);
+
+    let grpc = GrpcSettings {
+        host: bind_host(&mut b),
+        port: b.port(names::GRPC_PORT, kind.default_grpc_port()),
+    };
+    let generator_key = bind_generator_key(&mut b);
+    let token_expiration = b.positive_duration(names::TOKEN_EXPIRATION, Duration::from_secs(15));
+    let max_token_lifetime =
+        b.positive_duration(names::MAX_TOKEN_LIFETIME, Duration::from_secs(4 * 3600));
+    if token_expiration < Duration::from_secs(1)
+        && let Some(v) = props.get(names::TOKEN_EXPIRATION)
+    {
+        b.error_at(
+            v,
+            format!("tokens would live only {token_expiration:?}: a bare number is milliseconds"),
+            "write the unit, e.g. 15s",
+        );
+    }
+    if token_expiration > max_token_lifetime
+        && let Some(v) = props
+            .get(names::TOKEN_EXPIRATION)
+            .or_else(|| props.get(names::MAX_TOKEN_LIFETIME))
+    {
+        b.error_at(
+            v,
+            format!(
+                "token-expiration ({token_expiration:?}) exceeds max-token-lifetime ({max_token_lifetime:?}): \
+                 peers would refuse every token"
+            ),
+            "shorten token-expiration or raise max-token-lifetime",
+        );
+    }
+    let clock_skew = b.duration(
+        names::CLOCK_SKEW,
+        Duration::from_secs(60),
+        DurationUnit::Millis,
+    );
+    let impersonation_role = b.string_or(names::IMPERSONATION_ROLE, "IMPERSONATION");
+    let require_audience = b.bool(names::REQUIRE_AUDIENCE, true);
+    let deployments = crate::deployments::bind(&mut b);
+    let logging = bind_logging(&mut b, &home);
+    let role = match kind {
+        ModuleKind::Dpm => RoleSettings::Dpm(bind_dpm(&mut b)),
+        ModuleKind::Dpe => RoleSettings::Dpe(bind_dpe(&mut b)),
+    };
+
+    let failed = b.problems.iter().any(|p| p.severity == Severity::Error);
+    match (generator_key, deployments, failed) {
+        (Some(generator_key), Some(deployments), false) => Ok(Loaded {
+            settings: Settings {
+                kind,
+                home,
+                grpc,
+                jwt: JwtSettings {
+                    generator_key,
+                    token_expiration,
+                    impersonation_role,
+                    clock_skew,
+                    max_token_lifetime,
+                    require_audience,
+                },
+                deployments,
+                logging,
+                role,
+            },
+            warnings: b.problems,
+        }),
+        _ => Err(b.problems),
+    }
+}
+
+fn bind_host(b: &mut Binder<'_>) -> String {
+    let host = b.string_or(names::GRPC_HOST, "0.0.0.0");
+    if host.parse::<std::net::IpAddr>().is_err()
+        && host != "localhost"
+        && let Some(v) = b.props.get(names::GRPC_HOST)
+    {
+        b.error_at(
+            v,
+            format!("{host:?} is not an IP address to bind"),
+            "use an address such as 0.0.0.0, 127.0.0.1 or ::",
+        );
+        return "0.0.0.0".to_owned();
+    }
+    host
+}
+
+fn bind_generator_key(b: &mut Binder<'_>) -> Option<GeneratorKey> {
+    let Some((raw, value)) = b.string(names::GENERATOR_KEY) else {
+        b.missing(
+            names::GENERATOR_KEY,
+            "set this module's private JWK, base64-encoded (`svcid link DPM_HOME DPE_HOME` or `svcid keygen`)",
+        );
+        return None;
+    };
+    match GeneratorKey::from_base64(&raw) {
+        Ok(key) => Some(key),
+        Err(error) => {
+            b.error_at(
+                value,
+                format!("not a usable generator key: {error}"),
+                "the value must be base64 of this module's EC P-256 keypair JWK with alg ES256, kid and d \
+                 (svcid keygen prints one)",
+            );
+            None
+        }
+    }
+}
+
+fn bind_logging(b: &mut Binder<'_>, home: &ModuleHome) -> LogSettings {
+    let dir = match b.string(names::LOG_PATH) {
+        Some((path, _)) if !path.is_empty() => home.root().join(path),
+        _ => home.log_dir(),
+    };
+    let level_fix = "use one of TRACE, DEBUG, INFO, WARN, ERROR, OFF";
+    let root_name = format!("{}.root", names::LOG_LEVEL);
+    let root_level = b.parsed(&root_name, Level::Info, level_fix, |raw| {
+        raw.parse::<Level>()
+            .map_err(|_| format!("{raw:?} is not a log level"))
+    });
+    let mut levels = Vec::new();
+    let depth = names::LOG_LEVEL.split('.').count();
+    for value in b.props.entries_under(names::LOG_LEVEL) {
+        if matches!(value.origin, Origin::Env { .. }) {
+            continue;
+        }
+        let target: Vec<&str> = value.key.split('.').skip(depth).collect();
+        let target = target.join(".");
+        if target.is_empty() || uniform(&target) == "root" {
+            continue;
+        }
+        match value.raw.trim().parse::<Level>() {
+            Ok(level) => levels.push((target, level)),
+            Err(_) => b.error_at(
+                value,
+                format!("{:?} is not a log level", value.raw.trim()),
+                level_fix,
+            ),
+        }
+    }
+    LogSettings {
+        plain_console: b.bool(names::PLAIN_CONSOLE, true),
+        json_console: b.bool(names::JSON_CONSOLE, false),
+        json_file: b.bool(names::JSON_FILE, true),
+        plain_file: b.bool(names::PLAIN_FILE, false),
+        dir,
+        root_level,
+        levels,
+        application: "oneApplication".to_owned(),
+    }
+}
+
+fn bind_dpm(b: &mut Binder<'_>) -> DpmSettings {
+    let check_disconnected_multiplier = b.parsed(
+        names::CHECK_DISCONNECTED_MULTIPLIER,
+        2.0,
+        "use a number of at least 1, e.g. 2",
+        |raw| match raw.parse::<f64>() {
+            Ok(m) if m.is_finite() && m >= 1.0 => Ok(m),
+            _ => Err(format!("{raw:?} is not a back-off factor of at least 1")),
+        },
+    );
+    DpmSettings {
+        check_connected_interval: b
+            .positive_duration(names::CHECK_CONNECTED_INTERVAL, Duration::from_secs(1)),
+        check_disconnected_interval: b
+            .positive_duration(names::CHECK_DISCONNECTED_INTERVAL, Duration::from_secs(1)),
+        check_disconnected_multiplier,
+        check_disconnected_max: b
+            .positive_duration(names::CHECK_DISCONNECTED_MAX, Duration::from_secs(600)),
+        checker_timeout: b.positive_duration(names::CHECKER_TIMEOUT, Duration::from_secs(2)),
+    }
+}
+
+fn bind_dpe(b: &mut Binder<'_>) -> DpeSettings {
+    let advertised_port = b
+        .props
+        .get(names::SERVICE_PORT)
+        .map(|_| b.port(names::SERVICE_PORT, 0));
+    let environments = b
+        .props
+        .get_list(names::DPE_ENVIRONMENT)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.raw.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    let mut constraints = BTreeMap::new();
+    for name in b.props.map_keys(names::CONSTRAINTS) {
+        if let Some((value, _)) = b.string(&format!("{}.{name}", names::CONSTRAINTS)) {
+            constraints.insert(name, value);
+        }
+    }
+    DpeSettings {
+        dpm_host: b.string_or(names::DPM_HOST, "localhost"),
+        dpm_port: b.port(names::DPM_PORT, 8531),
+        advertised_hostname: b.string_or(names::SERVICE_HOSTNAME, &machine_hostname()),
+        advertised_port,
+        check_connection_interval: b.positive_duration(
+            names::CHECK_CONNECTION_INTERVAL,
+            Duration::from_millis(5000),
+        ),
+        environments,
+        constraints,
+    }
+}
+
+/// This machine's hostname, the default advertised to DPM.
+fn machine_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Warns about `ataccama.*` properties in the file or arguments that no svcid module reads.
+fn check_unknown_properties(b: &mut Binder<'_>) {
+    let known: Vec<String> = names::KNOWN.iter().map(|n| uniform_name(n)).collect();
+    let map_prefixes: Vec<String> = names::MAP_PREFIXES
+        .iter()
+        .map(|n| uniform_name(n) + ".")
+        .collect();
+    let mut unknown = Vec::new();
+    for value in b.props.iter() {
+        if matches!(value.origin, Origin::Env { .. }) {
+            continue;
+        }
+        let name = uniform_name(&value.key);
+        if !name.starts_with("ataccama.") || known.contains(&name) {
+            continue;
+        }
+        if map_prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+            continue;
+        }
+        unknown.push(value);
+    }
+    for value in unknown {
+        let fix = match did_you_mean(&value.key, names::KNOWN) {
+            Some(guess) => format!("did you mean {guess}?"),
+            None => {
+                "check the spelling against the configuration reference in README.md".to_owned()
+            }
+        };
+        b.warn_at(value, "unknown property; svcid ignores it", fix);
+    }
+}
+
+/// Uniform form of a dotted name.
+fn uniform_name(name: &str) -> String {
+    name.split('.').map(uniform).collect::<Vec<_>>().join(".")
+}

@@ -1,0 +1,117 @@
+//! Every property name svcid reads, defined once (SPEC section 2). Names are in Spring's canonical
+//! dashed form; lookups are relaxed, so `isRevoked` and `is_revoked` find `is-revoked` too.
+
+/// gRPC listen port (dpm 8531, dpe 8532; 0 picks a free port).
+pub const GRPC_PORT: &str = "ataccama.server.grpc.port";
+/// gRPC bind address.
+pub const GRPC_HOST: &str = "ataccama.server.grpc.host";
+/// This module's private JWK, base64.
+pub const GENERATOR_KEY: &str = "ataccama.authentication.internal.jwt.generator.key";
+/// Lifetime of minted tokens.
+pub const TOKEN_EXPIRATION: &str =
+    "ataccama.authentication.internal.jwt.generator.token-expiration";
+/// Role a peer needs to act for a user.
+pub const IMPERSONATION_ROLE: &str = "ataccama.authentication.internal.jwt.impersonation-role";
+/// Leeway on `exp`/`nbf`/`iat`.
+pub const CLOCK_SKEW: &str = "ataccama.authentication.internal.jwt.clock-skew";
+/// Longest accepted `exp - iat`.
+pub const MAX_TOKEN_LIFETIME: &str = "ataccama.authentication.internal.jwt.max-token-lifetime";
+/// Whether tokens must carry `aud`.
+pub const REQUIRE_AUDIENCE: &str = "ataccama.authentication.internal.jwt.require-audience";
+
+/// Prefix of the trusted peers: `<DEPLOYMENTS>.<name>.…`.
+pub const DEPLOYMENTS: &str = "ataccama.one.platform.deployments";
+/// Fields of one deployment, relative to `<DEPLOYMENTS>.<name>`.
+pub mod deployment {
+    /// Peer module type (`dpm`, `dpe`, …).
+    pub const MODULE: &str = "module";
+    /// Informational environment name.
+    pub const ENVIRONMENT: &str = "environment";
+    /// Informational URI.
+    pub const URI: &str = "uri";
+    /// Roles granted to the peer (a list).
+    pub const ROLES: &str = "security.roles";
+    /// Prefix of the peer's keys: `security.jwt-keys.<key>.…`.
+    pub const JWT_KEYS: &str = "security.jwt-keys";
+    /// The `kid` the peer signs with, relative to a key.
+    pub const FINGERPRINT: &str = "fingerprint";
+    /// The peer's public JWK, relative to a key.
+    pub const CONTENT: &str = "content";
+    /// Revocation flag, relative to a key.
+    pub const IS_REVOKED: &str = "is-revoked";
+}
+
+/// Human-readable console log.
+pub const PLAIN_CONSOLE: &str = "ataccama.logging.plainTextConsoleAppender";
+/// JSON lines on stdout.
+pub const JSON_CONSOLE: &str = "ataccama.logging.jsonConsoleAppender";
+/// JSON lines to the log file.
+pub const JSON_FILE: &str = "ataccama.logging.jsonFileAppender";
+/// Plain text to the log file.
+pub const PLAIN_FILE: &str = "ataccama.logging.plainTextFileAppender";
+/// Log folder.
+pub const LOG_PATH: &str = "logging.file.path";
+/// Prefix of log levels: `logging.level.root`, `logging.level.<target>`.
+pub const LOG_LEVEL: &str = "logging.level";
+
+/// DPE: where DPM is.
+pub const DPM_HOST: &str = "ataccama.client.connection.dpm.host";
+/// DPE: DPM's gRPC port.
+pub const DPM_PORT: &str = "ataccama.client.connection.dpm.grpc.port";
+/// DPE: host advertised to DPM.
+pub const SERVICE_HOSTNAME: &str = "ataccama.one.dpe.service.hostname";
+/// DPE: port advertised to DPM.
+pub const SERVICE_PORT: &str = "ataccama.one.dpe.service.port";
+/// DPE: register / re-assert interval (bare numbers are milliseconds).
+pub const CHECK_CONNECTION_INTERVAL: &str =
+    "ataccama.one.dpe.service.dpm.check-connection-interval";
+/// DPE: environments served.
+pub const DPE_ENVIRONMENT: &str = "ataccama.one.dpe.environment";
+/// DPE: capabilities advertised to DPM, `constraints.<name>=<value>`.
+pub const CONSTRAINTS: &str = "constraints";
+
+/// DPM: how often a READY engine is checked.
+pub const CHECK_CONNECTED_INTERVAL: &str = "ataccama.one.dpm.registry.check-connected-interval";
+/// DPM: first retry delay for an unreachable engine.
+pub const CHECK_DISCONNECTED_INTERVAL: &str =
+    "ataccama.one.dpm.registry.check-disconnected-interval";
+/// DPM: back-off factor.
+pub const CHECK_DISCONNECTED_MULTIPLIER: &str =
+    "ataccama.one.dpm.registry.check-disconnected-interval-multiplier";
+/// DPM: back-off ceiling.
+pub const CHECK_DISCONNECTED_MAX: &str =
+    "ataccama.one.dpm.registry.check-disconnected-interval-max";
+/// DPM: deadline of one status check.
+pub const CHECKER_TIMEOUT: &str = "ataccama.one.dpm.registry.grpc-checker-timeout";
+
+/// Every fixed property name, for "unknown property" checks. Map-valued prefixes are listed in
+/// [`MAP_PREFIXES`].
+pub const KNOWN: &[&str] = &[
+    GRPC_PORT,
+    GRPC_HOST,
+    GENERATOR_KEY,
+    TOKEN_EXPIRATION,
+    IMPERSONATION_ROLE,
+    CLOCK_SKEW,
+    MAX_TOKEN_LIFETIME,
+    REQUIRE_AUDIENCE,
+    PLAIN_CONSOLE,
+    JSON_CONSOLE,
+    JSON_FILE,
+    PLAIN_FILE,
+    LOG_PATH,
+    DPM_HOST,
+    DPM_PORT,
+    SERVICE_HOSTNAME,
+    SERVICE_PORT,
+    CHECK_CONNECTION_INTERVAL,
+    DPE_ENVIRONMENT,
+    CHECK_CONNECTED_INTERVAL,
+    CHECK_DISCONNECTED_INTERVAL,
+    CHECK_DISCONNECTED_MULTIPLIER,
+    CHECK_DISCONNECTED_MAX,
+    CHECKER_TIMEOUT,
+];
+
+/// Prefixes under which names are free-form map keys, checked by their own binders.
+pub const MAP_PREFIXES: &[&str] = &[DEPLOYMENTS, LOG_LEVEL, CONSTRAINTS];

@@ -1,0 +1,129 @@
+//! The typed settings of one module, every property of SPEC tables 2.1–2.3 with its default.
+//! Built only by [`crate::load`], so a `Settings` value is always complete and valid.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use svcid_identity::jwk::GeneratorKey;
+use svcid_identity::registry::DeploymentRegistry;
+use svcid_identity::token::VerifyPolicy;
+use svcid_logging::LogSettings;
+
+use crate::home::{ModuleHome, ModuleKind};
+
+/// Everything a daemon needs to start.
+#[derive(Debug)]
+pub struct Settings {
+    /// Which daemon this is.
+    pub kind: ModuleKind,
+    /// Where it lives.
+    pub home: ModuleHome,
+    /// Where its gRPC server listens.
+    pub grpc: GrpcSettings,
+    /// How it mints and verifies service tokens.
+    pub jwt: JwtSettings,
+    /// The peers it trusts.
+    pub deployments: DeploymentRegistry,
+    /// Where and how it logs.
+    pub logging: LogSettings,
+    /// Settings only one of the two daemons reads.
+    pub role: RoleSettings,
+}
+
+/// `ataccama.server.grpc.*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcSettings {
+    /// Bind address (`0.0.0.0`).
+    pub host: String,
+    /// Listen port; 0 picks a free one.
+    pub port: u16,
+}
+
+/// `ataccama.authentication.internal.jwt.*`.
+#[derive(Debug)]
+pub struct JwtSettings {
+    /// This module's signing key.
+    pub generator_key: GeneratorKey,
+    /// Lifetime of minted tokens (15s).
+    pub token_expiration: Duration,
+    /// Role a peer needs to act for a user (`IMPERSONATION`).
+    pub impersonation_role: String,
+    /// Leeway on `exp`/`nbf`/`iat` (60s).
+    pub clock_skew: Duration,
+    /// Longest accepted `exp - iat` (4h).
+    pub max_token_lifetime: Duration,
+    /// Refuse tokens without `aud` (true).
+    pub require_audience: bool,
+}
+
+/// The half of the settings that differs between the daemons.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RoleSettings {
+    /// DPM's registry settings.
+    Dpm(DpmSettings),
+    /// DPE's connection to DPM.
+    Dpe(DpeSettings),
+}
+
+/// `ataccama.one.dpm.registry.*`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DpmSettings {
+    /// How often a READY engine is checked (1s).
+    pub check_connected_interval: Duration,
+    /// First retry delay for an unreachable engine (1s).
+    pub check_disconnected_interval: Duration,
+    /// Back-off factor (2).
+    pub check_disconnected_multiplier: f64,
+    /// Back-off ceiling (10m).
+    pub check_disconnected_max: Duration,
+    /// Deadline of one status check (2s).
+    pub checker_timeout: Duration,
+}
+
+/// DPE's view of DPM and what it advertises.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DpeSettings {
+    /// Where DPM is (`localhost`).
+    pub dpm_host: String,
+    /// DPM's gRPC port (8531).
+    pub dpm_port: u16,
+    /// Host advertised to DPM (this machine's hostname).
+    pub advertised_hostname: String,
+    /// Port advertised to DPM; `None` means the port the server actually bound.
+    pub advertised_port: Option<u16>,
+    /// Register / re-assert interval (5000 ms).
+    pub check_connection_interval: Duration,
+    /// Environments served (`ataccama.one.dpe.environment`, a comma list).
+    pub environments: Vec<String>,
+    /// Capabilities advertised to DPM (`constraints.<name>=<value>`).
+    pub constraints: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// The verification rules peers' tokens are held to.
+    pub fn verify_policy(&self) -> VerifyPolicy {
+        VerifyPolicy {
+            module: self.kind.as_str().to_owned(),
+            clock_skew: self.jwt.clock_skew,
+            max_token_lifetime: self.jwt.max_token_lifetime,
+            require_audience: self.jwt.require_audience,
+            impersonation_role: self.jwt.impersonation_role.clone(),
+        }
+    }
+
+    /// DPM's settings, when this is DPM.
+    pub fn dpm(&self) -> Option<&DpmSettings> {
+        match &self.role {
+            RoleSettings::Dpm(dpm) => Some(dpm),
+            RoleSettings::Dpe(_) => None,
+        }
+    }
+
+    /// DPE's settings, when this is DPE.
+    pub fn dpe(&self) -> Option<&DpeSettings> {
+        match &self.role {
+            RoleSettings::Dpe(dpe) => Some(dpe),
+            RoleSettings::Dpm(_) => None,
+        }
+    }
+}

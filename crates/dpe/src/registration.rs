@@ -1,0 +1,148 @@
+//! The engine's side of the handshake (SPEC section 5): register with DPM at start-up and then
+//! every `check-connection-interval`. The call is idempotent and doubles as a keep-alive, which
+//! also heals a DPM restart: the next call after it returns SUCCESS again. On shutdown the engine
+//! unregisters. Runs on the `scheduling-1` thread.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use svcid_grpc::{OutboundCredentials, with_correlation_id};
+use svcid_identity::token::TokenIssuer;
+use svcid_proto::pb::registry::registry_service_client::RegistryServiceClient;
+use svcid_proto::pb::registry::{
+    RegistrationRequest, UnregistrationRequest, registration_response, unregistration_response,
+};
+use tokio::sync::{oneshot, watch};
+use tonic::codegen::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+/// Longest wait for one registration call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Keeps this engine registered with DPM.
+#[derive(Debug)]
+pub struct StatusChecker {
+    /// DPM's registry, with this engine's token on every call.
+    client: RegistryServiceClient<InterceptedService<Channel, OutboundCredentials>>,
+    /// What is sent on every registration (id, advertised address, constraints).
+    request: RegistrationRequest,
+    /// Between registrations.
+    interval: Duration,
+    /// `host:port` of DPM, as logged in `dpmUrl`.
+    dpm_url: String,
+}
+
+impl StatusChecker {
+    /// A checker that registers `request` with the DPM at `dpm_host:dpm_port`. Must be created
+    /// on the runtime that will run it (the channel's connection task lives there).
+    pub fn new(
+        issuer: Arc<TokenIssuer>,
+        dpm_host: &str,
+        dpm_port: u16,
+        request: RegistrationRequest,
+        interval: Duration,
+    ) -> Result<Self, tonic::transport::Error> {
+        let endpoint = Endpoint::from_shared(svcid_grpc::server::endpoint_uri(dpm_host, dpm_port))?
+            .connect_timeout(CALL_TIMEOUT)
+            .timeout(CALL_TIMEOUT);
+        let client = RegistryServiceClient::with_interceptor(
+            endpoint.connect_lazy(),
+            OutboundCredentials::new(issuer, "dpm"),
+        );
+        Ok(Self {
+            client,
+            request,
+            interval,
+            dpm_url: format!("{dpm_host}:{dpm_port}"),
+        })
+    }
+
+    /// Registers now and then every interval until `stop` turns true; then unregisters and
+    /// reports on `done`.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>, done: oneshot::Sender<()>) {
+        loop {
+            self.register().await;
+            tokio::select! {
+                () = tokio::time::sleep(self.interval) => {}
+                _ = stop.changed() => break,
+            }
+        }
+        self.unregister().await;
+        let _ = done.send(());
+    }
+
+    async fn register(&mut self) {
+        let id = self.request.engine_id.clone();
+        let request = with_correlation_id(tonic::Request::new(self.request.clone()), &id);
+        match self.client.register_engine(request).await {
+            Ok(response) => match response.into_inner().status() {
+                registration_response::Status::Success => {
+                    tracing::info!(
+                        correlationId = %id,
+                        eventId = "register",
+                        dpmUrl = %self.dpm_url,
+                        "Engine registered."
+                    );
+                }
+                registration_response::Status::AlreadyRegistered => {
+                    tracing::debug!(
+                        correlationId = %id,
+                        eventId = "register",
+                        dpmUrl = %self.dpm_url,
+                        "Engine already registered."
+                    );
+                }
+                registration_response::Status::Error => {
+                    tracing::warn!(
+                        correlationId = %id,
+                        eventId = "register",
+                        dpmUrl = %self.dpm_url,
+                        code = "ERROR",
+                        "Unable to register."
+                    );
+                }
+            },
+            Err(status) => {
+                tracing::warn!(
+                    correlationId = %id,
+                    eventId = "register",
+                    dpmUrl = %self.dpm_url,
+                    code = ?status.code(),
+                    reason = %status.message(),
+                    "Unable to register."
+                );
+            }
+        }
+    }
+
+    async fn unregister(&mut self) {
+        let id = self.request.engine_id.clone();
+        let request = with_correlation_id(
+            tonic::Request::new(UnregistrationRequest {
+                engine_id: id.clone(),
+            }),
+            &id,
+        );
+        match self.client.unregister_engine(request).await {
+            Ok(response) => {
+                let status = response.into_inner().status();
+                let message = match status {
+                    unregistration_response::Status::Success => "Engine unregistered.",
+                    unregistration_response::Status::NotRegistered => "Engine was not registered.",
+                    unregistration_response::Status::Error => "Unable to unregister.",
+                };
+                tracing::info!(correlationId = %id, eventId = "unregister", dpmUrl = %self.dpm_url, "{message}");
+            }
+            Err(status) => {
+                tracing::warn!(
+                    correlationId = %id,
+                    eventId = "unregister",
+                    dpmUrl = %self.dpm_url,
+                    code = ?status.code(),
+                    reason = %status.message(),
+                    "Unable to unregister."
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The status checker: calls every registered engine's `HeartbeatService.GetStatus` with DPM's own
+//! token and moves engines between NEW, READY and DISCONNECTED (SPEC section 5, step 4).
+//!
+//! It runs on the `scheduling-1` thread. Checks run concurrently, each bounded by
+//! `grpc-checker-timeout`, so a frozen engine never delays the others. One lazily connected channel
+//! is kept per engine address and reused across checks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use svcid_grpc::{OutboundCredentials, with_correlation_id};
+use svcid_identity::token::TokenIssuer;
+use svcid_proto::pb::heartbeat::HeartbeatRequest;
+use svcid_proto::pb::heartbeat::heartbeat_service_client::HeartbeatServiceClient;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::engines::{EngineAddress, EngineRef, EngineRegistry, EngineStatus, Transition};
+
+/// Checks engines until told to stop.
+#[derive(Debug)]
+pub struct StatusChecker {
+    /// The engines to check.
+    registry: Arc<EngineRegistry>,
+    /// DPM's token source; checks carry `aud=dpe`.
+    issuer: Arc<TokenIssuer>,
+    /// Deadline of one check.
+    timeout: Duration,
+}
+
+/// The result of one check: the engine, the address it was checked at, and why it failed.
+type CheckResult = (String, EngineAddress, Result<(), String>);
+
+impl StatusChecker {
+    /// A checker over `registry`, calling with `issuer`'s tokens.
+    pub fn new(registry: Arc<EngineRegistry>, issuer: Arc<TokenIssuer>, timeout: Duration) -> Self {
+        Self {
+            registry,
+            issuer,
+            timeout,
+        }
+    }
+
+    /// Runs until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut channels: HashMap<EngineAddress, Channel> = HashMap::new();
+        let mut running: JoinSet<CheckResult> = JoinSet::new();
+        loop {
+            for (id, address) in self.registry.start_due_checks(Instant::now()) {
+                let channel = match channels.get(&address) {
+                    Some(channel) => channel.clone(),
+                    None => match self.channel(&address) {
+                        Ok(channel) => {
+                            channels.insert(address.clone(), channel.clone());
+                            channel
+                        }
+                        Err(why) => {
+                            running.spawn(async move { (id, address, Err(why)) });
+                            continue;
+                        }
+                    },
+                };
+                let issuer = Arc::clone(&self.issuer);
+                let timeout = self.timeout;
+                running.spawn(async move {
+                    let result = check(channel, issuer, &id, timeout).await;
+                    (id, address, result)
+                });
+            }
+            let next_due = self.registry.next_due();
+            tokio::select! {
+                Some(done) = running.join_next() => {
+                    if let Ok((id, address, result)) = done {
+                        self.record(&id, &address, result);
+                    }
+                }
+                () = self.registry.changed() => {}
+                () = sleep_until(next_due) => {}
+                _ = stop.changed() => break,
+            }
+            // Channels of engines that moved or left are dropped so connections do not pile up.
+            if channels.len() > self.registry.len() + 16 {
+                let live: Vec<EngineAddress> = self
+                    .registry
+                    .snapshot()
+                    .into_iter()
+                    .map(|e| e.address)
+                    .collect();
+                channels.retain(|address, _| live.contains(address));
+            }
+        }
+        running.abort_all();
+    }
+
+    fn channel(&self, address: &EngineAddress) -> Result<Channel, String> {
+        let uri = svcid_grpc::server::endpoint_uri(&address.hostname, address.port);
+        let endpoint =
+            Endpoint::from_shared(uri).map_err(|e| format!("bad engine address: {e}"))?;
+        Ok(endpoint.connect_timeout(self.timeout).connect_lazy())
+    }
+
+    fn record(&self, id: &str, address: &EngineAddress, result: Result<(), String>) {
+        let Some(Transition {
+            old,
+            new,
+            address,
+            retry_in,
+        }) = self.registry.finish_check(id, address, result.is_ok())
+        else {
+            return;
+        };
+        let engine = EngineRef {
+            id,
+            address: &address,
+        };
+        match (old, new, result) {
+            (EngineStatus::Ready, EngineStatus::Ready, _) => {
+                tracing::trace!(correlationId = %id, eventId = "engineChecked", engine = %engine, "Engine is ready.");
+            }
+            (_, EngineStatus::Ready, _) => {
+                tracing::info!(
+                    correlationId = %id,
+                    eventId = "setEngineStatus",
+                    engine = %engine,
+                    oldStatus = %old,
+                    newStatus = %new,
+                );
+            }
+            (EngineStatus::Disconnected, _, Err(reason)) => {
+                tracing::debug!(
+                    correlationId = %id,
+                    eventId = "engineDisconnected",
+                    engine = %engine,
+                    reason = %reason,
+                    retryInMs = retry_in.unwrap_or_default().as_millis() as u64,
+                    "Engine still unreachable."
+                );
+            }
+            (_, _, Err(reason)) => {
+                tracing::warn!(
+                    correlationId = %id,
+                    eventId = "engineDisconnected",
+                    engine = %engine,
+                    oldStatus = %old,
+                    newStatus = %new,
+                    reason = %reason,
+                    retryInMs = retry_in.unwrap_or_default().as_millis() as u64,
+                    "Engine disconnected."
+                );
+            }
+            (_, _, Ok(())) => {}
+        }
+    }
+}
+
+/// One status check of engine `id`.
+async fn check(
+    channel: Channel,
+    issuer: Arc<TokenIssuer>,
+    id: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut client =
+        HeartbeatServiceClient::with_interceptor(channel, OutboundCredentials::new(issuer, "dpe"));
+    let mut request = with_correlation_id(tonic::Request::new(HeartbeatRequest {}), id);
+    request.set_timeout(timeout);
+    match tokio::time::timeout(timeout, client.get_status(request)).await {
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+        Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
+        Ok(Ok(response)) => {
+            let answered = response.into_inner().engine_id;
+            if answered == id {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the engine at this address answered as engine {answered:?}"
+                ))
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,414 @@
+//! The engine registry: which engines DPM knows, where they are and in which status.
+//!
+//! Shared by the gRPC handlers (registration, on the request threads) and the status checker (on
+//! `scheduling-1`); every operation is a short critical section on one mutex and never awaits.
+//! It decides transitions and timing; the checker does the network calls and the logging of
+//! checks, the handlers the logging of registrations.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use svcid_proto::pb::common::Constraints;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// An engine's lifecycle status (SPEC section 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineStatus {
+    /// Registered, not yet checked.
+    New,
+    /// The last status check succeeded.
+    Ready,
+    /// The last status check failed; retried with back-off.
+    Disconnected,
+}
+
+impl fmt::Display for EngineStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineStatus::New => "NEW",
+            EngineStatus::Ready => "READY",
+            EngineStatus::Disconnected => "DISCONNECTED",
+        })
+    }
+}
+
+/// Where an engine said it can be reached. Prints as the product does:
+/// `EngineAddress(hostname=h, port=8532)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EngineAddress {
+    /// Advertised host name or address.
+    pub hostname: String,
+    /// Advertised gRPC port.
+    pub port: u16,
+}
+
+impl fmt::Display for EngineAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "EngineAddress(hostname={}, port={})",
+            self.hostname, self.port
+        )
+    }
+}
+
+/// `Engine(id=…, address=EngineAddress(…))`, the product's rendering in status events.
+#[derive(Clone, Debug)]
+pub struct EngineRef<'a> {
+    /// Engine id.
+    pub id: &'a str,
+    /// Its address.
+    pub address: &'a EngineAddress,
+}
+
+impl fmt::Display for EngineRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Engine(id={}, address={})", self.id, self.address)
+    }
+}
+
+/// Renders constraints like the product's log: `(requirements: {} capabilities: {k: "v"} priorities: [])`.
+pub fn render_constraints(constraints: &Constraints) -> String {
+    fn map(m: &HashMap<String, String>) -> String {
+        let mut entries: Vec<_> = m.iter().collect();
+        entries.sort();
+        let body: Vec<String> = entries.iter().map(|(k, v)| format!("{k}: {v:?}")).collect();
+        if body.is_empty() {
+            "{}".to_owned()
+        } else {
+            format!("{{ {} }}", body.join(", "))
+        }
+    }
+    format!(
+        "(requirements: {} capabilities: {} priorities: [{}])",
+        map(&constraints.requirements),
+        map(&constraints.capabilities),
+        constraints.priorities.join(", ")
+    )
+}
+
+/// One registered engine.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    /// The engine's id (its persisted UUID).
+    pub id: String,
+    /// Where it is checked.
+    pub address: EngineAddress,
+    /// What it advertised.
+    pub constraints: Constraints,
+    /// Current lifecycle status.
+    pub status: EngineStatus,
+    /// The identity that registered it, as logged.
+    pub registered_by: String,
+    /// When it (last) became known.
+    pub registered_at: SystemTime,
+    /// When the status checker last heard from it.
+    pub last_seen: Option<SystemTime>,
+    /// When the next status check is due.
+    next_check: Instant,
+    /// The delay before the next retry while DISCONNECTED (grows with back-off).
+    retry_delay: Duration,
+    /// A check is running; the checker must not start a second one.
+    checking: bool,
+}
+
+/// What a registration did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// The engine was not known: it is now `NEW`.
+    New,
+    /// The engine was known; its address may have changed.
+    AlreadyRegistered {
+        /// The previous address, when the engine now advertises another one.
+        moved_from: Option<EngineAddress>,
+    },
+}
+
+/// The outcome of a status check, applied by [`EngineRegistry::finish_check`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// Status before the check.
+    pub old: EngineStatus,
+    /// Status after the check.
+    pub new: EngineStatus,
+    /// The engine's address at check time.
+    pub address: EngineAddress,
+    /// For a failure: when the next retry is due.
+    pub retry_in: Option<Duration>,
+}
+
+/// Back-off rules for unreachable engines, and the READY check interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CheckSchedule {
+    /// Between checks of a READY engine.
+    pub connected_interval: Duration,
+    /// First retry delay after a failure.
+    pub disconnected_interval: Duration,
+    /// Factor applied to the retry delay after each further failure.
+    pub multiplier: f64,
+    /// Ceiling of the retry delay.
+    pub disconnected_max: Duration,
+}
+
+/// All engines known to this DPM.
+#[derive(Debug)]
+pub struct EngineRegistry {
+    /// Engines by id.
+    engines: Mutex<HashMap<String, Engine>>,
+    /// Wakes the status checker when an engine needs checking sooner than it planned.
+    changed: Notify,
+    /// Timing of checks.
+    schedule: CheckSchedule,
+}
+
+impl EngineRegistry {
+    /// An empty registry.
+    pub fn new(schedule: CheckSchedule) -> Self {
+        Self {
+            engines: Mutex::new(HashMap::new()),
+            changed: Notify::new(),
+            schedule,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Engine>> {
+        // A panic while holding the lock cannot leave an engine half-updated (every update is a
+        // plain field assignment), so a poisoned lock is still safe to use.
+        self.engines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers or re-asserts an engine. A known engine that is not READY, or that moved, is
+    /// checked at once.
+    pub fn register(
+        &self,
+        id: &str,
+        address: EngineAddress,
+        constraints: Constraints,
+        registered_by: String,
+    ) -> Registration {
+        let now = Instant::now();
+        let outcome = {
+            let mut engines = self.lock();
+            match engines.get_mut(id) {
+                Some(engine) => {
+                    let moved_from = (engine.address != address).then(|| engine.address.clone());
+                    if moved_from.is_some() || engine.status != EngineStatus::Ready {
+                        engine.next_check = now;
+                        engine.retry_delay = self.schedule.disconnected_interval;
+                    }
+                    engine.address = address;
+                    engine.constraints = constraints;
+                    Registration::AlreadyRegistered { moved_from }
+                }
+                None => {
+                    engines.insert(
+                        id.to_owned(),
+                        Engine {
+                            id: id.to_owned(),
+                            address,
+                            constraints,
+                            status: EngineStatus::New,
+                            registered_by,
+                            registered_at: SystemTime::now(),
+                            last_seen: None,
+                            next_check: now,
+                            retry_delay: self.schedule.disconnected_interval,
+                            checking: false,
+                        },
+                    );
+                    Registration::New
+                }
+            }
+        };
+        self.changed.notify_one();
+        outcome
+    }
+
+    /// Forgets an engine; returns it when it was known.
+    pub fn unregister(&self, id: &str) -> Option<Engine> {
+        self.lock().remove(id)
+    }
+
+    /// How many engines are known.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when no engine is known.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// A copy of every engine, for listings and tests.
+    pub fn snapshot(&self) -> Vec<Engine> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// The engines whose check is due, marked as being checked.
+    pub fn start_due_checks(&self, now: Instant) -> Vec<(String, EngineAddress)> {
+        let mut engines = self.lock();
+        engines
+            .values_mut()
+            .filter(|e| !e.checking && e.next_check <= now)
+            .map(|e| {
+                e.checking = true;
+                (e.id.clone(), e.address.clone())
+            })
+            .collect()
+    }
+
+    /// When the next check is due (None: no engine waits for one).
+    pub fn next_due(&self) -> Option<Instant> {
+        self.lock()
+            .values()
+            .filter(|e| !e.checking)
+            .map(|e| e.next_check)
+            .min()
+    }
+
+    /// Records a check's outcome. `None` when the engine is gone (unregistered meanwhile) or was
+    /// checked at an address it no longer has; otherwise the status change (old may equal new).
+    pub fn finish_check(&self, id: &str, checked: &EngineAddress, ok: bool) -> Option<Transition> {
+        let now = Instant::now();
+        let mut engines = self.lock();
+        let engine = engines.get_mut(id)?;
+        engine.checking = false;
+        if &engine.address != checked {
+            // It moved while we were checking; the registration already asked for a new check.
+            return None;
+        }
+        let old = engine.status;
+        if ok {
+            engine.status = EngineStatus::Ready;
+            engine.last_seen = Some(SystemTime::now());
+            engine.retry_delay = self.schedule.disconnected_interval;
+            engine.next_check = now + self.schedule.connected_interval;
+            Some(Transition {
+                old,
+                new: EngineStatus::Ready,
+                address: engine.address.clone(),
+                retry_in: None,
+            })
+        } else {
+            let delay = engine.retry_delay;
+            engine.status = EngineStatus::Disconnected;
+            engine.next_check = now + delay;
+            engine.retry_delay = delay
+                .mul_f64(self.schedule.multiplier)
+                .min(self.schedule.disconnected_max);
+            Some(Transition {
+                old,
+                new: EngineStatus::Disconnected,
+                address: engine.address.clone(),
+                retry_in: Some(delay),
+            })
+        }
+    }
+
+    /// Resolves when a registration changed what the checker should do.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule() -> CheckSchedule {
+        CheckSchedule {
+            connected_interval: Duration::from_secs(1),
+            disconnected_interval: Duration::from_secs(1),
+            multiplier: 2.0,
+            disconnected_max: Duration::from_secs(5),
+        }
+    }
+
+    fn address(port: u16) -> EngineAddress {
+        EngineAddress {
+            hostname: "h".into(),
+            port,
+        }
+    }
+
+    #[tokio::test]
+    async fn new_engine_is_due_at_once_and_becomes_ready() {
+        let registry = EngineRegistry::new(schedule());
+        let outcome = registry.register("e1", address(1), Constraints::default(), "x".into());
+        assert_eq!(outcome, Registration::New);
+        let due = registry.start_due_checks(Instant::now());
+        assert_eq!(due, vec![("e1".to_owned(), address(1))]);
+        assert!(
+            registry.start_due_checks(Instant::now()).is_empty(),
+            "no second check while one runs"
+        );
+        let t = registry
+            .finish_check("e1", &address(1), true)
+            .expect("known engine");
+        assert_eq!((t.old, t.new), (EngineStatus::New, EngineStatus::Ready));
+    }
+
+    #[tokio::test]
+    async fn failures_back_off_up_to_the_ceiling_and_success_resets() {
+        let registry = EngineRegistry::new(schedule());
+        registry.register("e1", address(1), Constraints::default(), "x".into());
+        let mut delays = Vec::new();
+        for _ in 0..5 {
+            registry.start_due_checks(Instant::now() + Duration::from_secs(3600));
+            let t = registry
+                .finish_check("e1", &address(1), false)
+                .expect("known");
+            delays.push(t.retry_in.expect("failure has a retry").as_secs());
+        }
+        assert_eq!(delays, vec![1, 2, 4, 5, 5]);
+        registry.start_due_checks(Instant::now() + Duration::from_secs(3600));
+        let t = registry
+            .finish_check("e1", &address(1), true)
+            .expect("known");
+        assert_eq!(
+            (t.old, t.new),
+            (EngineStatus::Disconnected, EngineStatus::Ready)
+        );
+    }
+
+    #[tokio::test]
+    async fn reregistration_is_idempotent_and_notices_a_move() {
+        let registry = EngineRegistry::new(schedule());
+        registry.register("e1", address(1), Constraints::default(), "x".into());
+        assert_eq!(
+            registry.register("e1", address(1), Constraints::default(), "x".into()),
+            Registration::AlreadyRegistered { moved_from: None }
+        );
+        assert_eq!(
+            registry.register("e1", address(2), Constraints::default(), "x".into()),
+            Registration::AlreadyRegistered {
+                moved_from: Some(address(1))
+            }
+        );
+        assert!(registry.unregister("e1").is_some());
+        assert!(registry.unregister("e1").is_none());
+    }
+
+    #[test]
+    fn renders_like_the_product() {
+        let mut c = Constraints::default();
+        c.capabilities.insert("spark".into(), "true".into());
+        assert_eq!(
+            render_constraints(&c),
+            "(requirements: {} capabilities: { spark: \"true\" } priorities: [])"
+        );
+        assert_eq!(
+            EngineRef {
+                id: "e",
+                address: &address(8532)
+            }
+            .to_string(),
+            "Engine(id=e, address=EngineAddress(hostname=h, port=8532))"
+        );
+    }
+}

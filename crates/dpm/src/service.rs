@@ -1,0 +1,150 @@
+//! `RegistryService`: engines register, re-assert and unregister themselves (SPEC section 5,
+//! steps 2–3 and 5). Only callers whose deployment has `module=dpe` get here (the access policy).
+
+use std::sync::Arc;
+
+use svcid_proto::pb::registry::registry_service_server::RegistryService;
+use svcid_proto::pb::registry::{
+    RegistrationRequest, RegistrationResponse, UnregistrationRequest, UnregistrationResponse,
+    registration_response, unregistration_response,
+};
+use tonic::{Request, Response, Status};
+
+use crate::engines::{EngineAddress, EngineRegistry, Registration, render_constraints};
+
+/// The gRPC face of the [`EngineRegistry`].
+#[derive(Debug, Clone)]
+pub struct RegistryApi {
+    /// Shared with the status checker.
+    registry: Arc<EngineRegistry>,
+}
+
+impl RegistryApi {
+    /// Serves `registry`.
+    pub fn new(registry: Arc<EngineRegistry>) -> Self {
+        Self { registry }
+    }
+}
+
+/// Longest engine id accepted (a UUID is 36 characters).
+const MAX_ENGINE_ID: usize = 128;
+
+fn engine_id(id: &str) -> Result<&str, Status> {
+    let valid = !id.is_empty()
+        && id.len() <= MAX_ENGINE_ID
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(id)
+    } else {
+        Err(Status::invalid_argument(
+            "engineId must be 1 to 128 letters, digits, dashes or underscores",
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl RegistryService for RegistryApi {
+    async fn register_engine(
+        &self,
+        request: Request<RegistrationRequest>,
+    ) -> Result<Response<RegistrationResponse>, Status> {
+        let caller = svcid_grpc::caller(&request)
+            .ok_or_else(|| Status::unauthenticated("no verified caller"))?;
+        let request = request.into_inner();
+        let id = engine_id(&request.engine_id)?;
+        let address = request
+            .address
+            .ok_or_else(|| Status::invalid_argument("address is required"))?;
+        let port = u16::try_from(address.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| Status::invalid_argument("address.port must be 1 to 65535"))?;
+        if address.hostname.is_empty() || address.hostname.len() > 253 {
+            return Err(Status::invalid_argument(
+                "address.hostname must be 1 to 253 characters",
+            ));
+        }
+        let address = EngineAddress {
+            hostname: address.hostname,
+            port,
+        };
+        let constraints = request.constraints.unwrap_or_default();
+        let rendered = render_constraints(&constraints);
+        let status =
+            match self
+                .registry
+                .register(id, address.clone(), constraints, caller.to_string())
+            {
+                Registration::New => {
+                    tracing::info!(
+                        correlationId = %id,
+                        eventId = "registerEngine",
+                        engineId = %id,
+                        engine = %address,
+                        engineConstraints = %rendered,
+                        "New engine registered."
+                    );
+                    registration_response::Status::Success
+                }
+                Registration::AlreadyRegistered {
+                    moved_from: Some(old),
+                } => {
+                    tracing::info!(
+                        correlationId = %id,
+                        eventId = "registerEngine",
+                        engineId = %id,
+                        engine = %address,
+                        previousEngine = %old,
+                        "Engine address changed."
+                    );
+                    registration_response::Status::AlreadyRegistered
+                }
+                Registration::AlreadyRegistered { moved_from: None } => {
+                    tracing::debug!(
+                        correlationId = %id,
+                        eventId = "registerEngine",
+                        engineId = %id,
+                        engine = %address,
+                        "Engine already registered."
+                    );
+                    registration_response::Status::AlreadyRegistered
+                }
+            };
+        Ok(Response::new(RegistrationResponse {
+            status: status.into(),
+        }))
+    }
+
+    async fn unregister_engine(
+        &self,
+        request: Request<UnregistrationRequest>,
+    ) -> Result<Response<UnregistrationResponse>, Status> {
+        let id = engine_id(&request.get_ref().engine_id)?.to_owned();
+        let status = match self.registry.unregister(&id) {
+            Some(engine) => {
+                tracing::info!(
+                    correlationId = %id,
+                    eventId = "unregisterEngine",
+                    engineId = %id,
+                    engine = %engine.address,
+                    "Engine unregistered."
+                );
+                unregistration_response::Status::Success
+            }
+            None => {
+                tracing::info!(
+                    correlationId = %id,
+                    eventId = "unregisterEngine",
+                    engineId = %id,
+                    "Unregistration of an unknown engine."
+                );
+                unregistration_response::Status::NotRegistered
+            }
+        };
+        Ok(Response::new(UnregistrationResponse {
+            status: status.into(),
+        }))
+    }
+}

@@ -1,0 +1,205 @@
+//! The server side of service authentication: a tower layer in front of every gRPC method.
+//!
+//! For each call it reads the `authorization` metadata, asks the shared [`TokenVerifier`] who the
+//! caller is, asks the [`AccessPolicy`] whether that caller may call this method, and only then
+//! lets the call through, with the [`CallerIdentity`] in the request extensions and the handler's
+//! work running inside a `call` span that carries `authenticatedUser` and `correlationId` into every
+//! log event. Health and reflection are open without a token (SPEC section 4): standard probes and
+//! tools must work against the daemons.
+//!
+//! A layer rather than a tonic `Interceptor` because an interceptor sees neither the method path
+//! (needed for authorization and open methods) nor the handler's future (needed for the span).
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request, Response};
+use svcid_identity::authz::AccessPolicy;
+use svcid_identity::identity::CallerIdentity;
+use svcid_identity::token::TokenVerifier;
+use tonic::transport::server::TcpConnectInfo;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use crate::status;
+
+/// Metadata key carrying the correlation id across modules.
+pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+
+/// Method path prefixes served without a token.
+const OPEN_PREFIXES: &[&str] = &[
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+/// Builds [`AuthService`]s around a server's routes.
+#[derive(Clone)]
+pub struct AuthLayer {
+    /// Shared with the reloader, which swaps the registry inside it.
+    verifier: Arc<TokenVerifier>,
+    /// Which module may call which method.
+    policy: Arc<AccessPolicy>,
+}
+
+impl std::fmt::Debug for AuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthLayer {
+    /// A layer that authenticates with `verifier` and authorizes with `policy`.
+    pub fn new(verifier: Arc<TokenVerifier>, policy: AccessPolicy) -> Self {
+        Self {
+            verifier,
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            verifier: Arc::clone(&self.verifier),
+            policy: Arc::clone(&self.policy),
+        }
+    }
+}
+
+/// The per-connection service produced by [`AuthLayer`].
+#[derive(Clone)]
+pub struct AuthService<S> {
+    /// The routes behind the check.
+    inner: S,
+    /// See [`AuthLayer::verifier`].
+    verifier: Arc<TokenVerifier>,
+    /// See [`AuthLayer::policy`].
+    policy: Arc<AccessPolicy>,
+}
+
+impl<S> std::fmt::Debug for AuthService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService").finish_non_exhaustive()
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // The clone that was polled ready serves this call (tower's rule for cloned services).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let method = request.uri().path().to_owned();
+        let correlation_id = correlation_id(request.headers());
+
+        if OPEN_PREFIXES.iter().any(|p| method.starts_with(p)) {
+            let span = tracing::info_span!("call", correlationId = %correlation_id.unwrap_or_else(fresh_id));
+            return Box::pin(inner.call(request).instrument(span));
+        }
+
+        let values: Vec<&[u8]> = request
+            .headers()
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        let peer = peer_address(&request);
+        let caller = match self.verifier.verify(&values) {
+            Ok(caller) => caller,
+            Err(error) => {
+                let kid = error.kid().unwrap_or("-").to_owned();
+                let deployment = error
+                    .kid()
+                    .and_then(|kid| self.verifier.deployment_of(kid))
+                    .unwrap_or_else(|| "-".to_owned());
+                tracing::warn!(
+                    correlationId = %correlation_id.unwrap_or_else(fresh_id),
+                    eventId = "authenticationFailed",
+                    reason = error.reason(),
+                    kid = %kid,
+                    deployment = %deployment,
+                    peer = %peer,
+                    method = %method,
+                    "Authentication failed."
+                );
+                return Box::pin(std::future::ready(Ok(
+                    status::unauthenticated(&error).into_http()
+                )));
+            }
+        };
+        if let Err(denied) = self.policy.authorize(&method, &caller.service) {
+            tracing::warn!(
+                authenticatedUser = %caller,
+                correlationId = %correlation_id.clone().unwrap_or_else(|| caller.jti.clone()),
+                eventId = "accessDenied",
+                peer = %peer,
+                method = %method,
+                "{denied}"
+            );
+            return Box::pin(std::future::ready(Ok(
+                status::permission_denied(&denied).into_http()
+            )));
+        }
+
+        let correlation_id = correlation_id
+            .or_else(|| (!caller.jti.is_empty()).then(|| caller.jti.clone()))
+            .unwrap_or_else(fresh_id);
+        let span = tracing::info_span!("call", authenticatedUser = %caller, correlationId = %correlation_id);
+        request.extensions_mut().insert(Arc::new(caller));
+        Box::pin(inner.call(request).instrument(span))
+    }
+}
+
+/// The verified caller of a request that passed [`AuthLayer`]; `None` only for open methods.
+pub fn caller<T>(request: &tonic::Request<T>) -> Option<Arc<CallerIdentity>> {
+    request.extensions().get::<Arc<CallerIdentity>>().cloned()
+}
+
+/// The caller's `x-correlation-id`, when it is a sane id (it ends up in logs, so nothing else).
+fn correlation_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CORRELATION_ID_HEADER)?.to_str().ok()?;
+    let sane = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    sane.then(|| value.to_owned())
+}
+
+fn fresh_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn peer_address<B>(request: &Request<B>) -> String {
+    request
+        .extensions()
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .as_ref()
+        .map(SocketAddr::to_string)
+        .unwrap_or_else(|| "-".to_owned())
+}

@@ -1,0 +1,102 @@
+//! Server bootstrap shared by both daemons: the runtime with the product's thread names, the
+//! standard health and reflection services, binding, and shutdown on SIGINT / SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::net::TcpListener;
+
+/// A multi-threaded runtime whose workers are named like the product's request threads
+/// (`grpc-default-executor-<n>`), so `thread_name` in the logs reads as ops staff expect.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name_fn(|| {
+            format!(
+                "grpc-default-executor-{}",
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            )
+        })
+        .build()
+}
+
+/// Runs scheduled work (status checks, registration) on its own thread named `scheduling-1`, as the
+/// product does, on a single-threaded runtime. The returned handle joins the thread.
+pub fn spawn_scheduler<F>(work: F) -> std::io::Result<std::thread::JoinHandle<()>>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("scheduling-1".to_owned())
+        .spawn(move || runtime.block_on(work))
+}
+
+/// Binds the gRPC listener. Port 0 picks a free port; the caller logs [`TcpListener::local_addr`].
+pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    TcpListener::bind((host, port)).await
+}
+
+/// The gRPC reflection services (v1 and v1alpha, for older grpcurl) over svcid's protocol.
+pub fn reflection() -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    tonic_reflection::server::Error,
+> {
+    let v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(svcid_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(svcid_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    Ok((v1, v1alpha))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        // If the handler cannot be installed the daemon still stops on SIGTERM.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// `host:port` as a URI tonic can connect to.
+pub fn endpoint_uri(host: &str, port: u16) -> String {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(ip)) => format!("http://{}", SocketAddr::from((ip, port))),
+        _ => format!("http://{host}:{port}"),
+    }
+}
