@@ -18,11 +18,23 @@ fn is_ready(engine_id: &str) -> impl Fn(&Value) -> bool + '_ {
     }
 }
 
+/// The engine id DPE persisted (it writes the file at start-up, so wait for it).
 fn engine_id(home: &std::path::Path) -> String {
-    std::fs::read_to_string(home.join("data/engine-id"))
-        .expect("engine-id written")
-        .trim()
-        .to_owned()
+    let path = home.join("data/engine-id");
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && text.ends_with('\n')
+        {
+            return text.trim().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never written",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[test]
