@@ -82,22 +82,49 @@ const FORBIDDEN_HEADER_MEMBERS: [&str; 5] = ["jwk", "jku", "x5u", "x5c", "crit"]
 /// Length of an ES256 signature: r and s, 32 bytes each, big-endian.
 const SIGNATURE_BYTES: usize = 64;
 
-/// Mints this module's tokens.
+/// Mints this module's tokens. The key can be replaced while the module runs (key rotation);
+/// tokens already handed out stay valid at peers until they expire or the old key is revoked.
 pub struct TokenIssuer {
-    /// The generator key's `kid`, put in every header.
-    kid: String,
-    /// OpenSSL-backed ES256 signer, prepared once.
-    signer: EcdsaJwsSigner,
-    /// Pure-Rust signer for the same key, used only if OpenSSL ever fails, so minting cannot fail.
-    fallback: p256::ecdsa::SigningKey,
-    /// The header never changes, so its base64url form is computed once.
-    header_b64: String,
+    /// The key in use; replaced whole by [`TokenIssuer::replace_key`].
+    signing: RwLock<Arc<SigningState>>,
     /// Token lifetime in whole seconds (at least 1).
     lifetime_secs: i64,
     /// Source of `iat`.
     clock: Arc<dyn Clock>,
     /// Audience → the token `token_for` hands out until its renewal time.
     reusable: Mutex<HashMap<String, ReusableToken>>,
+}
+
+/// Everything derived from one generator key, prepared once.
+struct SigningState {
+    /// The generator key's `kid`, put in every header.
+    kid: String,
+    /// OpenSSL-backed ES256 signer.
+    signer: EcdsaJwsSigner,
+    /// Pure-Rust signer for the same key, used only if OpenSSL ever fails, so minting cannot fail.
+    fallback: p256::ecdsa::SigningKey,
+    /// The header never changes for a key, so its base64url form is computed once.
+    header_b64: String,
+}
+
+impl SigningState {
+    fn new(key: &GeneratorKey) -> Result<Self, KeyError> {
+        let der = key.secret().to_pkcs8_der().map_err(|e| KeyError::Crypto {
+            detail: e.to_string(),
+        })?;
+        let signer = JOSE_ES256
+            .signer_from_der(der.as_bytes())
+            .map_err(|e| KeyError::Crypto {
+                detail: e.to_string(),
+            })?;
+        let header = json!({"alg": ES256, "typ": "JWT", "kid": key.kid()}).to_string();
+        Ok(SigningState {
+            kid: key.kid().to_owned(),
+            signer,
+            fallback: p256::ecdsa::SigningKey::from(key.secret()),
+            header_b64: BASE64URL_STRICT.encode(header),
+        })
+    }
 }
 
 /// A minted token kept for reuse.
@@ -113,7 +140,7 @@ struct ReusableToken {
 impl fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenIssuer")
-            .field("kid", &self.kid)
+            .field("kid", &self.kid())
             .field("lifetime_secs", &self.lifetime_secs)
             .finish_non_exhaustive()
     }
@@ -127,25 +154,26 @@ impl TokenIssuer {
         lifetime: Duration,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, KeyError> {
-        let der = key.secret().to_pkcs8_der().map_err(|e| KeyError::Crypto {
-            detail: e.to_string(),
-        })?;
-        let signer = JOSE_ES256
-            .signer_from_der(der.as_bytes())
-            .map_err(|e| KeyError::Crypto {
-                detail: e.to_string(),
-            })?;
-        let header = json!({"alg": ES256, "typ": "JWT", "kid": key.kid()}).to_string();
         let whole_secs = lifetime.as_secs() + u64::from(lifetime.subsec_nanos() > 0);
         Ok(TokenIssuer {
-            kid: key.kid().to_owned(),
-            signer,
-            fallback: p256::ecdsa::SigningKey::from(key.secret()),
-            header_b64: BASE64URL_STRICT.encode(header),
+            signing: RwLock::new(Arc::new(SigningState::new(&key)?)),
             lifetime_secs: i64::try_from(whole_secs).unwrap_or(i64::MAX).max(1),
             clock,
             reusable: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Switches to another generator key: every token minted from now on carries its `kid`.
+    /// Reusable tokens of the old key are dropped. Returns the old `kid`.
+    pub fn replace_key(&self, key: &GeneratorKey) -> Result<String, KeyError> {
+        let state = Arc::new(SigningState::new(key)?);
+        let mut reusable = lock(&self.reusable);
+        let old = std::mem::replace(
+            &mut *self.signing.write().unwrap_or_else(PoisonError::into_inner),
+            state,
+        );
+        reusable.clear();
+        Ok(old.kid.clone())
     }
 
     /// A token for calls to `audience`, reused until about a third of its lifetime is left.
@@ -175,12 +203,17 @@ impl TokenIssuer {
         self.mint_at(self.clock.now_unix(), audience, user)
     }
 
-    /// The `kid` in this issuer's headers.
-    pub fn kid(&self) -> &str {
-        &self.kid
+    /// The `kid` in this issuer's headers (of the key in use now).
+    pub fn kid(&self) -> String {
+        self.signing().kid.clone()
+    }
+
+    fn signing(&self) -> Arc<SigningState> {
+        Arc::clone(&self.signing.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn mint_at(&self, iat: i64, audience: &str, user: Option<&ImpersonatedUser>) -> String {
+        let signing = self.signing();
         let mut claims = Map::new();
         claims.insert("iat".into(), iat.into());
         claims.insert("nbf".into(), iat.into());
@@ -195,15 +228,15 @@ impl TokenIssuer {
         }
         let signing_input = format!(
             "{}.{}",
-            self.header_b64,
+            signing.header_b64,
             BASE64URL_STRICT.encode(Value::Object(claims).to_string())
         );
-        let signature = match self.signer.sign(signing_input.as_bytes()) {
+        let signature = match signing.signer.sign(signing_input.as_bytes()) {
             Ok(signature) => signature,
             Err(_) => {
                 use p256::ecdsa::signature::Signer as _;
                 let signature: p256::ecdsa::Signature =
-                    self.fallback.sign(signing_input.as_bytes());
+                    signing.fallback.sign(signing_input.as_bytes());
                 signature.to_bytes().to_vec()
             }
         };

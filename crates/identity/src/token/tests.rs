@@ -1184,3 +1184,25 @@ fn no_mutation_of_a_valid_token_panics_or_passes() {
         }
     }
 }
+
+#[test]
+fn replacing_the_key_signs_with_the_new_one_at_once() {
+    let f = Fixture::new();
+    let issuer = TokenIssuer::new(
+        GeneratorKey::from_base64(&f.plain.to_base64()).unwrap(),
+        Duration::from_secs(15),
+        f.clock.clone(),
+    )
+    .unwrap();
+    let before = issuer.token_for("dpm");
+    assert_eq!(f.reason(&before), "accepted");
+    let old = issuer.replace_key(&f.dpe).unwrap();
+    assert_eq!(old, f.plain.kid());
+    assert_eq!(issuer.kid(), f.dpe.kid());
+    let after = issuer.token_for("dpm");
+    assert_ne!(
+        after, before,
+        "the reusable token of the old key is dropped"
+    );
+    assert_eq!(f.accept(&after).service.id, "dpe-dev");
+}
