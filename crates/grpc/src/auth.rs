@@ -35,6 +35,10 @@ const OPEN_PREFIXES: &[&str] = &[
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
+/// The longest method path a refusal log line carries, in characters. gRPC paths are short; a
+/// longer one comes from a hostile or broken peer and must not inflate every refusal line.
+const MAX_LOGGED_METHOD_CHARS: usize = 128;
+
 /// Builds [`AuthService`]s around a server's routes.
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -118,8 +122,10 @@ where
 
         if OPEN_PREFIXES.iter().any(|p| method.starts_with(p)) {
             let span = tracing::info_span!("call", correlationId = %correlation_id.unwrap_or_else(fresh_id));
-            return Box::pin(inner.call(request).instrument(span));
+            return Box::pin(serve_in(span, &mut inner, request));
         }
+        // The path comes from an unauthenticated peer: logged shortened and escaped.
+        let logged_method = printable(&method, MAX_LOGGED_METHOD_CHARS);
 
         let values: Vec<&[u8]> = request
             .headers()
@@ -143,7 +149,7 @@ where
                     kid = %kid,
                     deployment = %deployment,
                     peer = %peer,
-                    method = %method,
+                    method = %logged_method,
                     "Authentication failed."
                 );
                 return Box::pin(std::future::ready(Ok(
@@ -157,7 +163,7 @@ where
                 correlationId = %correlation_id.clone().unwrap_or_else(|| caller.jti.clone()),
                 eventId = "accessDenied",
                 peer = %peer,
-                method = %method,
+                method = %logged_method,
                 "{denied}"
             );
             return Box::pin(std::future::ready(Ok(
@@ -170,8 +176,25 @@ where
             .unwrap_or_else(fresh_id);
         let span = tracing::info_span!("call", authenticatedUser = %caller, correlationId = %correlation_id);
         request.extensions_mut().insert(Arc::new(caller));
-        Box::pin(inner.call(request).instrument(span))
+        Box::pin(serve_in(span, &mut inner, request))
     }
+}
+
+/// Calls `inner` inside `span`: both the synchronous `call` and every poll of its future, so
+/// whatever the routes or the handler log carries the span's call context.
+///
+/// A streaming response body is polled by the transport after this future completes, outside the
+/// span; svcid's authenticated methods are all unary, so their work is covered.
+fn serve_in<S, R>(
+    span: tracing::Span,
+    inner: &mut S,
+    request: R,
+) -> tracing::instrument::Instrumented<S::Future>
+where
+    S: Service<R>,
+{
+    let future = span.in_scope(|| inner.call(request));
+    future.instrument(span)
 }
 
 /// The verified caller of a request that passed [`AuthLayer`]; `None` only for open methods.
@@ -190,6 +213,23 @@ fn correlation_id(headers: &HeaderMap) -> Option<String> {
     sane.then(|| value.to_owned())
 }
 
+/// `text` cut to `max_chars` characters (with `…` when cut), control characters escaped.
+fn printable(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars) + 3);
+    for (count, c) in text.chars().enumerate() {
+        if count == max_chars {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn fresh_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -202,4 +242,31 @@ fn peer_address<B>(request: &Request<B>) -> String {
         .as_ref()
         .map(SocketAddr::to_string)
         .unwrap_or_else(|| "-".to_owned())
+}
+
+#[cfg(test)]
+// Tests may unwrap: a panic is how they report a failure.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correlation_ids_are_taken_only_when_sane() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(correlation_id(&headers), None);
+        headers.insert(CORRELATION_ID_HEADER, "engine-1_A".parse().unwrap());
+        assert_eq!(correlation_id(&headers).as_deref(), Some("engine-1_A"));
+        for bad in ["", "has space", "semi;colon", &"x".repeat(65)] {
+            headers.insert(CORRELATION_ID_HEADER, bad.parse().unwrap());
+            assert_eq!(correlation_id(&headers), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn logged_methods_are_short_and_escaped() {
+        assert_eq!(printable("/a.B/C", 8), "/a.B/C");
+        assert_eq!(printable("/a\tb", 8), "/a\\tb");
+        assert_eq!(printable("/a\u{7f}b", 8), "/a\\u{7f}b");
+        assert_eq!(printable(&"x".repeat(10), 4), "xxxx…");
+    }
 }

@@ -47,8 +47,11 @@ impl OutboundCredentials {
 impl Interceptor for OutboundCredentials {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let token = self.issuer.token_for(&self.audience);
-        let value = MetadataValue::try_from(format!("{SCHEME} {token}"))
+        let mut value = MetadataValue::try_from(format!("{SCHEME} {token}"))
             .map_err(|_| Status::internal("minted token is not valid metadata"))?;
+        // Sensitive: HTTP/2 never adds it to the HPACK table (which would let a peer sharing the
+        // connection probe for it) and `Debug` of the metadata prints `Sensitive` instead of it.
+        value.set_sensitive(true);
         request.metadata_mut().insert("authorization", value);
         if !request.metadata().contains_key(CORRELATION_ID_HEADER)
             && let Ok(id) = MetadataValue::try_from(uuid::Uuid::new_v4().to_string())
@@ -65,4 +68,65 @@ pub fn with_correlation_id<T>(mut request: Request<T>, id: &str) -> Request<T> {
         request.metadata_mut().insert(CORRELATION_ID_HEADER, value);
     }
     request
+}
+
+#[cfg(test)]
+// Tests may unwrap: a panic is how they report a failure.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use svcid_identity::{GeneratorKey, SystemClock};
+
+    use super::*;
+
+    fn credentials() -> OutboundCredentials {
+        let issuer = TokenIssuer::new(
+            GeneratorKey::generate(),
+            Duration::from_secs(60),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        OutboundCredentials::new(Arc::new(issuer), "dpm")
+    }
+
+    #[test]
+    fn the_token_is_attached_as_sensitive_metadata() {
+        let mut credentials = credentials();
+        let request = credentials.call(Request::new(())).unwrap();
+        let value = request.metadata().get("authorization").unwrap();
+        assert!(value.is_sensitive());
+        let token = value
+            .to_str()
+            .unwrap()
+            .strip_prefix("Internal-jwt ")
+            .unwrap();
+        assert_eq!(token.split('.').count(), 3);
+        assert!(!format!("{:?}", request.metadata()).contains(token));
+    }
+
+    #[test]
+    fn an_existing_authorization_is_replaced_and_a_correlation_id_kept() {
+        let mut credentials = credentials();
+        let mut request = with_correlation_id(Request::new(()), "engine-7");
+        request
+            .metadata_mut()
+            .insert("authorization", MetadataValue::from_static("Bearer x"));
+        let request = credentials.call(request).unwrap();
+        let values: Vec<_> = request.metadata().get_all("authorization").iter().collect();
+        assert_eq!(values.len(), 1);
+        assert!(values[0].to_str().unwrap().starts_with("Internal-jwt "));
+        assert_eq!(
+            request.metadata().get(CORRELATION_ID_HEADER).unwrap(),
+            "engine-7"
+        );
+    }
+
+    #[test]
+    fn a_fresh_correlation_id_is_added_when_missing() {
+        let mut credentials = credentials();
+        let request = credentials.call(Request::new(())).unwrap();
+        let id = request.metadata().get(CORRELATION_ID_HEADER).unwrap();
+        assert!(uuid::Uuid::parse_str(id.to_str().unwrap()).is_ok());
+    }
 }
