@@ -12,8 +12,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use svcid_config::Settings;
+use svcid_config::{Overrides, Settings};
 use svcid_grpc::daemon::DaemonError;
+use svcid_grpc::reload::{LiveConfig, LiveTargets};
 use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
 use svcid_identity::authz::AccessPolicy;
 use svcid_identity::clock::SystemClock;
@@ -41,6 +42,7 @@ pub fn access_policy() -> AccessPolicy {
 /// Serves DPE on `listener` until `shutdown` resolves, registered with DPM meanwhile.
 pub async fn run(
     settings: Settings,
+    overrides: Overrides,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
@@ -48,6 +50,7 @@ pub async fn run(
         return Err(DaemonError::WrongModule { expected: "dpe" });
     };
     let engine_id = engine_id::load_or_create(&settings.home.engine_id_file())?;
+    let live = LiveConfig::new(&settings, overrides);
     let clock = Arc::new(SystemClock);
     let policy = settings.verify_policy();
     let issuer = Arc::new(TokenIssuer::new(
@@ -56,6 +59,10 @@ pub async fn run(
         clock.clone(),
     )?);
     let verifier = Arc::new(TokenVerifier::new(policy, settings.deployments, clock));
+    let live_targets = LiveTargets {
+        verifier: Arc::clone(&verifier),
+        issuer: Arc::clone(&issuer),
+    };
     let bound = listener.local_addr().map_err(|source| DaemonError::Io {
         what: "cannot read the bound address of",
         path: "the gRPC listener".into(),
@@ -77,6 +84,7 @@ pub async fn run(
     };
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(live.watch(live_targets, stop.subscribe()));
     let (done_tx, done) = tokio::sync::oneshot::channel();
     let checker_issuer = Arc::clone(&issuer);
     let scheduling_error = |source| DaemonError::Io {
@@ -136,6 +144,7 @@ pub async fn run(
         .await;
 
     let _ = scheduler.join();
+    let _ = watcher.await;
     tracing::info!(eventId = "stopped", module = "dpe", "DPE stopped.");
     served.map_err(DaemonError::from)
 }

@@ -3,7 +3,15 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    svcid_grpc::daemon::main(svcid_config::ModuleKind::Dpe, |settings, listener| {
-        svcid_dpe::run(settings, listener, svcid_grpc::server::shutdown_signal())
-    })
+    svcid_grpc::daemon::main(
+        svcid_config::ModuleKind::Dpe,
+        |settings, overrides, listener| {
+            svcid_dpe::run(
+                settings,
+                overrides,
+                listener,
+                svcid_grpc::server::shutdown_signal(),
+            )
+        },
+    )
 }

@@ -11,8 +11,9 @@ pub mod service;
 use std::future::Future;
 use std::sync::Arc;
 
-use svcid_config::Settings;
+use svcid_config::{Overrides, Settings};
 use svcid_grpc::daemon::DaemonError;
+use svcid_grpc::reload::{LiveConfig, LiveTargets};
 use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
 use svcid_identity::authz::AccessPolicy;
 use svcid_identity::clock::SystemClock;
@@ -36,12 +37,14 @@ pub fn access_policy() -> AccessPolicy {
 /// Serves DPM on `listener` until `shutdown` resolves.
 pub async fn run(
     settings: Settings,
+    overrides: Overrides,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     let Some(dpm) = settings.dpm().cloned() else {
         return Err(DaemonError::WrongModule { expected: "dpm" });
     };
+    let live = LiveConfig::new(&settings, overrides);
     let clock = Arc::new(SystemClock);
     let policy = settings.verify_policy();
     let issuer = Arc::new(TokenIssuer::new(
@@ -50,6 +53,10 @@ pub async fn run(
         clock.clone(),
     )?);
     let verifier = Arc::new(TokenVerifier::new(policy, settings.deployments, clock));
+    let live_targets = LiveTargets {
+        verifier: Arc::clone(&verifier),
+        issuer: Arc::clone(&issuer),
+    };
 
     let registry = Arc::new(EngineRegistry::new(CheckSchedule {
         connected_interval: dpm.check_connected_interval,
@@ -58,6 +65,7 @@ pub async fn run(
         disconnected_max: dpm.check_disconnected_max,
     }));
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(live.watch(live_targets, stop.subscribe()));
     let checker = StatusChecker::new(
         Arc::clone(&registry),
         Arc::clone(&issuer),
@@ -105,6 +113,7 @@ pub async fn run(
 
     let _ = stop.send(true);
     let _ = scheduler.join();
+    let _ = watcher.await;
     tracing::info!(eventId = "stopped", module = "dpm", "DPM stopped.");
     served.map_err(DaemonError::from)
 }

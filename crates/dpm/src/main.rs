@@ -3,7 +3,15 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    svcid_grpc::daemon::main(svcid_config::ModuleKind::Dpm, |settings, listener| {
-        svcid_dpm::run(settings, listener, svcid_grpc::server::shutdown_signal())
-    })
+    svcid_grpc::daemon::main(
+        svcid_config::ModuleKind::Dpm,
+        |settings, overrides, listener| {
+            svcid_dpm::run(
+                settings,
+                overrides,
+                listener,
+                svcid_grpc::server::shutdown_signal(),
+            )
+        },
+    )
 }

@@ -81,9 +81,12 @@ fn usage_error(kind: ModuleKind, why: &str) -> ExitCode {
 
 /// Loads the home's configuration. On failure prints one line per problem to stderr and returns
 /// the exit code; nothing has been bound or written yet.
-pub fn load_settings(kind: ModuleKind, args: &DaemonArgs) -> Result<Loaded, ExitCode> {
-    let overrides = Overrides::from_process(args.overrides.clone());
-    svcid_config::load(kind, &args.home, &overrides).map_err(|problems| {
+pub fn load_settings(
+    kind: ModuleKind,
+    home: &std::path::Path,
+    overrides: &Overrides,
+) -> Result<Loaded, ExitCode> {
+    svcid_config::load(kind, home, overrides).map_err(|problems| {
         report(kind, &problems);
         ExitCode::from(EX_CONFIG)
     })
@@ -181,17 +184,19 @@ pub async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener, Daem
 }
 
 /// The whole life of a daemon process after its arguments: configuration, logging, runtime,
-/// `run` until SIGINT/SIGTERM, exit code. `run` gets the settings and the bound listener.
+/// `run` until SIGINT/SIGTERM, exit code. `run` gets the settings, the overrides they were loaded
+/// with (for live reloads) and the bound listener.
 pub fn main<F, Fut>(kind: ModuleKind, run: F) -> ExitCode
 where
-    F: FnOnce(svcid_config::Settings, tokio::net::TcpListener) -> Fut,
+    F: FnOnce(svcid_config::Settings, Overrides, tokio::net::TcpListener) -> Fut,
     Fut: std::future::Future<Output = Result<(), DaemonError>>,
 {
     let args = match parse_args(kind, std::env::args().skip(1)) {
         Ok(args) => args,
         Err(code) => return code,
     };
-    let loaded = match load_settings(kind, &args) {
+    let overrides = Overrides::from_process(args.overrides.clone());
+    let loaded = match load_settings(kind, &args.home, &overrides) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -210,7 +215,7 @@ where
     let settings = loaded.settings;
     let result = runtime.block_on(async move {
         let listener = bind(&settings.grpc.host, settings.grpc.port).await?;
-        run(settings, listener).await
+        run(settings, overrides, listener).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! - [`auth`]: the server-side layer that authenticates every method but health and reflection,
 //!   authorizes by module, and hands handlers the caller's identity.
 //! - [`outbound`]: the client interceptor that attaches this module's service token.
+//! - [`reload`]: live re-reading of the properties file (deployments and generator key).
 //! - [`status`]: the one mapping from authentication errors to gRPC statuses.
 //! - [`daemon`]: arguments, configuration and logging at start-up, and the exit codes.
 //! - [`server`]: runtime, standard services, binding and shutdown.
@@ -13,6 +14,7 @@
 pub mod auth;
 pub mod daemon;
 pub mod outbound;
+pub mod reload;
 pub mod server;
 pub mod status;
 pub mod whoami;
