@@ -3,7 +3,8 @@
 //!
 //! Exit codes follow sysexits: 0 after a graceful shutdown, [`EX_USAGE`] for bad arguments,
 //! [`EX_CONFIG`] for a configuration that does not validate, [`EX_IOERR`] when the log or data
-//! folder cannot be written, [`EX_UNAVAILABLE`] when the gRPC port cannot be bound.
+//! folder cannot be written, [`EX_UNAVAILABLE`] when the gRPC port cannot be bound, [`EX_SOFTWARE`]
+//! when the server fails while running.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +15,8 @@ use svcid_config::{Loaded, ModuleKind, Overrides, Problem};
 pub const EX_USAGE: u8 = 64;
 /// The gRPC port could not be bound.
 pub const EX_UNAVAILABLE: u8 = 69;
+/// An internal error (the server failed while running).
+pub const EX_SOFTWARE: u8 = 70;
 /// The log or data folder could not be written.
 pub const EX_IOERR: u8 = 74;
 /// The configuration does not validate.
@@ -168,7 +171,7 @@ impl DaemonError {
             DaemonError::Key(_) => EX_CONFIG,
             DaemonError::Serve(_)
             | DaemonError::Reflection(_)
-            | DaemonError::WrongModule { .. } => 70,
+            | DaemonError::WrongModule { .. } => EX_SOFTWARE,
         })
     }
 }
@@ -209,7 +212,7 @@ where
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("{kind}: cannot start the runtime: {error}");
-            return ExitCode::from(70);
+            return ExitCode::from(EX_SOFTWARE);
         }
     };
     let settings = loaded.settings;

@@ -180,7 +180,10 @@ pub fn init(settings: &LogSettings) -> Result<LogGuard, LogError> {
 /// `settings` supplies the levels and the `application` value. The four appender switches are
 /// [`init`]'s business (they choose which sinks it opens): this function writes to every sink it
 /// is given. Timestamps use [`local_offset`].
-pub fn build(settings: &LogSettings, sinks: Sinks) -> impl tracing::Subscriber + Send + Sync {
+pub fn build(
+    settings: &LogSettings,
+    sinks: Sinks,
+) -> impl tracing::Subscriber + Send + Sync + use<> {
     assemble(settings, sinks, Clock::System(local_offset())).0
 }
 
