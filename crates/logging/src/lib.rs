@@ -192,7 +192,7 @@ fn assemble(
     settings: &LogSettings,
     sinks: Sinks,
     clock: Clock,
-) -> (impl tracing::Subscriber + Send + Sync, Arc<Output>) {
+) -> (impl tracing::Subscriber + Send + Sync + use<>, Arc<Output>) {
     let output = Arc::new(Output {
         sinks,
         write_errors: AtomicU64::new(0),
