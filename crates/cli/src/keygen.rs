@@ -1,31 +1,86 @@
-//! `svcid keygen`: what the manual has an operator do in a browser at mkjwk.org, plus the three
-//! values it then copies by hand.
+//! `svcid keygen`: what the manual has an operator do in a browser at mkjwk.org (EC, P-256,
+//! signature use, ES256, key id = SHA-256 thumbprint), plus the three values it then derives and
+//! copies by hand: the base64 generator key, the fingerprint, and the single-line public `content`
+//! without `d` and `use`. This is the one command whose output holds a private key, on purpose;
+//! `svcid link` writes keys straight into the files instead and is what most operators want.
 
+use anyhow::{Context, Result};
+use svcid_config::names::{self, deployment as field};
 use svcid_identity::jwk::GeneratorKey;
 
-/// The keypair and the three derived values, as printed.
-pub fn render(key: &GeneratorKey, json: bool) -> String {
+/// The keypair and the three derived values, as printed (`json` for machines).
+pub fn render(key: &GeneratorKey, json: bool) -> Result<String> {
     let public = key.public_key();
     if json {
+        let keypair: serde_json::Value = serde_json::from_str(&key.keypair_json_pretty())
+            .context("internal: the keypair JSON does not parse")?;
         let value = serde_json::json!({
-            "keypair": serde_json::from_str::<serde_json::Value>(&key.keypair_json_pretty()).unwrap_or_default(),
+            "keypair": keypair,
             "generatorKey": key.to_base64(),
             "fingerprint": key.kid(),
             "content": public.content_json(),
         });
-        return serde_json::to_string_pretty(&value).unwrap_or_default();
+        return Ok(serde_json::to_string_pretty(&value)?);
     }
-    format!(
-        "Public and Private Keypair (keep it secret; it is the signing key):\n{keypair}\n\n\
-         # This module's own etc/application.properties:\n\
-         ataccama.authentication.internal.jwt.generator.key={generator}\n\n\
-         # Each peer's etc/application.properties, under its deployment entry for this module:\n\
-         ...security.jwt-keys.key.fingerprint={kid}\n\
-         ...security.jwt-keys.key.content={content}\n\
-         ...security.jwt-keys.key.is-revoked=false\n",
+    let peer = format!(
+        "{}.<deployment>.{}.key",
+        names::DEPLOYMENTS,
+        field::JWT_KEYS
+    );
+    Ok(format!(
+        "Public and Private Keypair (EC P-256, use sig, alg ES256, kid = RFC 7638 SHA-256 thumbprint).\n\
+         It holds the private key d: keep it secret, never give it to a peer.\n\
+         {keypair}\n\n\
+         # 1. The generator key: base64 of the keypair, for THIS module's etc/application.properties\n\
+         {generator_name}={generator}\n\n\
+         # 2. The fingerprint (the kid) and 3. the public content (no d, no use), for EACH PEER's\n\
+         #    etc/application.properties, under the deployment entry that names this module\n\
+         {peer}.{fingerprint_field}={kid}\n\
+         {peer}.{content_field}={content}\n\
+         {peer}.{revoked_field}=false\n",
         keypair = key.keypair_json_pretty(),
+        generator_name = names::GENERATOR_KEY,
         generator = key.to_base64(),
+        fingerprint_field = field::FINGERPRINT,
+        content_field = field::CONTENT,
+        revoked_field = field::IS_REVOKED,
         kid = key.kid(),
         content = public.content_json(),
-    )
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use svcid_identity::jwk::PublicKey;
+
+    #[test]
+    fn json_values_are_consistent() {
+        let key = GeneratorKey::generate();
+        let value: serde_json::Value = serde_json::from_str(&render(&key, true).unwrap()).unwrap();
+        let generator = GeneratorKey::from_base64(value["generatorKey"].as_str().unwrap()).unwrap();
+        assert_eq!(generator.kid(), key.kid());
+        assert_eq!(value["fingerprint"], key.kid());
+        assert_eq!(value["keypair"]["kid"], key.kid());
+        assert_eq!(value["keypair"]["use"], "sig");
+        let content = value["content"].as_str().unwrap();
+        assert!(!content.contains("\"d\"") && !content.contains("\"use\""));
+        let (public, findings) = PublicKey::from_content(content).unwrap();
+        assert_eq!(public.thumbprint(), key.kid());
+        assert!(!findings.private_part);
+    }
+
+    #[test]
+    fn text_names_each_property() {
+        let key = GeneratorKey::generate();
+        let text = render(&key, false).unwrap();
+        assert!(text.starts_with("Public and Private Keypair"));
+        assert!(text.contains(&format!("{}={}", names::GENERATOR_KEY, key.to_base64())));
+        assert!(text.contains(&format!(".security.jwt-keys.key.fingerprint={}", key.kid())));
+        assert!(text.contains(&format!(
+            ".security.jwt-keys.key.content={}",
+            key.public_key().content_json()
+        )));
+    }
 }

@@ -1,15 +1,32 @@
 //! `svcid`, the key and configuration tool: it replaces the vendor manual's procedure (a web key
 //! generator, base64 by hand, copy-paste of fingerprints) with commands that cannot get it wrong.
+//!
+//! Every command is a library function writing to a `Write`, so unit tests can run it; `main`
+//! only parses the command line and maps results to exit codes. Editing files is [`edit`]'s job,
+//! loading homes as the daemons do is [`homes`]', and each command has its own module. The daemons'
+//! live reload of a changed file is theirs; this tool only writes files, atomically.
 
+pub mod check;
 pub mod edit;
+pub mod homes;
 pub mod keygen;
 pub mod link;
+pub mod revoke;
+pub mod token;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use svcid_identity::identity::ImpersonatedUser;
 use svcid_identity::jwk::GeneratorKey;
+
+use crate::homes::ModuleChoice;
+
+/// Exit code of a command that failed (bad input, unreadable file, refused token).
+const FAILED: u8 = 2;
 
 /// Command line of `svcid`.
 #[derive(Debug, Parser)]
@@ -34,7 +51,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Give both module homes a key and make each trust the other (dpm-<env> / dpe-<env>).
+    /// Give both module homes a key and make each trust the other (dpm-<env> / dpe-<env>);
+    /// safe to run again. With --rotate, give both new keys without breaking a running pair.
     Link {
         /// The DPM module home.
         dpm_home: PathBuf,
@@ -43,31 +61,162 @@ pub enum Command {
         /// Environment name; deployments are named dpm-<env> and dpe-<env>.
         #[arg(long, default_value = "dev")]
         environment: String,
+        /// New keys for both sides: add them on the verifiers first, wait, then switch the signers.
+        #[arg(long)]
+        rotate: bool,
+        /// With --rotate: seconds to wait between writing the verifiers and switching the signers
+        /// (running daemons re-read their files within about a second).
+        #[arg(long, default_value_t = 3, value_name = "SECONDS")]
+        grace: u64,
+    },
+    /// Revoke a peer's key (set is-revoked=true); --undo reinstates it.
+    Revoke {
+        /// The module home whose file trusts the key.
+        home: PathBuf,
+        /// The deployment (peer) name, e.g. dpe-dev.
+        deployment: String,
+        /// The key entry under the deployment's jwt-keys, e.g. key.
+        key: String,
+        /// Set is-revoked back to false.
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Report every configuration problem of each home and, given a dpm and a dpe, whether they
+    /// trust each other. Exit 0 clean, 1 warnings only, 2 errors.
+    Check {
+        /// Module homes to check.
+        #[arg(required = true)]
+        homes: Vec<PathBuf>,
+        /// Module type of each home, in order: the Nth --module is for the Nth HOME (default auto).
+        #[arg(long, value_enum)]
+        module: Vec<ModuleChoice>,
+        /// Print a JSON report for machines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mint or inspect service tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `svcid token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a token minted with a home's own generator key.
+    Mint {
+        /// The module home whose key signs.
+        #[arg(long)]
+        home: PathBuf,
+        /// The module type the token is for (the receiver), e.g. dpe.
+        #[arg(long)]
+        aud: String,
+        /// The home's module type (default: inferred).
+        #[arg(long, value_enum, default_value_t = ModuleChoice::Auto)]
+        module: ModuleChoice,
+        /// Act for this user id (adds a usr claim; the receiver requires the impersonation role).
+        #[arg(long, requires = "username")]
+        user: Option<String>,
+        /// The user's login name.
+        #[arg(long, requires = "user")]
+        username: Option<String>,
+        /// A role of the user (repeat for several).
+        #[arg(long, requires = "user")]
+        role: Vec<String>,
+    },
+    /// Decode a token without trusting it and, with --home, say whether that module accepts it.
+    /// Exit 0 accepted (or decoded, without --home), 2 refused or undecodable.
+    Inspect {
+        /// The token (optionally with its scheme, "Bearer …"); - reads it from standard input.
+        token: String,
+        /// The module home whose verdict to give.
+        #[arg(long)]
+        home: Option<PathBuf>,
+        /// The home's module type (default: inferred).
+        #[arg(long, value_enum, default_value_t = ModuleChoice::Auto)]
+        module: ModuleChoice,
     },
 }
 
 /// Runs the command line; the binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(output) => {
-            println!("{output}");
-            ExitCode::SUCCESS
-        }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match run(cli, &mut out) {
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
+            let _ = out.flush();
             eprintln!("svcid: {error:#}");
-            ExitCode::from(2)
+            ExitCode::from(FAILED)
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<String> {
+/// Runs one command, writing its report to `out`; returns the exit code.
+pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Keygen { json } => Ok(keygen::render(&GeneratorKey::generate(), json)),
+        Command::Keygen { json } => {
+            writeln!(out, "{}", keygen::render(&GeneratorKey::generate(), json)?)?;
+            Ok(0)
+        }
         Command::Link {
             dpm_home,
             dpe_home,
             environment,
-        } => link::link(&dpm_home, &dpe_home, &environment),
+            rotate,
+            grace,
+        } => {
+            let options = link::LinkOptions {
+                environment,
+                rotate,
+                grace: Duration::from_secs(grace),
+            };
+            link::link(&dpm_home, &dpe_home, &options, out)?;
+            Ok(0)
+        }
+        Command::Revoke {
+            home,
+            deployment,
+            key,
+            undo,
+        } => {
+            revoke::revoke(&home, &deployment, &key, undo, out)?;
+            Ok(0)
+        }
+        Command::Check {
+            homes,
+            module,
+            json,
+        } => {
+            if module.len() > homes.len() {
+                anyhow::bail!(
+                    "{} --module options for {} homes: give at most one per home, in order",
+                    module.len(),
+                    homes.len()
+                );
+            }
+            check::check(&homes, &module, json, out)
+        }
+        Command::Token(TokenCommand::Mint {
+            home,
+            aud,
+            module,
+            user,
+            username,
+            role,
+        }) => {
+            let user = user.map(|id| ImpersonatedUser {
+                username: username.unwrap_or_else(|| id.clone()),
+                id,
+                roles: role,
+            });
+            token::mint(&home, module, &aud, user, out, &mut std::io::stderr())?;
+            Ok(0)
+        }
+        Command::Token(TokenCommand::Inspect {
+            token,
+            home,
+            module,
+        }) => token::inspect(&token, home.as_deref().map(|h| (h, module)), out),
     }
 }

@@ -1,30 +1,68 @@
-//! `svcid link DPM_HOME DPE_HOME`: the whole manual procedure in one step. Each home gets a
-//! generator key (an existing valid one is kept) and a deployment entry trusting the other home's
-//! key with role `IMPERSONATION`. Running it twice changes nothing.
+//! `svcid link DPM_HOME DPE_HOME`: the whole manual procedure in one step, and `--rotate`, the
+//! key rotation that never breaks a running pair.
+//!
+//! Plain `link` gives each home a generator key (an existing valid one is kept) and makes each
+//! home trust the other's current key under a deployment `<module>-<environment>` with role
+//! `IMPERSONATION`. It adds what is missing and corrects what is wrong (a wrong `module`, a
+//! `content` that is not the signer's public key); it never removes or revokes a key, and a second
+//! run changes nothing. A trusted key that is revoked stops it: un-revoking a key someone revoked
+//! is a decision for `svcid revoke --undo`, not a side effect.
+//!
+//! `--rotate` gives both sides a new key in the order that keeps a running pair READY: first each
+//! verifier's file gets the peer's new key as a new entry beside the old one (both written), then
+//! it waits `--grace` seconds for the daemons to re-read their files, and only then switches each
+//! signer's `generator.key`. The old keys stay trusted until an operator revokes them.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use svcid_config::ModuleKind;
 use svcid_config::names::{self, deployment as field};
-use svcid_config::{ModuleHome, ModuleKind};
-use svcid_identity::jwk::GeneratorKey;
-use svcid_properties::PropertySet;
+use svcid_identity::jwk::{GeneratorKey, PublicKey};
+use svcid_properties::{PropertySet, parse_bool, uniform};
 
 use crate::edit::PropertiesFile;
 
-/// The name of the key entry `link` writes under a deployment's `jwt-keys`.
-const KEY_ENTRY: &str = "key";
+/// The name of the first key entry under a deployment (the manual's); later ones are `key-2`, …
+const FIRST_KEY_ENTRY: &str = "key";
+/// The role `link` grants each peer (SPEC section 7).
+const PEER_ROLE: &str = "IMPERSONATION";
+/// The group generator-key lines are kept with.
+const JWT_GROUP: &str = "ataccama.authentication.internal.jwt";
+
+/// What `svcid link` was asked to do.
+#[derive(Clone, Debug)]
+pub struct LinkOptions {
+    /// Environment name; deployments are named `dpm-<environment>` and `dpe-<environment>`.
+    pub environment: String,
+    /// Give both sides new keys (verifiers first, then signers).
+    pub rotate: bool,
+    /// How long to wait between writing the verifiers and switching the signers.
+    pub grace: Duration,
+}
 
 /// One side of the link.
 struct Side {
+    /// Which module the home is.
     kind: ModuleKind,
-    home: ModuleHome,
+    /// The home as given.
+    root: PathBuf,
+    /// Its properties file, being edited.
     file: PropertiesFile,
-    key: GeneratorKey,
+    /// Its usable current generator key, if any.
+    current: Option<GeneratorKey>,
 }
 
-/// Links the two homes; returns a human-readable account of what changed.
-pub fn link(dpm_home: &Path, dpe_home: &Path, environment: &str) -> Result<String> {
+/// Links the two homes, writing an account of each step to `out` as it happens.
+pub fn link(
+    dpm_home: &Path,
+    dpe_home: &Path,
+    options: &LinkOptions,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let environment = options.environment.as_str();
     if environment.is_empty()
         || !environment
             .chars()
@@ -34,87 +72,499 @@ pub fn link(dpm_home: &Path, dpe_home: &Path, environment: &str) -> Result<Strin
             "--environment must be letters, digits and dashes (it becomes part of a deployment name)"
         );
     }
-    let mut report = Vec::new();
-    let mut dpm = open_side(ModuleKind::Dpm, dpm_home, &mut report)?;
-    let mut dpe = open_side(ModuleKind::Dpe, dpe_home, &mut report)?;
-    trust(&mut dpm, &dpe, environment);
-    trust(&mut dpe, &dpm, environment);
-    for side in [&dpm, &dpe] {
-        let path = side.home.properties_file();
-        if side.file.changed() {
-            side.file
-                .save()
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            report.push(format!("{}: updated {}", side.kind, path.display()));
-        } else {
-            report.push(format!(
-                "{}: {} already up to date",
-                side.kind,
-                path.display()
-            ));
-        }
+    if let (Ok(a), Ok(b)) = (dpm_home.canonicalize(), dpe_home.canonicalize())
+        && a == b
+    {
+        bail!("DPM_HOME and DPE_HOME are the same folder");
     }
-    report.push(format!(
-        "dpm trusts dpe-{environment} (kid {}); dpe trusts dpm-{environment} (kid {})",
-        dpe.key.kid(),
-        dpm.key.kid()
-    ));
-    Ok(report.join("\n"))
+    let mut dpm = open_side(ModuleKind::Dpm, dpm_home, options.rotate, out)?;
+    let mut dpe = open_side(ModuleKind::Dpe, dpe_home, options.rotate, out)?;
+    if options.rotate {
+        rotate(&mut dpm, &mut dpe, options, out)
+    } else {
+        link_current(&mut dpm, &mut dpe, environment, out)
+    }
 }
 
-fn open_side(kind: ModuleKind, root: &Path, report: &mut Vec<String>) -> Result<Side> {
-    let home = ModuleHome::new(root);
-    let path = home.properties_file();
-    let mut file =
-        PropertiesFile::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut props = PropertySet::new();
-    if path.exists()
-        && let Err(problems) = props.load_file(&path, &path)
-    {
-        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        bail!("{} does not parse:\n{}", path.display(), lines.join("\n"));
-    }
-    let existing = props
-        .get(names::GENERATOR_KEY)
-        .map(|v| GeneratorKey::from_base64(v.raw.trim()));
-    let key = match existing {
-        Some(Ok(key)) => key,
-        Some(Err(error)) => bail!(
-            "{}: the existing generator key is not usable ({error}); fix or remove {} first",
-            path.display(),
-            names::GENERATOR_KEY
-        ),
-        None => {
+/// Plain `link`: keys where missing, each side trusting the other's current key.
+fn link_current(
+    dpm: &mut Side,
+    dpe: &mut Side,
+    environment: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
+    for side in [&mut *dpm, &mut *dpe] {
+        if side.current.is_none() {
             let key = GeneratorKey::generate();
-            file.set(names::GENERATOR_KEY, &key.to_base64());
-            report.push(format!("{kind}: generated a new key, kid {}", key.kid()));
-            key
+            set_generator_key(&mut side.file, &key);
+            writeln!(out, "{}: generated a new key, kid {}", side.kind, key.kid())?;
+            side.current = Some(key);
         }
+    }
+    let (Some(dpm_key), Some(dpe_key)) = (&dpm.current, &dpe.current) else {
+        bail!("internal: a side has no key after generation");
+    };
+    let mut notes = trust(&mut dpm.file, ModuleKind::Dpe, dpe_key, None, environment)?;
+    notes.extend(trust(
+        &mut dpe.file,
+        ModuleKind::Dpm,
+        dpm_key,
+        None,
+        environment,
+    )?);
+    let summary = format!(
+        "dpm trusts dpe's key {}; dpe trusts dpm's key {}",
+        dpe_key.kid(),
+        dpm_key.kid()
+    );
+    for side in [&mut *dpm, &mut *dpe] {
+        save(side, out)?;
+    }
+    for note in notes {
+        writeln!(out, "{note}")?;
+    }
+    writeln!(out, "{summary}")?;
+    Ok(())
+}
+
+/// `link --rotate`: new keys on the verifiers, a grace period, then the signers.
+fn rotate(
+    dpm: &mut Side,
+    dpe: &mut Side,
+    options: &LinkOptions,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let environment = options.environment.as_str();
+    let new_dpm = GeneratorKey::generate();
+    let new_dpe = GeneratorKey::generate();
+    writeln!(out, "dpm: generated a new key, kid {}", new_dpm.kid())?;
+    writeln!(out, "dpe: generated a new key, kid {}", new_dpe.kid())?;
+
+    writeln!(
+        out,
+        "step 1/3: verifiers first: each side trusts the other's new key beside the old one"
+    )?;
+    let old_dpe = dpe.current.as_ref().map(GeneratorKey::kid);
+    let old_dpm = dpm.current.as_ref().map(GeneratorKey::kid);
+    let mut notes = trust(
+        &mut dpm.file,
+        ModuleKind::Dpe,
+        &new_dpe,
+        old_dpe,
+        environment,
+    )?;
+    notes.extend(trust(
+        &mut dpe.file,
+        ModuleKind::Dpm,
+        &new_dpm,
+        old_dpm,
+        environment,
+    )?);
+    for note in &notes {
+        writeln!(out, "  {note}")?;
+    }
+    for side in [&mut *dpm, &mut *dpe] {
+        save(side, out)?;
+    }
+
+    writeln!(
+        out,
+        "step 2/3: waiting {}s for running daemons to re-read their files",
+        options.grace.as_secs_f64()
+    )?;
+    out.flush()?;
+    std::thread::sleep(options.grace);
+
+    writeln!(
+        out,
+        "step 3/3: signers: switching each side's generator key to its new key"
+    )?;
+    let mut revokes = Vec::new();
+    let (dpm_root, dpe_root) = (dpm.root.clone(), dpe.root.clone());
+    for (side, new, peer_root, peer_kind) in [
+        (&mut *dpm, &new_dpm, dpe_root, ModuleKind::Dpe),
+        (&mut *dpe, &new_dpe, dpm_root, ModuleKind::Dpm),
+    ] {
+        // Re-read: the file may have been edited during the grace period.
+        let path = side.file.path().to_owned();
+        side.file = PropertiesFile::open(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        set_generator_key(&mut side.file, new);
+        match &side.current {
+            Some(old) => {
+                writeln!(
+                    out,
+                    "  {}: generator key is now kid {} (was {})",
+                    side.kind,
+                    new.kid(),
+                    old.kid()
+                )?;
+                revokes.push((peer_root, peer_kind, old.kid().to_owned()));
+            }
+            None => writeln!(
+                out,
+                "  {}: generator key is now kid {} (there was no usable key before)",
+                side.kind,
+                new.kid()
+            )?,
+        }
+        save(side, out)?;
+    }
+    writeln!(
+        out,
+        "done: restart dpm and dpe to sign with the new keys; the old keys stay trusted until revoked"
+    )?;
+    for (peer_root, peer_kind, old_kid) in revokes {
+        let file =
+            PropertiesFile::open(&svcid_config::ModuleHome::new(&peer_root).properties_file())
+                .with_context(|| format!("cannot read {}", peer_root.display()))?;
+        let props = parse(&file)?;
+        if let Some((deployment, key)) = holder_of(&props, &old_kid) {
+            writeln!(
+                out,
+                "then, once both run with their new keys, revoke the old one in {peer_kind}'s file: \
+                 svcid revoke {} {deployment} {key}",
+                peer_root.display()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens one home: its file and its current generator key.
+fn open_side(kind: ModuleKind, root: &Path, rotating: bool, out: &mut dyn Write) -> Result<Side> {
+    let path = svcid_config::ModuleHome::new(root).properties_file();
+    let file =
+        PropertiesFile::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let props = parse(&file)?;
+    let current = match props.get(names::GENERATOR_KEY) {
+        None => None,
+        Some(value) => match GeneratorKey::from_base64(value.raw.trim()) {
+            Ok(key) => Some(key),
+            Err(error) if rotating => {
+                writeln!(
+                    out,
+                    "{kind}: the existing generator key is not usable ({error}); rotation replaces it"
+                )?;
+                None
+            }
+            Err(error) => bail!(
+                "{}: the existing generator key is not usable ({error}); fix or remove {} first, \
+                 or replace it with svcid link --rotate",
+                value.origin,
+                names::GENERATOR_KEY
+            ),
+        },
     };
     Ok(Side {
         kind,
-        home,
+        root: root.to_owned(),
         file,
-        key,
+        current,
     })
 }
 
-/// Makes `verifier` trust `signer` as deployment `<signer>-<environment>`.
-fn trust(verifier: &mut Side, signer: &Side, environment: &str) {
-    let prefix = format!("{}.{}-{environment}", names::DEPLOYMENTS, signer.kind);
-    let key_prefix = format!("{prefix}.{}.{KEY_ENTRY}", field::JWT_KEYS);
-    let public = signer.key.public_key();
-    let file = &mut verifier.file;
-    file.set(&format!("{prefix}.{}", field::MODULE), signer.kind.as_str());
-    file.set(&format!("{prefix}.{}", field::ENVIRONMENT), environment);
-    file.set(&format!("{prefix}.{}[0]", field::ROLES), "IMPERSONATION");
-    file.set(
-        &format!("{key_prefix}.{}", field::FINGERPRINT),
-        signer.key.kid(),
-    );
-    file.set(
-        &format!("{key_prefix}.{}", field::CONTENT),
-        &public.content_json(),
-    );
-    file.set(&format!("{key_prefix}.{}", field::IS_REVOKED), "false");
+/// The file's properties, or an error listing why it does not parse.
+fn parse(file: &PropertiesFile) -> Result<PropertySet> {
+    file.properties().map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "{} does not parse; fix it first (svcid check shows every problem):\n{}",
+            file.path().display(),
+            lines.join("\n")
+        )
+    })
+}
+
+fn save(side: &mut Side, out: &mut dyn Write) -> Result<()> {
+    let path = side.file.path().display().to_string();
+    if side.file.changed() {
+        side.file
+            .save()
+            .with_context(|| format!("cannot write {path}"))?;
+        writeln!(out, "{}: updated {path}", side.kind)?;
+    } else {
+        writeln!(out, "{}: {path} already up to date", side.kind)?;
+    }
+    Ok(())
+}
+
+fn set_generator_key(file: &mut PropertiesFile, key: &GeneratorKey) {
+    if let Ok(props) = file.properties()
+        && props.entries_under(JWT_GROUP).is_empty()
+    {
+        file.comment("This module's private signing key (svcid link). Never give it to a peer.");
+    }
+    file.set_in_group(names::GENERATOR_KEY, &key.to_base64(), JWT_GROUP);
+}
+
+/// `<deployments>.<deployment>`.
+fn deployment_prefix(deployment: &str) -> String {
+    format!("{}.{deployment}", names::DEPLOYMENTS)
+}
+
+/// `<deployments>.<deployment>.security.jwt-keys`.
+fn keys_prefix(deployment: &str) -> String {
+    format!("{}.{}", deployment_prefix(deployment), field::JWT_KEYS)
+}
+
+/// The deployment and key entry (as written) whose fingerprint is exactly `kid`.
+fn holder_of(props: &PropertySet, kid: &str) -> Option<(String, String)> {
+    for deployment in props.map_keys(names::DEPLOYMENTS) {
+        let keys = keys_prefix(&deployment);
+        for key in props.map_keys(&keys) {
+            let fingerprint = format!("{keys}.{key}.{}", field::FINGERPRINT);
+            if props.get(&fingerprint).is_some_and(|v| v.raw.trim() == kid) {
+                return Some((deployment, key));
+            }
+        }
+    }
+    None
+}
+
+/// The first key entry name not used under a deployment: `key`, then `key-2`, `key-3`, …
+pub(crate) fn next_key_name(props: &PropertySet, deployment: &str) -> String {
+    let used: Vec<String> = props
+        .map_keys(&keys_prefix(deployment))
+        .iter()
+        .map(|k| uniform(k))
+        .collect();
+    if used.is_empty() {
+        return FIRST_KEY_ENTRY.to_owned();
+    }
+    (2u32..)
+        .map(|n| format!("{FIRST_KEY_ENTRY}-{n}"))
+        .find(|name| !used.contains(&uniform(name)))
+        .unwrap_or_else(|| FIRST_KEY_ENTRY.to_owned())
+}
+
+/// Makes the verifier's file trust `key`, the signer's key. The deployment used is the one already
+/// holding that key, else the one holding `old_kid` (the key being rotated out), else
+/// `<signer>-<environment>`. Returns notes on what changed.
+fn trust(
+    file: &mut PropertiesFile,
+    signer: ModuleKind,
+    key: &GeneratorKey,
+    old_kid: Option<&str>,
+    environment: &str,
+) -> Result<Vec<String>> {
+    let verifier = match signer {
+        ModuleKind::Dpm => ModuleKind::Dpe,
+        ModuleKind::Dpe => ModuleKind::Dpm,
+    };
+    let props = parse(file)?;
+    let held = holder_of(&props, key.kid());
+    let deployment = held
+        .as_ref()
+        .map(|(d, _)| d.clone())
+        .or_else(|| old_kid.and_then(|kid| holder_of(&props, kid).map(|(d, _)| d)))
+        .unwrap_or_else(|| format!("{signer}-{environment}"));
+    let prefix = deployment_prefix(&deployment);
+    let mut notes = Vec::new();
+
+    if props.entries_under(&prefix).is_empty() {
+        file.comment(&format!(
+            "{deployment}: the {signer} peer this {verifier} trusts (svcid link)"
+        ));
+        notes.push(format!("{verifier}: added deployment {deployment}"));
+    }
+    let module = format!("{prefix}.{}", field::MODULE);
+    match props.get(&module) {
+        Some(v) if v.raw.trim() == signer.as_str() => {}
+        Some(v) => {
+            notes.push(format!(
+                "{verifier}: {deployment}.module was {:?}; set to {signer}",
+                v.raw.trim()
+            ));
+            file.set_in_group(&module, signer.as_str(), &prefix);
+        }
+        None => {
+            file.set_in_group(&module, signer.as_str(), &prefix);
+        }
+    }
+    let env_name = format!("{prefix}.{}", field::ENVIRONMENT);
+    if props.get(&env_name).is_none() {
+        file.set_in_group(&env_name, environment, &prefix);
+    }
+
+    let content = key.public_key().content_json();
+    match &held {
+        Some((_, entry)) => {
+            let entry_prefix = format!("{}.{entry}", keys_prefix(&deployment));
+            let content_name = format!("{entry_prefix}.{}", field::CONTENT);
+            let right = props.get(&content_name).is_some_and(|v| {
+                PublicKey::from_content(&v.raw).is_ok_and(|(public, findings)| {
+                    public.thumbprint() == key.public_key().thumbprint() && !findings.private_part
+                })
+            });
+            if !right {
+                file.set_in_group(&content_name, &content, &prefix);
+                notes.push(format!(
+                    "{verifier}: {deployment}/{entry}: content was not {signer}'s public key; replaced"
+                ));
+            }
+            let revoked_name = format!("{entry_prefix}.{}", field::IS_REVOKED);
+            if let Some(v) = props.get(&revoked_name)
+                && parse_bool(v.raw.trim()).unwrap_or(false)
+            {
+                bail!(
+                    "{}: {deployment}/{entry} holds {signer}'s current key {} but it is revoked; \
+                     give {signer} a new key with svcid link --rotate, or reinstate this one with \
+                     svcid revoke --undo HOME {deployment} {entry}",
+                    v.origin,
+                    key.kid()
+                );
+            }
+        }
+        None => {
+            let entry = next_key_name(&props, &deployment);
+            let entry_prefix = format!("{}.{entry}", keys_prefix(&deployment));
+            file.set_in_group(
+                &format!("{entry_prefix}.{}", field::FINGERPRINT),
+                key.kid(),
+                &prefix,
+            );
+            file.set_in_group(
+                &format!("{entry_prefix}.{}", field::CONTENT),
+                &content,
+                &prefix,
+            );
+            file.set_in_group(
+                &format!("{entry_prefix}.{}", field::IS_REVOKED),
+                "false",
+                &prefix,
+            );
+            let others = props.map_keys(&keys_prefix(&deployment));
+            notes.push(if others.is_empty() {
+                format!(
+                    "{verifier}: {deployment}/{entry} trusts {signer}'s key {}",
+                    key.kid()
+                )
+            } else {
+                format!(
+                    "{verifier}: {deployment}/{entry} trusts {signer}'s key {} (beside {}; nothing is revoked)",
+                    key.kid(),
+                    others.join(", ")
+                )
+            });
+        }
+    }
+
+    let roles_name = format!("{prefix}.{}", field::ROLES);
+    match props.get_list(&roles_name) {
+        None => {
+            file.set_in_group(&format!("{roles_name}[0]"), PEER_ROLE, &prefix);
+        }
+        Some(roles) if !roles.iter().any(|r| r.raw.trim() == PEER_ROLE) => notes.push(format!(
+            "{verifier}: {deployment} has roles but not {PEER_ROLE}; left as configured"
+        )),
+        Some(_) => {}
+    }
+    Ok(notes)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn file(text: &str) -> PropertiesFile {
+        PropertiesFile::from_text(Path::new("x.properties"), text)
+    }
+
+    #[test]
+    fn key_names_follow_the_first_free_one() {
+        let f = file("");
+        assert_eq!(next_key_name(&f.properties().unwrap(), "dpe-dev"), "key");
+        let f = file(
+            "ataccama.one.platform.deployments.dpe-dev.security.jwt-keys.key1.fingerprint=a\n\
+             ataccama.one.platform.deployments.dpe-dev.security.jwt-keys.key_2.fingerprint=b\n",
+        );
+        assert_eq!(next_key_name(&f.properties().unwrap(), "dpe-dev"), "key-3");
+    }
+
+    #[test]
+    fn trust_adds_a_deployment_in_the_manuals_order_and_is_idempotent() {
+        let key = GeneratorKey::generate();
+        let mut f = file("# mine\nataccama.server.grpc.port=8531\n");
+        let notes = trust(&mut f, ModuleKind::Dpe, &key, None, "dev").unwrap();
+        assert!(notes[0].contains("added deployment dpe-dev"), "{notes:?}");
+        let text = f.text();
+        let p = "ataccama.one.platform.deployments.dpe-dev";
+        let expected = format!(
+            "# mine\nataccama.server.grpc.port=8531\n\n\
+             # dpe-dev: the dpe peer this dpm trusts (svcid link)\n\
+             {p}.module=dpe\n{p}.environment=dev\n\
+             {p}.security.jwt-keys.key.fingerprint={}\n\
+             {p}.security.jwt-keys.key.content={}\n\
+             {p}.security.jwt-keys.key.is-revoked=false\n\
+             {p}.security.roles[0]=IMPERSONATION\n",
+            key.kid(),
+            key.public_key().content_json()
+        );
+        assert_eq!(text, expected);
+        let mut again = file(&text);
+        assert!(
+            trust(&mut again, ModuleKind::Dpe, &key, None, "dev")
+                .unwrap()
+                .is_empty()
+        );
+        assert!(!again.changed());
+    }
+
+    #[test]
+    fn a_new_key_goes_beside_the_old_one_in_the_same_deployment() {
+        let old = GeneratorKey::generate();
+        let new = GeneratorKey::generate();
+        let mut f = file("");
+        trust(&mut f, ModuleKind::Dpe, &old, None, "prod").unwrap();
+        let notes = trust(&mut f, ModuleKind::Dpe, &new, Some(old.kid()), "dev").unwrap();
+        assert!(notes[0].contains("dpe-prod/key-2"), "{notes:?}");
+        let props = f.properties().unwrap();
+        let p = "ataccama.one.platform.deployments.dpe-prod.security.jwt-keys";
+        assert_eq!(
+            props.get(&format!("{p}.key.fingerprint")).unwrap().raw,
+            old.kid()
+        );
+        assert_eq!(
+            props.get(&format!("{p}.key-2.fingerprint")).unwrap().raw,
+            new.kid()
+        );
+        assert_eq!(
+            props.get(&format!("{p}.key.is-revoked")).unwrap().raw,
+            "false"
+        );
+    }
+
+    #[test]
+    fn wrong_module_and_content_are_corrected_and_a_revoked_key_stops() {
+        let key = GeneratorKey::generate();
+        let other = GeneratorKey::generate();
+        let p = "ataccama.one.platform.deployments.dpm-dev";
+        let mut f = file(&format!(
+            "{p}.module=dpe\n{p}.security.jwt-keys.key.fingerprint={}\n\
+             {p}.security.jwt-keys.key.content={}\n{p}.security.roles=OTHER\n",
+            key.kid(),
+            other.public_key().content_json()
+        ));
+        let notes = trust(&mut f, ModuleKind::Dpm, &key, None, "dev").unwrap();
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        let props = f.properties().unwrap();
+        assert_eq!(props.get(&format!("{p}.module")).unwrap().raw, "dpm");
+        assert_eq!(
+            props
+                .get(&format!("{p}.security.jwt-keys.key.content"))
+                .unwrap()
+                .raw,
+            key.public_key().content_json()
+        );
+        let mut revoked = file(&format!(
+            "{p}.module=dpm\n{p}.security.jwt-keys.key.fingerprint={}\n\
+             {p}.security.jwt-keys.key.content={}\n{p}.security.jwt-keys.key.isRevoked=true\n",
+            key.kid(),
+            key.public_key().content_json()
+        ));
+        let error = trust(&mut revoked, ModuleKind::Dpm, &key, None, "dev").unwrap_err();
+        assert!(error.to_string().contains("revoked"), "{error}");
+    }
 }

@@ -1,0 +1,116 @@
+//! `svcid revoke HOME DEPLOYMENT KEY [--undo]`: flips one key entry's `is-revoked` in place.
+//!
+//! The deployment and the key entry must exist (matched with relaxed names, as the daemons match
+//! them); the flag is changed on its own line, keeping the operator's spelling (`isRevoked`), or
+//! added beside the key's other lines. Nothing else in the file changes. A running daemon picks
+//! the change up when it re-reads its file.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use svcid_config::ModuleHome;
+use svcid_config::names::{self, deployment as field};
+use svcid_properties::{parse_bool, uniform};
+
+use crate::edit::PropertiesFile;
+
+/// Sets (or with `undo`, clears) `is-revoked` of `deployment`/`key` in `home`'s file.
+pub fn revoke(
+    home: &Path,
+    deployment: &str,
+    key: &str,
+    undo: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let path = ModuleHome::new(home).properties_file();
+    if !path.exists() {
+        bail!("{} does not exist", path.display());
+    }
+    let mut file =
+        PropertiesFile::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let props = file.properties().map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "{} does not parse; fix it first:\n{}",
+            path.display(),
+            lines.join("\n")
+        )
+    })?;
+
+    let deployments = props.map_keys(names::DEPLOYMENTS);
+    let Some(deployment) = deployments
+        .iter()
+        .find(|d| uniform(d) == uniform(deployment))
+        .cloned()
+    else {
+        bail!(
+            "{}: no deployment {deployment:?}; deployments here: {}",
+            path.display(),
+            list(&deployments)
+        );
+    };
+    let prefix = format!("{}.{deployment}", names::DEPLOYMENTS);
+    let keys_prefix = format!("{prefix}.{}", field::JWT_KEYS);
+    let keys = props.map_keys(&keys_prefix);
+    let Some(key) = keys.iter().find(|k| uniform(k) == uniform(key)).cloned() else {
+        bail!(
+            "{}: deployment {deployment} has no key entry {key:?}; its keys: {}",
+            path.display(),
+            list(&keys)
+        );
+    };
+    let key_prefix = format!("{keys_prefix}.{key}");
+    let flag = format!("{key_prefix}.{}", field::IS_REVOKED);
+    let fingerprint = props
+        .get(&format!("{key_prefix}.{}", field::FINGERPRINT))
+        .map(|v| v.raw.trim().to_owned())
+        .unwrap_or_default();
+    let was = props
+        .get(&flag)
+        .map(|v| parse_bool(v.raw.trim()).unwrap_or(false))
+        .unwrap_or(false);
+    let wanted = !undo;
+    let word = if wanted { "revoked" } else { "not revoked" };
+    if file.set_in_group(&flag, if wanted { "true" } else { "false" }, &key_prefix) {
+        file.save()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(
+            out,
+            "{deployment}/{key} (kid {fingerprint}) is now {word} in {}",
+            path.display()
+        )?;
+        writeln!(
+            out,
+            "a running daemon applies it when it re-reads the file (about a second)"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{deployment}/{key} (kid {fingerprint}) is already {word}; {} unchanged",
+            path.display()
+        )?;
+    }
+    if was != wanted && wanted {
+        let still_valid = keys.iter().filter(|k| **k != key).any(|k| {
+            props
+                .get(&format!("{keys_prefix}.{k}.{}", field::IS_REVOKED))
+                .is_none_or(|v| !parse_bool(v.raw.trim()).unwrap_or(false))
+        });
+        if !still_valid {
+            writeln!(
+                out,
+                "warning: {deployment} has no other key that is not revoked: its tokens are all refused now"
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}

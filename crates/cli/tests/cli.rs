@@ -1,0 +1,686 @@
+//! End-to-end tests of the real `svcid` binary on temporary module homes: what an operator runs
+//! and sees. Keys are generated at run time; nothing here touches the network.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use svcid_identity::clock::ManualClock;
+use svcid_identity::jwk::GeneratorKey;
+use svcid_identity::token::TokenIssuer;
+
+const GENERATOR_KEY: &str = "ataccama.authentication.internal.jwt.generator.key";
+const DEPLOYMENTS: &str = "ataccama.one.platform.deployments";
+
+/// Settings with comments, as an operator's file has them.
+const DPM_BASE: &str = "\
+# DPM of the test pair. This comment must survive svcid.
+ataccama.server.grpc.port=8531
+
+! engines are checked every second
+ataccama.one.dpm.registry.check-connected-interval=1s
+";
+
+const DPE_BASE: &str = "\
+# DPE of the test pair.
+ataccama.server.grpc.port = 8532
+ataccama.client.connection.dpm.host=127.0.0.1
+";
+
+/// The manual's first example block (for dpe/etc/application.properties), verbatim.
+const MANUAL_BLOCK_1: &str = r#"      ataccama.one.platform.deployments.dpm-dev.module=dpm
+      ataccama.one.platform.deployments.dpm-dev.environment=dev
+      ataccama.one.platform.deployments.dpm-dev.security.jwt-keys.key.fingerprint=vcjAli5Xm_pvtE8ItBkd3aT_FWi_23WieMf5f-lppBI
+      ataccama.one.platform.deployments.dpm-dev.security.jwt-keys.key.content={kty":"EC",crv":"P-256","kid":"vcjAli5Xm_pvtE8ItBkd3aT_FWi_23WieMf5f-lppBI","x":"Hbs53V5zC-1DjNf5RtJ1bNHlxvzM5jST7J1ADVePV9g","y":"4pVfzrF7FMHt_Xx2FgLauvLZuJqbpL9crdOxvTXWb64","alg":"ES256"}
+      ataccama.one.platform.deployments.dpm-dev.security.jwt-keys.key.is-revoked=false
+      ataccama.one.platform.deployments.dpm-dev.security.roles[0]=IMPERSONATION
+"#;
+
+/// The manual's second example block (for dpm/etc/application.properties), verbatim.
+const MANUAL_BLOCK_2: &str = r#"    ataccama.one.platform.deployments.dpe-dev.module=dpe
+    ataccama.one.platform.deployments.dpe-dev.environment=dev
+    ataccama.one.platform.deployments.dpe-dev.security.jwt-keys.key1.fingerprint=kHSzWkPiZKfSKAgdIkCdXfAAKs7x23jszQLkTOzQTEM
+    ataccama.one.platform.deployments.dpe-dev.security.jwt-keys.key1.content={"kty":"EC","crv":"P-256","kid":"KBv0lrEO88ISAnmwXn6Y5jYjG9TvemuZA0yQlq7QpG0","x":"KsJKpmDA03Js3o8JWWiH5tyUfv80kaJy60_7BOrwmKo","y":"7kfcrUzl95MQEZnCjhWA0dIIhzK-jvdaAtGRAuBzZbk","alg":"ES256"}
+    ataccama.one.platform.deployments.dpe-dev.security.jwt-keys.key1.is-revoked=false
+    ataccama.one.platform.deployments.dpe-dev.security.roles[0]=IMPERSONATION
+"#;
+
+fn svcid(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_svcid"))
+        .args(args)
+        .output()
+        .expect("svcid runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited")
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A dpm and a dpe home with the base settings, in folders named dpm and dpe.
+struct Pair {
+    _dir: tempfile::TempDir,
+    dpm: PathBuf,
+    dpe: PathBuf,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let dir = tempfile::tempdir().unwrap();
+        let dpm = dir.path().join("dpm");
+        let dpe = dir.path().join("dpe");
+        write(&dpm, DPM_BASE);
+        write(&dpe, DPE_BASE);
+        Pair {
+            _dir: dir,
+            dpm,
+            dpe,
+        }
+    }
+
+    fn linked() -> Pair {
+        let pair = Pair::new();
+        let out = svcid(&["link", s(&pair.dpm), s(&pair.dpe)]);
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        pair
+    }
+}
+
+fn file(home: &Path) -> PathBuf {
+    home.join("etc/application.properties")
+}
+
+fn write(home: &Path, text: &str) {
+    std::fs::create_dir_all(home.join("etc")).unwrap();
+    std::fs::write(file(home), text).unwrap();
+}
+
+fn read(home: &Path) -> String {
+    std::fs::read_to_string(file(home)).unwrap()
+}
+
+/// The value of `name` as written on its own line.
+fn property(home: &Path, name: &str) -> Option<String> {
+    read(home)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_owned))
+}
+
+fn generator_key(home: &Path) -> GeneratorKey {
+    GeneratorKey::from_base64(&property(home, GENERATOR_KEY).unwrap()).unwrap()
+}
+
+/// 1-based line of the first line containing `needle`.
+fn line_of(home: &Path, needle: &str) -> usize {
+    read(home)
+        .lines()
+        .position(|l| l.contains(needle))
+        .map(|i| i + 1)
+        .unwrap()
+}
+
+#[test]
+fn keygen_prints_the_manuals_values_and_json() {
+    let out = svcid(&["keygen"]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    assert!(text.starts_with("Public and Private Keypair"), "{text}");
+    let json = svcid(&["keygen", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let key = GeneratorKey::from_base64(value["generatorKey"].as_str().unwrap()).unwrap();
+    assert_eq!(value["fingerprint"], key.kid());
+    assert_eq!(value["content"], key.public_key().content_json());
+}
+
+#[test]
+fn link_twice_changes_nothing_the_second_time() {
+    let pair = Pair::new();
+    let first = svcid(&["link", s(&pair.dpm), s(&pair.dpe)]);
+    assert_eq!(
+        code(&first),
+        0,
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let text = stdout(&first);
+    assert!(text.contains("dpm: generated a new key, kid "), "{text}");
+    assert!(text.contains("dpm: added deployment dpe-dev"), "{text}");
+    let (dpm_bytes, dpe_bytes) = (
+        std::fs::read(file(&pair.dpm)).unwrap(),
+        std::fs::read(file(&pair.dpe)).unwrap(),
+    );
+    let dpm_text = read(&pair.dpm);
+    assert!(
+        dpm_text.starts_with(DPM_BASE),
+        "comments and order kept:\n{dpm_text}"
+    );
+    assert!(read(&pair.dpe).starts_with(DPE_BASE));
+
+    let second = svcid(&["link", s(&pair.dpm), s(&pair.dpe)]);
+    assert_eq!(code(&second), 0);
+    let text = stdout(&second);
+    assert!(text.contains("already up to date"), "{text}");
+    assert!(!text.contains("generated"), "{text}");
+    assert_eq!(std::fs::read(file(&pair.dpm)).unwrap(), dpm_bytes);
+    assert_eq!(std::fs::read(file(&pair.dpe)).unwrap(), dpe_bytes);
+
+    // Each side trusts the other's key, as the manual's procedure would have it.
+    let dpm_key = generator_key(&pair.dpm);
+    let dpe_key = generator_key(&pair.dpe);
+    let p = format!("{DEPLOYMENTS}.dpm-dev.security.jwt-keys.key");
+    assert_eq!(
+        property(&pair.dpe, &format!("{p}.fingerprint")).unwrap(),
+        dpm_key.kid()
+    );
+    assert_eq!(
+        property(&pair.dpe, &format!("{p}.content")).unwrap(),
+        dpm_key.public_key().content_json()
+    );
+    assert_eq!(
+        property(
+            &pair.dpe,
+            &format!("{DEPLOYMENTS}.dpm-dev.security.roles[0]")
+        )
+        .unwrap(),
+        "IMPERSONATION"
+    );
+    let p = format!("{DEPLOYMENTS}.dpe-dev.security.jwt-keys.key");
+    assert_eq!(
+        property(&pair.dpm, &format!("{p}.fingerprint")).unwrap(),
+        dpe_key.kid()
+    );
+}
+
+#[test]
+fn rotate_adds_key_2_on_both_sides_then_switches_the_generator_keys() {
+    let pair = Pair::linked();
+    let (old_dpm, old_dpe) = (generator_key(&pair.dpm), generator_key(&pair.dpe));
+    let out = svcid(&[
+        "link",
+        s(&pair.dpm),
+        s(&pair.dpe),
+        "--rotate",
+        "--grace",
+        "0",
+    ]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    let step1 = text.find("step 1/3: verifiers first").unwrap();
+    let step3 = text.find("step 3/3: signers").unwrap();
+    assert!(step1 < step3, "{text}");
+    assert!(text.contains("svcid revoke"), "{text}");
+
+    let (new_dpm, new_dpe) = (generator_key(&pair.dpm), generator_key(&pair.dpe));
+    assert_ne!(new_dpm.kid(), old_dpm.kid());
+    assert_ne!(new_dpe.kid(), old_dpe.kid());
+    for (verifier, deployment, old, new) in [
+        (&pair.dpm, "dpe-dev", &old_dpe, &new_dpe),
+        (&pair.dpe, "dpm-dev", &old_dpm, &new_dpm),
+    ] {
+        let p = format!("{DEPLOYMENTS}.{deployment}.security.jwt-keys");
+        assert_eq!(
+            property(verifier, &format!("{p}.key.fingerprint")).unwrap(),
+            old.kid()
+        );
+        assert_eq!(
+            property(verifier, &format!("{p}.key.is-revoked")).unwrap(),
+            "false"
+        );
+        assert_eq!(
+            property(verifier, &format!("{p}.key-2.fingerprint")).unwrap(),
+            new.kid()
+        );
+        assert_eq!(
+            property(verifier, &format!("{p}.key-2.content")).unwrap(),
+            new.public_key().content_json()
+        );
+        assert_eq!(
+            property(verifier, &format!("{p}.key-2.is-revoked")).unwrap(),
+            "false"
+        );
+    }
+    assert!(read(&pair.dpm).starts_with(DPM_BASE));
+    // The rotated pair is consistent, and link afterwards changes nothing.
+    let check = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    assert_eq!(code(&check), 0, "{}", stdout(&check));
+    let before = read(&pair.dpm);
+    assert_eq!(code(&svcid(&["link", s(&pair.dpm), s(&pair.dpe)])), 0);
+    assert_eq!(read(&pair.dpm), before);
+}
+
+#[test]
+fn revoke_flips_the_flag_and_undo_restores_it() {
+    let pair = Pair::linked();
+    let flag = format!("{DEPLOYMENTS}.dpe-dev.security.jwt-keys.key.is-revoked");
+    let out = svcid(&["revoke", s(&pair.dpm), "dpe-dev", "key"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("dpe-dev/key"), "{}", stdout(&out));
+    assert_eq!(property(&pair.dpm, &flag).unwrap(), "true");
+    assert!(read(&pair.dpm).starts_with(DPM_BASE));
+    // A revoked current key is a cross-check error.
+    let check = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    assert_eq!(code(&check), 2, "{}", stdout(&check));
+    assert!(stdout(&check).contains("is revoked"), "{}", stdout(&check));
+
+    let undo = svcid(&["revoke", "--undo", s(&pair.dpm), "dpe-dev", "key"]);
+    assert_eq!(code(&undo), 0);
+    assert_eq!(property(&pair.dpm, &flag).unwrap(), "false");
+
+    let missing = svcid(&["revoke", s(&pair.dpm), "dpe-dev", "key-9"]);
+    assert_eq!(code(&missing), 2);
+    let error = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        error.contains("no key entry \"key-9\"") && error.contains("its keys: key"),
+        "{error}"
+    );
+    let missing = svcid(&["revoke", s(&pair.dpm), "dpx-dev", "key"]);
+    assert_eq!(code(&missing), 2);
+}
+
+#[test]
+fn revoke_keeps_the_products_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("dpm");
+    let key = GeneratorKey::generate();
+    write(
+        &home,
+        &format!(
+            "{DEPLOYMENTS}.dpe-dev.module=dpe\n\
+             {DEPLOYMENTS}.dpe-dev.security.jwtKeys.key1.fingerprint={}\n\
+             {DEPLOYMENTS}.dpe-dev.security.jwtKeys.key1.content={}\n\
+             {DEPLOYMENTS}.dpe-dev.security.jwtKeys.key1.isRevoked=false\n",
+            key.kid(),
+            key.public_key().content_json()
+        ),
+    );
+    assert_eq!(code(&svcid(&["revoke", s(&home), "dpe-dev", "key1"])), 0);
+    assert!(
+        read(&home).contains(".jwtKeys.key1.isRevoked=true\n"),
+        "{}",
+        read(&home)
+    );
+}
+
+/// A home holding a fresh generator key and one of the manual's blocks.
+fn manual_home(dir: &Path, name: &str, block: &str) -> PathBuf {
+    let home = dir.join(name);
+    let key = GeneratorKey::generate();
+    write(
+        &home,
+        &format!("{GENERATOR_KEY}={}\n{block}", key.to_base64()),
+    );
+    home
+}
+
+#[test]
+fn check_diagnoses_the_manuals_first_block_as_malformed_json_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = manual_home(dir.path(), "dpe", MANUAL_BLOCK_1);
+    let out = svcid(&["check", s(&home)]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    let text = stdout(&out);
+    let line = line_of(&home, "key.content=");
+    let expected = format!(
+        "{}:{line}: error: ataccama.one.platform.deployments.dpm-dev.security.jwt-keys.key.content: \
+         content is not a usable public key: not valid JSON",
+        file(&home).display()
+    );
+    assert!(text.contains(&expected), "{expected}\nnot in:\n{text}");
+    assert!(
+        text.contains("the quotes before kty and crv are missing"),
+        "{text}"
+    );
+    assert!(text.contains("dpe home"), "the module type is said: {text}");
+}
+
+#[test]
+fn check_diagnoses_the_manuals_second_block_as_a_fingerprint_matching_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = manual_home(dir.path(), "dpm", MANUAL_BLOCK_2);
+    let out = svcid(&["check", s(&home)]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    let text = stdout(&out);
+    let line = line_of(&home, "key1.fingerprint=");
+    let expected = format!(
+        "{}:{line}: error: ataccama.one.platform.deployments.dpe-dev.security.jwt-keys.key1.fingerprint: \
+         fingerprint \"kHSzWkPiZKfSKAgdIkCdXfAAKs7x23jszQLkTOzQTEM\" matches no key: the kid inside content is \
+         \"KBv0lrEO88ISAnmwXn6Y5jYjG9TvemuZA0yQlq7QpG0\"",
+        file(&home).display()
+    );
+    assert!(text.contains(&expected), "{expected}\nnot in:\n{text}");
+    assert!(
+        !text.contains(
+            "warning: ataccama.one.platform.deployments.dpe-dev.security.jwt-keys.key1.fingerprint"
+        ),
+        "{text}"
+    );
+
+    let json = svcid(&["check", "--json", s(&home)]);
+    assert_eq!(code(&json), 2);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let problem = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["message"].as_str().unwrap().contains("matches no key"))
+        .unwrap();
+    assert_eq!(problem["severity"], "error");
+    assert_eq!(problem["line"], line);
+    assert_eq!(report["homes"][0]["module"], "dpm");
+}
+
+#[test]
+fn check_flags_a_private_key_given_to_a_peer_as_an_error() {
+    let pair = Pair::linked();
+    let dpm_key = svcid(&["keygen", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&dpm_key.stdout).unwrap();
+    let private = serde_json::to_string(&value["keypair"]).unwrap();
+    let content = format!("{DEPLOYMENTS}.dpm-dev.security.jwt-keys.key.content=");
+    let text = read(&pair.dpe)
+        .lines()
+        .map(|l| {
+            if l.starts_with(&content) {
+                format!("{content}{private}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    write(&pair.dpe, &text);
+    let out = svcid(&["check", s(&pair.dpe)]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    assert!(stdout(&out).contains("error: ataccama.one.platform.deployments.dpm-dev.security.jwt-keys.key.content: content holds \"d\", the PRIVATE key"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains(value["keypair"]["d"].as_str().unwrap()));
+}
+
+#[test]
+fn check_on_a_linked_pair_is_clean() {
+    let pair = Pair::linked();
+    let out = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}");
+    assert!(
+        text.contains("dpm home") && text.contains("dpe home"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "cross-check: dpm {} trusts dpe {}: ok",
+            s(&pair.dpm),
+            s(&pair.dpe)
+        )),
+        "{text}"
+    );
+    assert!(text.ends_with("result: 0 errors, 0 warnings\n"), "{text}");
+}
+
+#[test]
+fn check_catches_a_generator_key_the_peer_does_not_know() {
+    let pair = Pair::linked();
+    // DPE's key changes behind DPM's back (say, someone pasted a new keygen output).
+    let fresh = GeneratorKey::generate();
+    let old = property(&pair.dpe, GENERATOR_KEY).unwrap();
+    write(
+        &pair.dpe,
+        &read(&pair.dpe).replace(&old, &fresh.to_base64()),
+    );
+    // Each home alone still loads...
+    assert_eq!(code(&svcid(&["check", s(&pair.dpe)])), 0);
+    // ... but together they do not work.
+    let out = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 2, "{text}");
+    let expected = format!(
+        "{}: error: ataccama.one.platform.deployments: does not trust the current generator key of the dpe home {} (kid {})",
+        file(&pair.dpm).display(),
+        s(&pair.dpe),
+        fresh.kid()
+    );
+    assert!(text.contains(&expected), "{expected}\nnot in:\n{text}");
+    assert!(
+        text.contains(&format!(
+            "cross-check: dpe {} trusts dpm {}: ok",
+            s(&pair.dpe),
+            s(&pair.dpm)
+        )),
+        "{text}"
+    );
+    let json = svcid(&["check", "--json", s(&pair.dpm), s(&pair.dpe)]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["errors"], 1);
+    assert_eq!(report["problems"][0]["check"], "cross");
+
+    // link repairs it by adding the new key beside the old one.
+    let relink = svcid(&["link", s(&pair.dpm), s(&pair.dpe)]);
+    assert!(
+        stdout(&relink).contains("dpe-dev/key-2"),
+        "{}",
+        stdout(&relink)
+    );
+    assert_eq!(code(&svcid(&["check", s(&pair.dpm), s(&pair.dpe)])), 0);
+}
+
+#[test]
+fn check_cross_checks_module_type_and_fingerprint() {
+    let pair = Pair::linked();
+    let text = read(&pair.dpm).replace(
+        &format!("{DEPLOYMENTS}.dpe-dev.module=dpe"),
+        &format!("{DEPLOYMENTS}.dpe-dev.module=dpm"),
+    );
+    write(&pair.dpm, &text);
+    let out = svcid(&[
+        "check",
+        "--module",
+        "dpm",
+        "--module",
+        "dpe",
+        s(&pair.dpm),
+        s(&pair.dpe),
+    ]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    assert!(stdout(&out).contains("says module=dpm"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("(--module dpm)"), "{}", stdout(&out));
+
+    let pair = Pair::linked();
+    let real = generator_key(&pair.dpe).kid().to_owned();
+    write(
+        &pair.dpm,
+        &read(&pair.dpm).replace(&format!("fingerprint={real}"), "fingerprint=wrong-kid"),
+    );
+    let out = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 2, "{text}");
+    assert!(
+        text.contains(&format!(
+            "holds the dpe home {}'s public key under fingerprint \"wrong-kid\"",
+            s(&pair.dpe)
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_warns_when_it_has_to_guess_the_module_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("somewhere");
+    write(
+        &home,
+        &format!("{GENERATOR_KEY}={}\n", GeneratorKey::generate().to_base64()),
+    );
+    let out = svcid(&["check", s(&home)]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(stdout(&out).contains("a guess"), "{}", stdout(&out));
+    assert_eq!(code(&svcid(&["check", "--module", "dpe", s(&home)])), 0);
+}
+
+#[test]
+fn token_mint_then_inspect_is_accepted_by_the_peer() {
+    let pair = Pair::linked();
+    let mint = svcid(&["token", "mint", "--home", s(&pair.dpe), "--aud", "dpm"]);
+    assert_eq!(code(&mint), 0, "{}", String::from_utf8_lossy(&mint.stderr));
+    let token = stdout(&mint).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3);
+    assert!(String::from_utf8_lossy(&mint.stderr).contains("for aud=dpm"));
+
+    let out = svcid(&["token", "inspect", &token, "--home", s(&pair.dpm)]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}");
+    assert!(
+        text.contains("accepted as ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION])"),
+        "{text}"
+    );
+    assert!(text.contains("\"aud\": \"dpm\""), "{text}");
+    assert!(text.contains("exp: ") && text.contains("Z (in "), "{text}");
+
+    // Without a home it only decodes.
+    let out = svcid(&["token", "inspect", &format!("Bearer {token}")]);
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).contains("not verified"));
+
+    // Acting for a user.
+    let mint = svcid(&[
+        "token",
+        "mint",
+        "--home",
+        s(&pair.dpe),
+        "--aud",
+        "dpm",
+        "--user",
+        "42",
+        "--username",
+        "alice",
+        "--role",
+        "ADMIN",
+    ]);
+    let token = stdout(&mint).trim().to_owned();
+    let out = svcid(&["token", "inspect", &token, "--home", s(&pair.dpm)]);
+    assert!(
+        stdout(&out).contains("accepted as UserIdentity(id=42, username=alice, roles=[ADMIN], via=ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION]))"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn inspect_refusal(token: &str, home: &Path) -> String {
+    let out = svcid(&["token", "inspect", token, "--home", s(home)]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 2, "{text}");
+    text
+}
+
+#[test]
+fn inspect_explains_hostile_tokens() {
+    let pair = Pair::linked();
+    let dpe_key = generator_key(&pair.dpe);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = b64(format!(
+        r#"{{"iat":{now},"nbf":{now},"exp":{},"aud":"dpm"}}"#,
+        now + 15
+    )
+    .as_bytes());
+
+    // alg none, without and with a signature (SECURITY.md row 2).
+    let header =
+        b64(format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, dpe_key.kid()).as_bytes());
+    let text = inspect_refusal(&format!("{header}.{claims}."), &pair.dpm);
+    assert!(text.contains("refused: empty_segment: "), "{text}");
+    assert!(
+        text.contains("\"alg\": \"none\""),
+        "the header is shown: {text}"
+    );
+    let text = inspect_refusal(&format!("{header}.{claims}.{}", b64(&[7; 64])), &pair.dpm);
+    assert!(
+        text.contains("refused: alg_refused: token alg none is refused"),
+        "{text}"
+    );
+
+    // Unknown kid: a well-formed token from a key nobody configured (row 7).
+    let stranger = TokenIssuer::new(
+        GeneratorKey::generate(),
+        std::time::Duration::from_secs(15),
+        Arc::new(svcid_identity::clock::SystemClock),
+    )
+    .unwrap();
+    let text = inspect_refusal(&stranger.mint("dpm", None), &pair.dpm);
+    assert!(
+        text.contains("refused: unknown_kid: token kid matches no configured fingerprint"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "why: no deployment of this home has fingerprint {}",
+            stranger.kid()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("dpe-dev/key (kid {})", dpe_key.kid())),
+        "{text}"
+    );
+
+    // Expired: the peer's real key, minted an hour ago (row 11).
+    let past = i64::try_from(now).unwrap() - 3600;
+    let old = TokenIssuer::new(
+        generator_key(&pair.dpe),
+        std::time::Duration::from_secs(15),
+        Arc::new(ManualClock::new(past)),
+    )
+    .unwrap();
+    let text = inspect_refusal(&old.mint("dpm", None), &pair.dpm);
+    assert!(
+        text.contains("refused: expired: token has expired"),
+        "{text}"
+    );
+    assert!(
+        text.contains("why: exp ") && text.contains("ago; the clock skew allows 60s"),
+        "{text}"
+    );
+
+    // Wrong audience: minted for dpe, shown to dpm (row 21).
+    let mint = svcid(&["token", "mint", "--home", s(&pair.dpe), "--aud", "dpe"]);
+    let token = stdout(&mint).trim().to_owned();
+    let text = inspect_refusal(&token, &pair.dpm);
+    assert!(
+        text.contains("refused: wrong_aud: token was not issued for this module"),
+        "{text}"
+    );
+    assert!(
+        text.contains("why: aud is \"dpe\"; this home is a dpm"),
+        "{text}"
+    );
+
+    // Revoked key: a valid token whose key DPM has revoked in its file (row 20).
+    let mint = svcid(&["token", "mint", "--home", s(&pair.dpe), "--aud", "dpm"]);
+    let token = stdout(&mint).trim().to_owned();
+    assert_eq!(code(&svcid(&["revoke", s(&pair.dpm), "dpe-dev", "key"])), 0);
+    let text = inspect_refusal(&token, &pair.dpm);
+    assert!(
+        text.contains("refused: revoked_key: token key is revoked"),
+        "{text}"
+    );
+    assert!(text.contains("why: dpe-dev/key is revoked ("), "{text}");
+    assert!(text.contains("is-revoked=true"), "{text}");
+
+    // Not a token at all.
+    let out = svcid(&["token", "inspect", "not-a-token"]);
+    assert_eq!(code(&out), 2);
+    assert!(stdout(&out).contains("undecodable"), "{}", stdout(&out));
+}
