@@ -4,7 +4,52 @@
 
 use std::time::Duration;
 
-use svcid_properties::{DurationUnit, Problem, PropertySet, Value, parse_bool, parse_duration};
+use svcid_properties::{
+    DurationUnit, Problem, PropertySet, Value, ValueError, parse_bool, parse_duration,
+};
+
+/// The longest value quoted back in a message, in characters. Anything longer is described by
+/// its length only: a pasted private key (a `d` is 43 characters, a base64 keypair over 200) must
+/// not reach a terminal or log, not even as a prefix.
+const SHOWN_CHARS: usize = 24;
+
+/// The longest key id (`fingerprint`, `kid`) quoted back: an RFC 7638 thumbprint is 43 characters
+/// and operators need to see both sides of a mismatch; a pasted key is far longer.
+const SHOWN_ID_CHARS: usize = 64;
+
+/// A value for a message: quoted and escaped when short, otherwise only its length.
+pub(crate) fn shown(raw: &str) -> String {
+    shown_up_to(raw, SHOWN_CHARS)
+}
+
+/// A key id for a message (see [`SHOWN_ID_CHARS`]).
+pub(crate) fn shown_id(raw: &str) -> String {
+    shown_up_to(raw, SHOWN_ID_CHARS)
+}
+
+fn shown_up_to(raw: &str, max_chars: usize) -> String {
+    let count = raw.chars().count();
+    if count <= max_chars {
+        format!("{raw:?}")
+    } else {
+        format!("(a {count}-character value, not shown)")
+    }
+}
+
+/// The message for a value the properties crate refused, quoting the value by this crate's
+/// stricter rule ([`shown`]) rather than the properties crate's 24-character prefix.
+fn value_error(raw: &str, error: &ValueError) -> String {
+    let value = shown(raw);
+    match error {
+        ValueError::NotBoolean { .. } => format!("{value} is not true or false"),
+        ValueError::NotDuration { default_unit, .. } => format!(
+            "{value} is not a duration: use a whole number with a unit (ns, us, ms, s, m, h, d), \
+             ISO-8601 (PT15S) or a bare whole number of {default_unit}"
+        ),
+        ValueError::NegativeDuration { .. } => format!("{value} is negative"),
+        ValueError::DurationOverflow { .. } => format!("{value} is too long a duration"),
+    }
+}
 
 /// Reads properties and collects problems.
 pub(crate) struct Binder<'a> {
@@ -88,7 +133,7 @@ impl<'a> Binder<'a> {
     /// `true`/`false`.
     pub fn bool(&mut self, name: &str, default: bool) -> bool {
         self.parsed(name, default, "use true or false", |raw| {
-            parse_bool(raw).map_err(|e| e.to_string())
+            parse_bool(raw).map_err(|e| value_error(raw, &e))
         })
     }
 
@@ -96,7 +141,7 @@ impl<'a> Binder<'a> {
     pub fn port(&mut self, name: &str, default: u16) -> u16 {
         self.parsed(name, default, "use a port number from 0 to 65535", |raw| {
             raw.parse::<u16>()
-                .map_err(|_| format!("{raw:?} is not a port number"))
+                .map_err(|_| format!("{} is not a port number", shown(raw)))
         })
     }
 
@@ -111,7 +156,7 @@ impl<'a> Binder<'a> {
             }
         };
         self.parsed(name, default, fix, |raw| {
-            parse_duration(raw, unit).map_err(|e| e.to_string())
+            parse_duration(raw, unit).map_err(|e| value_error(raw, &e))
         })
     }
 
@@ -130,4 +175,47 @@ impl<'a> Binder<'a> {
         }
         value
     }
+}
+
+/// One segment of a property name as written: `level[com.Foo]` gives `level` and then
+/// `com.Foo`, so dotted map keys in brackets stay whole.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Segment<'a> {
+    /// The text, without brackets.
+    pub text: &'a str,
+}
+
+impl Segment<'_> {
+    /// Whether this segment is a list index (`[0]` or `.0`), as Spring reads both.
+    pub fn is_index(&self) -> bool {
+        let text = self.text.trim();
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+    }
+}
+
+/// Splits a written name the way the properties crate reads it: at dots outside brackets, empty
+/// segments dropped, an unclosed `[` running to the end of the name.
+pub(crate) fn segments(name: &str) -> Vec<Segment<'_>> {
+    let mut out = Vec::new();
+    let mut rest = name;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('[') {
+            let (text, after) = match inner.find(']') {
+                Some(end) => (&inner[..end], &inner[end + 1..]),
+                None => (inner, ""),
+            };
+            out.push(Segment { text });
+            rest = after;
+            continue;
+        }
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        if end > 0 {
+            out.push(Segment { text: &rest[..end] });
+        }
+        rest = &rest[end..];
+        if let Some(after) = rest.strip_prefix('.') {
+            rest = after;
+        }
+    }
+    out
 }

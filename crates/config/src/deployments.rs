@@ -8,7 +8,7 @@ use svcid_identity::jwk::PublicKey;
 use svcid_identity::registry::{Deployment, DeploymentKey, DeploymentRegistry};
 use svcid_properties::{Origin, Value, did_you_mean, uniform};
 
-use crate::bind::Binder;
+use crate::bind::{Binder, segments, shown_id};
 use crate::names::{self, deployment as field};
 
 /// The fields a deployment may hold, relative to `<deployments>.<name>`, in uniform form
@@ -36,23 +36,45 @@ const FIELD_NAMES: &[&str] = &[
     "is-revoked",
 ];
 
+/// Where each of [`FIELD_NAMES`] belongs under `<deployments>.<name>`, for a field written at the
+/// wrong depth (e.g. `security.is-revoked` without the key).
+const FIELD_PLACES: &[(&str, &str)] = &[
+    ("module", "module"),
+    ("environment", "environment"),
+    ("uri", "uri"),
+    ("roles", "security.roles[0]"),
+    ("jwt-keys", "security.jwt-keys.<key>.fingerprint"),
+    ("fingerprint", "security.jwt-keys.<key>.fingerprint"),
+    ("content", "security.jwt-keys.<key>.content"),
+    ("is-revoked", "security.jwt-keys.<key>.is-revoked"),
+];
+
 /// Reads every deployment; problems go to the binder. Returns the registry when the
 /// deployments are usable (errors elsewhere in the file are the caller's business).
 pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<DeploymentRegistry> {
     let mut deployments = Vec::new();
     let mut failed = false;
-    // Fingerprint -> where it was first configured, for duplicates (C6).
+    // Fingerprint -> the `deployment/key` that first configured it and where, for duplicates (C6).
     let mut seen: HashMap<String, (String, Origin)> = HashMap::new();
 
     for name in binder.props.map_keys(names::DEPLOYMENTS) {
         let prefix = format!("{}.{name}", names::DEPLOYMENTS);
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            if let Some(v) = binder.props.entries_under(&prefix).first().copied() {
-                binder.error_at(
-                    v,
-                    format!("deployment name {name:?} may hold only letters, digits and dashes"),
-                    "rename the deployment, e.g. dpe-dev",
-                );
+            let message = format!(
+                "deployment name {} may hold only letters, digits and dashes",
+                shown_id(&name)
+            );
+            let fix = "rename the deployment, e.g. dpe-dev";
+            // A bracketed name (`deployments[a.b]`) is not found under the dotted prefix; the
+            // error must be reported all the same, or the load would fail without a reason.
+            match binder.props.entries_under(&prefix).first().copied() {
+                Some(v) => binder.error_at(v, message, fix),
+                None => binder.problems.push(svcid_properties::Problem::error(
+                    None,
+                    names::DEPLOYMENTS.to_owned(),
+                    message,
+                    Some(fix.to_owned()),
+                )),
             }
             failed = true;
             continue;
@@ -96,36 +118,46 @@ pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<DeploymentRegistry> {
 
         let mut keys = Vec::new();
         let keys_prefix = format!("{prefix}.{}", field::JWT_KEYS);
-        for key_name in binder.props.map_keys(&keys_prefix) {
+        let key_names = binder.props.map_keys(&keys_prefix);
+        for key_name in &key_names {
             match bind_key(
                 binder,
                 &name,
                 &format!("{keys_prefix}.{key_name}"),
-                &key_name,
+                key_name,
             ) {
                 Some((key, origin)) => {
                     if let Some((other, first)) = seen.get(&key.fingerprint) {
                         let v = fingerprint_value(binder, &format!("{keys_prefix}.{key_name}"));
-                        if let Some(v) = v {
-                            binder.error_at(
-                                v,
-                                format!(
-                                    "fingerprint {:?} is already configured for deployment {other} at {first}",
-                                    key.fingerprint
-                                ),
-                                "a key belongs to one deployment: remove one of the two entries",
-                            );
+                        let message = format!(
+                            "fingerprint {} of {name}/{key_name} is already configured for {other} at {first}: \
+                             a token with this kid could not name one peer",
+                            shown_id(&key.fingerprint)
+                        );
+                        let fix = "a key belongs to one deployment: remove one of the two entries";
+                        match v {
+                            Some(v) => binder.error_at(v, message, fix),
+                            None => binder.problems.push(svcid_properties::Problem::error(
+                                None,
+                                names::DEPLOYMENTS.to_owned(),
+                                message,
+                                Some(fix.to_owned()),
+                            )),
                         }
                         failed = true;
                     } else {
-                        seen.insert(key.fingerprint.clone(), (name.clone(), origin));
+                        seen.insert(
+                            key.fingerprint.clone(),
+                            (format!("{name}/{key_name}"), origin),
+                        );
                     }
                     keys.push(key);
                 }
                 None => failed = true,
             }
         }
-        if keys.is_empty()
+        // Only when no key is configured at all: keys that failed have their own errors.
+        if key_names.is_empty()
             && let Some(v) = binder.props.entries_under(&prefix).first().copied()
         {
             binder.warn_at(
@@ -240,8 +272,10 @@ fn bind_key(
             binder.warn_at(
                 fv,
                 format!(
-                    "fingerprint {fingerprint:?} differs from the kid {kid:?} inside content: the peer's tokens \
-                     carry the kid of its signing key, so one of the two is wrong"
+                    "fingerprint {} differs from the kid {} inside content: the peer's tokens \
+                     carry the kid of its signing key, so one of the two is wrong",
+                    shown_id(&fingerprint),
+                    shown_id(&kid)
                 ),
                 format!(
                     "set fingerprint to the kid in the peer's generator key (this key's RFC 7638 thumbprint is {thumbprint})"
@@ -285,7 +319,7 @@ fn content_fix(content: &str) -> String {
 
 /// Warns about properties under a deployment that svcid does not know (typos such as `is-revokd`).
 fn check_unknown_fields(binder: &mut Binder<'_>, prefix: &str) {
-    let depth = prefix.split('.').count();
+    let depth = segments(prefix).len();
     let unknown: Vec<&Value> = binder
         .props
         .entries_under(prefix)
@@ -294,26 +328,56 @@ fn check_unknown_fields(binder: &mut Binder<'_>, prefix: &str) {
         // Spring's escape hatch and are not checked for typos.
         .filter(|v| !matches!(v.origin, Origin::Env { .. }))
         .filter(|v| {
-            let rest: Vec<String> = v.key.split('.').skip(depth).map(uniform_field).collect();
+            let rest = uniform_fields(&v.key, depth);
             !DEPLOYMENT_FIELDS.iter().any(|pattern| fits(pattern, &rest))
         })
         .collect();
     for v in unknown {
-        let last = v.key.rsplit('.').next().unwrap_or_default();
-        let fix = match did_you_mean(last, FIELD_NAMES) {
-            Some(guess) => format!("did you mean {guess}?"),
-            None => format!("known fields: {}", FIELD_NAMES.join(", ")),
+        let all = segments(&v.key);
+        let last = all.last().map(|s| s.text).unwrap_or_default();
+        let (message, fix) = match did_you_mean(last, FIELD_NAMES) {
+            // A known field in the wrong place, e.g. `security.is-revoked` without the key.
+            Some(guess) if uniform(guess) == uniform(last) => {
+                let place = FIELD_PLACES
+                    .iter()
+                    .find(|(field, _)| *field == guess)
+                    .map_or(guess, |(_, place)| place);
+                (
+                    format!(
+                        "{guess} is not valid at this depth under the deployment; it is ignored"
+                    ),
+                    format!("{guess} belongs at {prefix}.{place}"),
+                )
+            }
+            Some(guess) => {
+                let mut message = "unknown property under a deployment; it is ignored".to_owned();
+                // A misspelt revocation is the dangerous typo: the key the operator meant to
+                // revoke stays trusted. The spec keeps it a warning; the message says it plainly.
+                if guess == field::IS_REVOKED && v.raw.trim().eq_ignore_ascii_case("true") {
+                    message.push_str(": the key is NOT revoked");
+                }
+                (message, format!("did you mean {guess}?"))
+            }
+            None => (
+                "unknown property under a deployment; it is ignored".to_owned(),
+                format!("known fields: {}", FIELD_NAMES.join(", ")),
+            ),
         };
-        binder.warn_at(v, "unknown property under a deployment; it is ignored", fix);
+        binder.warn_at(v, message, fix);
     }
 }
 
-/// Uniform form of one segment, with a list index `[n]` turned into `#`.
-fn uniform_field(segment: &str) -> String {
-    match segment.find('[') {
-        Some(i) if segment.ends_with(']') => format!("{}#", uniform(&segment[..i])),
-        _ => uniform(segment),
+/// The segments of `key` after the first `depth`, in uniform form, a list index (`[n]` or `.n`)
+/// folded into the segment before it as `#` (`roles[0]` and `roles.0` both give `roles#`).
+fn uniform_fields(key: &str, depth: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for segment in segments(key).into_iter().skip(depth) {
+        match out.last_mut() {
+            Some(previous) if segment.is_index() && !previous.ends_with('#') => previous.push('#'),
+            _ => out.push(uniform(segment.text)),
+        }
     }
+    out
 }
 
 fn fits(pattern: &str, rest: &[String]) -> bool {

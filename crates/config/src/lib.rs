@@ -17,3 +17,6 @@ pub use home::{ModuleHome, ModuleKind};
 pub use load::{Loaded, Overrides, bind, load, read_sources};
 pub use settings::{DpeSettings, DpmSettings, GrpcSettings, JwtSettings, RoleSettings, Settings};
 pub use svcid_properties::{Problem, Severity};
+
+#[cfg(test)]
+mod tests;

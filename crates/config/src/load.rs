@@ -11,7 +11,7 @@ use svcid_properties::{
     DurationUnit, Origin, Problem, PropertySet, Severity, did_you_mean, uniform,
 };
 
-use crate::bind::Binder;
+use crate::bind::{Binder, segments, shown};
 use crate::home::{ModuleHome, ModuleKind};
 use crate::names;
 use crate::settings::{
@@ -65,14 +65,16 @@ pub fn read_sources(home: &ModuleHome, overrides: &Overrides) -> Result<Property
 }
 
 /// Loads and validates a module home. On failure every problem (errors and warnings) is returned,
-/// in file order, for the daemon to print one per line before exiting.
+/// in file order (then missing properties, environment variables, arguments), for the daemon to
+/// print one per line before exiting. An `Err` always holds at least one error.
 pub fn load(kind: ModuleKind, home: &Path, overrides: &Overrides) -> Result<Loaded, Vec<Problem>> {
     let home = ModuleHome::new(home);
     let props = read_sources(&home, overrides)?;
     bind(kind, home, &props)
 }
 
-/// Binds already-read sources (used by `svcid check` on in-memory files, and by tests).
+/// Binds already-read sources (used by `svcid check` on in-memory files, and by tests). Problems
+/// are ordered as by [`load`]; an `Err` always holds at least one error.
 pub fn bind(
     kind: ModuleKind,
     home: ModuleHome,
@@ -93,11 +95,24 @@ pub fn bind(
     if token_expiration < Duration::from_secs(1)
         && let Some(v) = props.get(names::TOKEN_EXPIRATION)
     {
-        b.error_at(
-            v,
-            format!("tokens would live only {token_expiration:?}: a bare number is milliseconds"),
-            "write the unit, e.g. 15s",
-        );
+        let raw = v.raw.trim();
+        if !raw.is_empty() && raw.bytes().all(|c| c.is_ascii_digit()) {
+            // The manual's habit of bare seconds: `15` is 15 ms here, as in Spring.
+            b.error_at(
+                v,
+                format!("a bare number is milliseconds: tokens would live only {raw} ms"),
+                format!("write the unit, e.g. {raw}s"),
+            );
+        } else {
+            b.error_at(
+                v,
+                format!(
+                    "tokens would live only {token_expiration:?}, less than a second: they would \
+                     expire before peers could verify them"
+                ),
+                "use at least 1s (the default is 15s)",
+            );
+        }
     }
     if token_expiration > max_token_lifetime
         && let Some(v) = props
@@ -127,7 +142,9 @@ pub fn bind(
         ModuleKind::Dpe => RoleSettings::Dpe(bind_dpe(&mut b)),
     };
 
-    let failed = b.problems.iter().any(|p| p.severity == Severity::Error);
+    let mut problems = std::mem::take(&mut b.problems);
+    in_file_order(&mut problems);
+    let failed = problems.iter().any(|p| p.severity == Severity::Error);
     match (generator_key, deployments, failed) {
         (Some(generator_key), Some(deployments), false) => Ok(Loaded {
             settings: Settings {
@@ -146,10 +163,34 @@ pub fn bind(
                 logging,
                 role,
             },
-            warnings: b.problems,
+            warnings: problems,
         }),
-        _ => Err(b.problems),
+        (_, _, true) => Err(problems),
+        // Every path that withholds a part records an error; should one ever not, the daemon
+        // must still say why it refuses to start rather than exit silently.
+        (_, _, false) => {
+            problems.push(Problem::error(
+                None,
+                String::new(),
+                "the configuration could not be bound".to_owned(),
+                Some("please report this: svcid failed to name the problem".to_owned()),
+            ));
+            Err(problems)
+        }
     }
+}
+
+/// Sorts problems for reading top to bottom: file lines in order, then missing properties, then
+/// environment variables and arguments in the order found. Stable, so problems of one line keep
+/// the order they were found in.
+fn in_file_order(problems: &mut [Problem]) {
+    problems.sort_by_key(|p| match &p.origin {
+        Some(Origin::File { path, line }) => (0, Some(path.clone()), *line),
+        None => (1, None, 0),
+        Some(Origin::Env { .. }) => (2, None, 0),
+        Some(Origin::Arg { .. }) => (3, None, 0),
+        Some(Origin::Default) => (4, None, 0),
+    });
 }
 
 fn bind_host(b: &mut Binder<'_>) -> String {
@@ -160,7 +201,7 @@ fn bind_host(b: &mut Binder<'_>) -> String {
     {
         b.error_at(
             v,
-            format!("{host:?} is not an IP address to bind"),
+            format!("{} is not an IP address to bind", shown(&host)),
             "use an address such as 0.0.0.0, 127.0.0.1 or ::",
         );
         return "0.0.0.0".to_owned();
@@ -176,6 +217,15 @@ fn bind_generator_key(b: &mut Binder<'_>) -> Option<GeneratorKey> {
         );
         return None;
     };
+    if raw.is_empty() {
+        b.error_at(
+            value,
+            "the generator key is empty",
+            "set this module's private JWK, base64-encoded (`svcid link DPM_HOME DPE_HOME` or `svcid keygen`)",
+        );
+        return None;
+    }
+    // KeyError messages never carry key material, so they can be shown as they are.
     match GeneratorKey::from_base64(&raw) {
         Ok(key) => Some(key),
         Err(error) => {
@@ -199,7 +249,7 @@ fn bind_logging(b: &mut Binder<'_>, home: &ModuleHome) -> LogSettings {
     let root_name = format!("{}.root", names::LOG_LEVEL);
     let root_level = b.parsed(&root_name, Level::Info, level_fix, |raw| {
         raw.parse::<Level>()
-            .map_err(|_| format!("{raw:?} is not a log level"))
+            .map_err(|_| format!("{} is not a log level", shown(raw)))
     });
     let mut levels = Vec::new();
     let depth = names::LOG_LEVEL.split('.').count();
@@ -207,7 +257,13 @@ fn bind_logging(b: &mut Binder<'_>, home: &ModuleHome) -> LogSettings {
         if matches!(value.origin, Origin::Env { .. }) {
             continue;
         }
-        let target: Vec<&str> = value.key.split('.').skip(depth).collect();
+        // Segments as the properties crate reads them, so `logging.level[com.Foo]` gives
+        // `com.Foo` and a stray `..` does not shift the target.
+        let target: Vec<&str> = segments(&value.key)
+            .into_iter()
+            .skip(depth)
+            .map(|s| s.text)
+            .collect();
         let target = target.join(".");
         if target.is_empty() || uniform(&target) == "root" {
             continue;
@@ -216,7 +272,7 @@ fn bind_logging(b: &mut Binder<'_>, home: &ModuleHome) -> LogSettings {
             Ok(level) => levels.push((target, level)),
             Err(_) => b.error_at(
                 value,
-                format!("{:?} is not a log level", value.raw.trim()),
+                format!("{} is not a log level", shown(value.raw.trim())),
                 level_fix,
             ),
         }
@@ -240,7 +296,10 @@ fn bind_dpm(b: &mut Binder<'_>) -> DpmSettings {
         "use a number of at least 1, e.g. 2",
         |raw| match raw.parse::<f64>() {
             Ok(m) if m.is_finite() && m >= 1.0 => Ok(m),
-            _ => Err(format!("{raw:?} is not a back-off factor of at least 1")),
+            _ => Err(format!(
+                "{} is not a back-off factor of at least 1",
+                shown(raw)
+            )),
         },
     );
     DpmSettings {
@@ -273,6 +332,23 @@ fn bind_dpe(b: &mut Binder<'_>) -> DpeSettings {
         if let Some((value, _)) = b.string(&format!("{}.{name}", names::CONSTRAINTS)) {
             constraints.insert(name, value);
         }
+    }
+    // `constraints.a.b=…` binds to nothing (a constraint is one string); say so rather than
+    // advertise less than the operator configured.
+    let depth = names::CONSTRAINTS.split('.').count();
+    let nested: Vec<_> = b
+        .props
+        .entries_under(names::CONSTRAINTS)
+        .into_iter()
+        .filter(|v| !matches!(v.origin, Origin::Env { .. }))
+        .filter(|v| segments(&v.key).len() > depth + 1)
+        .collect();
+    for v in nested {
+        b.warn_at(
+            v,
+            "a constraint is one name and one string value; this nested property is ignored",
+            "write constraints.<name>=<value>, e.g. constraints.gpu=true",
+        );
     }
     DpeSettings {
         dpm_host: b.string_or(names::DPM_HOST, "localhost"),
