@@ -9,13 +9,16 @@
 mod bind;
 mod deployments;
 mod home;
+mod limits;
 mod load;
 pub mod names;
 mod settings;
 
 pub use home::{ModuleHome, ModuleKind};
 pub use load::{Loaded, Overrides, bind, load, read_sources};
-pub use settings::{DpeSettings, DpmSettings, GrpcSettings, JwtSettings, RoleSettings, Settings};
+pub use settings::{
+    DpeSettings, DpmSettings, GrpcLimits, GrpcSettings, JwtSettings, RoleSettings, Settings,
+};
 pub use svcid_properties::{Problem, Severity};
 
 #[cfg(test)]

@@ -87,6 +87,7 @@ pub fn bind(
     let grpc = GrpcSettings {
         host: bind_host(&mut b),
         port: b.port(names::GRPC_PORT, kind.default_grpc_port()),
+        limits: crate::limits::bind(&mut b),
     };
     let generator_key = bind_generator_key(&mut b);
     let token_expiration = b.positive_duration(names::TOKEN_EXPIRATION, Duration::from_secs(15));

@@ -5,6 +5,19 @@
 pub const GRPC_PORT: &str = "ataccama.server.grpc.port";
 /// gRPC bind address.
 pub const GRPC_HOST: &str = "ataccama.server.grpc.host";
+/// Largest gRPC message received or sent, a Spring data size (`4MB`; a bare number is bytes).
+pub const GRPC_MAX_MESSAGE_SIZE: &str = "ataccama.server.grpc.max-message-size";
+/// HTTP/2 streams (calls) one connection may have in flight.
+pub const GRPC_MAX_CONCURRENT_STREAMS: &str = "ataccama.server.grpc.max-concurrent-streams";
+/// Largest HTTP/2 header list (all metadata of one call), a data size; larger calls are refused
+/// by the transport before any handler or token check runs.
+pub const GRPC_MAX_METADATA_SIZE: &str = "ataccama.server.grpc.max-metadata-size";
+/// Longest a call may run on the server before it ends with `CANCELLED`/`DEADLINE_EXCEEDED`.
+pub const GRPC_REQUEST_TIMEOUT: &str = "ataccama.server.grpc.request-timeout";
+/// Interval of HTTP/2 keep-alive pings on a connection; `0` disables them.
+pub const GRPC_KEEP_ALIVE_TIME: &str = "ataccama.server.grpc.keep-alive-time";
+/// How long a keep-alive ping may stay unanswered before the connection is closed.
+pub const GRPC_KEEP_ALIVE_TIMEOUT: &str = "ataccama.server.grpc.keep-alive-timeout";
 /// This module's private JWK, base64.
 pub const GENERATOR_KEY: &str = "ataccama.authentication.internal.jwt.generator.key";
 /// Lifetime of minted tokens.
@@ -89,6 +102,12 @@ pub const CHECKER_TIMEOUT: &str = "ataccama.one.dpm.registry.grpc-checker-timeou
 pub const KNOWN: &[&str] = &[
     GRPC_PORT,
     GRPC_HOST,
+    GRPC_MAX_MESSAGE_SIZE,
+    GRPC_MAX_CONCURRENT_STREAMS,
+    GRPC_MAX_METADATA_SIZE,
+    GRPC_REQUEST_TIMEOUT,
+    GRPC_KEEP_ALIVE_TIME,
+    GRPC_KEEP_ALIVE_TIMEOUT,
     GENERATOR_KEY,
     TOKEN_EXPIRATION,
     IMPERSONATION_ROLE,

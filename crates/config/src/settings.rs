@@ -37,6 +37,42 @@ pub struct GrpcSettings {
     pub host: String,
     /// Listen port; 0 picks a free one.
     pub port: u16,
+    /// What one peer may ask of the server.
+    pub limits: GrpcLimits,
+}
+
+/// The transport limits of the gRPC server (`ataccama.server.grpc.*`): what one peer, hostile or
+/// broken, may ask of the daemon before it is refused. Defaults are in [`GrpcLimits::default`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcLimits {
+    /// Largest message received or sent, in bytes; a larger request ends with
+    /// `RESOURCE_EXHAUSTED` before it is decoded (4 MiB, gRPC's and tonic's default).
+    pub max_message_size: usize,
+    /// HTTP/2 streams (calls) in flight per connection, advertised to the peer and enforced;
+    /// calls beyond wait for a free stream (100).
+    pub max_concurrent_streams: u32,
+    /// Largest HTTP/2 header list of one call, in bytes (16 KiB): room for an 8 KiB token and
+    /// ordinary metadata; a larger one is refused by the transport.
+    pub max_metadata_size: u32,
+    /// Longest a call may run on the server (30s).
+    pub request_timeout: Duration,
+    /// Interval of HTTP/2 keep-alive pings; `None` disables them (60s).
+    pub keep_alive_time: Option<Duration>,
+    /// How long a ping may stay unanswered before the connection is closed (20s).
+    pub keep_alive_timeout: Duration,
+}
+
+impl Default for GrpcLimits {
+    fn default() -> Self {
+        Self {
+            max_message_size: 4 * 1024 * 1024,
+            max_concurrent_streams: 100,
+            max_metadata_size: 16 * 1024,
+            request_timeout: Duration::from_secs(30),
+            keep_alive_time: Some(Duration::from_secs(60)),
+            keep_alive_timeout: Duration::from_secs(20),
+        }
+    }
 }
 
 /// `ataccama.authentication.internal.jwt.*`.

@@ -23,7 +23,6 @@ use svcid_proto::pb::common::Constraints;
 use svcid_proto::pb::heartbeat::heartbeat_service_server::{HeartbeatServiceServer, SERVICE_NAME};
 use svcid_proto::pb::registry::{EngineAddress, RegistrationRequest};
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::heartbeat::Heartbeat;
@@ -130,16 +129,36 @@ pub async fn run(
         let _ = stop.send(true);
         let _ = tokio::time::timeout(UNREGISTER_GRACE, done).await;
     };
-    let served = Server::builder()
+    // Every service gets the same message limit: a larger request is refused with
+    // RESOURCE_EXHAUSTED before it is decoded (after the token check, which reads no body).
+    let max_message = settings.grpc.limits.max_message_size;
+    let served = svcid_grpc::server::limited(&settings.grpc.limits)
         .layer(AuthLayer::new(verifier, access_policy()))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(WhoAmI::server("dpe"))
-        .add_service(HeartbeatServiceServer::new(Heartbeat::new(
-            &engine_id,
-            constraints,
-        )))
+        .add_service(
+            health_service
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            reflection_v1
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            reflection_v1alpha
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            WhoAmI::server("dpe")
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            HeartbeatServiceServer::new(Heartbeat::new(&engine_id, constraints))
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), graceful)
         .await;
 

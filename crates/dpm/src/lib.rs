@@ -20,7 +20,6 @@ use svcid_identity::clock::SystemClock;
 use svcid_identity::token::{TokenIssuer, TokenVerifier};
 use svcid_proto::pb::registry::registry_service_server::{RegistryServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::checker::StatusChecker;
@@ -99,15 +98,36 @@ pub async fn run(
         "gRPC server started."
     );
 
-    let served = Server::builder()
+    // Every service gets the same message limit: a larger request is refused with
+    // RESOURCE_EXHAUSTED before it is decoded (after the token check, which reads no body).
+    let max_message = settings.grpc.limits.max_message_size;
+    let served = svcid_grpc::server::limited(&settings.grpc.limits)
         .layer(AuthLayer::new(verifier, access_policy()))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(WhoAmI::server("dpm"))
-        .add_service(RegistryServiceServer::new(RegistryApi::new(Arc::clone(
-            &registry,
-        ))))
+        .add_service(
+            health_service
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            reflection_v1
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            reflection_v1alpha
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            WhoAmI::server("dpm")
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            RegistryServiceServer::new(RegistryApi::new(Arc::clone(&registry)))
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await;
 

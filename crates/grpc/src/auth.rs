@@ -7,6 +7,9 @@
 //! log event. Health and reflection are open without a token (SPEC section 4): standard probes and
 //! tools must work against the daemons.
 //!
+//! Refusals are logged through [`RefusalLog`], which folds identical ones (same reason, `kid`, peer
+//! host and method) arriving within a window into one count.
+//!
 //! A layer rather than a tonic `Interceptor` because an interceptor sees neither the method path
 //! (needed for authorization and open methods) nor the handler's future (needed for the span).
 
@@ -23,6 +26,7 @@ use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use crate::refusals::{MAX_TRACKED_REFUSALS, REFUSAL_WINDOW, Refusal, RefusalLog};
 use crate::status;
 
 /// Metadata key carrying the correlation id across modules.
@@ -46,6 +50,8 @@ pub struct AuthLayer {
     verifier: Arc<TokenVerifier>,
     /// Which module may call which method.
     policy: Arc<AccessPolicy>,
+    /// Where refusals are logged, rate-limited; shared by every connection of the server.
+    refusals: Arc<RefusalLog>,
 }
 
 impl std::fmt::Debug for AuthLayer {
@@ -57,11 +63,23 @@ impl std::fmt::Debug for AuthLayer {
 }
 
 impl AuthLayer {
-    /// A layer that authenticates with `verifier` and authorizes with `policy`.
+    /// A layer that authenticates with `verifier` and authorizes with `policy`. Identical
+    /// refusals are folded for [`REFUSAL_WINDOW`]. Call inside the server's tokio runtime, so the
+    /// task that writes the folded counts can start.
     pub fn new(verifier: Arc<TokenVerifier>, policy: AccessPolicy) -> Self {
+        Self::with_refusal_window(verifier, policy, REFUSAL_WINDOW)
+    }
+
+    /// Like [`AuthLayer::new`] with another folding window (tests use a short one).
+    pub fn with_refusal_window(
+        verifier: Arc<TokenVerifier>,
+        policy: AccessPolicy,
+        window: std::time::Duration,
+    ) -> Self {
         Self {
             verifier,
             policy: Arc::new(policy),
+            refusals: RefusalLog::new(window, MAX_TRACKED_REFUSALS),
         }
     }
 }
@@ -74,6 +92,7 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             verifier: Arc::clone(&self.verifier),
             policy: Arc::clone(&self.policy),
+            refusals: Arc::clone(&self.refusals),
         }
     }
 }
@@ -87,6 +106,8 @@ pub struct AuthService<S> {
     verifier: Arc<TokenVerifier>,
     /// See [`AuthLayer::policy`].
     policy: Arc<AccessPolicy>,
+    /// See [`AuthLayer::refusals`].
+    refusals: Arc<RefusalLog>,
 }
 
 impl<S> std::fmt::Debug for AuthService<S> {
@@ -137,21 +158,20 @@ where
         let caller = match self.verifier.verify(&values) {
             Ok(caller) => caller,
             Err(error) => {
-                let kid = error.kid().unwrap_or("-").to_owned();
+                let kid = error.kid().unwrap_or("-");
                 let deployment = error
                     .kid()
                     .and_then(|kid| self.verifier.deployment_of(kid))
                     .unwrap_or_else(|| "-".to_owned());
-                tracing::warn!(
-                    correlationId = %correlation_id.unwrap_or_else(fresh_id),
-                    eventId = "authenticationFailed",
-                    reason = error.reason(),
-                    kid = %kid,
-                    deployment = %deployment,
-                    peer = %peer,
-                    method = %logged_method,
-                    "Authentication failed."
-                );
+                // Never the token: only the reason code and the verifier's escaped, short kid.
+                self.refusals.refused(&Refusal {
+                    reason: error.reason(),
+                    kid,
+                    deployment: &deployment,
+                    peer: &peer,
+                    method: &logged_method,
+                    correlation_id: &correlation_id.unwrap_or_else(fresh_id),
+                });
                 return Box::pin(std::future::ready(Ok(
                     status::unauthenticated(&error).into_http()
                 )));

@@ -121,7 +121,39 @@ pub fn start_logging(
     for problem in &loaded.warnings {
         tracing::warn!(eventId = "configurationWarning", problem = %problem, "Configuration warning.");
     }
+    warn_if_exposed(&loaded.settings.home.properties_file());
     Ok(guard)
+}
+
+/// Logs WARN `insecureFilePermissions` when the properties file, which holds this module's private
+/// generator key, may be read or written by its group or by other users (unix mode `& 0o077`),
+/// naming the file and the fix. The daemon still starts: refusing would break installations that
+/// protect the folder instead, and the operator is told what to do.
+pub fn warn_if_exposed(file: &std::path::Path) {
+    if let Some(mode) = exposed_mode(file) {
+        tracing::warn!(
+            eventId = "insecureFilePermissions",
+            file = %file.display(),
+            mode = %format!("{mode:04o}"),
+            fix = %format!("chmod 600 {}", file.display()),
+            "The file holds this module's private key and is accessible to other users."
+        );
+    }
+}
+
+/// The file's permission bits when group or others have any access; `None` when it is private
+/// or cannot be inspected (a missing file has been reported by the loader already).
+#[cfg(unix)]
+pub fn exposed_mode(file: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(file).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+/// Permission bits are a unix notion; elsewhere nothing is reported.
+#[cfg(not(unix))]
+pub fn exposed_mode(_file: &std::path::Path) -> Option<u32> {
+    None
 }
 
 /// Why a daemon stopped other than by a signal; each maps to a documented exit code.
@@ -227,5 +259,35 @@ where
             eprintln!("{kind}: {error}");
             error.exit_code()
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+// Tests may unwrap: a panic is how they report a failure.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn only_files_open_to_group_or_others_are_reported() {
+        let dir = std::env::temp_dir().join(format!("svcid-perm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("application.properties");
+        std::fs::write(&file, "x=1\n").unwrap();
+        for (mode, reported) in [
+            (0o600, None),
+            (0o400, None),
+            (0o644, Some(0o644)),
+            (0o640, Some(0o640)),
+            (0o604, Some(0o604)),
+            (0o620, Some(0o620)),
+        ] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(exposed_mode(&file), reported, "{mode:o}");
+        }
+        assert_eq!(exposed_mode(&dir.join("missing")), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

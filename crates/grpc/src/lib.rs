@@ -2,6 +2,7 @@
 //!
 //! - [`auth`]: the server-side layer that authenticates every method but health and reflection,
 //!   authorizes by module, and hands handlers the caller's identity.
+//! - [`refusals`]: the `authenticationFailed` log, identical refusals folded into counts.
 //! - [`outbound`]: the client interceptor that attaches this module's service token.
 //! - [`reload`]: live re-reading of the properties file (deployments and generator key).
 //! - [`status`]: the one mapping from authentication errors to gRPC statuses.
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod daemon;
 pub mod outbound;
+pub mod refusals;
 pub mod reload;
 pub mod server;
 pub mod status;

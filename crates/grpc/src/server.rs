@@ -1,10 +1,13 @@
 //! Server bootstrap shared by both daemons: the runtime with the product's thread names, the
-//! standard health and reflection services, binding, and shutdown on SIGINT / SIGTERM.
+//! standard health and reflection services, the transport limits, binding, and shutdown on
+//! SIGINT / SIGTERM.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use svcid_config::GrpcLimits;
 use tokio::net::TcpListener;
+use tonic::transport::Server;
 
 /// A multi-threaded runtime whose workers are named like the product's request threads
 /// (`grpc-default-executor-<n>`), so `thread_name` in the logs reads as ops staff expect.
@@ -33,6 +36,21 @@ where
     std::thread::Builder::new()
         .name("scheduling-1".to_owned())
         .spawn(move || runtime.block_on(work))
+}
+
+/// A tonic server builder with the configured transport limits (`ataccama.server.grpc.*`):
+/// concurrent streams per connection, the HTTP/2 header list size (oversized metadata is refused
+/// by hyper before the authentication layer sees it), the per-call timeout and keep-alive pings
+/// that close connections to peers that stopped answering. The message size is a per-service
+/// setting: see [`GrpcLimits::max_message_size`] and each service's
+/// `max_decoding_message_size`.
+pub fn limited(limits: &GrpcLimits) -> Server {
+    Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_header_list_size(limits.max_metadata_size)
+        .timeout(limits.request_timeout)
+        .http2_keepalive_interval(limits.keep_alive_time)
+        .http2_keepalive_timeout(Some(limits.keep_alive_timeout))
 }
 
 /// Binds the gRPC listener. Port 0 picks a free port; the caller logs [`TcpListener::local_addr`].
