@@ -406,7 +406,7 @@ fn write_text(
     for (v, s, clean) in pairs {
         let (verifier, signer) = (&opened[*v], &opened[*s]);
         let title = format!(
-            "cross-check: {} {} trusts {} {}",
+            "cross-check: {} home {} trusts the current key of {} home {}",
             verifier.decided.kind,
             verifier.root.display(),
             signer.decided.kind,

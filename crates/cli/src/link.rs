@@ -117,11 +117,11 @@ fn link_current(
         dpe_key.kid(),
         dpm_key.kid()
     );
-    for side in [&mut *dpm, &mut *dpe] {
-        save(side, out)?;
-    }
     for note in notes {
         writeln!(out, "{note}")?;
+    }
+    for side in [&mut *dpm, &mut *dpe] {
+        save(side, "", out)?;
     }
     writeln!(out, "{summary}")?;
     Ok(())
@@ -164,7 +164,7 @@ fn rotate(
         writeln!(out, "  {note}")?;
     }
     for side in [&mut *dpm, &mut *dpe] {
-        save(side, out)?;
+        save(side, "  ", out)?;
     }
 
     writeln!(
@@ -181,9 +181,9 @@ fn rotate(
     )?;
     let mut revokes = Vec::new();
     let (dpm_root, dpe_root) = (dpm.root.clone(), dpe.root.clone());
-    for (side, new, peer_root, peer_kind) in [
-        (&mut *dpm, &new_dpm, dpe_root, ModuleKind::Dpe),
-        (&mut *dpe, &new_dpe, dpm_root, ModuleKind::Dpm),
+    for (side, new, peer_root) in [
+        (&mut *dpm, &new_dpm, dpe_root),
+        (&mut *dpe, &new_dpe, dpm_root),
     ] {
         // Re-read: the file may have been edited during the grace period.
         let path = side.file.path().to_owned();
@@ -199,7 +199,7 @@ fn rotate(
                     new.kid(),
                     old.kid()
                 )?;
-                revokes.push((peer_root, peer_kind, old.kid().to_owned()));
+                revokes.push((peer_root, old.kid().to_owned()));
             }
             None => writeln!(
                 out,
@@ -208,13 +208,20 @@ fn rotate(
                 new.kid()
             )?,
         }
-        save(side, out)?;
+        save(side, "  ", out)?;
     }
     writeln!(
         out,
         "done: restart dpm and dpe to sign with the new keys; the old keys stay trusted until revoked"
     )?;
-    for (peer_root, peer_kind, old_kid) in revokes {
+    if !revokes.is_empty() {
+        writeln!(
+            out,
+            "then, once both run with their new keys, revoke the old ones:"
+        )?;
+    }
+    revokes.reverse();
+    for (peer_root, old_kid) in revokes {
         let file =
             PropertiesFile::open(&svcid_config::ModuleHome::new(&peer_root).properties_file())
                 .with_context(|| format!("cannot read {}", peer_root.display()))?;
@@ -222,8 +229,7 @@ fn rotate(
         if let Some((deployment, key)) = holder_of(&props, &old_kid) {
             writeln!(
                 out,
-                "then, once both run with their new keys, revoke the old one in {peer_kind}'s file: \
-                 svcid revoke {} {deployment} {key}",
+                "  svcid revoke {} {deployment} {key}",
                 peer_root.display()
             )?;
         }
@@ -276,15 +282,15 @@ fn parse(file: &PropertiesFile) -> Result<PropertySet> {
     })
 }
 
-fn save(side: &mut Side, out: &mut dyn Write) -> Result<()> {
+fn save(side: &mut Side, indent: &str, out: &mut dyn Write) -> Result<()> {
     let path = side.file.path().display().to_string();
     if side.file.changed() {
         side.file
             .save()
             .with_context(|| format!("cannot write {path}"))?;
-        writeln!(out, "{}: updated {path}", side.kind)?;
+        writeln!(out, "{indent}{}: updated {path}", side.kind)?;
     } else {
-        writeln!(out, "{}: {path} already up to date", side.kind)?;
+        writeln!(out, "{indent}{}: {path} already up to date", side.kind)?;
     }
     Ok(())
 }
@@ -419,20 +425,26 @@ fn trust(
         None => {
             let entry = next_key_name(&props, &deployment);
             let entry_prefix = format!("{}.{entry}", keys_prefix(&deployment));
+            // A new key goes right after the deployment's other keys, else after its other lines.
+            let group = if props.entries_under(&keys_prefix(&deployment)).is_empty() {
+                prefix.clone()
+            } else {
+                keys_prefix(&deployment)
+            };
             file.set_in_group(
                 &format!("{entry_prefix}.{}", field::FINGERPRINT),
                 key.kid(),
-                &prefix,
+                &group,
             );
             file.set_in_group(
                 &format!("{entry_prefix}.{}", field::CONTENT),
                 &content,
-                &prefix,
+                &group,
             );
             file.set_in_group(
                 &format!("{entry_prefix}.{}", field::IS_REVOKED),
                 "false",
-                &prefix,
+                &group,
             );
             let others = props.map_keys(&keys_prefix(&deployment));
             notes.push(if others.is_empty() {
@@ -534,6 +546,17 @@ mod tests {
             props.get(&format!("{p}.key.is-revoked")).unwrap().raw,
             "false"
         );
+        let text = f.text();
+        let lines: Vec<&str> = text.lines().collect();
+        let old_flag = lines
+            .iter()
+            .position(|l| l.contains(".key.is-revoked"))
+            .unwrap();
+        assert!(
+            lines[old_flag + 1].contains(".key-2.fingerprint="),
+            "{text}"
+        );
+        assert!(lines.last().unwrap().contains("roles[0]"), "{text}");
     }
 
     #[test]

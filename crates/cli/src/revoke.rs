@@ -71,7 +71,11 @@ pub fn revoke(
         .map(|v| parse_bool(v.raw.trim()).unwrap_or(false))
         .unwrap_or(false);
     let wanted = !undo;
-    let word = if wanted { "revoked" } else { "not revoked" };
+    let word = if wanted {
+        "revoked (is-revoked=true)"
+    } else {
+        "trusted again (is-revoked=false)"
+    };
     if file.set_in_group(&flag, if wanted { "true" } else { "false" }, &key_prefix) {
         file.save()
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -87,7 +91,7 @@ pub fn revoke(
     } else {
         writeln!(
             out,
-            "{deployment}/{key} (kid {fingerprint}) is already {word}; {} unchanged",
+            "{deployment}/{key} (kid {fingerprint}) is {word} already; {} unchanged",
             path.display()
         )?;
     }

@@ -416,7 +416,7 @@ fn check_on_a_linked_pair_is_clean() {
     );
     assert!(
         text.contains(&format!(
-            "cross-check: dpm {} trusts dpe {}: ok",
+            "cross-check: dpm home {} trusts the current key of dpe home {}: ok",
             s(&pair.dpm),
             s(&pair.dpe)
         )),
@@ -450,7 +450,7 @@ fn check_catches_a_generator_key_the_peer_does_not_know() {
     assert!(text.contains(&expected), "{expected}\nnot in:\n{text}");
     assert!(
         text.contains(&format!(
-            "cross-check: dpe {} trusts dpm {}: ok",
+            "cross-check: dpe home {} trusts the current key of dpm home {}: ok",
             s(&pair.dpe),
             s(&pair.dpm)
         )),
