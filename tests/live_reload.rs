@@ -164,3 +164,113 @@ fn sighup_rereads_the_file() {
             .contains("ataccama.one.dpm.registry")
     );
 }
+
+fn svcid(args: &[&std::ffi::OsStr]) -> String {
+    let out = std::process::Command::new(common::bin("svcid"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "svcid {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn rotating_and_revoking_keys_on_a_running_pair_keeps_the_engine_ready() {
+    let pair = Pair::linked();
+    let dpm = pair.start_dpm(&[]);
+    let dpe = pair.start_dpe(dpm.port(), &[]);
+    let id = wait_engine_id(&pair, &dpm);
+    dpm.wait_for("READY", status_event(&id, "NEW", "READY"));
+
+    // Verifiers learn the new keys first, then each side switches its signing key.
+    let rotated = svcid(&[
+        "link".as_ref(),
+        pair.dpm.as_os_str(),
+        pair.dpe.as_os_str(),
+        "--rotate".as_ref(),
+        "--grace".as_ref(),
+        "2".as_ref(),
+    ]);
+    assert!(rotated.contains("key-2"), "{rotated}");
+    for daemon in [&dpm, &dpe] {
+        daemon.wait_for("generatorKeyChanged", |e| {
+            e["eventId"] == "generatorKeyChanged"
+        });
+    }
+    // Both sides now sign with the new keys, so the old ones can go while the pair runs.
+    svcid(&[
+        "revoke".as_ref(),
+        pair.dpm.as_os_str(),
+        "dpe-dev".as_ref(),
+        "key".as_ref(),
+    ]);
+    svcid(&[
+        "revoke".as_ref(),
+        pair.dpe.as_os_str(),
+        "dpm-dev".as_ref(),
+        "key".as_ref(),
+    ]);
+    for (daemon, old) in [(&dpm, "dpe-dev/key "), (&dpe, "dpm-dev/key ")] {
+        daemon.wait_for("the old key revoked", |e| {
+            e["eventId"] == "deploymentsReloaded"
+                && e["revoked"].as_str().is_some_and(|r| r.starts_with(old))
+        });
+    }
+    // A keep-alive and several status checks after the revocations, all accepted.
+    let mark = dpm.events().len();
+    dpm.wait_for_after(mark, "a keep-alive after the revocations", |e| {
+        e["eventId"] == "registerEngine" && e["engineId"] == id.as_str()
+    });
+    for daemon in [&dpm, &dpe] {
+        let events = daemon.events();
+        assert!(
+            !events
+                .iter()
+                .any(|e| e["eventId"] == "authenticationFailed"),
+            "a call was refused during rotation"
+        );
+        assert!(
+            !events.iter().any(|e| e["eventId"] == "engineDisconnected"),
+            "the engine left READY during rotation"
+        );
+    }
+}
+
+#[test]
+fn link_on_two_empty_homes_then_start_gives_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dpm_home, dpe_home) = (dir.path().join("dpm"), dir.path().join("dpe"));
+    svcid(&["link".as_ref(), dpm_home.as_os_str(), dpe_home.as_os_str()]);
+    let quiet = "--ataccama.logging.plainTextConsoleAppender=false";
+    let dpm = common::Daemon::start(
+        "dpm",
+        &dpm_home,
+        &[
+            "--ataccama.server.grpc.port=0",
+            "--ataccama.server.grpc.host=127.0.0.1",
+            quiet,
+        ],
+    );
+    dpm.wait_for("grpcServerStarted", |e| e["eventId"] == "grpcServerStarted");
+    let dpm_port = format!("--ataccama.client.connection.dpm.grpc.port={}", dpm.port());
+    let _dpe = common::Daemon::start(
+        "dpe",
+        &dpe_home,
+        &[
+            "--ataccama.server.grpc.port=0",
+            "--ataccama.server.grpc.host=127.0.0.1",
+            "--ataccama.one.dpe.service.hostname=127.0.0.1",
+            &dpm_port,
+            quiet,
+        ],
+    );
+    let ready = dpm.wait_for("READY", |e| {
+        e["eventId"] == "setEngineStatus" && e["newStatus"] == "READY"
+    });
+    assert_eq!(ready["oldStatus"], "NEW");
+}
