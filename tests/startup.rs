@@ -36,9 +36,7 @@ fn configuration_errors_are_listed_one_per_line_before_binding() {
     let out = Command::new(bin("dpm"))
         .arg("--home")
         .arg(&pair.dpm)
-        .arg(format!(
-            "--ataccama.one.dpm.registry.check-connected-interval=0s"
-        ))
+        .arg("--ataccama.one.dpm.registry.check-connected-interval=0s")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(78), "EX_CONFIG");
