@@ -1,7 +1,7 @@
 //! The `tracing` layer: turns each enabled event, plus the call context of its spans, into a
 //! [`Record`] and hands the rendered lines to the sinks.
 //!
-//! Boundaries: levels come from [`TargetLevels`], layouts from [`crate::format`], writing from
+//! Boundaries: levels come from [`LevelControl`], layouts from [`crate::format`], writing from
 //! [`crate::sink`]; this module only collects fields. Spans are kept only when they declare
 //! `authenticatedUser` or `correlationId`, the two values events inherit from them: other spans
 //! add nothing to the layout, and keeping them would cost every instrumented library (h2, tonic)
@@ -21,7 +21,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::format::{self, Record};
-use crate::level::{Level, TargetLevels};
+use crate::level::{Level, LevelControl};
 use crate::sink::Sinks;
 
 /// Field that carries the caller identity; it has its own top-level slot.
@@ -69,8 +69,8 @@ pub(crate) struct Output {
 /// The layer that writes the product's log layouts.
 #[derive(Debug)]
 pub(crate) struct LogLayer {
-    /// Which events are wanted.
-    pub(crate) levels: TargetLevels,
+    /// Which events are wanted; replaceable while running (`logging.level.*` reloads).
+    pub(crate) levels: LevelControl,
     /// The `application` field of every JSON line.
     pub(crate) application: String,
     /// Source of `@timestamp`.

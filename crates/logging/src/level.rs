@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// A Spring Boot log level: the threshold a target's events must reach to be written.
 ///
@@ -150,6 +151,48 @@ impl TargetLevels {
     }
 }
 
+/// The thresholds a running subscriber consults, replaceable while it runs: a daemon applies
+/// changed `logging.level.*` properties without a restart. Clones share the thresholds.
+///
+/// Every event reads them under a read lock (uncontended: one atomic operation); a change takes
+/// the write lock once. Events are never cached as "never wanted" by `tracing` (the layer
+/// answers `Interest::sometimes`), so a lowered threshold shows events at once.
+#[derive(Clone, Debug)]
+pub struct LevelControl {
+    /// The thresholds in force.
+    levels: Arc<RwLock<TargetLevels>>,
+}
+
+impl LevelControl {
+    /// Thresholds from a root level and `(target, level)` overrides.
+    pub(crate) fn new(root: Level, levels: &[(String, Level)]) -> Self {
+        LevelControl {
+            levels: Arc::new(RwLock::new(TargetLevels::new(root, levels))),
+        }
+    }
+
+    /// Replaces every threshold: `root` for targets no entry covers, `levels` as
+    /// `logging.level.<target>` entries (see [`crate::LogSettings::levels`]).
+    pub fn set(&self, root: Level, levels: &[(String, Level)]) {
+        let new = TargetLevels::new(root, levels);
+        *self.levels.write().unwrap_or_else(PoisonError::into_inner) = new;
+    }
+
+    /// The threshold now in force for `target`.
+    pub fn threshold(&self, target: &str) -> Level {
+        self.read(|levels| levels.threshold(target))
+    }
+
+    /// Whether an event of `level` from `target` should be written.
+    pub(crate) fn allows(&self, target: &str, level: &tracing::Level) -> bool {
+        self.read(|levels| levels.allows(target, level))
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&TargetLevels) -> T) -> T {
+        f(&self.levels.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
 /// Whether the logger name `prefix` covers `target`: equal, or a parent on a segment boundary
 /// (`a.b` covers `a.b.c` but not `a.bc`).
 fn covers(prefix: &str, target: &str) -> bool {
@@ -225,6 +268,17 @@ mod tests {
         assert_eq!(levels.threshold("a::b::x"), Level::Debug);
         assert_eq!(levels.threshold("h2::codec"), Level::Off);
         assert!(!levels.allows("h2::codec", &tracing::Level::ERROR));
+    }
+
+    #[test]
+    fn a_control_applies_new_levels_to_every_clone() {
+        let control = LevelControl::new(Level::Info, &[]);
+        let seen_by_layer = control.clone();
+        assert!(!seen_by_layer.allows("svcid_dpm", &tracing::Level::DEBUG));
+        control.set(Level::Warn, &[("svcid_dpm".to_owned(), Level::Debug)]);
+        assert!(seen_by_layer.allows("svcid_dpm::checker", &tracing::Level::DEBUG));
+        assert!(!seen_by_layer.allows("h2", &tracing::Level::INFO));
+        assert_eq!(seen_by_layer.threshold("h2"), Level::Warn);
     }
 
     #[test]

@@ -10,15 +10,20 @@
 //!
 //! [`init`] is for daemons (files, stdout, global install); [`build`] is for tests, which run it
 //! under `tracing::subscriber::with_default` with in-memory [`Sinks`].
+//!
+//! The files roll daily and at a size threshold into `archived/` ([`RollingPolicy`], module
+//! `roll`), and the levels of an installed subscriber can be changed while it runs
+//! ([`set_levels`], [`LevelControl`]): daemons apply a changed `logging.level.*` without a restart.
 
 mod format;
 mod layer;
 mod level;
+mod roll;
 mod sink;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -26,13 +31,20 @@ use time::UtcOffset;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::layer::{Clock, LogLayer, Output};
-pub use crate::level::{Level, UnknownLevel};
+pub use crate::level::{Level, LevelControl, UnknownLevel};
+pub use crate::roll::{ARCHIVE_DIR, RollingPolicy};
 pub use crate::sink::{MemorySink, Sinks};
 
 /// File name of the JSON log inside [`LogSettings::dir`], as the product names it.
 pub const JSON_LOG_FILE: &str = "spring-boot-logger.json.log";
 /// File name of the plain-text log inside [`LogSettings::dir`], as the product names it.
 pub const PLAIN_LOG_FILE: &str = "spring-boot-logger.log";
+/// The log files' name without its suffix; archives are `<stem>-<date>.<n><suffix>`.
+const LOG_STEM: &str = "spring-boot-logger";
+/// Suffix of the JSON log and its archives.
+const JSON_SUFFIX: &str = ".json.log";
+/// Suffix of the plain-text log and its archives.
+const PLAIN_SUFFIX: &str = ".log";
 /// The `application` value the product writes unless configured otherwise.
 pub const DEFAULT_APPLICATION: &str = "oneApplication";
 
@@ -62,6 +74,9 @@ pub struct LogSettings {
     /// The `application` field of every JSON line (default `oneApplication`), so a shared log
     /// store can tell products apart.
     pub application: String,
+    /// `logging.logback.rollingpolicy.*`: when the two log files roll into `<dir>/archived/`
+    /// and how long archives are kept, so a daemon can run for months.
+    pub rolling: RollingPolicy,
 }
 
 impl Default for LogSettings {
@@ -77,6 +92,7 @@ impl Default for LogSettings {
             root_level: Level::Info,
             levels: Vec::new(),
             application: DEFAULT_APPLICATION.to_owned(),
+            rolling: RollingPolicy::default(),
         }
     }
 }
@@ -116,9 +132,16 @@ pub enum LogError {
 pub struct LogGuard {
     /// The sinks the installed subscriber writes to.
     output: Arc<Output>,
+    /// The installed subscriber's thresholds.
+    levels: LevelControl,
 }
 
 impl LogGuard {
+    /// The installed subscriber's thresholds, to change them while the daemon runs.
+    pub fn levels(&self) -> LevelControl {
+        self.levels.clone()
+    }
+
     /// How many lines failed to write (e.g. disk full) since [`init`]; such failures are never
     /// raised to the code that logged.
     pub fn write_errors(&self) -> u64 {
@@ -143,11 +166,28 @@ pub fn local_offset() -> UtcOffset {
     *OFFSET.get_or_init(|| UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC))
 }
 
+/// The thresholds of the subscriber [`init`] installed, if it did.
+static INSTALLED_LEVELS: OnceLock<LevelControl> = OnceLock::new();
+
+/// Changes the levels of the subscriber [`init`] installed, at once and for every thread:
+/// `root` as `logging.level.root`, `levels` as the `logging.level.<target>` entries (replacing
+/// all earlier ones). Returns `false`, changing nothing, when [`init`] has not installed one.
+pub fn set_levels(root: Level, levels: &[(String, Level)]) -> bool {
+    match INSTALLED_LEVELS.get() {
+        Some(control) => {
+            control.set(root, levels);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Creates the log folder and files (appending to existing ones), and installs the global
 /// subscriber. Call it before starting threads so the local offset can be read
 /// (see [`local_offset`]).
 ///
-/// Console output goes to stdout. Nothing is installed if any file cannot be opened.
+/// Console output goes to stdout. The files roll as [`LogSettings::rolling`] says. Nothing is
+/// installed if any file cannot be opened.
 pub fn init(settings: &LogSettings) -> Result<LogGuard, LogError> {
     let offset = local_offset();
     let mut sinks = Sinks::new();
@@ -163,15 +203,31 @@ pub fn init(settings: &LogSettings) -> Result<LogGuard, LogError> {
             source,
         })?;
     }
+    let rolling = |suffix: &'static str, file: &str| {
+        roll::RollingFile::open(
+            &settings.dir,
+            LOG_STEM,
+            suffix,
+            settings.rolling,
+            offset,
+            roll::local_today(offset),
+        )
+        .map_err(|source| LogError::OpenFile {
+            path: settings.dir.join(file),
+            source,
+        })
+    };
     if settings.json_file {
-        sinks = sinks.json(open_append(&settings.dir.join(JSON_LOG_FILE))?);
+        sinks = sinks.json(rolling(JSON_SUFFIX, JSON_LOG_FILE)?);
     }
     if settings.plain_file {
-        sinks = sinks.plain(open_append(&settings.dir.join(PLAIN_LOG_FILE))?);
+        sinks = sinks.plain(rolling(PLAIN_SUFFIX, PLAIN_LOG_FILE)?);
     }
-    let (subscriber, output) = assemble(settings, sinks, Clock::System(offset));
+    let (subscriber, output, levels) = assemble(settings, sinks, Clock::System(offset));
     tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadyInstalled)?;
-    Ok(LogGuard { output })
+    // Only the first installation succeeds, so this is set at most once, to the subscriber in use.
+    let _ = INSTALLED_LEVELS.set(levels.clone());
+    Ok(LogGuard { output, levels })
 }
 
 /// Builds the subscriber without installing it, writing to the given sinks; for tests, under
@@ -187,37 +243,39 @@ pub fn build(
     assemble(settings, sinks, Clock::System(local_offset())).0
 }
 
-/// The subscriber and its shared output, with an explicit clock.
+/// Like [`build`], also returning the subscriber's [`LevelControl`], so a test can change its
+/// levels while it runs.
+pub fn build_with_levels(
+    settings: &LogSettings,
+    sinks: Sinks,
+) -> (impl tracing::Subscriber + Send + Sync + use<>, LevelControl) {
+    let (subscriber, _, levels) = assemble(settings, sinks, Clock::System(local_offset()));
+    (subscriber, levels)
+}
+
+/// The subscriber, its shared output and its thresholds, with an explicit clock.
 fn assemble(
     settings: &LogSettings,
     sinks: Sinks,
     clock: Clock,
-) -> (impl tracing::Subscriber + Send + Sync + use<>, Arc<Output>) {
+) -> (
+    impl tracing::Subscriber + Send + Sync + use<>,
+    Arc<Output>,
+    LevelControl,
+) {
     let output = Arc::new(Output {
         sinks,
         write_errors: AtomicU64::new(0),
     });
+    let levels = LevelControl::new(settings.root_level, &settings.levels);
     let layer = LogLayer {
-        levels: level::TargetLevels::new(settings.root_level, &settings.levels),
+        levels: levels.clone(),
         application: settings.application.clone(),
         clock,
         pid: std::process::id(),
         output: Arc::clone(&output),
     };
-    (tracing_subscriber::registry().with(layer), output)
-}
-
-/// Opens `path` for appending, creating it if missing: a restart continues the same file, as
-/// logback's file appender does.
-fn open_append(path: &Path) -> Result<File, LogError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|source| LogError::OpenFile {
-            path: path.to_owned(),
-            source,
-        })
+    (tracing_subscriber::registry().with(layer), output, levels)
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ fn capture(
     let json = MemorySink::new();
     let plain = MemorySink::new();
     let sinks = Sinks::new().json(json.clone()).plain(plain.clone());
-    let (subscriber, _output) = assemble(settings, sinks, Clock::Fixed(at));
+    let (subscriber, _output, _levels) = assemble(settings, sinks, Clock::Fixed(at));
     let mut builder = std::thread::Builder::new();
     if let Some(name) = thread {
         builder = builder.name(name.to_owned());
