@@ -12,12 +12,15 @@ mod home;
 mod limits;
 mod load;
 pub mod names;
+mod ops;
 mod settings;
 
 pub use home::{ModuleHome, ModuleKind};
 pub use load::{Loaded, Overrides, bind, load, read_sources};
+pub use ops::{DPE_HTTP_PORT, DPM_HTTP_PORT, default_http_port};
 pub use settings::{
-    DpeSettings, DpmSettings, GrpcLimits, GrpcSettings, JwtSettings, RoleSettings, Settings,
+    DpeSettings, DpmSettings, GrpcLimits, GrpcSettings, HttpSettings, JwtSettings, RoleSettings,
+    Settings,
 };
 pub use svcid_properties::{Problem, Severity};
 

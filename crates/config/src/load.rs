@@ -89,6 +89,7 @@ pub fn bind(
         port: b.port(names::GRPC_PORT, kind.default_grpc_port()),
         limits: crate::limits::bind(&mut b),
     };
+    let http = crate::ops::bind_http(&mut b, kind, &grpc.host);
     let generator_key = bind_generator_key(&mut b);
     let token_expiration = b.positive_duration(names::TOKEN_EXPIRATION, Duration::from_secs(15));
     let max_token_lifetime =
@@ -152,6 +153,7 @@ pub fn bind(
                 kind,
                 home,
                 grpc,
+                http,
                 jwt: JwtSettings {
                     generator_key,
                     token_expiration,
@@ -287,6 +289,7 @@ fn bind_logging(b: &mut Binder<'_>, home: &ModuleHome) -> LogSettings {
         root_level,
         levels,
         application: "oneApplication".to_owned(),
+        rolling: crate::ops::bind_rolling(b),
     }
 }
 

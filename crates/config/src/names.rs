@@ -66,6 +66,18 @@ pub const PLAIN_FILE: &str = "ataccama.logging.plainTextFileAppender";
 pub const LOG_PATH: &str = "logging.file.path";
 /// Prefix of log levels: `logging.level.root`, `logging.level.<target>`.
 pub const LOG_LEVEL: &str = "logging.level";
+/// A log file that would grow past this data size rolls into `archived/` (`10MB`).
+pub const LOG_MAX_FILE_SIZE: &str = "logging.logback.rollingpolicy.max-file-size";
+/// Days of archived log files kept (`7`; `0` keeps them forever).
+pub const LOG_MAX_HISTORY: &str = "logging.logback.rollingpolicy.max-history";
+/// Total size of one log's archives beyond which the oldest are deleted (`0B`: no cap).
+pub const LOG_TOTAL_SIZE_CAP: &str = "logging.logback.rollingpolicy.total-size-cap";
+
+/// Actuator HTTP port (`/actuator/health`, `/prometheus`, `/info`): dpm 8031, dpe 8034; 0 picks
+/// a free port.
+pub const SERVER_PORT: &str = "server.port";
+/// Actuator HTTP bind address (default: the gRPC host).
+pub const SERVER_ADDRESS: &str = "server.address";
 
 /// DPE: where DPM is.
 pub const DPM_HOST: &str = "ataccama.client.connection.dpm.host";
@@ -119,6 +131,11 @@ pub const KNOWN: &[&str] = &[
     JSON_FILE,
     PLAIN_FILE,
     LOG_PATH,
+    LOG_MAX_FILE_SIZE,
+    LOG_MAX_HISTORY,
+    LOG_TOTAL_SIZE_CAP,
+    SERVER_PORT,
+    SERVER_ADDRESS,
     DPM_HOST,
     DPM_PORT,
     SERVICE_HOSTNAME,

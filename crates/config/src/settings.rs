@@ -20,6 +20,8 @@ pub struct Settings {
     pub home: ModuleHome,
     /// Where its gRPC server listens.
     pub grpc: GrpcSettings,
+    /// Where its actuator HTTP endpoints (health, metrics, info) listen.
+    pub http: HttpSettings,
     /// How it mints and verifies service tokens.
     pub jwt: JwtSettings,
     /// The peers it trusts.
@@ -39,6 +41,15 @@ pub struct GrpcSettings {
     pub port: u16,
     /// What one peer may ask of the server.
     pub limits: GrpcLimits,
+}
+
+/// `server.port` / `server.address`: the actuator HTTP endpoints, as Spring Boot names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Bind address (default: the gRPC host).
+    pub address: String,
+    /// Listen port (dpm 8031, dpe 8034); 0 picks a free one.
+    pub port: u16,
 }
 
 /// The transport limits of the gRPC server (`ataccama.server.grpc.*`): what one peer, hostile or
