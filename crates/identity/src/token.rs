@@ -48,6 +48,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -93,6 +94,8 @@ pub struct TokenIssuer {
     clock: Arc<dyn Clock>,
     /// Audience → the token `token_for` hands out until its renewal time.
     reusable: Mutex<HashMap<String, ReusableToken>>,
+    /// Tokens signed so far (reuses not counted), for the daemons' metrics.
+    minted: AtomicU64,
 }
 
 /// Everything derived from one generator key, prepared once.
@@ -160,7 +163,13 @@ impl TokenIssuer {
             lifetime_secs: i64::try_from(whole_secs).unwrap_or(i64::MAX).max(1),
             clock,
             reusable: Mutex::new(HashMap::new()),
+            minted: AtomicU64::new(0),
         })
+    }
+
+    /// How many tokens this issuer has signed (a reused token counts once).
+    pub fn minted(&self) -> u64 {
+        self.minted.load(Ordering::Relaxed)
     }
 
     /// Switches to another generator key: every token minted from now on carries its `kid`.
@@ -213,6 +222,7 @@ impl TokenIssuer {
     }
 
     fn mint_at(&self, iat: i64, audience: &str, user: Option<&ImpersonatedUser>) -> String {
+        self.minted.fetch_add(1, Ordering::Relaxed);
         let signing = self.signing();
         let mut claims = Map::new();
         claims.insert("iat".into(), iat.into());
@@ -286,6 +296,19 @@ pub struct TokenVerifier {
     registry: RwLock<Arc<DeploymentRegistry>>,
     /// Tokens already verified, so repeated calls skip the signature check.
     verified: Mutex<VerifiedCache>,
+    /// Calls answered from `verified`, for the daemons' metrics.
+    cache_hits: AtomicU64,
+    /// Calls whose token was not in `verified` (then fully checked), for the daemons' metrics.
+    cache_misses: AtomicU64,
+}
+
+/// How the verified-token cache has served calls since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Tokens found verified and unexpired: no signature check.
+    pub hits: u64,
+    /// Tokens checked in full (first use, expired entry, after a reload, or refused).
+    pub misses: u64,
 }
 
 /// The cache of verified tokens.
@@ -329,6 +352,16 @@ impl TokenVerifier {
                 generation: 0,
                 entries: HashMap::new(),
             }),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Hits and misses of the verified-token cache since this verifier was built.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.cache_hits.load(Ordering::Relaxed),
+            misses: self.cache_misses.load(Ordering::Relaxed),
         }
     }
 
@@ -344,6 +377,7 @@ impl TokenVerifier {
                 && let Some(hit) = cache.entries.get(key)
             {
                 if i128::from(now) <= i128::from(hit.exp) + i128::from(self.skew_secs) {
+                    self.cache_hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(hit.caller.clone());
                 }
                 // Expired: forget it and let the full check produce the precise refusal.
@@ -351,6 +385,7 @@ impl TokenVerifier {
             }
             (cache.generation, self.registry())
         };
+        self.cache_misses.fetch_add(1, Ordering::Relaxed);
         let (caller, exp) = self.check(token, &registry, now)?;
         if let Some(key) = cache_key {
             let mut cache = lock(&self.verified);

@@ -846,6 +846,29 @@ fn row_19_usr_needs_the_impersonation_role() {
 }
 
 #[test]
+fn cache_hits_misses_and_minted_tokens_are_counted() {
+    let f = Fixture::new();
+    let issuer = TokenIssuer::new(
+        GeneratorKey::from_base64(&f.dpe.to_base64()).unwrap(),
+        Duration::from_secs(15),
+        f.clock.clone(),
+    )
+    .unwrap();
+    let token = issuer.token_for("dpm");
+    assert_eq!(issuer.token_for("dpm"), token, "reused, not minted again");
+    assert_eq!(issuer.minted(), 1);
+    let before = f.verifier.cache_stats();
+    assert_eq!(f.reason(&token), "accepted");
+    assert_eq!(f.reason(&token), "accepted");
+    assert_eq!(f.reason(&token), "accepted");
+    assert_eq!(f.reason(&issuer.mint("dpe", None)), "wrong_aud");
+    assert_eq!(issuer.minted(), 2);
+    let after = f.verifier.cache_stats();
+    assert_eq!(after.hits - before.hits, 2);
+    assert_eq!(after.misses - before.misses, 2);
+}
+
+#[test]
 fn row_20_revocation_reaches_cached_tokens_at_once() {
     let f = Fixture::new();
     let issuer = TokenIssuer::new(
