@@ -1,0 +1,391 @@
+//! The daemons' metrics, each family named and described once here (the README's metric table
+//! follows these names). The code that observes an event holds the instrument behind an `Arc`
+//! and calls one method; [`crate::Actuator`] renders them when scraped.
+//!
+//! - [`AuthMetrics`]: the authentication layer's verdicts (both daemons).
+//! - [`ReloadMetrics`]: live configuration reloads (both daemons); also the `configuration`
+//!   health component.
+//! - [`EngineMetrics`]: DPM's registrations, unregistrations and status checks.
+//! - [`RegistrationState`]: DPE's registration with DPM; also the `registration` health component.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use crate::health::Component;
+use crate::metrics::{Counter, CounterVec, Exposition, Histogram, Kind, LATENCY_BOUNDS};
+
+/// `svcid_authentications_accepted_total{deployment}`.
+pub const AUTH_ACCEPTED: &str = "svcid_authentications_accepted_total";
+/// `svcid_authentications_refused_total{reason,deployment}`.
+pub const AUTH_REFUSED: &str = "svcid_authentications_refused_total";
+/// `svcid_access_denied_total{deployment}`.
+pub const ACCESS_DENIED: &str = "svcid_access_denied_total";
+/// `svcid_configuration_reloads_total{result}`.
+pub const CONFIG_RELOADS: &str = "svcid_configuration_reloads_total";
+/// `svcid_engine_registrations_total{result}` (DPM).
+pub const ENGINE_REGISTRATIONS: &str = "svcid_engine_registrations_total";
+/// `svcid_engine_unregistrations_total{result}` (DPM).
+pub const ENGINE_UNREGISTRATIONS: &str = "svcid_engine_unregistrations_total";
+/// `svcid_status_checks_total{result}` (DPM).
+pub const STATUS_CHECKS: &str = "svcid_status_checks_total";
+/// `svcid_status_check_duration_seconds` histogram (DPM).
+pub const STATUS_CHECK_DURATION: &str = "svcid_status_check_duration_seconds";
+/// `svcid_registered` gauge (DPE).
+pub const REGISTERED: &str = "svcid_registered";
+/// `svcid_registration_attempts_total{result}` (DPE).
+pub const REGISTRATION_ATTEMPTS: &str = "svcid_registration_attempts_total";
+
+/// What the authentication layer decided, per peer.
+#[derive(Debug)]
+pub struct AuthMetrics {
+    /// Verified calls by the caller's deployment.
+    accepted: CounterVec,
+    /// Refused calls by reason code and the deployment the token's `kid` names (`-`: none).
+    refused: CounterVec,
+    /// Verified callers refused by the access policy (`PERMISSION_DENIED`), by deployment.
+    denied: CounterVec,
+}
+
+impl Default for AuthMetrics {
+    fn default() -> Self {
+        Self {
+            accepted: CounterVec::new(&["deployment"]),
+            refused: CounterVec::new(&["reason", "deployment"]),
+            denied: CounterVec::new(&["deployment"]),
+        }
+    }
+}
+
+impl AuthMetrics {
+    /// A verified call from `deployment`.
+    pub fn accepted(&self, deployment: &str) {
+        self.accepted.inc(deployment);
+    }
+
+    /// A refused call: the verifier's reason code and the `kid`'s deployment (or `-`).
+    pub fn refused(&self, reason: &str, deployment: &str) {
+        self.refused.inc2(reason, deployment);
+    }
+
+    /// A verified caller the access policy turned away.
+    pub fn denied(&self, deployment: &str) {
+        self.denied.inc(deployment);
+    }
+
+    /// Accepted calls from `deployment` so far.
+    pub fn accepted_count(&self, deployment: &str) -> u64 {
+        self.accepted.get(deployment, "")
+    }
+
+    /// Refused calls for (`reason`, `deployment`) so far.
+    pub fn refused_count(&self, reason: &str, deployment: &str) -> u64 {
+        self.refused.get(reason, deployment)
+    }
+
+    /// Writes the three families.
+    pub fn render(&self, out: &mut Exposition) {
+        out.family(
+            AUTH_ACCEPTED,
+            Kind::Counter,
+            "gRPC calls whose service token was verified, by the caller's deployment.",
+        );
+        self.accepted.render(out, AUTH_ACCEPTED);
+        out.family(
+            AUTH_REFUSED,
+            Kind::Counter,
+            "gRPC calls refused with UNAUTHENTICATED, by reason code and the deployment the token's kid names (- for none).",
+        );
+        self.refused.render(out, AUTH_REFUSED);
+        out.family(
+            ACCESS_DENIED,
+            Kind::Counter,
+            "Verified calls refused with PERMISSION_DENIED by the access policy, by the caller's deployment.",
+        );
+        self.denied.render(out, ACCESS_DENIED);
+    }
+}
+
+/// The outcome of the last reload, for the health details.
+const NEVER: u8 = 0;
+const APPLIED: u8 = 1;
+const FAILED: u8 = 2;
+
+/// Live configuration reloads (`etc/application.properties` changed, or SIGHUP).
+#[derive(Debug, Default)]
+pub struct ReloadMetrics {
+    /// Reloads that validated and were applied.
+    applied: Counter,
+    /// Reloads refused because the file did not validate (the previous configuration stays).
+    failed: Counter,
+    /// [`NEVER`], [`APPLIED`] or [`FAILED`]: the last outcome.
+    last: AtomicU8,
+}
+
+impl ReloadMetrics {
+    /// A reload was applied.
+    pub fn applied(&self) {
+        self.applied.inc();
+        self.last.store(APPLIED, Ordering::Relaxed);
+    }
+
+    /// A reload failed validation.
+    pub fn failed(&self) {
+        self.failed.inc();
+        self.last.store(FAILED, Ordering::Relaxed);
+    }
+
+    /// Writes `svcid_configuration_reloads_total`.
+    pub fn render(&self, out: &mut Exposition) {
+        out.family(
+            CONFIG_RELOADS,
+            Kind::Counter,
+            "Live reloads of etc/application.properties, by result (failed: the file did not validate; the previous configuration stays in force).",
+        );
+        out.sample(
+            CONFIG_RELOADS,
+            &[("result", "applied")],
+            self.applied.get() as f64,
+        );
+        out.sample(
+            CONFIG_RELOADS,
+            &[("result", "failed")],
+            self.failed.get() as f64,
+        );
+    }
+
+    /// The `configuration` health component: `UP` (the configuration in force validated at
+    /// start or at its last successful reload; a failed reload changed nothing), with the counts
+    /// and whether the file on disk is currently rejected.
+    pub fn health(&self) -> Component {
+        let last = match self.last.load(Ordering::Relaxed) {
+            NEVER => "none",
+            APPLIED => "applied",
+            _ => "failed",
+        };
+        Component::up_if(true)
+            .with("lastReload", last)
+            .with("reloadsApplied", self.applied.get())
+            .with("reloadsFailed", self.failed.get())
+    }
+}
+
+/// DPM's view of engines: registrations and status checks.
+#[derive(Debug)]
+pub struct EngineMetrics {
+    /// `RegisterEngine` calls by outcome: `new`, `already_registered`, `moved`.
+    registrations: CounterVec,
+    /// `UnregisterEngine` calls by outcome: `success`, `not_registered`.
+    unregistrations: CounterVec,
+    /// Status checks by outcome: `ok`, `failed`.
+    checks: CounterVec,
+    /// Status-check latency, successful or not.
+    check_duration: Histogram,
+}
+
+impl Default for EngineMetrics {
+    fn default() -> Self {
+        Self {
+            registrations: CounterVec::new(&["result"]),
+            unregistrations: CounterVec::new(&["result"]),
+            checks: CounterVec::new(&["result"]),
+            check_duration: Histogram::new(LATENCY_BOUNDS),
+        }
+    }
+}
+
+impl EngineMetrics {
+    /// A `RegisterEngine` call ended with `result` (`new`, `already_registered`, `moved`).
+    pub fn registered(&self, result: &str) {
+        self.registrations.inc(result);
+    }
+
+    /// An `UnregisterEngine` call ended with `result` (`success`, `not_registered`).
+    pub fn unregistered(&self, result: &str) {
+        self.unregistrations.inc(result);
+    }
+
+    /// A status check took `duration` and succeeded or not.
+    pub fn checked(&self, duration: Duration, ok: bool) {
+        self.check_duration.observe(duration);
+        self.checks.inc(if ok { "ok" } else { "failed" });
+    }
+
+    /// Writes the families.
+    pub fn render(&self, out: &mut Exposition) {
+        out.family(
+            ENGINE_REGISTRATIONS,
+            Kind::Counter,
+            "RegisterEngine calls served, by result (new, already_registered: the keep-alive, moved: a new address).",
+        );
+        self.registrations.render(out, ENGINE_REGISTRATIONS);
+        out.family(
+            ENGINE_UNREGISTRATIONS,
+            Kind::Counter,
+            "UnregisterEngine calls served, by result (success, not_registered).",
+        );
+        self.unregistrations.render(out, ENGINE_UNREGISTRATIONS);
+        out.family(
+            STATUS_CHECKS,
+            Kind::Counter,
+            "Status checks of engines (HeartbeatService.GetStatus), by result (ok, failed).",
+        );
+        self.checks.render(out, STATUS_CHECKS);
+        self.check_duration.render(
+            out,
+            STATUS_CHECK_DURATION,
+            "Duration of one engine status check, successful or not, in seconds.",
+        );
+    }
+}
+
+/// DPE's registration with DPM, as last observed by its registration loop.
+#[derive(Debug)]
+pub struct RegistrationState {
+    /// `host:port` of DPM, for the health details.
+    dpm_url: String,
+    /// The last `RegisterEngine` call succeeded (`SUCCESS` or `ALREADY_REGISTERED`).
+    registered: AtomicBool,
+    /// Attempts by result: `success`, `already_registered`, `failed`.
+    attempts: CounterVec,
+    /// Since when `registered` has had its value, and the last failure's text.
+    detail: Mutex<RegistrationDetail>,
+}
+
+/// The parts of [`RegistrationState`] that are not a single atomic.
+#[derive(Debug)]
+struct RegistrationDetail {
+    /// When `registered` last changed (start-up until the first attempt).
+    since: SystemTime,
+    /// The gRPC code and message of the last failure, cleared by a success.
+    last_error: Option<String>,
+}
+
+impl RegistrationState {
+    /// Not registered yet, with DPM at `dpm_url`.
+    pub fn new(dpm_url: impl Into<String>) -> Self {
+        Self {
+            dpm_url: dpm_url.into(),
+            registered: AtomicBool::new(false),
+            attempts: CounterVec::new(&["result"]),
+            detail: Mutex::new(RegistrationDetail {
+                since: SystemTime::now(),
+                last_error: None,
+            }),
+        }
+    }
+
+    /// Whether the last registration call succeeded.
+    pub fn is_registered(&self) -> bool {
+        self.registered.load(Ordering::Relaxed)
+    }
+
+    /// DPM answered `SUCCESS` (`already` false) or `ALREADY_REGISTERED` (`already` true).
+    pub fn succeeded(&self, already: bool) {
+        self.attempts.inc(if already {
+            "already_registered"
+        } else {
+            "success"
+        });
+        self.set(true, None);
+    }
+
+    /// The call failed (DPM down, token refused, DPM answered `ERROR`): `why` says how.
+    pub fn failed(&self, why: String) {
+        self.attempts.inc("failed");
+        self.set(false, Some(why));
+    }
+
+    /// The engine unregistered (shutdown).
+    pub fn unregistered(&self) {
+        self.set(false, None);
+    }
+
+    fn set(&self, registered: bool, last_error: Option<String>) {
+        let mut detail = self.detail.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.registered.swap(registered, Ordering::Relaxed) != registered {
+            detail.since = SystemTime::now();
+        }
+        if registered || last_error.is_some() {
+            detail.last_error = last_error;
+        }
+    }
+
+    /// Writes `svcid_registered` and `svcid_registration_attempts_total`.
+    pub fn render(&self, out: &mut Exposition) {
+        out.single(
+            REGISTERED,
+            Kind::Gauge,
+            "1 while the last RegisterEngine call to DPM succeeded, else 0.",
+            if self.is_registered() { 1.0 } else { 0.0 },
+        );
+        out.family(
+            REGISTRATION_ATTEMPTS,
+            Kind::Counter,
+            "RegisterEngine calls made to DPM, by result (success, already_registered, failed).",
+        );
+        self.attempts.render(out, REGISTRATION_ATTEMPTS);
+    }
+
+    /// The `registration` health component: `UP` while registered with DPM, else `DOWN`.
+    pub fn health(&self) -> Component {
+        let detail = self.detail.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut component = Component::up_if(self.is_registered())
+            .with("dpmUrl", self.dpm_url.as_str())
+            .with("since", crate::rfc3339(detail.since));
+        if let Some(error) = &detail.last_error {
+            component = component.with("lastError", error.as_str());
+        }
+        component
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::Status;
+
+    #[test]
+    fn registration_state_follows_the_last_call() {
+        let state = RegistrationState::new("localhost:8531");
+        assert_eq!(state.health().status, Status::Down);
+        state.failed("Unavailable: connection refused".into());
+        let health = state.health();
+        assert_eq!(health.status, Status::Down);
+        assert_eq!(
+            health.details["lastError"],
+            "Unavailable: connection refused"
+        );
+        state.succeeded(false);
+        state.succeeded(true);
+        let health = state.health();
+        assert_eq!(health.status, Status::Up);
+        assert!(!health.details.contains_key("lastError"));
+        let mut out = Exposition::new();
+        state.render(&mut out);
+        let text = out.into_text();
+        assert!(text.contains("svcid_registered 1\n"), "{text}");
+        assert!(
+            text.contains("svcid_registration_attempts_total{result=\"failed\"} 1\n"),
+            "{text}"
+        );
+        state.unregistered();
+        assert_eq!(state.health().status, Status::Down);
+    }
+
+    #[test]
+    fn reloads_report_both_results() {
+        let reloads = ReloadMetrics::default();
+        assert_eq!(reloads.health().details["lastReload"], "none");
+        reloads.applied();
+        reloads.failed();
+        let health = reloads.health();
+        assert_eq!(health.status, Status::Up);
+        assert_eq!(health.details["lastReload"], "failed");
+        let mut out = Exposition::new();
+        reloads.render(&mut out);
+        let text = out.into_text();
+        assert!(text.contains("{result=\"applied\"} 1\n"), "{text}");
+        assert!(text.contains("{result=\"failed\"} 1\n"), "{text}");
+    }
+}
