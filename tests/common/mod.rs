@@ -116,6 +116,27 @@ impl Pair {
         std::fs::write(path, text.replace(from, to)).unwrap();
     }
 
+    /// Sets a home's properties file's unix permission bits (e.g. `0o600`).
+    #[cfg(unix)]
+    pub fn set_mode(home: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = home.join("etc/application.properties");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Like [`Pair::replace`], but atomically (a sibling file renamed over the original, with the
+    /// same permissions), so a daemon polling the file never reads it half-written.
+    pub fn replace_atomically(home: &Path, from: &str, to: &str) {
+        let path = home.join("etc/application.properties");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{from:?} not in {}", path.display());
+        let staged = home.join("etc/application.properties.new");
+        std::fs::write(&staged, text.replace(from, to)).unwrap();
+        let permissions = std::fs::metadata(&path).unwrap().permissions();
+        std::fs::set_permissions(&staged, permissions).unwrap();
+        std::fs::rename(staged, path).unwrap();
+    }
+
     /// The value of a property as `svcid link` wrote it.
     pub fn property(home: &Path, name: &str) -> String {
         let text = std::fs::read_to_string(home.join("etc/application.properties")).unwrap();
@@ -231,6 +252,14 @@ impl Daemon {
             .status()
             .expect("kill runs");
         assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Whether the process is still running (it has not exited, crashed or been killed).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("wait").is_none(),
+            None => false,
+        }
     }
 
     /// Waits for the process to exit (at most [`PATIENCE`]) and returns its status.

@@ -7,6 +7,9 @@
 //! log event. Health and reflection are open without a token (SPEC section 4): standard probes and
 //! tools must work against the daemons.
 //!
+//! A request over the message-size limit, which tonic reports as `OUT_OF_RANGE`, leaves as
+//! `RESOURCE_EXHAUSTED`, the code gRPC specifies for it.
+//!
 //! Refusals are logged through [`RefusalLog`], which folds identical ones (same reason, `kid`, peer
 //! host and method) arriving within a window into one count.
 //!
@@ -19,6 +22,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, Request, Response};
+use svcid_actuator::instruments::AuthMetrics;
 use svcid_identity::authz::AccessPolicy;
 use svcid_identity::identity::CallerIdentity;
 use svcid_identity::token::TokenVerifier;
@@ -52,6 +56,8 @@ pub struct AuthLayer {
     policy: Arc<AccessPolicy>,
     /// Where refusals are logged, rate-limited; shared by every connection of the server.
     refusals: Arc<RefusalLog>,
+    /// Verdict counters for `/actuator/prometheus`; see [`AuthLayer::with_metrics`].
+    metrics: Arc<AuthMetrics>,
 }
 
 impl std::fmt::Debug for AuthLayer {
@@ -80,7 +86,16 @@ impl AuthLayer {
             verifier,
             policy: Arc::new(policy),
             refusals: RefusalLog::new(window, MAX_TRACKED_REFUSALS),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts every verdict (accepted, refused by reason, denied) in `metrics`, which the daemon
+    /// also hands to its actuator. Without it the counts are kept but never shown.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<AuthMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -93,6 +108,7 @@ impl<S> Layer<S> for AuthLayer {
             verifier: Arc::clone(&self.verifier),
             policy: Arc::clone(&self.policy),
             refusals: Arc::clone(&self.refusals),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 }
@@ -108,6 +124,8 @@ pub struct AuthService<S> {
     policy: Arc<AccessPolicy>,
     /// See [`AuthLayer::refusals`].
     refusals: Arc<RefusalLog>,
+    /// See [`AuthLayer::metrics`].
+    metrics: Arc<AuthMetrics>,
 }
 
 impl<S> std::fmt::Debug for AuthService<S> {
@@ -156,13 +174,17 @@ where
             .collect();
         let peer = peer_address(&request);
         let caller = match self.verifier.verify(&values) {
-            Ok(caller) => caller,
+            Ok(caller) => {
+                self.metrics.accepted(&caller.service.id);
+                caller
+            }
             Err(error) => {
                 let kid = error.kid().unwrap_or("-");
                 let deployment = error
                     .kid()
                     .and_then(|kid| self.verifier.deployment_of(kid))
                     .unwrap_or_else(|| "-".to_owned());
+                self.metrics.refused(error.reason(), &deployment);
                 // Never the token: only the reason code and the verifier's escaped, short kid.
                 self.refusals.refused(&Refusal {
                     reason: error.reason(),
@@ -178,6 +200,7 @@ where
             }
         };
         if let Err(denied) = self.policy.authorize(&method, &caller.service) {
+            self.metrics.denied(&caller.service.id);
             tracing::warn!(
                 authenticatedUser = %caller,
                 correlationId = %correlation_id.clone().unwrap_or_else(|| caller.jti.clone()),
@@ -205,16 +228,38 @@ where
 ///
 /// A streaming response body is polled by the transport after this future completes, outside the
 /// span; svcid's authenticated methods are all unary, so their work is covered.
-fn serve_in<S, R>(
+fn serve_in<S, R, B>(
     span: tracing::Span,
     inner: &mut S,
     request: R,
-) -> tracing::instrument::Instrumented<S::Future>
+) -> impl std::future::Future<Output = Result<Response<B>, S::Error>> + Send + 'static
 where
-    S: Service<R>,
+    S: Service<R, Response = Response<B>>,
+    S::Future: Send + 'static,
 {
-    let future = span.in_scope(|| inner.call(request));
-    future.instrument(span)
+    let future = span.in_scope(|| inner.call(request)).instrument(span);
+    async move {
+        let mut response = future.await?;
+        oversized_is_resource_exhausted(response.headers_mut());
+        Ok(response)
+    }
+}
+
+/// The start of tonic's message for a request over `max_decoding_message_size`.
+const TOO_LARGE: &str = "Error, decoded message length too large";
+
+/// tonic reports a request message over the size limit as `OUT_OF_RANGE`; the gRPC spec, and the
+/// Java and Go implementations the product's clients use, say `RESOURCE_EXHAUSTED`. A unary call
+/// whose request cannot be decoded gets a trailers-only response, so the status is in the headers
+/// and can be corrected here. Anything else passes untouched.
+fn oversized_is_resource_exhausted(headers: &mut HeaderMap) {
+    let Some(status) = tonic::Status::from_header_map(headers) else {
+        return;
+    };
+    if status.code() == tonic::Code::OutOfRange && status.message().starts_with(TOO_LARGE) {
+        // Re-encoding a message that was just decoded cannot fail; if it did, OUT_OF_RANGE stays.
+        let _ = tonic::Status::resource_exhausted(status.message()).add_header(headers);
+    }
 }
 
 /// The verified caller of a request that passed [`AuthLayer`]; `None` only for open methods.
@@ -288,5 +333,29 @@ mod tests {
         assert_eq!(printable("/a\tb", 8), "/a\\tb");
         assert_eq!(printable("/a\u{7f}b", 8), "/a\\u{7f}b");
         assert_eq!(printable(&"x".repeat(10), 4), "xxxx…");
+    }
+
+    #[test]
+    fn only_an_oversized_request_becomes_resource_exhausted() {
+        let mut headers = HeaderMap::new();
+        tonic::Status::out_of_range(format!("{TOO_LARGE}: found 9 bytes, the limit is: 8 bytes"))
+            .add_header(&mut headers)
+            .unwrap();
+        oversized_is_resource_exhausted(&mut headers);
+        let status = tonic::Status::from_header_map(&headers).unwrap();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(status.message().starts_with(TOO_LARGE));
+
+        let mut headers = HeaderMap::new();
+        tonic::Status::out_of_range("page 7 of 3")
+            .add_header(&mut headers)
+            .unwrap();
+        oversized_is_resource_exhausted(&mut headers);
+        let status = tonic::Status::from_header_map(&headers).unwrap();
+        assert_eq!(status.code(), tonic::Code::OutOfRange);
+
+        let mut headers = HeaderMap::new();
+        oversized_is_resource_exhausted(&mut headers);
+        assert!(headers.is_empty());
     }
 }

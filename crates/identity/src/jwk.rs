@@ -350,6 +350,10 @@ impl fmt::Debug for GeneratorKey {
     }
 }
 
+/// Dropping a key wipes its private scalar: `secret` is a [`p256::SecretKey`], which zeroizes on
+/// drop; `public` and `kid` are public. The marker lets callers require the property.
+impl zeroize::ZeroizeOnDrop for GeneratorKey {}
+
 impl GeneratorKey {
     /// A fresh P-256 key (operating system randomness) whose `kid` is its RFC 7638 thumbprint.
     pub fn generate() -> GeneratorKey {
@@ -904,6 +908,17 @@ mod tests {
         let (public, _) = PublicKey::from_content(&content).unwrap();
         assert_eq!(public, key.public_key());
         assert_eq!(public.thumbprint(), key.kid());
+    }
+
+    #[test]
+    fn private_scalars_are_wiped_on_drop() {
+        // Compile-time proof that the key and the p256 types that may carry `d` (the secret key,
+        // a signing key, a PKCS#8 document) zeroize it when dropped.
+        fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroized_on_drop::<GeneratorKey>();
+        zeroized_on_drop::<p256::SecretKey>();
+        zeroized_on_drop::<p256::ecdsa::SigningKey>();
+        zeroized_on_drop::<p256::pkcs8::SecretDocument>();
     }
 
     #[test]
