@@ -9,6 +9,7 @@
 
 pub mod authz;
 pub mod clock;
+mod es256;
 pub mod identity;
 pub mod jwk;
 mod printable;

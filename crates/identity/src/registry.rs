@@ -11,10 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use josekit::jws::ES256;
-use josekit::jws::alg::ecdsa::EcdsaJwsVerifier;
-use p256::pkcs8::EncodePublicKey as _;
-
+use crate::es256::Es256Verifier;
 use crate::jwk::PublicKey;
 use crate::printable::{EXCERPT_CHARS, excerpt};
 
@@ -78,7 +75,7 @@ pub enum RegistryError {
     Verifier {
         /// The key, as `deployment/key`.
         key: String,
-        /// josekit's description.
+        /// OpenSSL's description.
         detail: String,
     },
 }
@@ -90,7 +87,7 @@ struct KeySlot {
     /// Index into that deployment's `keys`.
     key: usize,
     /// Prepared once here so verification never parses or converts a key.
-    verifier: EcdsaJwsVerifier,
+    verifier: Es256Verifier,
 }
 
 /// The immutable table of configured peers, indexed by exact fingerprint.
@@ -183,10 +180,7 @@ impl DeploymentRegistry {
     }
 
     /// Like [`DeploymentRegistry::lookup`], with the key's prepared verifier.
-    pub(crate) fn slot(
-        &self,
-        kid: &str,
-    ) -> Option<(&Deployment, &DeploymentKey, &EcdsaJwsVerifier)> {
+    pub(crate) fn slot(&self, kid: &str) -> Option<(&Deployment, &DeploymentKey, &Es256Verifier)> {
         let slot = self.by_fingerprint.get(kid)?;
         let deployment = self.deployments.get(slot.deployment)?;
         let key = deployment.keys.get(slot.key)?;
@@ -236,14 +230,8 @@ impl DeploymentRegistry {
     }
 }
 
-fn verifier_for(public: &PublicKey) -> Result<EcdsaJwsVerifier, String> {
-    let der = public
-        .point()
-        .to_public_key_der()
-        .map_err(|e| e.to_string())?;
-    ES256
-        .verifier_from_der(der.as_bytes())
-        .map_err(|e| e.to_string())
+fn verifier_for(public: &PublicKey) -> Result<Es256Verifier, String> {
+    Es256Verifier::new(public.point())
 }
 
 /// How a reloaded registry differs from the previous one; entries read `dpe-dev/key1 (<fingerprint>)`.

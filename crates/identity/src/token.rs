@@ -1,12 +1,12 @@
 //! ES256 service tokens: minting with this module's key and strict verification of peers' tokens.
 //!
-//! [`TokenIssuer`] signs compact JWS tokens with josekit's OpenSSL-backed ES256 signer and reuses a
+//! [`TokenIssuer`] signs compact JWS tokens with an OpenSSL-backed ES256 signer and reuses a
 //! token per audience until about a third of its lifetime is left. [`TokenVerifier`] turns the
 //! `authorization` metadata of one call into a [`CallerIdentity`] or a precise [`AuthError`]. It does
 //! its own parsing of the compact JWS (so the order of checks and the refusal reasons are ours, not a
-//! library's) and only hands the final signature check to a josekit verifier prepared when the
-//! registry was built. This module knows nothing about gRPC: the daemons pass metadata bytes in and
-//! map errors to `UNAUTHENTICATED` themselves.
+//! library's) and only hands the final signature check to an OpenSSL key prepared when the
+//! registry was built (`es256`). This module knows nothing about gRPC: the daemons pass metadata
+//! bytes in and map errors to `UNAUTHENTICATED` themselves.
 //!
 //! # Validation policy
 //!
@@ -53,12 +53,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
-use josekit::jws::alg::ecdsa::EcdsaJwsSigner;
-use josekit::jws::{ES256 as JOSE_ES256, JwsSigner as _, JwsVerifier as _};
-use p256::pkcs8::EncodePrivateKey as _;
 use serde_json::{Map, Value, json};
 
 use crate::clock::Clock;
+use crate::es256::{Es256Signer, SIGNATURE_BYTES};
 use crate::identity::{CallerIdentity, ImpersonatedUser, ServiceIdentity};
 use crate::jwk::{BASE64URL_STRICT, ES256, GeneratorKey, KeyError};
 use crate::printable::{EXCERPT_CHARS, excerpt, json_type};
@@ -80,8 +78,6 @@ const VERIFIED_CACHE_CAPACITY: usize = 4096;
 const SCHEMES: [&str; 2] = ["Internal-jwt", "Bearer"];
 /// Header members that would let a token choose or fetch its own key (RFC 8725 §3.10).
 const FORBIDDEN_HEADER_MEMBERS: [&str; 5] = ["jwk", "jku", "x5u", "x5c", "crit"];
-/// Length of an ES256 signature: r and s, 32 bytes each, big-endian.
-const SIGNATURE_BYTES: usize = 64;
 
 /// Mints this module's tokens. The key can be replaced while the module runs (key rotation);
 /// tokens already handed out stay valid at peers until they expire or the old key is revoked.
@@ -103,7 +99,7 @@ struct SigningState {
     /// The generator key's `kid`, put in every header.
     kid: String,
     /// OpenSSL-backed ES256 signer.
-    signer: EcdsaJwsSigner,
+    signer: Es256Signer,
     /// Pure-Rust signer for the same key, used only if OpenSSL ever fails, so minting cannot fail.
     fallback: p256::ecdsa::SigningKey,
     /// The header never changes for a key, so its base64url form is computed once.
@@ -112,14 +108,8 @@ struct SigningState {
 
 impl SigningState {
     fn new(key: &GeneratorKey) -> Result<Self, KeyError> {
-        let der = key.secret().to_pkcs8_der().map_err(|e| KeyError::Crypto {
-            detail: e.to_string(),
-        })?;
-        let signer = JOSE_ES256
-            .signer_from_der(der.as_bytes())
-            .map_err(|e| KeyError::Crypto {
-                detail: e.to_string(),
-            })?;
+        let signer =
+            Es256Signer::new(key.secret()).map_err(|detail| KeyError::Crypto { detail })?;
         let header = json!({"alg": ES256, "typ": "JWT", "kid": key.kid()}).to_string();
         Ok(SigningState {
             kid: key.kid().to_owned(),
@@ -241,13 +231,13 @@ impl TokenIssuer {
             signing.header_b64,
             BASE64URL_STRICT.encode(Value::Object(claims).to_string())
         );
-        let signature = match signing.signer.sign(signing_input.as_bytes()) {
-            Ok(signature) => signature,
-            Err(_) => {
+        let signature: [u8; SIGNATURE_BYTES] = match signing.signer.sign(signing_input.as_bytes()) {
+            Some(signature) => signature,
+            None => {
                 use p256::ecdsa::signature::Signer as _;
                 let signature: p256::ecdsa::Signature =
                     signing.fallback.sign(signing_input.as_bytes());
-                signature.to_bytes().to_vec()
+                signature.to_bytes().into()
             }
         };
         format!("{signing_input}.{}", BASE64URL_STRICT.encode(signature))
@@ -467,7 +457,16 @@ impl TokenVerifier {
         }
         let header = decode_segment(header_b64, "header")?;
         let payload = decode_segment(payload_b64, "payload")?;
-        let signature = decode_segment(signature_b64, "signature")?;
+        // Decoded straight into a fixed buffer, no allocation on the hot path.
+        let mut signature_buf = [0u8; SIGNATURE_BYTES];
+        let signature_len = match BASE64URL_STRICT.decode_slice(signature_b64, &mut signature_buf) {
+            Ok(len) => len,
+            // Not base64url, or longer than any ES256 signature: decode it whole for the precise
+            // refusal (a segment that decodes did not fit, so it is longer than 64 bytes).
+            Err(_) => decode_segment(signature_b64, "signature")?
+                .len()
+                .max(SIGNATURE_BYTES + 1),
+        };
 
         // Header.
         let header = strict_json::parse_object(&header)
@@ -534,18 +533,18 @@ impl TokenVerifier {
         }
 
         // Signature over the exact bytes received.
-        if signature.len() != SIGNATURE_BYTES {
+        if signature_len != SIGNATURE_BYTES {
             return Err(AuthError::SignatureLength {
-                len: signature.len(),
+                len: signature_len,
                 kid: logged_kid,
             });
         }
-        let (r, s) = signature.split_at(SIGNATURE_BYTES / 2);
+        let (r, s) = signature_buf.split_at(SIGNATURE_BYTES / 2);
         if r.iter().all(|b| *b == 0) || s.iter().all(|b| *b == 0) {
             return Err(AuthError::BadSignature { kid: logged_kid });
         }
         let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-        if verifier.verify(signing_input, &signature).is_err() {
+        if !verifier.verify(signing_input, &signature_buf) {
             return Err(AuthError::BadSignature { kid: logged_kid });
         }
 
