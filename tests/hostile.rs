@@ -1208,7 +1208,8 @@ async fn transport_abuse(target: &Target<'_>) {
     let channel = connect(port).await;
 
     // A huge metadata value (64 KiB, over the 16 KiB header list limit) is refused by the
-    // transport before the authentication layer: not UNAUTHENTICATED, and the daemon lives on.
+    // transport before the authentication layer (no token check, no log line), and the daemon
+    // lives on; the channel reconnects for the calls below.
     let mut request = with_auth(WhoAmIRequest {}, std::slice::from_ref(&valid));
     request.metadata_mut().insert(
         "x-padding",
@@ -1218,14 +1219,15 @@ async fn transport_abuse(target: &Target<'_>) {
         .who_am_i(request)
         .await
         .unwrap_err();
-    assert_ne!(status.code(), Code::Unauthenticated, "{status:?}");
-    assert_ne!(status.code(), Code::Ok, "{status:?}");
+    // hyper answers a header list this far over the limit with GOAWAY ENHANCE_YOUR_CALM
+    // (`header_list_way_too_large`) on that connection, which tonic reports as RESOURCE_EXHAUSTED.
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     // The same for a 64 KiB authorization value.
     let huge = format!("Internal-jwt {}", "a".repeat(64 * 1024));
     let status = invoke(&connect(port).await, Method::WhoAmI, &[huge])
         .await
         .unwrap_err();
-    assert_ne!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     // Duplicated custom metadata and many small values are fine within the limit.
     let mut request = with_auth(WhoAmIRequest {}, std::slice::from_ref(&valid));
     for _ in 0..50 {
