@@ -35,6 +35,60 @@ pub const STATUS_CHECK_DURATION: &str = "svcid_status_check_duration_seconds";
 pub const REGISTERED: &str = "svcid_registered";
 /// `svcid_registration_attempts_total{result}` (DPE).
 pub const REGISTRATION_ATTEMPTS: &str = "svcid_registration_attempts_total";
+/// `svcid_token_cache_hits_total`.
+pub const TOKEN_CACHE_HITS: &str = "svcid_token_cache_hits_total";
+/// `svcid_token_cache_misses_total`.
+pub const TOKEN_CACHE_MISSES: &str = "svcid_token_cache_misses_total";
+/// `svcid_tokens_minted_total`.
+pub const TOKENS_MINTED: &str = "svcid_tokens_minted_total";
+/// `svcid_engines{status}` gauge (DPM).
+pub const ENGINES: &str = "svcid_engines";
+
+/// The token counters a daemon's verifier and issuer keep (they live in `svcid-identity`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    /// Calls whose token was found in the verified-token cache.
+    pub cache_hits: u64,
+    /// Calls whose token was checked in full.
+    pub cache_misses: u64,
+    /// Tokens this module signed.
+    pub minted: u64,
+}
+
+/// Writes the verified-token cache and minting counters.
+pub fn render_tokens(out: &mut Exposition, counts: TokenCounts) {
+    out.single(
+        TOKEN_CACHE_HITS,
+        Kind::Counter,
+        "Incoming tokens found in the verified-token cache (no signature check).",
+        counts.cache_hits as f64,
+    );
+    out.single(
+        TOKEN_CACHE_MISSES,
+        Kind::Counter,
+        "Incoming tokens checked in full (first use, expired cache entry, after a reload, or refused).",
+        counts.cache_misses as f64,
+    );
+    out.single(
+        TOKENS_MINTED,
+        Kind::Counter,
+        "Service tokens this module signed for its own outgoing calls (a reused token counts once).",
+        counts.minted as f64,
+    );
+}
+
+/// Writes `svcid_engines{status}`: how many engines DPM knows in each status (every status
+/// appears, with 0 when none is in it, so alerts on a missing series are not needed).
+pub fn render_engines(out: &mut Exposition, by_status: &[(&str, u64)]) {
+    out.family(
+        ENGINES,
+        Kind::Gauge,
+        "Engines registered with this DPM, by status (NEW, READY, DISCONNECTED).",
+    );
+    for (status, count) in by_status {
+        out.sample(ENGINES, &[("status", status)], *count as f64);
+    }
+}
 
 /// What the authentication layer decided, per peer.
 #[derive(Debug)]

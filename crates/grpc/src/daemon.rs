@@ -167,6 +167,14 @@ pub enum DaemonError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The actuator HTTP port (`server.port`) could not be bound.
+    #[error("cannot bind HTTP port {address} (server.port): {source}")]
+    BindHttp {
+        /// `address:port` as configured.
+        address: String,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
     /// A file the daemon keeps (engine id, logs) could not be read or written.
     #[error("{what} {path}: {source}")]
     Io {
@@ -198,7 +206,7 @@ impl DaemonError {
     /// The sysexits code for this error.
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            DaemonError::Bind { .. } => EX_UNAVAILABLE,
+            DaemonError::Bind { .. } | DaemonError::BindHttp { .. } => EX_UNAVAILABLE,
             DaemonError::Io { .. } => EX_IOERR,
             DaemonError::Key(_) => EX_CONFIG,
             DaemonError::Serve(_)

@@ -8,12 +8,14 @@
 //! - [`status`]: the one mapping from authentication errors to gRPC statuses.
 //! - [`daemon`]: arguments, configuration and logging at start-up, and the exit codes.
 //! - [`server`]: runtime, standard services, binding and shutdown.
+//! - [`ops`]: the actuator HTTP endpoints (health, Prometheus, info) both daemons serve.
 //! - [`whoami`]: `IdentityService.WhoAmI`, served by both daemons.
 //!
 //! The identity rules themselves live in `svcid-identity`, which knows nothing of gRPC.
 
 pub mod auth;
 pub mod daemon;
+pub mod ops;
 pub mod outbound;
 pub mod refusals;
 pub mod reload;

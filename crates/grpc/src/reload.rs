@@ -6,16 +6,20 @@
 //! and is logged as ERROR with the same diagnostics `svcid check` prints.
 //!
 //! Applied live: the deployments (keys added, revoked, reinstated, removed — cached verifications
-//! are dropped with the old registry) and the generator key (key rotation). Everything else
-//! (ports, hosts, intervals, token policy, logging) takes effect at the next start and is logged
-//! as `restartRequired` rather than half-applied.
+//! are dropped with the old registry), the generator key (key rotation) and the log levels
+//! (`logging.level.*`, logged as `logLevelsChanged`). Everything else (ports, hosts, intervals,
+//! token policy, log files and appenders) takes effect at the next start and is logged as
+//! `restartRequired` rather than half-applied. Each reload is counted, by result, in the
+//! [`ReloadMetrics`] given with [`LiveConfig::with_metrics`].
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use svcid_actuator::instruments::ReloadMetrics;
 use svcid_config::{Loaded, ModuleKind, Overrides, Settings};
 use svcid_identity::token::{TokenIssuer, TokenVerifier};
+use svcid_logging::{Level, LogSettings};
 use tokio::sync::watch;
 
 /// How often the properties file is looked at.
@@ -25,6 +29,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Clone, Debug, PartialEq)]
 struct StartOnly {
     grpc: svcid_config::GrpcSettings,
+    http: svcid_config::HttpSettings,
     role: svcid_config::RoleSettings,
     logging: String,
     token_expiration: Duration,
@@ -38,8 +43,17 @@ impl StartOnly {
     fn of(settings: &Settings) -> Self {
         Self {
             grpc: settings.grpc.clone(),
+            http: settings.http.clone(),
             role: settings.role.clone(),
-            logging: format!("{:?}", settings.logging),
+            // Levels apply live; the rest of the logging settings (files, appenders) do not.
+            logging: format!(
+                "{:?}",
+                LogSettings {
+                    root_level: Level::Info,
+                    levels: Vec::new(),
+                    ..settings.logging.clone()
+                }
+            ),
             token_expiration: settings.jwt.token_expiration,
             clock_skew: settings.jwt.clock_skew,
             max_token_lifetime: settings.jwt.max_token_lifetime,
@@ -54,6 +68,9 @@ impl StartOnly {
         if self.grpc != new.grpc {
             changed.push("ataccama.server.grpc.*");
         }
+        if self.http != new.http {
+            changed.push("server.port, server.address");
+        }
         if self.role != new.role {
             changed.push(match new.role {
                 svcid_config::RoleSettings::Dpm(_) => "ataccama.one.dpm.registry.*",
@@ -63,7 +80,7 @@ impl StartOnly {
             });
         }
         if self.logging != new.logging {
-            changed.push("logging.*, ataccama.logging.*");
+            changed.push("logging.* (other than logging.level.*), ataccama.logging.*");
         }
         if (
             self.token_expiration,
@@ -90,6 +107,10 @@ pub struct LiveConfig {
     overrides: Overrides,
     /// The start-only settings in force.
     started_with: StartOnly,
+    /// The log levels in force (`logging.level.root` and the per-target entries).
+    levels: Mutex<(Level, Vec<(String, Level)>)>,
+    /// Counts reloads by result; shared with the actuator.
+    metrics: Arc<ReloadMetrics>,
 }
 
 /// Where a reload puts what it applies live.
@@ -110,7 +131,16 @@ impl LiveConfig {
             home: settings.home.root().to_owned(),
             overrides,
             started_with: StartOnly::of(settings),
+            levels: Mutex::new((settings.logging.root_level, settings.logging.levels.clone())),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts reloads (applied, failed) in `metrics`, which the daemon also shows.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<ReloadMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Polls the file and listens for SIGHUP until `stop` turns true. The SIGHUP handler is
@@ -164,11 +194,39 @@ impl LiveConfig {
                 for problem in errors {
                     tracing::error!(eventId = "configurationProblem", problem = %problem, "{problem}");
                 }
+                self.metrics.failed();
                 return false;
             }
         };
         self.apply(targets, trigger, loaded);
+        self.metrics.applied();
         true
+    }
+
+    /// Installs changed `logging.level.*` values in the running subscriber and says so.
+    fn apply_levels(&self, logging: &LogSettings) {
+        let mut in_force = self.levels.lock().unwrap_or_else(PoisonError::into_inner);
+        let wanted = (logging.root_level, logging.levels.clone());
+        if *in_force == wanted {
+            return;
+        }
+        if !svcid_logging::set_levels(wanted.0, &wanted.1) {
+            // No installed subscriber (an in-process test): nothing to change.
+            return;
+        }
+        let shown: Vec<String> = wanted
+            .1
+            .iter()
+            .map(|(target, level)| format!("{target}={level}"))
+            .collect();
+        // WARN, so the change is visible whatever the new levels are.
+        tracing::warn!(
+            eventId = "logLevelsChanged",
+            root = %wanted.0,
+            levels = %shown.join(" "),
+            "Log levels changed."
+        );
+        *in_force = wanted;
     }
 
     fn apply(&self, targets: &LiveTargets, trigger: &str, loaded: Loaded) {
@@ -192,6 +250,7 @@ impl LiveConfig {
                 ),
             }
         }
+        self.apply_levels(&settings.logging);
         let changed = StartOnly::of(&settings).changes(&self.started_with);
         let diff = targets.verifier.replace_registry(settings.deployments);
         if diff.is_empty() {

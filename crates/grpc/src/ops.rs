@@ -1,0 +1,162 @@
+//! The operations endpoints both daemons share: the actuator (health, Prometheus, info) with the
+//! parts common to `dpm` and `dpe`, and starting it on `server.port`.
+//!
+//! [`Operations`] holds the instruments the shared code feeds (the authentication layer, the
+//! live reloader, the gRPC server's state); [`Operations::actuator`] assembles an
+//! [`Actuator`] reading them and the verifier's and issuer's counters, to which each daemon adds
+//! its own parts (DPM: engines; DPE: registration). [`bind_http`] and [`start_http`] bind and run
+//! it; `httpServerStarted` is logged with the bound port (0 picks one), as `grpcServerStarted` is.
+//!
+//! `/actuator/info` shows the `kid` this module signs with and, per trusted deployment, its
+//! module, roles and key fingerprints with their revocation flags: public facts an operator
+//! compares with the peer's `svcid check`. Never a key, never a `d`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{Value, json};
+use svcid_actuator::Actuator;
+use svcid_actuator::health::Component;
+use svcid_actuator::instruments::{AuthMetrics, ReloadMetrics, TokenCounts, render_tokens};
+use svcid_config::{HttpSettings, ModuleKind};
+use svcid_identity::token::{TokenIssuer, TokenVerifier};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::daemon::DaemonError;
+
+/// The instruments shared code feeds, handed to the actuator and to the code that observes.
+#[derive(Debug, Default)]
+pub struct Operations {
+    /// Fed by [`crate::AuthLayer::with_metrics`].
+    pub auth: Arc<AuthMetrics>,
+    /// Fed by [`crate::reload::LiveConfig::with_metrics`].
+    pub reloads: Arc<ReloadMetrics>,
+    /// True while the gRPC server serves; the `grpc` health component.
+    pub serving: Arc<AtomicBool>,
+}
+
+impl Operations {
+    /// Fresh instruments; the gRPC server is not serving yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks the gRPC server as serving (`true`) or stopped.
+    pub fn set_serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::Relaxed);
+    }
+
+    /// The actuator of `kind` with what both daemons have: health components `configuration` and
+    /// `grpc` (at `grpc_address`), the authentication, reload and token metrics, and the `keys`
+    /// info section.
+    pub fn actuator(
+        &self,
+        kind: ModuleKind,
+        grpc_address: SocketAddr,
+        verifier: &Arc<TokenVerifier>,
+        issuer: &Arc<TokenIssuer>,
+    ) -> Actuator {
+        let reloads = Arc::clone(&self.reloads);
+        let serving = Arc::clone(&self.serving);
+        let auth = Arc::clone(&self.auth);
+        let reloads_metrics = Arc::clone(&self.reloads);
+        let (token_verifier, token_issuer) = (Arc::clone(verifier), Arc::clone(issuer));
+        let (info_verifier, info_issuer) = (Arc::clone(verifier), Arc::clone(issuer));
+        Actuator::new(kind.as_str(), env!("CARGO_PKG_VERSION"))
+            .health("configuration", move || reloads.health())
+            .health("grpc", move || {
+                Component::up_if(serving.load(Ordering::Relaxed)).with("port", grpc_address.port())
+            })
+            .metrics(move |out| auth.render(out))
+            .metrics(move |out| reloads_metrics.render(out))
+            .metrics(move |out| {
+                let cache = token_verifier.cache_stats();
+                render_tokens(
+                    out,
+                    TokenCounts {
+                        cache_hits: cache.hits,
+                        cache_misses: cache.misses,
+                        minted: token_issuer.minted(),
+                    },
+                );
+            })
+            .info("keys", move || keys_info(&info_verifier, &info_issuer))
+    }
+}
+
+/// The `keys` info section: the signing `kid` and every trusted deployment's fingerprints.
+pub fn keys_info(verifier: &TokenVerifier, issuer: &TokenIssuer) -> Value {
+    let registry = verifier.registry();
+    let trusted: Vec<Value> = registry
+        .deployments()
+        .iter()
+        .map(|deployment| {
+            let keys: Vec<Value> = deployment
+                .keys
+                .iter()
+                .map(|key| {
+                    json!({
+                        "name": key.name,
+                        "fingerprint": key.fingerprint,
+                        "revoked": key.revoked,
+                    })
+                })
+                .collect();
+            json!({
+                "deployment": deployment.name,
+                "module": deployment.module,
+                "roles": deployment.roles,
+                "keys": keys,
+            })
+        })
+        .collect();
+    json!({
+        "signing": {"kid": issuer.kid()},
+        "trusted": trusted,
+    })
+}
+
+/// Binds `server.address:server.port`, mapping failure to [`DaemonError::BindHttp`].
+pub async fn bind_http(settings: &HttpSettings) -> Result<TcpListener, DaemonError> {
+    svcid_actuator::http::bind(&settings.address, settings.port)
+        .await
+        .map_err(|source| DaemonError::BindHttp {
+            address: format!("{}:{}", settings.address, settings.port),
+            source,
+        })
+}
+
+/// Logs `httpServerStarted` and serves `actuator` on `listener` until `stop` turns true.
+pub fn start_http(
+    actuator: Actuator,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, DaemonError> {
+    let address = listener.local_addr().map_err(|source| DaemonError::Io {
+        what: "cannot read the bound address of",
+        path: "the HTTP listener".into(),
+        source,
+    })?;
+    tracing::info!(
+        eventId = "httpServerStarted",
+        module = %actuator.module(),
+        host = %address.ip(),
+        port = address.port(),
+        "HTTP server started (/actuator/health, /actuator/prometheus, /actuator/info)."
+    );
+    let shutdown = async move {
+        while !*stop.borrow_and_update() {
+            if stop.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    Ok(tokio::spawn(svcid_actuator::http::serve(
+        Arc::new(actuator),
+        listener,
+        shutdown,
+    )))
+}
