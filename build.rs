@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "proto/registry.proto",
     "proto/heartbeat.proto",
     "proto/identity.proto",
+    "proto/engines.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -26,6 +26,9 @@ pub mod pb {
             pub mod identity {
                 tonic::include_proto!("svcid.identity");
             }
+            pub mod engines {
+                tonic::include_proto!("svcid.engines");
+            }
         }
     }
 
@@ -37,6 +40,8 @@ pub mod pb {
     pub use generated::ataccama::dpm::registry;
     /// `IdentityService.WhoAmI`, served by both daemons.
     pub use generated::svcid::identity;
+    /// `EngineAdminService.ListEngines`, DPM's engine listing for operators.
+    pub use generated::svcid::engines;
 }
 
 /// The encoded descriptor set of every file in `proto/`, for gRPC server reflection.
