@@ -48,10 +48,12 @@ pub struct Pair {
     pub dpe: PathBuf,
 }
 
-/// Fast intervals so tests observe transitions within a second or two.
+/// Fast intervals so tests observe transitions within a second or two; free ports for gRPC and
+/// the actuator HTTP endpoints (`server.port`), so tests run in parallel.
 const DPM_BASE: &str = "\
 ataccama.server.grpc.host=127.0.0.1
 ataccama.server.grpc.port=0
+server.port=0
 ataccama.one.dpm.registry.check-connected-interval=300ms
 ataccama.one.dpm.registry.check-disconnected-interval=300ms
 ataccama.one.dpm.registry.check-disconnected-interval-max=1s
@@ -63,6 +65,7 @@ logging.level.root=DEBUG
 const DPE_BASE: &str = "\
 ataccama.server.grpc.host=127.0.0.1
 ataccama.server.grpc.port=0
+server.port=0
 ataccama.client.connection.dpm.host=127.0.0.1
 ataccama.one.dpe.service.hostname=127.0.0.1
 ataccama.one.dpe.service.dpm.check-connection-interval=300ms

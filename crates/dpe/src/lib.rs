@@ -2,7 +2,8 @@
 //! registered with DPM through [`registration::StatusChecker`].
 //!
 //! [`run`] is the whole daemon after configuration: `main` only loads settings, starts logging,
-//! binds and calls it (so tests can run it in-process on `127.0.0.1:0`).
+//! binds and calls it (so tests can run it in-process on `127.0.0.1:0`). Its actuator HTTP port
+//! reports `registration` health: `UP` while the last registration with DPM succeeded.
 
 pub mod engine_id;
 pub mod heartbeat;
@@ -12,7 +13,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use svcid_config::{Overrides, Settings};
+use svcid_actuator::instruments::RegistrationState;
+use svcid_config::{ModuleKind, Overrides, Settings};
 use svcid_grpc::daemon::DaemonError;
 use svcid_grpc::reload::{LiveConfig, LiveTargets};
 use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
@@ -49,7 +51,9 @@ pub async fn run(
         return Err(DaemonError::WrongModule { expected: "dpe" });
     };
     let engine_id = engine_id::load_or_create(&settings.home.engine_id_file())?;
-    let live = LiveConfig::new(&settings, overrides);
+    let operations = svcid_grpc::ops::Operations::new();
+    let live = LiveConfig::new(&settings, overrides).with_metrics(Arc::clone(&operations.reloads));
+    let http_listener = svcid_grpc::ops::bind_http(&settings.http).await?;
     let clock = Arc::new(SystemClock);
     let policy = settings.verify_policy();
     let issuer = Arc::new(TokenIssuer::new(
@@ -86,6 +90,12 @@ pub async fn run(
     let watcher = tokio::spawn(live.watch(live_targets, stop.subscribe()));
     let (done_tx, done) = tokio::sync::oneshot::channel();
     let checker_issuer = Arc::clone(&issuer);
+    let registration_state = Arc::new(RegistrationState::new(format!(
+        "{}:{}",
+        dpe.dpm_host, dpe.dpm_port
+    )));
+    let checker_state = Arc::clone(&registration_state);
+    let http_stop = stop.subscribe();
     let scheduling_error = |source| DaemonError::Io {
         what: "cannot start the scheduling thread for",
         path: settings.home.root().to_owned(),
@@ -99,7 +109,12 @@ pub async fn run(
             registration,
             dpe.check_connection_interval,
         ) {
-            Ok(checker) => checker.run(stopped, done_tx).await,
+            Ok(checker) => {
+                checker
+                    .with_state(checker_state)
+                    .run(stopped, done_tx)
+                    .await
+            }
             Err(error) => {
                 tracing::error!(eventId = "register", "DPM address is not usable: {error}");
                 let _ = done_tx.send(());
@@ -122,6 +137,15 @@ pub async fn run(
         kid = %issuer.kid(),
         "gRPC server started."
     );
+    let health_state = Arc::clone(&registration_state);
+    let info_engine_id = engine_id.clone();
+    let actuator = operations
+        .actuator(ModuleKind::Dpe, bound, &verifier, &issuer)
+        .health("registration", move || health_state.health())
+        .metrics(move |out| registration_state.render(out))
+        .info("engine", move || serde_json::json!({"id": info_engine_id}));
+    let http = svcid_grpc::ops::start_http(actuator, http_listener, http_stop)?;
+    operations.set_serving(true);
 
     // Graceful shutdown: unregister from DPM first (the server keeps answering meanwhile), then stop.
     let graceful = async move {
@@ -133,7 +157,7 @@ pub async fn run(
     // RESOURCE_EXHAUSTED before it is decoded (after the token check, which reads no body).
     let max_message = settings.grpc.limits.max_message_size;
     let served = svcid_grpc::server::limited(&settings.grpc.limits)
-        .layer(AuthLayer::new(verifier, access_policy()))
+        .layer(AuthLayer::new(verifier, access_policy()).with_metrics(Arc::clone(&operations.auth)))
         .add_service(
             health_service
                 .max_decoding_message_size(max_message)
@@ -162,8 +186,10 @@ pub async fn run(
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), graceful)
         .await;
 
+    operations.set_serving(false);
     let _ = scheduler.join();
     let _ = watcher.await;
+    let _ = http.await;
     tracing::info!(eventId = "stopped", module = "dpe", "DPE stopped.");
     served.map_err(DaemonError::from)
 }

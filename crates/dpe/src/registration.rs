@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use svcid_actuator::instruments::RegistrationState;
 use svcid_grpc::{OutboundCredentials, with_correlation_id};
 use svcid_identity::token::TokenIssuer;
 use svcid_proto::pb::registry::registry_service_client::RegistryServiceClient;
@@ -30,6 +31,8 @@ pub struct StatusChecker {
     interval: Duration,
     /// `host:port` of DPM, as logged in `dpmUrl`.
     dpm_url: String,
+    /// The outcome of the last call, for the `registration` health component and metrics.
+    state: Arc<RegistrationState>,
 }
 
 impl StatusChecker {
@@ -49,12 +52,21 @@ impl StatusChecker {
             endpoint.connect_lazy(),
             OutboundCredentials::new(issuer, "dpm"),
         );
+        let dpm_url = format!("{dpm_host}:{dpm_port}");
         Ok(Self {
             client,
             request,
             interval,
-            dpm_url: format!("{dpm_host}:{dpm_port}"),
+            state: Arc::new(RegistrationState::new(dpm_url.clone())),
+            dpm_url,
         })
+    }
+
+    /// Reports every call's outcome to `state` (shared with the actuator).
+    #[must_use]
+    pub fn with_state(mut self, state: Arc<RegistrationState>) -> Self {
+        self.state = state;
+        self
     }
 
     /// Registers now and then every interval until `stop` turns true; then unregisters and
@@ -68,6 +80,7 @@ impl StatusChecker {
             }
         }
         self.unregister().await;
+        self.state.unregistered();
         let _ = done.send(());
     }
 
@@ -77,6 +90,7 @@ impl StatusChecker {
         match self.client.register_engine(request).await {
             Ok(response) => match response.into_inner().status() {
                 registration_response::Status::Success => {
+                    self.state.succeeded(false);
                     tracing::info!(
                         correlationId = %id,
                         eventId = "register",
@@ -85,6 +99,7 @@ impl StatusChecker {
                     );
                 }
                 registration_response::Status::AlreadyRegistered => {
+                    self.state.succeeded(true);
                     tracing::debug!(
                         correlationId = %id,
                         eventId = "register",
@@ -93,6 +108,7 @@ impl StatusChecker {
                     );
                 }
                 registration_response::Status::Error => {
+                    self.state.failed("DPM answered ERROR".to_owned());
                     tracing::warn!(
                         correlationId = %id,
                         eventId = "register",
@@ -103,6 +119,8 @@ impl StatusChecker {
                 }
             },
             Err(status) => {
+                self.state
+                    .failed(format!("{:?}: {}", status.code(), status.message()));
                 tracing::warn!(
                     correlationId = %id,
                     eventId = "register",

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use svcid_actuator::instruments::EngineMetrics;
 use svcid_grpc::{OutboundCredentials, with_correlation_id};
 use svcid_identity::token::TokenIssuer;
 use svcid_proto::pb::heartbeat::HeartbeatRequest;
@@ -29,6 +30,8 @@ pub struct StatusChecker {
     issuer: Arc<TokenIssuer>,
     /// Deadline of one check.
     timeout: Duration,
+    /// Check outcomes and latency, for `/actuator/prometheus`.
+    metrics: Arc<EngineMetrics>,
 }
 
 /// The result of one check: the engine, the address it was checked at, and why it failed.
@@ -41,7 +44,15 @@ impl StatusChecker {
             registry,
             issuer,
             timeout,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Records every check's outcome and duration in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<EngineMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Runs until `stop` turns true.
@@ -65,8 +76,11 @@ impl StatusChecker {
                 };
                 let issuer = Arc::clone(&self.issuer);
                 let timeout = self.timeout;
+                let metrics = Arc::clone(&self.metrics);
                 running.spawn(async move {
+                    let started = Instant::now();
                     let result = check(channel, issuer, &id, timeout).await;
+                    metrics.checked(started.elapsed(), result.is_ok());
                     (id, address, result)
                 });
             }

@@ -101,6 +101,8 @@ pub struct Engine {
     pub constraints: Constraints,
     /// Current lifecycle status.
     pub status: EngineStatus,
+    /// When it entered `status` (for `ListEngines`: "READY since …").
+    pub status_since: SystemTime,
     /// The identity that registered it, as logged.
     pub registered_by: String,
     /// When it (last) became known.
@@ -213,6 +215,7 @@ impl EngineRegistry {
                             address,
                             constraints,
                             status: EngineStatus::New,
+                            status_since: SystemTime::now(),
                             registered_by,
                             registered_at: SystemTime::now(),
                             last_seen: None,
@@ -283,6 +286,14 @@ impl EngineRegistry {
             return None;
         }
         let old = engine.status;
+        let new = if ok {
+            EngineStatus::Ready
+        } else {
+            EngineStatus::Disconnected
+        };
+        if new != old {
+            engine.status_since = SystemTime::now();
+        }
         if ok {
             engine.status = EngineStatus::Ready;
             engine.last_seen = Some(SystemTime::now());

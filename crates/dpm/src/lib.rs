@@ -2,35 +2,46 @@
 //! over `RegistryService`; its [`checker::StatusChecker`] calls each engine back and marks it READY.
 //!
 //! [`run`] is the whole daemon after configuration: `main` only loads settings, starts logging,
-//! binds and calls it (so tests can run it in-process on `127.0.0.1:0`).
+//! binds and calls it (so tests can run it in-process on `127.0.0.1:0`). Operators list the
+//! engines with [`admin::EngineAdmin`] (`svcid engines`) and watch DPM on its actuator HTTP port
+//! ([`ops`]).
 
+pub mod admin;
 pub mod checker;
 pub mod engines;
+pub mod ops;
 pub mod service;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use svcid_config::{Overrides, Settings};
+use svcid_actuator::instruments::EngineMetrics;
+use svcid_config::{ModuleKind, Overrides, Settings};
 use svcid_grpc::daemon::DaemonError;
 use svcid_grpc::reload::{LiveConfig, LiveTargets};
 use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
 use svcid_identity::authz::AccessPolicy;
 use svcid_identity::clock::SystemClock;
 use svcid_identity::token::{TokenIssuer, TokenVerifier};
+use svcid_proto::pb::engines::engine_admin_service_server::{
+    EngineAdminServiceServer, SERVICE_NAME as ADMIN_SERVICE_NAME,
+};
 use svcid_proto::pb::registry::registry_service_server::{RegistryServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
+use crate::admin::EngineAdmin;
 use crate::checker::StatusChecker;
 use crate::engines::{CheckSchedule, EngineRegistry};
 use crate::service::RegistryApi;
 
-/// Who may call what on DPM: engines register; any trusted peer may ask who it is.
+/// Who may call what on DPM: engines register; any trusted peer may ask who it is and list the
+/// engines (read-only: what engines advertised and DPM observed, nothing secret).
 pub fn access_policy() -> AccessPolicy {
     AccessPolicy::new()
         .allow(&format!("/{SERVICE_NAME}/"), "dpe")
         .allow_any_peer(WHOAMI_PREFIX)
+        .allow_any_peer(&format!("/{ADMIN_SERVICE_NAME}/"))
 }
 
 /// Serves DPM on `listener` until `shutdown` resolves.
@@ -43,7 +54,9 @@ pub async fn run(
     let Some(dpm) = settings.dpm().cloned() else {
         return Err(DaemonError::WrongModule { expected: "dpm" });
     };
-    let live = LiveConfig::new(&settings, overrides);
+    let operations = svcid_grpc::ops::Operations::new();
+    let live = LiveConfig::new(&settings, overrides).with_metrics(Arc::clone(&operations.reloads));
+    let http_listener = svcid_grpc::ops::bind_http(&settings.http).await?;
     let clock = Arc::new(SystemClock);
     let policy = settings.verify_policy();
     let issuer = Arc::new(TokenIssuer::new(
@@ -65,11 +78,13 @@ pub async fn run(
     }));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(live.watch(live_targets, stop.subscribe()));
+    let engine_metrics = Arc::new(EngineMetrics::default());
     let checker = StatusChecker::new(
         Arc::clone(&registry),
         Arc::clone(&issuer),
         dpm.checker_timeout,
-    );
+    )
+    .with_metrics(Arc::clone(&engine_metrics));
     let scheduler =
         svcid_grpc::server::spawn_scheduler(checker.run(stopped)).map_err(|source| {
             DaemonError::Io {
@@ -97,12 +112,19 @@ pub async fn run(
         kid = %issuer.kid(),
         "gRPC server started."
     );
+    let actuator = ops::actuator(
+        operations.actuator(ModuleKind::Dpm, address, &verifier, &issuer),
+        Arc::clone(&registry),
+        Arc::clone(&engine_metrics),
+    );
+    let http = svcid_grpc::ops::start_http(actuator, http_listener, stop.subscribe())?;
+    operations.set_serving(true);
 
     // Every service gets the same message limit: a larger request is refused with
     // RESOURCE_EXHAUSTED before it is decoded (after the token check, which reads no body).
     let max_message = settings.grpc.limits.max_message_size;
     let served = svcid_grpc::server::limited(&settings.grpc.limits)
-        .layer(AuthLayer::new(verifier, access_policy()))
+        .layer(AuthLayer::new(verifier, access_policy()).with_metrics(Arc::clone(&operations.auth)))
         .add_service(
             health_service
                 .max_decoding_message_size(max_message)
@@ -124,16 +146,25 @@ pub async fn run(
                 .max_encoding_message_size(max_message),
         )
         .add_service(
-            RegistryServiceServer::new(RegistryApi::new(Arc::clone(&registry)))
+            RegistryServiceServer::new(
+                RegistryApi::new(Arc::clone(&registry)).with_metrics(engine_metrics),
+            )
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message),
+        )
+        .add_service(
+            EngineAdminServiceServer::new(EngineAdmin::new(Arc::clone(&registry)))
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
         )
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await;
 
+    operations.set_serving(false);
     let _ = stop.send(true);
     let _ = scheduler.join();
     let _ = watcher.await;
+    let _ = http.await;
     tracing::info!(eventId = "stopped", module = "dpm", "DPM stopped.");
     served.map_err(DaemonError::from)
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use svcid_actuator::instruments::EngineMetrics;
 use svcid_proto::pb::registry::registry_service_server::RegistryService;
 use svcid_proto::pb::registry::{
     RegistrationRequest, RegistrationResponse, UnregistrationRequest, UnregistrationResponse,
@@ -17,12 +18,24 @@ use crate::engines::{EngineAddress, EngineRegistry, Registration, render_constra
 pub struct RegistryApi {
     /// Shared with the status checker.
     registry: Arc<EngineRegistry>,
+    /// Registrations and unregistrations by result, for `/actuator/prometheus`.
+    metrics: Arc<EngineMetrics>,
 }
 
 impl RegistryApi {
     /// Serves `registry`.
     pub fn new(registry: Arc<EngineRegistry>) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// Counts registrations and unregistrations in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<EngineMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -78,6 +91,7 @@ impl RegistryService for RegistryApi {
                 .register(id, address.clone(), constraints, caller.to_string())
             {
                 Registration::New => {
+                    self.metrics.registered("new");
                     tracing::info!(
                         correlationId = %id,
                         eventId = "registerEngine",
@@ -91,6 +105,7 @@ impl RegistryService for RegistryApi {
                 Registration::AlreadyRegistered {
                     moved_from: Some(old),
                 } => {
+                    self.metrics.registered("moved");
                     tracing::info!(
                         correlationId = %id,
                         eventId = "registerEngine",
@@ -102,6 +117,7 @@ impl RegistryService for RegistryApi {
                     registration_response::Status::AlreadyRegistered
                 }
                 Registration::AlreadyRegistered { moved_from: None } => {
+                    self.metrics.registered("already_registered");
                     tracing::debug!(
                         correlationId = %id,
                         eventId = "registerEngine",
@@ -124,6 +140,7 @@ impl RegistryService for RegistryApi {
         let id = engine_id(&request.get_ref().engine_id)?.to_owned();
         let status = match self.registry.unregister(&id) {
             Some(engine) => {
+                self.metrics.unregistered("success");
                 tracing::info!(
                     correlationId = %id,
                     eventId = "unregisterEngine",
@@ -134,6 +151,7 @@ impl RegistryService for RegistryApi {
                 unregistration_response::Status::Success
             }
             None => {
+                self.metrics.unregistered("not_registered");
                 tracing::info!(
                     correlationId = %id,
                     eventId = "unregisterEngine",
