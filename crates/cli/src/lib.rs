@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod edit;
+pub mod engines;
 pub mod homes;
 pub mod keygen;
 pub mod link;
@@ -97,6 +98,26 @@ pub enum Command {
     /// Mint or inspect service tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List the engines a running DPM knows (id, address, status, since, last seen, who
+    /// registered it, constraints), calling it with a token signed by HOME's key (aud=dpm):
+    /// DPM must trust that key (use the DPE home of a linked pair).
+    Engines {
+        /// DPM's gRPC address.
+        #[arg(long, value_name = "HOST:PORT")]
+        dpm: String,
+        /// The module home whose generator key signs the call.
+        #[arg(long)]
+        home: PathBuf,
+        /// The home's module type (default: inferred).
+        #[arg(long, value_enum, default_value_t = ModuleChoice::Auto)]
+        module: ModuleChoice,
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for DPM.
+        #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+        timeout: u64,
+    },
 }
 
 /// `svcid token …`.
@@ -218,5 +239,22 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             home,
             module,
         }) => token::inspect(&token, home.as_deref().map(|h| (h, module)), out),
+        Command::Engines {
+            dpm,
+            home,
+            module,
+            json,
+            timeout,
+        } => {
+            let query = engines::EnginesQuery {
+                dpm: &dpm,
+                home: &home,
+                module,
+                json,
+                timeout: Duration::from_secs(timeout.max(1)),
+            };
+            engines::engines(&query, out)?;
+            Ok(0)
+        }
     }
 }

@@ -52,8 +52,9 @@ const LENIENT_STANDARD: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 
-/// Loads a home for `token`: the daemon's settings, or an error listing every problem.
-fn load(home: &Path, module: ModuleChoice) -> Result<(OpenedHome, Loaded)> {
+/// Loads a home for `token` and `engines`: the daemon's settings, or an error listing every
+/// problem.
+pub(crate) fn load(home: &Path, module: ModuleChoice) -> Result<(OpenedHome, Loaded)> {
     let decided = homes::decide_all(&[home.to_owned()], &[module])
         .into_iter()
         .next()
