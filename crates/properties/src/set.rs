@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use crate::name::{self, Element, ElementKey, EnvWord};
 use crate::problem::{Origin, Problem};
@@ -162,6 +163,10 @@ pub struct PropertySet {
     sources: Vec<Source>,
     /// Non-fatal findings of successful loads, e.g. a key set twice in one file.
     warnings: Vec<Problem>,
+    /// The winning entries as (source, entry) indexes, worked out on first use and forgotten
+    /// when a source is added. Working them out compares every entry with every entry of the
+    /// higher sources; a module with a thousand deployments asks for them a thousand times.
+    winners: OnceLock<Vec<(usize, usize)>>,
 }
 
 impl PropertySet {
@@ -413,20 +418,26 @@ impl PropertySet {
 
     /// Entries no higher-precedence source overrides, in source order.
     fn winners(&self) -> Vec<&Entry> {
-        let mut out = Vec::new();
-        for (index, source) in self.sources.iter().enumerate() {
-            let higher = self.sources.get(index + 1..).unwrap_or_default();
-            for entry in &source.entries {
-                if !higher
-                    .iter()
-                    .flat_map(|s| &s.entries)
-                    .any(|h| h.same_property(entry))
-                {
-                    out.push(entry);
+        let indexes = self.winners.get_or_init(|| {
+            let mut out = Vec::new();
+            for (index, source) in self.sources.iter().enumerate() {
+                let higher = self.sources.get(index + 1..).unwrap_or_default();
+                for (at, entry) in source.entries.iter().enumerate() {
+                    if !higher
+                        .iter()
+                        .flat_map(|s| &s.entries)
+                        .any(|h| h.same_property(entry))
+                    {
+                        out.push((index, at));
+                    }
                 }
             }
-        }
-        out
+            out
+        });
+        indexes
+            .iter()
+            .filter_map(|(source, entry)| self.sources.get(*source)?.entries.get(*entry))
+            .collect()
     }
 
     /// Adds a source if `problems` holds no error; otherwise returns all of them, set unchanged.
@@ -446,6 +457,7 @@ impl PropertySet {
     }
 
     fn push_source(&mut self, source: Source) {
+        self.winners = OnceLock::new();
         let at = self
             .sources
             .iter()
