@@ -144,8 +144,9 @@ pub async fn run(
         .health("registration", move || health_state.health())
         .metrics(move |out| registration_state.render(out))
         .info("engine", move || serde_json::json!({"id": info_engine_id}));
-    let http = svcid_grpc::ops::start_http(actuator, http_listener, http_stop)?;
+    // The listener is bound: calls queue in the kernel until the server below takes them.
     operations.set_serving(true);
+    let http = svcid_grpc::ops::start_http(actuator, http_listener, http_stop)?;
 
     // Graceful shutdown: unregister from DPM first (the server keeps answering meanwhile), then stop.
     let graceful = async move {

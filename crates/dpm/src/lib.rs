@@ -117,8 +117,9 @@ pub async fn run(
         Arc::clone(&registry),
         Arc::clone(&engine_metrics),
     );
-    let http = svcid_grpc::ops::start_http(actuator, http_listener, stop.subscribe())?;
+    // The listener is bound: calls queue in the kernel until the server below takes them.
     operations.set_serving(true);
+    let http = svcid_grpc::ops::start_http(actuator, http_listener, stop.subscribe())?;
 
     // Every service gets the same message limit: a larger request is refused with
     // RESOURCE_EXHAUSTED before it is decoded (after the token check, which reads no body).
