@@ -38,10 +38,10 @@ pub mod pb {
     pub use generated::ataccama::dpe::heartbeat;
     /// DPM's engine registry (`RegistryService`).
     pub use generated::ataccama::dpm::registry;
-    /// `IdentityService.WhoAmI`, served by both daemons.
-    pub use generated::svcid::identity;
     /// `EngineAdminService.ListEngines`, DPM's engine listing for operators.
     pub use generated::svcid::engines;
+    /// `IdentityService.WhoAmI`, served by both daemons.
+    pub use generated::svcid::identity;
 }
 
 /// The encoded descriptor set of every file in `proto/`, for gRPC server reflection.
