@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The whole benchmark suite of issue 6, in a few minutes: builds with --release, then runs
+#   micro   — mint / cold verify / cached verify / registry lookups beside `openssl speed ecdsap256`
+#   loadgen — authenticated WhoAmI vs unauthenticated Health/Check against one real dpm
+#   swarm   — 10, 100 and 1,000 simulated engines against one real dpm (storm, steady state,
+#             frozen slice, DPM killed and restarted), and a real dpe's start to READY
+# and prints every figure of the issue's table with its reference and a met / NOT MET verdict.
+# Everything runs on 127.0.0.1 and stops by itself. Usage: crates/bench/run.sh [--quick]
+# (--quick: fewer rounds and 100 engines instead of 1,000, for a smoke test).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+quick=false
+if [[ "${1:-}" == "--quick" ]]; then quick=true; fi
+
+echo "== machine"
+echo "nproc: $(nproc); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "memory: $(free -m | awk '/^Mem:/ {print $2 " MiB total, " $7 " MiB available"}')"
+echo "openssl: $(openssl version)"
+echo "uptime: $(uptime)"
+
+echo "== build (release)"
+cargo build --release --workspace --quiet
+bin=target/release
+results=$(mktemp)
+figures=$(mktemp)
+trap 'rm -f "$results" "$figures"' EXIT
+
+run() {
+    echo
+    echo "== $* (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    # Each tool prints its own account; RESULT and FIGURE lines are gathered for the summary.
+    "$@" | tee >(grep '^RESULT' >>"$results") >(grep '^FIGURE' >>"$figures") | grep -v '^RESULT\|^FIGURE'
+}
+
+# A generous limit on open files: 1,000 engines hold ~3,000 sockets in one process.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+if $quick; then
+    run "$bin/micro" --rounds 1 --seconds 1 --max-deployments 1000
+    run "$bin/loadgen" --rounds 2 --seconds 1
+    run "$bin/swarm" --engines 100 --steady-seconds 4
+else
+    run "$bin/micro"
+    run "$bin/loadgen"
+    run "$bin/swarm" --engines 10 --steady-seconds 4 --freeze-fraction 0 --no-restart --no-real-dpe
+    run "$bin/swarm" --engines 100 --steady-seconds 5 --freeze-fraction 0 --no-restart --no-real-dpe
+    run "$bin/swarm" --engines 1000 --steady-seconds 10
+    run "$bin/swarm" --engines 1000 --shared-key --steady-seconds 5 --freeze-fraction 0 --no-restart --no-real-dpe
+fi
+sleep 1 # let the tee'd greps finish
+
+echo
+echo "== issue 6: targets (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+printf '%-48s | %-36s | %-44s | %-24s | %s\n' "figure" "measured" "reference (same run)" "target" "verdict"
+while IFS=$'\t' read -r _ figure measured reference target verdict; do
+    printf '%-48s | %-36s | %-44s | %-24s | %s\n' "$figure" "$measured" "$reference" "$target" "$verdict"
+done <"$results"
+echo
+echo "== scaling and other figures"
+while IFS=$'\t' read -r _ figure value; do
+    printf '%-60s %s\n' "$figure" "$value"
+done <"$figures"

@@ -1,0 +1,295 @@
+//! `loadgen`: the price of authentication on the request path, against a real `dpm`.
+//!
+//! Starts one `dpm` process on a loopback port and drives it, from one client process with the
+//! same concurrency and connections, alternately with unauthenticated
+//! `grpc.health.v1.Health/Check` calls and with `IdentityService.WhoAmI` calls carrying a token
+//! (minted once and reused, as every svcid client does). Phases alternate so both kinds see the
+//! same machine; each phase is bounded in time and in calls. Reports calls per second, p50/p99
+//! latency, DPM's CPU per call, and the authenticated / unauthenticated throughput ratio.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use svcid_bench::daemon::{Dpm, LogTail, TrustedPeer, write_dpm_home};
+use svcid_bench::procfs::{cpu_ticks, ticks_per_second};
+use svcid_bench::report::{Row, Verdict, load_average};
+use svcid_bench::stats::{Spread, human, per_second};
+use svcid_grpc::OutboundCredentials;
+use svcid_identity::{GeneratorKey, SystemClock, TokenIssuer};
+use svcid_proto::pb::identity::WhoAmIRequest;
+use svcid_proto::pb::identity::identity_service_client::IdentityServiceClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Authenticated vs unauthenticated unary calls against one real dpm.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Calls in flight at any time (one task each).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// HTTP/2 connections the tasks share.
+    #[arg(long, default_value_t = 2)]
+    connections: usize,
+    /// Seconds of each measured phase.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Rounds of (unauthenticated phase, authenticated phase); the median ratio is reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
+    /// Which phases to run: `both`, or only `health` or `whoami` (to profile dpm under one).
+    #[arg(long, default_value = "both")]
+    kinds: String,
+    /// Upper bound on calls per phase, whatever the duration.
+    #[arg(long, default_value_t = 2_000_000)]
+    max_calls: u64,
+}
+
+/// Which method a phase calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `grpc.health.v1.Health/Check`, no token.
+    Health,
+    /// `IdentityService.WhoAmI` with a token.
+    WhoAmI,
+}
+
+/// What one phase measured.
+#[derive(Debug, Default)]
+struct Phase {
+    calls: u64,
+    failures: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    dpm_ticks: u64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the client runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    println!("loadgen: load average {} (before)", load_average());
+    let dir = tempfile::tempdir().context("creating a temporary folder")?;
+    let home = dir.path().join("dpm");
+    let client_key = GeneratorKey::generate();
+    let peer = TrustedPeer::dpe("loadgen-bench".into(), &client_key);
+    write_dpm_home(&home, 0, &GeneratorKey::generate(), &[peer], &[])?;
+    let mut dpm = Dpm::start(&home)?;
+    let mut tail = LogTail::from_end(dpm.log_path());
+    let port = dpm.wait_started(&mut tail, Duration::from_secs(20))?;
+    let pid = dpm.pid()?;
+    let ticks = ticks_per_second();
+
+    let uri = format!("http://127.0.0.1:{port}");
+    let mut channels = Vec::new();
+    for _ in 0..args.connections.clamp(1, 64) {
+        let channel = Endpoint::from_shared(uri.clone())?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .with_context(|| format!("connecting to dpm at {uri}"))?;
+        channels.push(channel);
+    }
+    let issuer = Arc::new(TokenIssuer::new(
+        client_key,
+        Duration::from_secs(15 * 60),
+        Arc::new(SystemClock),
+    )?);
+
+    // A first authenticated call proves the setup (and puts the token in DPM's cache, as any
+    // client's second call finds it).
+    let mut probe = IdentityServiceClient::with_interceptor(
+        channels[0].clone(),
+        OutboundCredentials::new(Arc::clone(&issuer), "dpm"),
+    );
+    let who = probe
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .context("WhoAmI with a token was refused")?
+        .into_inner();
+    println!(
+        "dpm pid {pid} on port {port}; WhoAmI says {}; {} tasks over {} connections, {} rounds of {}s",
+        who.identity,
+        args.concurrency,
+        channels.len(),
+        args.rounds,
+        args.seconds
+    );
+
+    let budget = Duration::from_secs_f64(args.seconds.clamp(0.2, 120.0));
+    let kinds: &[Kind] = match args.kinds.as_str() {
+        "both" => &[Kind::Health, Kind::WhoAmI],
+        "health" => &[Kind::Health],
+        "whoami" => &[Kind::WhoAmI],
+        other => bail!("--kinds takes both, health or whoami, not {other:?}"),
+    };
+    let mut health = Phase::default();
+    let mut whoami = Phase::default();
+    let mut ratios = Vec::new();
+    for round in 1..=args.rounds.clamp(1, 50) {
+        let mut rates = [0.0f64; 2];
+        for &kind in kinds {
+            // Warm-up, not counted: connections busy, caches filled, threads awake.
+            phase(kind, &channels, &issuer, &args, budget / 5, pid).await?;
+            let measured = phase(kind, &channels, &issuer, &args, budget, pid).await?;
+            println!(
+                "round {round} {:<7} {:>10} p50 {:>9} p99 {:>9}  dpm CPU {:>8}/call  failures {}",
+                format!("{kind:?}"),
+                per_second(measured.calls as f64 / measured.elapsed.as_secs_f64()),
+                human(Spread::of(&mut measured.latencies.clone()).p50),
+                human(Spread::of(&mut measured.latencies.clone()).p99),
+                human(cpu_per_call(&measured, ticks)),
+                measured.failures
+            );
+            rates[usize::from(kind == Kind::WhoAmI)] =
+                measured.calls as f64 / measured.elapsed.as_secs_f64().max(1e-9);
+            let total = if kind == Kind::Health {
+                &mut health
+            } else {
+                &mut whoami
+            };
+            total.calls += measured.calls;
+            total.failures += measured.failures;
+            total.elapsed += measured.elapsed;
+            total.dpm_ticks += measured.dpm_ticks;
+            total.latencies.extend(measured.latencies);
+        }
+        if rates[0] > 0.0 && rates[1] > 0.0 {
+            ratios.push(rates[1] / rates[0]);
+        }
+    }
+    dpm.stop(Duration::from_secs(5))?;
+    if health.failures + whoami.failures > 0 {
+        bail!(
+            "{} health and {} WhoAmI calls failed: the figures would mean nothing",
+            health.failures,
+            whoami.failures
+        );
+    }
+
+    let rate = |p: &Phase| p.calls as f64 / p.elapsed.as_secs_f64().max(1e-9);
+    let (h, w) = (
+        Spread::of(&mut health.latencies),
+        Spread::of(&mut whoami.latencies),
+    );
+    // The median of the rounds' ratios: each ratio compares two phases seconds apart.
+    ratios.sort_by(f64::total_cmp);
+    let ratio = ratios.get(ratios.len() / 2).copied().unwrap_or(0.0);
+    println!(
+        "  ratios by round (sorted): {}",
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!();
+    println!("loadgen: load average {} (after)", load_average());
+    println!(
+        "  unauthenticated Health/Check: {} p50 {} p99 {}, dpm CPU {}/call",
+        per_second(rate(&health)),
+        human(h.p50),
+        human(h.p99),
+        human(cpu_per_call(&health, ticks))
+    );
+    println!(
+        "  authenticated WhoAmI:         {} p50 {} p99 {}, dpm CPU {}/call",
+        per_second(rate(&whoami)),
+        human(w.p50),
+        human(w.p99),
+        human(cpu_per_call(&whoami, ticks))
+    );
+    Row {
+        figure: "authenticated unary call throughput",
+        measured: format!(
+            "{} ({ratio:.2} × median; p50 {}, p99 {})",
+            per_second(rate(&whoami)),
+            human(w.p50),
+            human(w.p99)
+        ),
+        reference: format!(
+            "Health/Check {} (p50 {}, p99 {})",
+            per_second(rate(&health)),
+            human(h.p50),
+            human(h.p99)
+        ),
+        target: "≥ 0.9 × unauthenticated",
+        verdict: Verdict::from_check(ratio >= 0.9),
+    }
+    .print();
+    println!(
+        "FIGURE\tdpm CPU per call, Health/Check vs WhoAmI with a token\t{} vs {}",
+        human(cpu_per_call(&health, ticks)),
+        human(cpu_per_call(&whoami, ticks))
+    );
+    Ok(())
+}
+
+fn cpu_per_call(phase: &Phase, ticks_per_second: u64) -> Duration {
+    Duration::from_secs_f64(
+        phase.dpm_ticks as f64 / ticks_per_second as f64 / phase.calls.max(1) as f64,
+    )
+}
+
+/// Runs `args.concurrency` tasks calling `kind` for `budget` (or `args.max_calls` calls).
+async fn phase(
+    kind: Kind,
+    channels: &[Channel],
+    issuer: &Arc<TokenIssuer>,
+    args: &Args,
+    budget: Duration,
+    pid: u32,
+) -> Result<Phase> {
+    let tasks = args.concurrency.clamp(1, 1024);
+    let per_task = (args.max_calls / tasks as u64).max(1);
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + budget;
+    let ticks_before = cpu_ticks(pid)?;
+    let mut running = tokio::task::JoinSet::new();
+    for task in 0..tasks {
+        let channel = channels[task % channels.len()].clone();
+        let credentials = OutboundCredentials::new(Arc::clone(issuer), "dpm");
+        running.spawn(async move {
+            let mut health = HealthClient::new(channel.clone());
+            let mut whoami = IdentityServiceClient::with_interceptor(channel, credentials);
+            let mut latencies = Vec::with_capacity(4096);
+            let mut failures = 0u64;
+            for _ in 0..per_task {
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                let sent = Instant::now();
+                let ok = match kind {
+                    Kind::Health => health
+                        .check(HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await
+                        .is_ok(),
+                    Kind::WhoAmI => whoami.who_am_i(WhoAmIRequest {}).await.is_ok(),
+                };
+                latencies.push(sent.elapsed());
+                failures += u64::from(!ok);
+            }
+            (latencies, failures)
+        });
+    }
+    let mut result = Phase::default();
+    while let Some(done) = running.join_next().await {
+        let (latencies, failures) = done.context("a load task panicked")?;
+        result.calls += latencies.len() as u64;
+        result.failures += failures;
+        result.latencies.extend(latencies);
+    }
+    result.elapsed = started.elapsed();
+    result.dpm_ticks = cpu_ticks(pid)?.saturating_sub(ticks_before);
+    Ok(result)
+}

@@ -1,0 +1,495 @@
+//! `micro`: the token hot paths beside OpenSSL, measured in the same run.
+//!
+//! Runs `openssl speed -seconds <n> ecdsap256` (sign/s and verify/s per CPU-second of the openssl
+//! process), then times, on this thread and also per CPU-second (so a busy machine stretches
+//! neither side): minting a fresh token, verifying a token this verifier has never seen (the full
+//! check including the signature, then the cache insert), verifying a token already accepted
+//! (the cache hit), and looking a `kid` up among 10 / 100 / 1,000 / 10,000 deployments. Prints
+//! each figure next to its reference and the verdict of issue 6's table.
+
+use std::hint::black_box;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use svcid_bench::procfs::thread_cpu;
+use svcid_bench::report::{Row, Verdict, load_average};
+use svcid_bench::stats::{human, per_second};
+use svcid_identity::{
+    Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, ManualClock, TokenIssuer,
+    TokenVerifier, VerifyPolicy,
+};
+
+/// Token micro-benchmarks beside `openssl speed ecdsap256`.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Seconds given to each of our figures (per round for mint and cold verify).
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// `-seconds` passed to `openssl speed` (it runs sign, then verify, for that long each).
+    #[arg(long, default_value_t = 3)]
+    openssl_seconds: u32,
+    /// Largest registry for the lookup figures (10, 100, … up to this).
+    #[arg(long, default_value_t = 10_000)]
+    max_deployments: usize,
+    /// Rounds of (ours, openssl speed, ours); the median ratio is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Only run one loop (`mint`, `cold` or `cached`) for `--seconds`, without OpenSSL: for
+    /// `perf record` or `valgrind --tool=callgrind`.
+    #[arg(long)]
+    profile: Option<String>,
+}
+
+/// A frozen clock: no token expires during the run, and every figure sees the same time.
+const NOW: i64 = 1_700_000_000;
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let budget = Duration::from_secs_f64(args.seconds.clamp(0.2, 60.0));
+    if let Some(what) = &args.profile {
+        return profile(what, budget);
+    }
+    println!("micro: load average {} (before)", load_average());
+
+    let clock = Arc::new(ManualClock::new(NOW));
+    let key = GeneratorKey::generate();
+    let peer = vec![deployment("dpe-dev".into(), &key)];
+    let issuer = TokenIssuer::new(key, Duration::from_secs(900), clock.clone())?;
+    // Cold verify needs tokens the verifier has never seen: a pool of distinct ones, minted first.
+    let pool: Vec<String> = (0..2048)
+        .map(|_| format!("Internal-jwt {}", issuer.mint("dpm", None)))
+        .collect();
+
+    // Rounds: ours, then `openssl speed`, then ours again, so both sides see the same stretch of
+    // a shared machine; each round gives a ratio and the median ratio is reported.
+    let rounds = args.rounds.clamp(1, 20);
+    let mut mint = Measured::default();
+    let mut cold = Measured::default();
+    let mut openssl_runs = Vec::new();
+    let (mut mint_ratios, mut cold_ratios) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let before = (
+            measure_mint(&issuer, budget / 2)?,
+            measure_cold(&pool, &peer, &clock, budget / 2)?,
+        );
+        let openssl = openssl_speed(args.openssl_seconds.clamp(1, 30))?;
+        let after = (
+            measure_mint(&issuer, budget / 2)?,
+            measure_cold(&pool, &peer, &clock, budget / 2)?,
+        );
+        let round_mint = before.0.plus(&after.0);
+        let round_cold = before.1.plus(&after.1);
+        mint_ratios.push(round_mint.per_cpu_second() / openssl.sign);
+        cold_ratios.push(round_cold.per_cpu_second() / openssl.verify);
+        println!(
+            "round {round}: openssl sign {} verify {} | ours mint {} ({:.2} ×) verify cold {} ({:.2} ×) | load {}",
+            per_second(openssl.sign),
+            per_second(openssl.verify),
+            per_second(round_mint.per_cpu_second()),
+            round_mint.per_cpu_second() / openssl.sign,
+            per_second(round_cold.per_cpu_second()),
+            round_cold.per_cpu_second() / openssl.verify,
+            load_average()
+        );
+        mint = mint.plus(&round_mint);
+        cold = cold.plus(&round_cold);
+        openssl_runs.push(openssl);
+    }
+    let openssl = OpensslSpeed {
+        sign: median(openssl_runs.iter().map(|o| o.sign).collect()),
+        verify: median(openssl_runs.iter().map(|o| o.verify).collect()),
+    };
+
+    // Sanity: the verifier accepts what the issuer mints.
+    fresh_verifier(&peer, &clock)?
+        .verify(&[pool[0].as_bytes()])
+        .context("a minted token was refused")?;
+
+    // Cached verify: the same token again and again.
+    let verifier = fresh_verifier(&peer, &clock)?;
+    let one = pool[0].as_bytes();
+    verifier
+        .verify(&[one])
+        .context("a minted token was refused")?;
+    let cached = measure(budget, 4096, |_| {
+        black_box(verifier.verify(&[black_box(one)]).ok());
+    })?;
+    let shared = two_threads_cached(&verifier, one, budget)?;
+
+    // Lookups and a cold verify among many deployments.
+    let mut lookups = Vec::new();
+    let mut keys: Vec<GeneratorKey> = Vec::new();
+    let mut size = 10;
+    let mut cold_big = None;
+    while size <= args.max_deployments.max(10) {
+        while keys.len() < size {
+            keys.push(GeneratorKey::generate());
+        }
+        let deployments = keys
+            .iter()
+            .enumerate()
+            .map(|(n, key)| deployment(format!("dpe-{n}"), key))
+            .collect();
+        let registry = DeploymentRegistry::new(deployments)
+            .map_err(|e| anyhow::anyhow!("registry of {size}: {e:?}"))?;
+        let probe = keys[size * 7 / 10].kid().to_owned();
+        let found = measure(budget / 4, 4096, |_| {
+            black_box(registry.lookup(black_box(&probe)).is_some());
+        })?;
+        let missed = measure(budget / 4, 4096, |_| {
+            black_box(registry.lookup(black_box("no-such-kid")).is_some());
+        })?;
+        lookups.push((size, found, missed));
+        if size * 10 > args.max_deployments.max(10) {
+            // The largest registry: does a cold verify cost more among this many peers?
+            let copy = GeneratorKey::from_base64(&keys[size * 7 / 10].to_base64())?;
+            let signer = TokenIssuer::new(copy, Duration::from_secs(900), clock.clone())?;
+            let tokens: Vec<String> = (0..512)
+                .map(|_| format!("Internal-jwt {}", signer.mint("dpm", None)))
+                .collect();
+            let big = TokenVerifier::new(VerifyPolicy::new("dpm"), registry, clock.clone());
+            cold_big = Some((
+                size,
+                measure(budget / 2, 64, |i| {
+                    let value = tokens[i % tokens.len()].as_bytes();
+                    black_box(big.verify_uncached(&[black_box(value)]).ok());
+                })?,
+            ));
+        }
+        size *= 10;
+    }
+
+    println!();
+    println!("micro: load average {} (after)", load_average());
+    println!(
+        "  {:<44} {:<28} {:<40} {:<22} verdict",
+        "figure", "measured", "reference (same run)", "target"
+    );
+    let mint_ratio = median(mint_ratios);
+    Row {
+        figure: "ES256 mint, cold",
+        measured: format!(
+            "{} ({:.2} ×)",
+            per_second(mint.per_cpu_second()),
+            mint_ratio
+        ),
+        reference: format!("openssl sign {} (median)", per_second(openssl.sign)),
+        target: "≥ 0.8 × openssl",
+        verdict: Verdict::from_check(mint_ratio >= 0.8),
+    }
+    .print();
+    let cold_ratio = median(cold_ratios);
+    Row {
+        figure: "ES256 verify, cold (new token)",
+        measured: format!(
+            "{} ({:.2} ×)",
+            per_second(cold.per_cpu_second()),
+            cold_ratio
+        ),
+        reference: format!("openssl verify {} (median)", per_second(openssl.verify)),
+        target: "≥ 0.8 × openssl",
+        verdict: Verdict::from_check(cold_ratio >= 0.8),
+    }
+    .print();
+    Row {
+        figure: "verify of a token already accepted",
+        measured: human(cached.cpu_per_op()),
+        reference: "—".to_owned(),
+        target: "≤ 1 µs",
+        verdict: Verdict::from_check(cached.cpu_per_op() <= Duration::from_micros(1)),
+    }
+    .print();
+
+    println!();
+    println!("details (per op, CPU time of the measuring thread; wall time in brackets):");
+    for (name, m) in [
+        ("mint", &mint),
+        ("verify cold", &cold),
+        ("verify cached", &cached),
+    ] {
+        println!(
+            "  {name:<34} {:>10} [{:>10}]  {} ops",
+            human(m.cpu_per_op()),
+            human(m.wall_per_op()),
+            m.ops
+        );
+    }
+    println!(
+        "  {:<34} {:>10} per op per thread with 2 threads on one verifier (wall)",
+        "verify cached, 2 threads",
+        human(shared)
+    );
+    if let Some((size, m)) = &cold_big {
+        println!(
+            "  {:<34} {:>10} [{:>10}]  ({} ×openssl)",
+            format!("verify cold among {size} deployments"),
+            human(m.cpu_per_op()),
+            human(m.wall_per_op()),
+            format_args!("{:.2}", m.per_cpu_second() / openssl.verify)
+        );
+    }
+    for (size, found, missed) in &lookups {
+        println!(
+            "  {:<34} {:>10} (unknown kid {})",
+            format!("registry lookup among {size}"),
+            human(found.cpu_per_op()),
+            human(missed.cpu_per_op())
+        );
+        println!(
+            "FIGURE\tregistry lookup among {size} deployments\t{}",
+            human(found.cpu_per_op())
+        );
+    }
+    println!(
+        "FIGURE\tmint / cold verify / cached verify (CPU per op)\t{} / {} / {}",
+        human(mint.cpu_per_op()),
+        human(cold.cpu_per_op()),
+        human(cached.cpu_per_op())
+    );
+    Ok(())
+}
+
+/// Minting fresh tokens (what `token_for` does once per renewal).
+fn measure_mint(issuer: &TokenIssuer, budget: Duration) -> Result<Measured> {
+    measure(budget, 64, |_| {
+        black_box(issuer.mint(black_box("dpm"), None));
+    })
+}
+
+/// Verifying tokens new to the verifier: a fresh verifier takes each pass over the pool, so no
+/// token is found in the cache; the cache insert after the check is part of the figure.
+fn measure_cold(
+    pool: &[String],
+    peer: &[Deployment],
+    clock: &Arc<ManualClock>,
+    budget: Duration,
+) -> Result<Measured> {
+    let mut timer = Timer::new(budget);
+    let warm = fresh_verifier(peer, clock)?;
+    for value in pool.iter().take(64) {
+        black_box(warm.verify(&[value.as_bytes()]).ok());
+    }
+    for _ in 0..100_000 {
+        if !timer.running() {
+            break;
+        }
+        let verifier = fresh_verifier(peer, clock)?;
+        for chunk in pool.chunks(256) {
+            if !timer.running() {
+                break;
+            }
+            timer.batch(chunk.len(), || {
+                for value in chunk {
+                    black_box(verifier.verify(&[black_box(value.as_bytes())]).ok());
+                }
+            })?;
+        }
+    }
+    Ok(timer.total)
+}
+
+/// The median (mean of the middle two for an even count); zero for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// One loop alone, for a profiler.
+fn profile(what: &str, budget: Duration) -> Result<()> {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let key = GeneratorKey::generate();
+    let peer = vec![deployment("dpe-dev".into(), &key)];
+    let issuer = TokenIssuer::new(key, Duration::from_secs(900), clock.clone())?;
+    let verifier = fresh_verifier(&peer, &clock)?;
+    let token = format!("Internal-jwt {}", issuer.mint("dpm", None));
+    let measured = match what {
+        "mint" => measure(budget, 64, |_| {
+            black_box(issuer.mint(black_box("dpm"), None));
+        })?,
+        "cold" => measure(budget, 64, |_| {
+            black_box(
+                verifier
+                    .verify_uncached(&[black_box(token.as_bytes())])
+                    .ok(),
+            );
+        })?,
+        "cached" => measure(budget, 4096, |_| {
+            black_box(verifier.verify(&[black_box(token.as_bytes())]).ok());
+        })?,
+        other => bail!("--profile takes mint, cold or cached, not {other:?}"),
+    };
+    println!("{what}: {} per op (CPU)", human(measured.cpu_per_op()));
+    Ok(())
+}
+
+/// OpenSSL's figures, per CPU-second as `openssl speed` reports them.
+#[derive(Debug)]
+struct OpensslSpeed {
+    sign: f64,
+    verify: f64,
+}
+
+fn openssl_speed(seconds: u32) -> Result<OpensslSpeed> {
+    let out = Command::new("openssl")
+        .args(["speed", "-seconds", &seconds.to_string(), "ecdsap256"])
+        .output()
+        .context("running openssl speed (is openssl installed?)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `256 bits ecdsa (nistp256)   0.0001s   0.0001s  19806.7   7039.7`
+    let Some(line) = text.lines().rev().find(|l| l.contains("nistp256")) else {
+        bail!("openssl speed printed no nistp256 line:\n{text}");
+    };
+    let numbers: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match numbers.as_slice() {
+        [.., sign, verify] => Ok(OpensslSpeed {
+            sign: *sign,
+            verify: *verify,
+        }),
+        _ => bail!("cannot read openssl speed's line: {line}"),
+    }
+}
+
+fn deployment(name: String, key: &GeneratorKey) -> Deployment {
+    Deployment {
+        name,
+        module: "dpe".into(),
+        environment: None,
+        uri: None,
+        roles: vec!["IMPERSONATION".into()],
+        keys: vec![DeploymentKey {
+            name: "key".into(),
+            fingerprint: key.kid().into(),
+            public: key.public_key(),
+            revoked: false,
+        }],
+    }
+}
+
+fn fresh_verifier(peers: &[Deployment], clock: &Arc<ManualClock>) -> Result<TokenVerifier> {
+    let registry =
+        DeploymentRegistry::new(peers.to_vec()).map_err(|e| anyhow::anyhow!("registry: {e:?}"))?;
+    Ok(TokenVerifier::new(
+        VerifyPolicy::new("dpm"),
+        registry,
+        clock.clone(),
+    ))
+}
+
+/// Operations done and the time they took.
+#[derive(Debug, Default)]
+struct Measured {
+    ops: u64,
+    cpu: Duration,
+    wall: Duration,
+}
+
+impl Measured {
+    fn plus(&self, other: &Measured) -> Measured {
+        Measured {
+            ops: self.ops + other.ops,
+            cpu: self.cpu + other.cpu,
+            wall: self.wall + other.wall,
+        }
+    }
+    fn per_cpu_second(&self) -> f64 {
+        self.ops as f64 / self.cpu.as_secs_f64().max(1e-9)
+    }
+    fn cpu_per_op(&self) -> Duration {
+        self.cpu.div_f64(self.ops.max(1) as f64)
+    }
+    fn wall_per_op(&self) -> Duration {
+        self.wall.div_f64(self.ops.max(1) as f64)
+    }
+}
+
+/// Runs `op` in batches of `batch` until `budget` of wall time has passed (after one untimed
+/// warm-up batch).
+fn measure(budget: Duration, batch: usize, mut op: impl FnMut(usize)) -> Result<Measured> {
+    for i in 0..batch {
+        op(i);
+    }
+    let mut timer = Timer::new(budget);
+    // Bounded in count too, so a stuck clock cannot loop forever.
+    for _ in 0..10_000_000u64 {
+        if !timer.running() {
+            break;
+        }
+        timer.batch(batch, || {
+            for i in 0..batch {
+                op(i);
+            }
+        })?;
+    }
+    Ok(timer.total)
+}
+
+/// Times batches of operations (CPU time of this thread and wall time) within a budget.
+#[derive(Debug)]
+struct Timer {
+    total: Measured,
+    started: Instant,
+    budget: Duration,
+}
+
+impl Timer {
+    fn new(budget: Duration) -> Self {
+        Self {
+            total: Measured::default(),
+            started: Instant::now(),
+            budget,
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.started.elapsed() < self.budget
+    }
+
+    fn batch(&mut self, ops: usize, work: impl FnOnce()) -> Result<()> {
+        let cpu = thread_cpu()?;
+        let wall = Instant::now();
+        work();
+        self.total.wall += wall.elapsed();
+        self.total.cpu += thread_cpu()?.saturating_sub(cpu);
+        self.total.ops += ops as u64;
+        Ok(())
+    }
+}
+
+/// Cached verifies from two threads at once on one verifier: wall time per op per thread.
+fn two_threads_cached(
+    verifier: &TokenVerifier,
+    value: &[u8],
+    budget: Duration,
+) -> Result<Duration> {
+    let per_thread = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    let started = Instant::now();
+                    let mut ops = 0u64;
+                    while started.elapsed() < budget / 2 && ops < 100_000_000 {
+                        for _ in 0..1024 {
+                            black_box(verifier.verify(&[black_box(value)]).ok());
+                        }
+                        ops += 1024;
+                    }
+                    started.elapsed().div_f64(ops.max(1) as f64)
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|run| run.join().unwrap_or(Duration::MAX))
+            .collect::<Vec<_>>()
+    });
+    Ok(per_thread.into_iter().max().unwrap_or_default())
+}

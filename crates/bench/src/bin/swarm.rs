@@ -1,0 +1,860 @@
+//! `swarm`: one real `dpm` and many simulated engines in this process.
+//!
+//! Each engine is what DPM sees of a `dpe`: a real tonic server on its own loopback port serving
+//! `HeartbeatService` behind svcid's authentication layer (it verifies DPM's token), and a loop
+//! that registers with DPM every `check-connection-interval` (5 s, jittered as `dpe` does) with
+//! its own token — minted from its own key, or from one key all engines share (`--shared-key`).
+//! DPM runs with its default settings (checks every second, 2 s timeout).
+//!
+//! Phases, each bounded in time:
+//! 1. idle DPM: CPU and memory with no engine;
+//! 2. a real `dpe` process, started alone: process start to READY (the product's own path);
+//! 3. storm: all engines start at once; time from the last start to all READY (DPM's log);
+//! 4. steady state: DPM's CPU over a window, its resident memory, and the interval between
+//!    consecutive status checks as the engines see them;
+//! 5. freeze: a slice of engines stops answering (their handlers hang, their registration pauses,
+//!    as under SIGSTOP); they must go DISCONNECTED while the others are still checked on time, and
+//!    come back READY once thawed;
+//! 6. restart: DPM is killed (SIGKILL) and started again on the same port; all engines must be
+//!    READY again, and how bunched their re-registrations were is reported.
+//!
+//! Everything is on 127.0.0.1; nothing outlives the run.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use serde_json::Value;
+use svcid_bench::daemon::{
+    Dpm, LogTail, TrustedPeer, free_port, log_path, sibling_binary, write_dpm_home,
+};
+use svcid_bench::procfs::{CpuWindow, rss_kib, ticks_per_second};
+use svcid_bench::report::{Row, Verdict, load_average};
+use svcid_bench::stats::{Spread, human};
+use svcid_grpc::{AuthLayer, OutboundCredentials, with_correlation_id};
+use svcid_identity::{
+    AccessPolicy, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, SystemClock,
+    TokenIssuer, TokenVerifier, VerifyPolicy,
+};
+use svcid_proto::pb::common::Constraints;
+use svcid_proto::pb::heartbeat::heartbeat_service_server::{
+    HeartbeatService, HeartbeatServiceServer, SERVICE_NAME,
+};
+use svcid_proto::pb::heartbeat::{HeartbeatRequest, HeartbeatResponse, heartbeat_response};
+use svcid_proto::pb::registry::registry_service_client::RegistryServiceClient;
+use svcid_proto::pb::registry::{EngineAddress, RegistrationRequest, registration_response};
+use tokio::sync::watch;
+use tonic::transport::Endpoint;
+use tonic::transport::server::TcpIncoming;
+
+/// Many engines against one real dpm.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Number of simulated engines.
+    #[arg(long, default_value_t = 1000)]
+    engines: usize,
+    /// All engines sign with one key (one deployment in DPM) instead of one key each.
+    #[arg(long)]
+    shared_key: bool,
+    /// Seconds of the steady-state window.
+    #[arg(long, default_value_t = 10.0)]
+    steady_seconds: f64,
+    /// Fraction of engines frozen in the freeze phase (0 skips the phase).
+    #[arg(long, default_value_t = 0.1)]
+    freeze_fraction: f64,
+    /// Skip the DPM restart phase.
+    #[arg(long)]
+    no_restart: bool,
+    /// Skip the real-`dpe` start-to-READY phase.
+    #[arg(long)]
+    no_real_dpe: bool,
+    /// Longest wait for any phase to complete, in seconds.
+    #[arg(long, default_value_t = 60)]
+    patience: u64,
+    /// Only write DPM's home (with the engines' deployments) into this folder and exit: for
+    /// profiling `dpm` start-up with `perf record -g target/release/dpm --home <folder>`.
+    #[arg(long)]
+    write_home: Option<std::path::PathBuf>,
+    /// Run DPM under this command (e.g. `heaptrack -o /tmp/dpm`), for a profile. DPM's CPU and
+    /// memory figures are then those of the wrapper and mean nothing.
+    #[arg(long, num_args = 1.., value_delimiter = ' ')]
+    dpm_wrapper: Vec<String>,
+    /// Engines' registration interval in milliseconds (`dpe`'s default: 5000).
+    #[arg(long, default_value_t = 5000)]
+    register_interval_ms: u64,
+}
+
+/// Token lifetime of the engines: `dpe`'s default `token-expiration`.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(15);
+/// DPM's default `check-connected-interval`: the expected time between two checks.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// At most this many check times are kept per engine (a run is minutes long).
+const MAX_CHECK_STAMPS: usize = 2048;
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.engines == 0 || args.engines > 20_000 {
+        bail!("--engines must be 1 to 20000");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the engines' runtime")?;
+    let result = runtime.block_on(run(&args));
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
+}
+
+/// What the engines of this process share with the measuring code.
+#[derive(Debug)]
+struct SimEngine {
+    /// Engine id (a UUID, as `dpe` persists).
+    id: String,
+    /// When status checks arrived (answered or not), oldest first.
+    checks: Arc<Mutex<Vec<Instant>>>,
+    /// When its registrations returned `SUCCESS` (a new registration at DPM).
+    registered: Arc<Mutex<Vec<Instant>>>,
+    /// True while frozen.
+    frozen: watch::Sender<bool>,
+}
+
+/// DPM's view, from its JSON log.
+#[derive(Debug, Default)]
+struct DpmView {
+    /// Engines whose latest status event says READY.
+    ready: HashSet<String>,
+    /// Engines whose latest status event says DISCONNECTED.
+    disconnected: HashSet<String>,
+    /// `registerEngine` events seen.
+    registrations: u64,
+}
+
+impl DpmView {
+    fn apply(&mut self, events: Vec<Value>) {
+        for event in events {
+            let id = event["correlationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            match event["eventId"].as_str() {
+                Some("setEngineStatus") if event["newStatus"] == "READY" => {
+                    self.disconnected.remove(&id);
+                    self.ready.insert(id);
+                }
+                Some("engineDisconnected") => {
+                    self.ready.remove(&id);
+                    self.disconnected.insert(id);
+                }
+                Some("registerEngine") => self.registrations += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<()> {
+    let patience = Duration::from_secs(args.patience.clamp(5, 600));
+    let n = args.engines;
+    println!(
+        "swarm: {n} engines ({}), load average {}",
+        if args.shared_key {
+            "one shared key"
+        } else {
+            "one key each"
+        },
+        load_average()
+    );
+    let ticks = ticks_per_second();
+
+    // Keys and DPM's home.
+    let dir = tempfile::tempdir().context("creating a temporary folder")?;
+    let dpm_home = dir.path().join("dpm");
+    let dpm_key = GeneratorKey::generate();
+    let key_count = if args.shared_key { 1 } else { n };
+    let keys: Vec<GeneratorKey> = (0..key_count).map(|_| GeneratorKey::generate()).collect();
+    let mut peers: Vec<TrustedPeer> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| TrustedPeer::dpe(format!("dpe-{i}"), key))
+        .collect();
+    let real_dpe_key = GeneratorKey::generate();
+    peers.push(TrustedPeer::dpe("dpe-real".into(), &real_dpe_key));
+    let port = free_port()?;
+    if let Some(home) = &args.write_home {
+        write_dpm_home(home, port, &dpm_key, &peers, &[])?;
+        println!("wrote {}", home.display());
+        return Ok(());
+    }
+    write_dpm_home(&dpm_home, port, &dpm_key, &peers, &[])?;
+    let mut dpm = Dpm::start_wrapped(&dpm_home, &args.dpm_wrapper)?;
+    let mut tail = LogTail::from_end(dpm.log_path());
+    let started = Instant::now();
+    dpm.wait_started(&mut tail, patience)?;
+    let mut pid = dpm.pid()?;
+    println!(
+        "dpm pid {pid} on port {port} with {} deployments, serving after {}",
+        peers.len(),
+        human(started.elapsed())
+    );
+
+    // 1. Idle DPM.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let window = CpuWindow::start(pid)?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_cpu = window.share_of_one_core(ticks)?;
+    let idle_rss = rss_kib(pid)?;
+    println!(
+        "idle dpm: CPU {:.2} % of one core, RSS {:.1} MiB",
+        idle_cpu * 100.0,
+        idle_rss as f64 / 1024.0
+    );
+
+    // 2. A real dpe, alone.
+    let mut view = DpmView::default();
+    let real_start = if args.no_real_dpe {
+        None
+    } else {
+        Some(
+            real_dpe_to_ready(
+                dir.path(),
+                port,
+                &dpm_key,
+                &real_dpe_key,
+                &mut tail,
+                patience,
+            )
+            .await?,
+        )
+    };
+    view.apply(tail.poll()?);
+    view.ready.clear();
+    view.disconnected.clear();
+
+    // 3. Storm.
+    let dpm_trust = DeploymentRegistry::new(vec![Deployment {
+        name: "dpm-bench".into(),
+        module: "dpm".into(),
+        environment: None,
+        uri: None,
+        roles: Vec::new(),
+        keys: vec![DeploymentKey {
+            name: "key".into(),
+            fingerprint: dpm_key.kid().into(),
+            public: dpm_key.public_key(),
+            revoked: false,
+        }],
+    }])
+    .map_err(|e| anyhow::anyhow!("DPM's deployment: {e:?}"))?;
+    let dpm_trust = Arc::new(dpm_trust);
+    let (stop_tx, stop) = watch::channel(false);
+    let mut listeners = Vec::with_capacity(n);
+    for _ in 0..n {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding an engine port")?;
+        listeners.push(listener);
+    }
+    let mut engines = Vec::with_capacity(n);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let key = &keys[i % keys.len()];
+        let engine = start_engine(
+            listener,
+            key,
+            &dpm_trust,
+            port,
+            stop.clone(),
+            &mut tasks,
+            Duration::from_millis(args.register_interval_ms.clamp(100, 60_000)),
+        )?;
+        engines.push(engine);
+    }
+    let last_start = Instant::now();
+    let ids: HashSet<String> = engines.iter().map(|e| e.id.clone()).collect();
+    let storm = wait_until(&mut tail, &mut view, patience, |v| {
+        ids.iter().all(|id| v.ready.contains(id))
+    })
+    .await?;
+    let storm_ready = storm.map(|at| at.saturating_duration_since(last_start));
+    println!(
+        "storm: {} of {n} READY; all READY {} after the last engine started; {} registrations logged",
+        view.ready.intersection(&ids).count(),
+        storm_ready.map_or("never (timed out)".to_owned(), human),
+        view.registrations
+    );
+
+    // 4. Steady state.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let steady = Duration::from_secs_f64(args.steady_seconds.clamp(2.0, 300.0));
+    let window_start = Instant::now();
+    let window = CpuWindow::start(pid)?;
+    tokio::time::sleep(steady).await;
+    let steady_cpu = window.share_of_one_core(ticks)?;
+    let steady_rss = rss_kib(pid)?;
+    let window_end = Instant::now();
+    let mut intervals = check_intervals(&engines, window_start, window_end, |_| true);
+    let checks_in_window: usize = engines
+        .iter()
+        .map(|e| stamps_between(&e.checks, window_start, window_end).len())
+        .sum();
+    let steady_spread = Spread::of(&mut intervals);
+    view.apply(tail.poll()?);
+    println!(
+        "steady ({}): dpm CPU {:.1} % of one core, RSS {:.1} MiB; {} checks ({:.0}/s, expected {n}/s); \
+         interval between checks p50 {} p99 {} max {}",
+        human(steady),
+        steady_cpu * 100.0,
+        steady_rss as f64 / 1024.0,
+        checks_in_window,
+        checks_in_window as f64 / steady.as_secs_f64(),
+        human(steady_spread.p50),
+        human(steady_spread.p99),
+        human(steady_spread.max)
+    );
+
+    // 5. Freeze a slice.
+    let frozen_count = ((n as f64) * args.freeze_fraction.clamp(0.0, 0.9)).round() as usize;
+    let mut freeze_summary = None;
+    if frozen_count > 0 {
+        let frozen: HashSet<String> = engines[..frozen_count]
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        view.apply(tail.poll()?);
+        let freeze_at = Instant::now();
+        for engine in &engines[..frozen_count] {
+            let _ = engine.frozen.send(true);
+        }
+        let all_down = wait_until(&mut tail, &mut view, patience, |v| {
+            frozen.iter().all(|id| v.disconnected.contains(id))
+        })
+        .await?;
+        // Keep them frozen a little longer, so the others' checks are measured around the failures.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let thaw_at = Instant::now();
+        let mut others = check_intervals(&engines, freeze_at, thaw_at, |e| !frozen.contains(&e.id));
+        let others_spread = Spread::of(&mut others);
+        let others_down = ids
+            .iter()
+            .filter(|id| !frozen.contains(*id) && !view.ready.contains(*id))
+            .count();
+        for engine in &engines[..frozen_count] {
+            let _ = engine.frozen.send(false);
+        }
+        let back = wait_until(&mut tail, &mut view, patience, |v| {
+            frozen.iter().all(|id| v.ready.contains(id))
+        })
+        .await?;
+        println!(
+            "freeze: {frozen_count} engines frozen; all DISCONNECTED {} after freezing; others \
+             not READY meanwhile: {others_down}; others' check interval p50 {} p99 {} max {}; \
+             all back READY {} after thawing",
+            all_down.map_or("never (timed out)".to_owned(), |at| human(
+                at.saturating_duration_since(freeze_at)
+            )),
+            human(others_spread.p50),
+            human(others_spread.p99),
+            human(others_spread.max),
+            back.map_or("never (timed out)".to_owned(), |at| human(
+                at.saturating_duration_since(thaw_at)
+            ))
+        );
+        freeze_summary = Some((
+            frozen_count,
+            all_down.map(|at| at.saturating_duration_since(freeze_at)),
+            others_down,
+            others_spread,
+            back.map(|at| at.saturating_duration_since(thaw_at)),
+        ));
+    }
+
+    // 6. Kill and restart DPM under load.
+    let mut restart_summary = None;
+    if !args.no_restart {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        dpm.kill()?;
+        let killed_at = Instant::now();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut dpm2 = Dpm::start(&dpm_home)?;
+        let mut view2 = DpmView::default();
+        dpm2.wait_started(&mut tail, patience)?;
+        let restarted_at = Instant::now();
+        pid = dpm2.pid()?;
+        let back = wait_until(&mut tail, &mut view2, patience, |v| {
+            ids.iter().all(|id| v.ready.contains(id))
+        })
+        .await?;
+        // How bunched the re-registrations were: the most in any 100 ms.
+        let mut stamps: Vec<Instant> = engines
+            .iter()
+            .flat_map(|e| stamps_between(&e.registered, restarted_at, Instant::now()))
+            .collect();
+        stamps.sort_unstable();
+        let burst = max_in_window(&stamps, Duration::from_millis(100));
+        let spread = match (stamps.first(), stamps.last()) {
+            (Some(first), Some(last)) => last.saturating_duration_since(*first),
+            _ => Duration::ZERO,
+        };
+        let rss_after = rss_kib(pid)?;
+        println!(
+            "restart: dpm killed, restarted after {}; all {n} READY {} after it served; {} \
+             re-registrations over {}, at most {burst} in any 100 ms; RSS {:.1} MiB",
+            human(restarted_at.saturating_duration_since(killed_at)),
+            back.map_or("never (timed out)".to_owned(), |at| human(
+                at.saturating_duration_since(restarted_at)
+            )),
+            stamps.len(),
+            human(spread),
+            rss_after as f64 / 1024.0
+        );
+        restart_summary = Some((
+            back.map(|at| at.saturating_duration_since(restarted_at)),
+            burst,
+            spread,
+        ));
+        dpm = dpm2;
+    }
+
+    // Stop everything: engines first (they would log nothing; DPM would only mark them gone).
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tasks.abort_all();
+    }
+    dpm.stop(Duration::from_secs(5))?;
+
+    // Report.
+    println!();
+    println!("swarm: load average {} (after)", load_average());
+    let label = |what: &str| format!("{what} ({n} engines)");
+    if n >= 1000 {
+        Row {
+            figure: "registration storm: all READY after last start",
+            measured: format!(
+                "{} for {n}",
+                storm_ready.map_or("timed out".to_owned(), human)
+            ),
+            reference: "—".to_owned(),
+            target: "≤ 5 s for 1,000",
+            verdict: Verdict::from_check(storm_ready.is_some_and(|d| d <= Duration::from_secs(5))),
+        }
+        .print();
+        Row {
+            figure: "DPM resident memory at 1,000 READY",
+            measured: format!("{:.1} MiB", steady_rss as f64 / 1024.0),
+            reference: format!("idle DPM {:.1} MiB", idle_rss as f64 / 1024.0),
+            target: "< 64 MiB",
+            verdict: Verdict::from_check(steady_rss < 64 * 1024),
+        }
+        .print();
+        Row {
+            figure: "DPM CPU at 1,000 READY, 1 s check interval",
+            measured: format!("{:.1} % of one core", steady_cpu * 100.0),
+            reference: format!("idle DPM {:.2} %", idle_cpu * 100.0),
+            target: "< 25 % of one core",
+            verdict: Verdict::from_check(steady_cpu < 0.25),
+        }
+        .print();
+    }
+    if let Some(start) = real_start {
+        Row {
+            figure: "engine start to READY (real dpe, defaults)",
+            measured: human(start),
+            reference: "product log: ~0.6 s registration→READY".to_owned(),
+            target: "< 1 s",
+            verdict: Verdict::from_check(start < Duration::from_secs(1)),
+        }
+        .print();
+    }
+    let mut figures = String::new();
+    let _ = writeln!(
+        figures,
+        "FIGURE\t{}\t{}",
+        label("all READY after last start"),
+        storm_ready.map_or("timed out".to_owned(), human)
+    );
+    let _ = writeln!(
+        figures,
+        "FIGURE\t{}\tCPU {:.1} % of one core, RSS {:.1} MiB (idle {:.2} %, {:.1} MiB)",
+        label("DPM at steady state"),
+        steady_cpu * 100.0,
+        steady_rss as f64 / 1024.0,
+        idle_cpu * 100.0,
+        idle_rss as f64 / 1024.0
+    );
+    let _ = writeln!(
+        figures,
+        "FIGURE\t{}\tp50 {} p99 {} max {} (p99 late by {})",
+        label("interval between status checks"),
+        human(steady_spread.p50),
+        human(steady_spread.p99),
+        human(steady_spread.max),
+        human(steady_spread.p99.saturating_sub(CHECK_INTERVAL))
+    );
+    if let Some((count, down, others_down, others, back)) = freeze_summary {
+        let _ = writeln!(
+            figures,
+            "FIGURE\t{}\t{count} frozen: DISCONNECTED in {}, others' interval p99 {} max {} ({} others lost), READY {} after thaw",
+            label("freeze"),
+            down.map_or("timed out".to_owned(), human),
+            human(others.p99),
+            human(others.max),
+            others_down,
+            back.map_or("timed out".to_owned(), human)
+        );
+    }
+    if let Some((back, burst, spread)) = restart_summary {
+        let _ = writeln!(
+            figures,
+            "FIGURE\t{}\tall READY {} after restart; re-registrations spread over {}, peak {burst}/100 ms",
+            label("DPM restart"),
+            back.map_or("timed out".to_owned(), human),
+            human(spread)
+        );
+    }
+    print!("{figures}");
+    Ok(())
+}
+
+/// Starts one simulated engine: its server and its registration loop.
+fn start_engine(
+    listener: tokio::net::TcpListener,
+    key: &GeneratorKey,
+    dpm_trust: &Arc<DeploymentRegistry>,
+    dpm_port: u16,
+    stop: watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<()>,
+    interval: Duration,
+) -> Result<SimEngine> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let port = listener.local_addr()?.port();
+    let checks = Arc::new(Mutex::new(Vec::with_capacity(64)));
+    let registered = Arc::new(Mutex::new(Vec::with_capacity(8)));
+    let (frozen, thawed) = watch::channel(false);
+
+    // The server: DPM's token checked by svcid's layer, then the heartbeat.
+    let verifier = Arc::new(TokenVerifier::new(
+        VerifyPolicy::new("dpe"),
+        clone_registry(dpm_trust)?,
+        Arc::new(SystemClock),
+    ));
+    let policy = AccessPolicy::new().allow(&format!("/{SERVICE_NAME}/"), "dpm");
+    let heartbeat = SimHeartbeat {
+        engine_id: id.clone(),
+        checks: Arc::clone(&checks),
+        thawed: thawed.clone(),
+    };
+    let mut server_stop = stop.clone();
+    let server = tonic::transport::Server::builder()
+        .layer(AuthLayer::new(verifier, policy))
+        .add_service(HeartbeatServiceServer::new(heartbeat))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+            let _ = server_stop.wait_for(|stopped| *stopped).await;
+        });
+    tasks.spawn(async move {
+        let _ = server.await;
+    });
+
+    // The registration loop, as dpe's: register, then wait the (jittered) interval.
+    let issuer = Arc::new(TokenIssuer::new(
+        GeneratorKey::from_base64(&key.to_base64())?,
+        TOKEN_LIFETIME,
+        Arc::new(SystemClock),
+    )?);
+    let channel = Endpoint::from_shared(format!("http://127.0.0.1:{dpm_port}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(5))
+        .connect_lazy();
+    let mut client =
+        RegistryServiceClient::with_interceptor(channel, OutboundCredentials::new(issuer, "dpm"));
+    let request = RegistrationRequest {
+        engine_id: id.clone(),
+        address: Some(EngineAddress {
+            hostname: "127.0.0.1".into(),
+            port: i32::from(port),
+        }),
+        constraints: Some(Constraints::default()),
+    };
+    let mut stop_loop = stop;
+    let mut thawed_loop = thawed;
+    let stamps = Arc::clone(&registered);
+    let loop_id = id.clone();
+    tasks.spawn(async move {
+        // Bounded: a run is minutes long; this many registrations would be hours.
+        for _ in 0..100_000u32 {
+            if *stop_loop.borrow() {
+                return;
+            }
+            // Frozen: nothing happens until thawed (or stopped).
+            tokio::select! {
+                _ = thawed_loop.wait_for(|frozen| !*frozen) => {}
+                _ = stop_loop.wait_for(|stopped| *stopped) => return,
+            }
+            let call = with_correlation_id(tonic::Request::new(request.clone()), &loop_id);
+            if let Ok(response) = client.register_engine(call).await
+                && response.into_inner().status() == registration_response::Status::Success
+            {
+                push_bounded(&stamps, Instant::now());
+            }
+            tokio::select! {
+                () = tokio::time::sleep(jittered(interval)) => {}
+                _ = stop_loop.wait_for(|stopped| *stopped) => return,
+            }
+        }
+    });
+
+    Ok(SimEngine {
+        id,
+        checks,
+        registered,
+        frozen,
+    })
+}
+
+/// The registration interval with the jitter `dpe` applies: uniformly 0.8–1.0 of it.
+fn jittered(interval: Duration) -> Duration {
+    let random = uuid::Uuid::new_v4().as_u128() as u64;
+    let fraction = 0.8 + 0.2 * (random as f64 / u64::MAX as f64);
+    interval.mul_f64(fraction)
+}
+
+/// A registry with the same deployments (each engine verifies with its own, as each `dpe` does).
+fn clone_registry(registry: &DeploymentRegistry) -> Result<DeploymentRegistry> {
+    DeploymentRegistry::new(registry.deployments().to_vec())
+        .map_err(|e| anyhow::anyhow!("registry: {e:?}"))
+}
+
+/// `HeartbeatService` of a simulated engine: notes when DPM checked, then answers like `dpe` —
+/// unless frozen, in which case the answer waits for the thaw.
+#[derive(Debug)]
+struct SimHeartbeat {
+    /// The id answered; DPM refuses an answer carrying another.
+    engine_id: String,
+    /// Arrival times of checks.
+    checks: Arc<Mutex<Vec<Instant>>>,
+    /// False while frozen.
+    thawed: watch::Receiver<bool>,
+}
+
+#[tonic::async_trait]
+impl HeartbeatService for SimHeartbeat {
+    async fn get_status(
+        &self,
+        _request: tonic::Request<HeartbeatRequest>,
+    ) -> Result<tonic::Response<HeartbeatResponse>, tonic::Status> {
+        let mut thawed = self.thawed.clone();
+        if *thawed.borrow() {
+            // Frozen: a stopped process neither answers nor notes anything. The wait is bounded
+            // by DPM's own deadline (it drops the call) and by the end of the run.
+            let _ =
+                tokio::time::timeout(Duration::from_secs(600), thawed.wait_for(|frozen| !*frozen))
+                    .await;
+        } else {
+            push_bounded(&self.checks, Instant::now());
+        }
+        Ok(tonic::Response::new(HeartbeatResponse {
+            status: heartbeat_response::Status::Ok.into(),
+            constraints: Some(Constraints::default()),
+            engine_id: self.engine_id.clone(),
+        }))
+    }
+}
+
+fn push_bounded(stamps: &Mutex<Vec<Instant>>, at: Instant) {
+    let mut stamps = stamps.lock().unwrap_or_else(PoisonError::into_inner);
+    if stamps.len() >= MAX_CHECK_STAMPS {
+        stamps.drain(..MAX_CHECK_STAMPS / 2);
+    }
+    stamps.push(at);
+}
+
+fn stamps_between(stamps: &Mutex<Vec<Instant>>, from: Instant, to: Instant) -> Vec<Instant> {
+    stamps
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .copied()
+        .filter(|at| *at >= from && *at <= to)
+        .collect()
+}
+
+/// Intervals between consecutive checks of each selected engine within [from, to].
+fn check_intervals(
+    engines: &[SimEngine],
+    from: Instant,
+    to: Instant,
+    selected: impl Fn(&SimEngine) -> bool,
+) -> Vec<Duration> {
+    let mut intervals = Vec::new();
+    for engine in engines.iter().filter(|e| selected(e)) {
+        let stamps = stamps_between(&engine.checks, from, to);
+        intervals.extend(
+            stamps
+                .windows(2)
+                .map(|w| w[1].saturating_duration_since(w[0])),
+        );
+    }
+    intervals
+}
+
+/// The most stamps (sorted) within any window of length `width`.
+fn max_in_window(sorted: &[Instant], width: Duration) -> usize {
+    let mut best = 0;
+    let mut start = 0;
+    for end in 0..sorted.len() {
+        while sorted[end].saturating_duration_since(sorted[start]) > width {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
+}
+
+/// Polls DPM's log until `done` holds (returns when) or `patience` passes (returns `None`).
+async fn wait_until(
+    tail: &mut LogTail,
+    view: &mut DpmView,
+    patience: Duration,
+    done: impl Fn(&DpmView) -> bool,
+) -> Result<Option<Instant>> {
+    let deadline = Instant::now() + patience;
+    loop {
+        view.apply(tail.poll()?);
+        if done(view) {
+            return Ok(Some(Instant::now()));
+        }
+        if Instant::now() > deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Starts a real `dpe` process against DPM and returns the time from spawning it to DPM logging it
+/// READY; then stops it (it unregisters). Median of three starts.
+async fn real_dpe_to_ready(
+    dir: &Path,
+    dpm_port: u16,
+    dpm_key: &GeneratorKey,
+    dpe_key: &GeneratorKey,
+    tail: &mut LogTail,
+    patience: Duration,
+) -> Result<Duration> {
+    let home = dir.join("dpe-real");
+    std::fs::create_dir_all(home.join("etc"))?;
+    let dpm_peer = TrustedPeer {
+        name: "dpm-bench".into(),
+        module: "dpm".into(),
+        key_kid: dpm_key.kid().into(),
+        key_content: dpm_key.public_key().content_json(),
+    };
+    let mut text = String::new();
+    let _ = writeln!(text, "ataccama.server.grpc.host=127.0.0.1");
+    let _ = writeln!(text, "ataccama.server.grpc.port=0");
+    let _ = writeln!(text, "ataccama.client.connection.dpm.host=127.0.0.1");
+    let _ = writeln!(text, "ataccama.client.connection.dpm.grpc.port={dpm_port}");
+    let _ = writeln!(text, "ataccama.one.dpe.service.hostname=127.0.0.1");
+    let _ = writeln!(text, "ataccama.logging.plainTextConsoleAppender=false");
+    let _ = writeln!(
+        text,
+        "ataccama.authentication.internal.jwt.generator.key={}",
+        dpe_key.to_base64()
+    );
+    let p = format!("ataccama.one.platform.deployments.{}", dpm_peer.name);
+    let _ = writeln!(text, "{p}.module=dpm");
+    let _ = writeln!(
+        text,
+        "{p}.security.jwt-keys.key.fingerprint={}",
+        dpm_peer.key_kid
+    );
+    let _ = writeln!(
+        text,
+        "{p}.security.jwt-keys.key.content={}",
+        dpm_peer.key_content
+    );
+    std::fs::write(home.join("etc/application.properties"), text)?;
+    let binary = sibling_binary("dpe")?;
+
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let mut view = DpmView::default();
+        view.apply(tail.poll()?);
+        let spawned = Instant::now();
+        let child = Command::new(&binary)
+            .arg("--home")
+            .arg(&home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting dpe")?;
+        let mut child = ChildGuard(Some(child));
+        let ready = wait_until(tail, &mut view, patience, |v| !v.ready.is_empty()).await?;
+        let Some(ready) = ready else {
+            bail!(
+                "the real dpe never became READY; see {}",
+                log_path(&home).display()
+            );
+        };
+        times.push(ready.saturating_duration_since(spawned));
+        child.terminate(Duration::from_secs(10))?;
+        // Let DPM log the unregistration before the next start.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut sorted = times.clone();
+    let median = Spread::of(&mut sorted).p50;
+    println!(
+        "real dpe: process start to READY {} (runs: {})",
+        human(median),
+        times
+            .iter()
+            .map(|t| human(*t))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(median)
+}
+
+/// A child process that is killed if still running when dropped.
+#[derive(Debug)]
+struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    /// SIGTERM, then SIGKILL after `patience`.
+    fn terminate(&mut self, patience: Duration) -> Result<()> {
+        let Some(mut child) = self.0.take() else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! CPU time and memory of processes and threads, read from `/proc` (Linux only).
+//!
+//! Process CPU is `utime + stime` from `/proc/<pid>/stat` in clock ticks; thread CPU comes from
+//! `/proc/thread-self/schedstat` in nanoseconds, precise enough to time a batch of signatures the
+//! way `openssl speed` does (it divides by CPU time, not wall time).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// `utime + stime` of process `pid`, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command name (field 2) may contain spaces and parentheses: count fields after the last ')'.
+    let Some(close) = text.rfind(')') else {
+        bail!("{path}: no command name");
+    };
+    let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    // After ')': state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let tick = |index: usize| -> Result<u64> {
+        fields
+            .get(index)
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("{path}: field {} unreadable", index + 3))
+    };
+    Ok(tick(11)? + tick(12)?)
+}
+
+/// Resident memory of process `pid` (`VmRSS`), in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("{path}: no VmRSS"))
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100, the Linux value, if that cannot run).
+pub fn ticks_per_second() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .filter(|ticks| *ticks > 0)
+        .unwrap_or(100)
+}
+
+/// CPU time the calling thread has run, from `/proc/thread-self/schedstat` (nanoseconds).
+pub fn thread_cpu() -> Result<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .context("reading /proc/thread-self/schedstat")?;
+    let nanos = text
+        .split_whitespace()
+        .next()
+        .and_then(|f| f.parse().ok())
+        .context("/proc/thread-self/schedstat unreadable")?;
+    Ok(Duration::from_nanos(nanos))
+}
+
+/// A process's CPU use over a window: start it, wait, then ask for the share of one core.
+#[derive(Debug)]
+pub struct CpuWindow {
+    /// The process measured.
+    pid: u32,
+    /// Its ticks at the start.
+    ticks: u64,
+    /// When the window began.
+    started: Instant,
+}
+
+impl CpuWindow {
+    /// Starts a window on `pid`.
+    pub fn start(pid: u32) -> Result<Self> {
+        Ok(Self {
+            pid,
+            ticks: cpu_ticks(pid)?,
+            started: Instant::now(),
+        })
+    }
+
+    /// CPU used since the start as a fraction of one core (0.25 = 25 % of one core).
+    pub fn share_of_one_core(&self, ticks_per_second: u64) -> Result<f64> {
+        let used = cpu_ticks(self.pid)?.saturating_sub(self.ticks) as f64 / ticks_per_second as f64;
+        Ok(used / self.started.elapsed().as_secs_f64().max(1e-9))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_readable() {
+        let pid = std::process::id();
+        cpu_ticks(pid).unwrap();
+        assert!(rss_kib(pid).unwrap() > 0);
+        let before = thread_cpu().unwrap();
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(thread_cpu().unwrap() > before);
+    }
+}
