@@ -7,7 +7,7 @@ cargo build --quiet --bins
 run=$(mktemp -d)
 cp -r config/dpm config/dpe $run/
 target/debug/svcid link $run/dpm $run/dpe >/dev/null
-args="--ataccama.logging.plainTextConsoleAppender=false --ataccama.server.grpc.port=0"
+args="--ataccama.logging.plainTextConsoleAppender=false --ataccama.server.grpc.port=0 --server.port=0"
 target/debug/dpm --home $run/dpm $args & dpm=$!
 for i in $(seq 100); do grep -q grpcServerStarted $run/dpm/log/*.json.log 2>/dev/null && break; sleep 0.05; done
 port=$(grep -o '"port":"[0-9]*"' $run/dpm/log/*.json.log | head -1 | grep -o '[0-9]*')
