@@ -1,8 +1,8 @@
 //! End-to-end: what ops staff get from running daemons. The actuator HTTP endpoints report the
 //! real state (DPE health follows its registration with DPM), the Prometheus output parses with
 //! a real text-format parser and its counters move with real calls, `svcid engines` lists a real
-//! engine, the log files roll under load without losing a line, and a changed
-//! `logging.level.*` takes effect on a running daemon.
+//! engine, the log files roll under load without losing a line, a changed `logging.level.*`
+//! takes effect on a running daemon, and a taken actuator port stops the daemon with exit 69.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -440,5 +440,26 @@ fn a_level_changed_in_the_file_applies_to_the_running_daemon() {
             .skip(mark)
             .any(|e| e["eventId"] == "restartRequired"),
         "levels apply live: no restart is required"
+    );
+}
+
+#[test]
+fn an_actuator_port_in_use_stops_the_daemon_with_exit_69() {
+    let pair = Pair::linked();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = Command::new(bin("dpm"))
+        .arg("--home")
+        .arg(&pair.dpm)
+        .arg(format!("--server.port={port}"))
+        .output()
+        .expect("dpm runs");
+    assert_eq!(out.status.code(), Some(69));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot bind HTTP port 127.0.0.1:{port} (server.port)"
+        )),
+        "{stderr}"
     );
 }
