@@ -212,12 +212,12 @@ fn rotate(
     }
     writeln!(
         out,
-        "done: restart dpm and dpe to sign with the new keys; the old keys stay trusted until revoked"
+        "done: running daemons re-read their files and sign with the new keys (a stopped one does at its next start); the old keys stay trusted until revoked"
     )?;
     if !revokes.is_empty() {
         writeln!(
             out,
-            "then, once both run with their new keys, revoke the old ones:"
+            "then, once both sign with their new keys (generatorKeyChanged in their logs), revoke the old ones:"
         )?;
     }
     revokes.reverse();
