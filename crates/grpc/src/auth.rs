@@ -25,6 +25,7 @@ use http::{HeaderMap, Request, Response};
 use svcid_actuator::instruments::AuthMetrics;
 use svcid_identity::authz::AccessPolicy;
 use svcid_identity::identity::CallerIdentity;
+use svcid_identity::printable::excerpt;
 use svcid_identity::token::TokenVerifier;
 use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
@@ -164,7 +165,7 @@ where
             return Box::pin(serve_in(span, &mut inner, request));
         }
         // The path comes from an unauthenticated peer: logged shortened and escaped.
-        let logged_method = printable(&method, MAX_LOGGED_METHOD_CHARS);
+        let logged_method = excerpt(&method, MAX_LOGGED_METHOD_CHARS);
 
         let values: Vec<&[u8]> = request
             .headers()
@@ -278,23 +279,6 @@ fn correlation_id(headers: &HeaderMap) -> Option<String> {
     sane.then(|| value.to_owned())
 }
 
-/// `text` cut to `max_chars` characters (with `…` when cut), control characters escaped.
-fn printable(text: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max_chars) + 3);
-    for (count, c) in text.chars().enumerate() {
-        if count == max_chars {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn fresh_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -329,10 +313,10 @@ mod tests {
 
     #[test]
     fn logged_methods_are_short_and_escaped() {
-        assert_eq!(printable("/a.B/C", 8), "/a.B/C");
-        assert_eq!(printable("/a\tb", 8), "/a\\tb");
-        assert_eq!(printable("/a\u{7f}b", 8), "/a\\u{7f}b");
-        assert_eq!(printable(&"x".repeat(10), 4), "xxxx…");
+        assert_eq!(excerpt("/a.B/C", 8), "/a.B/C");
+        assert_eq!(excerpt("/a\tb", 8), "/a\\tb");
+        assert_eq!(excerpt("/a\u{7f}b", 8), "/a\\u{7f}b");
+        assert_eq!(excerpt(&"x".repeat(10), 4), "xxxx…");
     }
 
     #[test]

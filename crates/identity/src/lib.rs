@@ -12,7 +12,7 @@ pub mod clock;
 mod es256;
 pub mod identity;
 pub mod jwk;
-mod printable;
+pub mod printable;
 pub mod registry;
 mod strict_json;
 pub mod token;

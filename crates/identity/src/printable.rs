@@ -5,10 +5,10 @@
 //! material is never passed here), but they are shortened and escaped before anyone prints them.
 
 /// The longest excerpt of untrusted text that errors carry, in characters.
-pub(crate) const EXCERPT_CHARS: usize = 64;
+pub const EXCERPT_CHARS: usize = 64;
 
 /// `text` cut to `max_chars` characters (with `…` when cut) and with control characters escaped.
-pub(crate) fn excerpt(text: &str, max_chars: usize) -> String {
+pub fn excerpt(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max_chars) + 3);
     for (count, c) in text.chars().enumerate() {
         if count == max_chars {
