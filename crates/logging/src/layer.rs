@@ -189,6 +189,12 @@ where
         }
     }
 
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        // Without a hint, every `trace!` in h2, hyper and tonic reached `enabled` (a read lock
+        // and a target match per event): several percent of a daemon's CPU under load.
+        Some(self.levels.max_level_hint())
+    }
+
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
         if metadata.is_span() {
             carries_call_context(metadata)

@@ -133,6 +133,14 @@ impl TargetLevels {
         TargetLevels { root, overrides }
     }
 
+    /// The most verbose threshold of any target (the root or an override).
+    pub(crate) fn most_verbose(&self) -> Level {
+        self.overrides
+            .iter()
+            .map(|(_, level)| *level)
+            .fold(self.root, |a, b| if b.value() < a.value() { b } else { a })
+    }
+
     /// The threshold for `target`: the most specific override that covers it, else the root.
     /// Among equally specific overrides the later one wins, as a later property does in Spring.
     pub(crate) fn threshold(&self, target: &str) -> Level {
@@ -156,7 +164,9 @@ impl TargetLevels {
 ///
 /// Every event reads them under a read lock (uncontended: one atomic operation); a change takes
 /// the write lock once. Events are never cached as "never wanted" by `tracing` (the layer
-/// answers `Interest::sometimes`), so a lowered threshold shows events at once.
+/// answers `Interest::sometimes`), so a lowered threshold shows events at once. Events more
+/// verbose than every threshold (and than INFO) do not get that far: the layer's
+/// `max_level_hint` lets `tracing` drop them with one atomic load, and a change recomputes it.
 #[derive(Clone, Debug)]
 pub struct LevelControl {
     /// The thresholds in force.
@@ -176,6 +186,21 @@ impl LevelControl {
     pub fn set(&self, root: Level, levels: &[(String, Level)]) {
         let new = TargetLevels::new(root, levels);
         *self.levels.write().unwrap_or_else(PoisonError::into_inner) = new;
+        // `tracing` skips, with one atomic load, every event more verbose than the most verbose
+        // level any subscriber asks for (see `LogLayer::max_level_hint`): recompute it now.
+        tracing::callsite::rebuild_interest_cache();
+    }
+
+    /// The most verbose level any event can be written at now, as a `tracing` filter, for
+    /// `max_level_hint`. Never below INFO: the `call` spans that carry `authenticatedUser` and
+    /// `correlationId` into WARN and ERROR events are INFO spans.
+    pub(crate) fn max_level_hint(&self) -> tracing::level_filters::LevelFilter {
+        use tracing::level_filters::LevelFilter;
+        match self.read(TargetLevels::most_verbose) {
+            Level::Trace => LevelFilter::TRACE,
+            Level::Debug => LevelFilter::DEBUG,
+            Level::Info | Level::Warn | Level::Error | Level::Off => LevelFilter::INFO,
+        }
     }
 
     /// The threshold now in force for `target`.
@@ -208,6 +233,19 @@ fn covers(prefix: &str, target: &str) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hint_is_the_most_verbose_threshold_but_never_below_info() {
+        use tracing::level_filters::LevelFilter;
+        let control = LevelControl::new(Level::Warn, &[]);
+        assert_eq!(control.max_level_hint(), LevelFilter::INFO);
+        control.set(Level::Info, &[("h2".into(), Level::Trace)]);
+        assert_eq!(control.max_level_hint(), LevelFilter::TRACE);
+        control.set(Level::Debug, &[("h2".into(), Level::Off)]);
+        assert_eq!(control.max_level_hint(), LevelFilter::DEBUG);
+        control.set(Level::Off, &[]);
+        assert_eq!(control.max_level_hint(), LevelFilter::INFO);
+    }
 
     #[test]
     fn parses_spring_names_in_any_case() {
