@@ -75,7 +75,7 @@ impl StatusChecker {
         loop {
             self.register().await;
             tokio::select! {
-                () = tokio::time::sleep(self.interval) => {}
+                () = tokio::time::sleep(jittered(self.interval)) => {}
                 _ = stop.changed() => break,
             }
         }
@@ -162,5 +162,29 @@ impl StatusChecker {
                 );
             }
         }
+    }
+}
+
+/// `interval` shortened by a random 0–20 %. Engines started together (a rack booting, or all of
+/// them re-registering after a DPM restart) would otherwise call DPM in the same instant every
+/// interval, forever; with the jitter their calls spread out within a few intervals.
+pub fn jittered(interval: Duration) -> Duration {
+    // The random bits of a v4 UUID: no extra dependency for a scheduling nicety.
+    let random = (uuid::Uuid::new_v4().as_u128() >> 64) as u64;
+    let fraction = 0.8 + 0.2 * (random as f64 / u64::MAX as f64);
+    interval.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod jitter_tests {
+    use super::*;
+
+    #[test]
+    fn the_interval_is_shortened_by_at_most_a_fifth_and_varies() {
+        let interval = Duration::from_secs(5);
+        let draws: Vec<Duration> = (0..200).map(|_| jittered(interval)).collect();
+        assert!(draws.iter().all(|d| *d >= Duration::from_secs(4) && *d <= interval));
+        let first = draws[0];
+        assert!(draws.iter().any(|d| *d != first), "no jitter at all");
     }
 }
