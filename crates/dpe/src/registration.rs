@@ -183,7 +183,11 @@ mod jitter_tests {
     fn the_interval_is_shortened_by_at_most_a_fifth_and_varies() {
         let interval = Duration::from_secs(5);
         let draws: Vec<Duration> = (0..200).map(|_| jittered(interval)).collect();
-        assert!(draws.iter().all(|d| *d >= Duration::from_secs(4) && *d <= interval));
+        assert!(
+            draws
+                .iter()
+                .all(|d| *d >= Duration::from_secs(4) && *d <= interval)
+        );
         let first = draws[0];
         assert!(draws.iter().any(|d| *d != first), "no jitter at all");
     }
