@@ -10,8 +10,12 @@ use anyhow::{Context, Result, bail};
 
 /// `utime + stime` of process `pid`, in clock ticks.
 pub fn cpu_ticks(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/stat");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    cpu_ticks_of(&format!("/proc/{pid}/stat"))
+}
+
+/// `utime + stime` from a `stat` file of `/proc` (a process's or a thread's).
+fn cpu_ticks_of(path: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     // The command name (field 2) may contain spaces and parentheses: count fields after the last ')'.
     let Some(close) = text.rfind(')') else {
         bail!("{path}: no command name");
@@ -25,6 +29,31 @@ pub fn cpu_ticks(pid: u32) -> Result<u64> {
             .with_context(|| format!("{path}: field {} unreadable", index + 3))
     };
     Ok(tick(11)? + tick(12)?)
+}
+
+/// `utime + stime` of every thread of process `pid`, summed by thread name (clock ticks).
+pub fn ticks_by_thread_name(pid: u32) -> Result<std::collections::BTreeMap<String, u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    let dir = format!("/proc/{pid}/task");
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let path = entry?.path();
+        let Some(tid) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A thread may end between the listing and the reads: skip it.
+        let (Ok(name), Ok(ticks)) = (
+            std::fs::read_to_string(path.join("comm")),
+            cpu_ticks_of(&format!("/proc/{pid}/task/{tid}/stat")),
+        ) else {
+            continue;
+        };
+        *out.entry(name.trim().to_owned()).or_insert(0) += ticks;
+    }
+    Ok(out)
 }
 
 /// Resident memory of process `pid` (`VmRSS`), in KiB.
@@ -98,6 +127,7 @@ mod tests {
     fn this_process_is_readable() {
         let pid = std::process::id();
         cpu_ticks(pid).unwrap();
+        assert!(!ticks_by_thread_name(pid).unwrap().is_empty());
         assert!(rss_kib(pid).unwrap() > 0);
         let before = thread_cpu().unwrap();
         let mut x = 0u64;

@@ -33,7 +33,7 @@ use serde_json::Value;
 use svcid_bench::daemon::{
     Dpm, LogTail, TrustedPeer, free_port, log_path, sibling_binary, write_dpm_home,
 };
-use svcid_bench::procfs::{CpuWindow, rss_kib, ticks_per_second};
+use svcid_bench::procfs::{CpuWindow, rss_kib, ticks_by_thread_name, ticks_per_second};
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::{Spread, human};
 use svcid_grpc::{AuthLayer, OutboundCredentials, with_correlation_id};
@@ -261,6 +261,7 @@ async fn run(args: &Args) -> Result<()> {
     }
     let mut engines = Vec::with_capacity(n);
     let mut tasks = tokio::task::JoinSet::new();
+    let first_start = Instant::now();
     for (i, listener) in listeners.into_iter().enumerate() {
         let key = &keys[i % keys.len()];
         let engine = start_engine(
@@ -282,9 +283,14 @@ async fn run(args: &Args) -> Result<()> {
     .await?;
     let storm_ready = storm.map(|at| at.saturating_duration_since(last_start));
     println!(
-        "storm: {} of {n} READY; all READY {} after the last engine started; {} registrations logged",
+        "storm: engines started over {}; {} of {n} READY; all READY {} after the last engine \
+         started ({} after the first); {} registrations logged",
+        human(last_start.saturating_duration_since(first_start)),
         view.ready.intersection(&ids).count(),
         storm_ready.map_or("never (timed out)".to_owned(), human),
+        storm.map_or("never".to_owned(), |at| human(
+            at.saturating_duration_since(first_start)
+        )),
         view.registrations
     );
 
@@ -293,8 +299,19 @@ async fn run(args: &Args) -> Result<()> {
     let steady = Duration::from_secs_f64(args.steady_seconds.clamp(2.0, 300.0));
     let window_start = Instant::now();
     let window = CpuWindow::start(pid)?;
+    let threads_before = ticks_by_thread_name(pid)?;
     tokio::time::sleep(steady).await;
     let steady_cpu = window.share_of_one_core(ticks)?;
+    let threads: Vec<String> = ticks_by_thread_name(pid)?
+        .into_iter()
+        .map(|(name, after)| {
+            let used = after.saturating_sub(threads_before.get(&name).copied().unwrap_or(0));
+            format!(
+                "{name} {:.1} %",
+                100.0 * used as f64 / ticks as f64 / steady.as_secs_f64()
+            )
+        })
+        .collect();
     let steady_rss = rss_kib(pid)?;
     let window_end = Instant::now();
     let mut intervals = check_intervals(&engines, window_start, window_end, |_| true);
@@ -304,6 +321,7 @@ async fn run(args: &Args) -> Result<()> {
         .sum();
     let steady_spread = Spread::of(&mut intervals);
     view.apply(tail.poll()?);
+    println!("steady: dpm CPU by thread: {}", threads.join(", "));
     println!(
         "steady ({}): dpm CPU {:.1} % of one core, RSS {:.1} MiB; {} checks ({:.0}/s, expected {n}/s); \
          interval between checks p50 {} p99 {} max {}",
@@ -477,9 +495,13 @@ async fn run(args: &Args) -> Result<()> {
     let mut figures = String::new();
     let _ = writeln!(
         figures,
-        "FIGURE\t{}\t{}",
+        "FIGURE\t{}\t{} (after the first: {}; starting took {})",
         label("all READY after last start"),
-        storm_ready.map_or("timed out".to_owned(), human)
+        storm_ready.map_or("timed out".to_owned(), human),
+        storm.map_or("timed out".to_owned(), |at| human(
+            at.saturating_duration_since(first_start)
+        )),
+        human(last_start.saturating_duration_since(first_start))
     );
     let _ = writeln!(
         figures,
@@ -621,7 +643,7 @@ fn start_engine(
 
 /// The registration interval with the jitter `dpe` applies: uniformly 0.8–1.0 of it.
 fn jittered(interval: Duration) -> Duration {
-    let random = uuid::Uuid::new_v4().as_u128() as u64;
+    let random = (uuid::Uuid::new_v4().as_u128() >> 64) as u64;
     let fraction = 0.8 + 0.2 * (random as f64 / u64::MAX as f64);
     interval.mul_f64(fraction)
 }
