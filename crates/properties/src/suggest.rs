@@ -50,9 +50,13 @@ pub fn did_you_mean<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let budget = edit_budget(target.len());
     candidates
         .iter()
-        .map(|&candidate| {
+        .filter_map(|&candidate| {
             let spelled: Vec<char> = uniform(candidate).chars().collect();
-            (distance(&target, &spelled), candidate)
+            // Each edit changes the length by at most one, so a length gap over the budget can
+            // never be within it: skip the quadratic distance (a long pasted value would make
+            // every unknown name cost milliseconds).
+            (target.len().abs_diff(spelled.len()) <= budget)
+                .then(|| (distance(&target, &spelled), candidate))
         })
         .filter(|&(d, _)| d <= budget)
         .min_by_key(|&(d, _)| d)
