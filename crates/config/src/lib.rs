@@ -14,6 +14,7 @@ mod load;
 pub mod names;
 mod ops;
 mod settings;
+mod tls;
 
 pub use home::{ModuleHome, ModuleKind};
 pub use load::{Loaded, Overrides, bind, load, read_sources};
@@ -23,6 +24,7 @@ pub use settings::{
     Settings,
 };
 pub use svcid_properties::{Problem, Severity};
+pub use tls::{CertifiedKey, ClientAuth, ClientTls, EXPIRY_WARNING_DAYS, PrivateKeyPem, ServerTls};
 
 #[cfg(test)]
 mod tests;

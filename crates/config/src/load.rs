@@ -88,6 +88,7 @@ pub fn bind(
         host: bind_host(&mut b),
         port: b.port(names::GRPC_PORT, kind.default_grpc_port()),
         limits: crate::limits::bind(&mut b),
+        tls: crate::tls::bind_server(&mut b, &home),
     };
     let http = crate::ops::bind_http(&mut b, kind, &grpc.host);
     let generator_key = bind_generator_key(&mut b);
@@ -140,8 +141,8 @@ pub fn bind(
     let deployments = crate::deployments::bind(&mut b);
     let logging = bind_logging(&mut b, &home);
     let role = match kind {
-        ModuleKind::Dpm => RoleSettings::Dpm(bind_dpm(&mut b)),
-        ModuleKind::Dpe => RoleSettings::Dpe(bind_dpe(&mut b)),
+        ModuleKind::Dpm => RoleSettings::Dpm(bind_dpm(&mut b, &home)),
+        ModuleKind::Dpe => RoleSettings::Dpe(bind_dpe(&mut b, &home)),
     };
 
     let mut problems = std::mem::take(&mut b.problems);
@@ -293,7 +294,7 @@ fn bind_logging(b: &mut Binder<'_>, home: &ModuleHome) -> LogSettings {
     }
 }
 
-fn bind_dpm(b: &mut Binder<'_>) -> DpmSettings {
+fn bind_dpm(b: &mut Binder<'_>, home: &ModuleHome) -> DpmSettings {
     let check_disconnected_multiplier = b.parsed(
         names::CHECK_DISCONNECTED_MULTIPLIER,
         2.0,
@@ -315,10 +316,11 @@ fn bind_dpm(b: &mut Binder<'_>) -> DpmSettings {
         check_disconnected_max: b
             .positive_duration(names::CHECK_DISCONNECTED_MAX, Duration::from_secs(600)),
         checker_timeout: b.positive_duration(names::CHECKER_TIMEOUT, Duration::from_secs(2)),
+        engine_tls: crate::tls::bind_client(b, home, names::ENGINE_TLS),
     }
 }
 
-fn bind_dpe(b: &mut Binder<'_>) -> DpeSettings {
+fn bind_dpe(b: &mut Binder<'_>, home: &ModuleHome) -> DpeSettings {
     let advertised_port = b
         .props
         .get(names::SERVICE_PORT)
@@ -365,6 +367,7 @@ fn bind_dpe(b: &mut Binder<'_>) -> DpeSettings {
         ),
         environments,
         constraints,
+        dpm_tls: crate::tls::bind_client(b, home, names::DPM_TLS),
     }
 }
 
@@ -380,7 +383,12 @@ fn machine_hostname() -> String {
 
 /// Warns about `ataccama.*` properties in the file or arguments that no svcid module reads.
 fn check_unknown_properties(b: &mut Binder<'_>) {
-    let known: Vec<String> = names::KNOWN.iter().map(|n| uniform_name(n)).collect();
+    let mut known: Vec<String> = names::KNOWN.iter().map(|n| uniform_name(n)).collect();
+    for prefix in names::TLS_PREFIXES {
+        for field in names::TLS_FIELDS {
+            known.push(uniform_name(&format!("{prefix}.{field}")));
+        }
+    }
     let map_prefixes: Vec<String> = names::MAP_PREFIXES
         .iter()
         .map(|n| uniform_name(n) + ".")

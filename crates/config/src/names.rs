@@ -18,6 +18,9 @@ pub const GRPC_REQUEST_TIMEOUT: &str = "ataccama.server.grpc.request-timeout";
 pub const GRPC_KEEP_ALIVE_TIME: &str = "ataccama.server.grpc.keep-alive-time";
 /// How long a keep-alive ping may stay unanswered before the connection is closed.
 pub const GRPC_KEEP_ALIVE_TIMEOUT: &str = "ataccama.server.grpc.keep-alive-timeout";
+/// Prefix of the gRPC server's TLS: `<GRPC_TLS>.enabled`, `.cert-chain`, `.private-key`, `.mtls`
+/// (`NONE`/`OPTIONAL`/`REQUIRED`), `.trust-store` (client CA). Files are PEM, relative to the home.
+pub const GRPC_TLS: &str = "ataccama.server.grpc.tls";
 /// This module's private JWK, base64.
 pub const GENERATOR_KEY: &str = "ataccama.authentication.internal.jwt.generator.key";
 /// Lifetime of minted tokens.
@@ -83,6 +86,9 @@ pub const SERVER_ADDRESS: &str = "server.address";
 pub const DPM_HOST: &str = "ataccama.client.connection.dpm.host";
 /// DPE: DPM's gRPC port.
 pub const DPM_PORT: &str = "ataccama.client.connection.dpm.grpc.port";
+/// DPE: prefix of the client TLS towards DPM: `<DPM_TLS>.enabled`, `.trust-store`, `.cert-chain`,
+/// `.private-key` (client certificate for mTLS), `.server-name`.
+pub const DPM_TLS: &str = "ataccama.client.connection.dpm.grpc.tls";
 /// DPE: host advertised to DPM.
 pub const SERVICE_HOSTNAME: &str = "ataccama.one.dpe.service.hostname";
 /// DPE: port advertised to DPM.
@@ -108,6 +114,19 @@ pub const CHECK_DISCONNECTED_MAX: &str =
     "ataccama.one.dpm.registry.check-disconnected-interval-max";
 /// DPM: deadline of one status check.
 pub const CHECKER_TIMEOUT: &str = "ataccama.one.dpm.registry.grpc-checker-timeout";
+
+/// DPM: prefix of the client TLS towards every engine (status checks), fields as [`DPM_TLS`].
+pub const ENGINE_TLS: &str = "ataccama.one.dpm.registry.grpc-client.tls";
+
+/// The fields of a TLS block, relative to its prefix ([`GRPC_TLS`], [`DPM_TLS`], [`ENGINE_TLS`]).
+pub const TLS_FIELDS: &[&str] = &[
+    "enabled",
+    "cert-chain",
+    "private-key",
+    "trust-store",
+    "mtls",
+    "server-name",
+];
 
 /// Every fixed property name, for "unknown property" checks. Map-valued prefixes are listed in
 /// [`MAP_PREFIXES`].
@@ -151,3 +170,6 @@ pub const KNOWN: &[&str] = &[
 
 /// Prefixes under which names are free-form map keys, checked by their own binders.
 pub const MAP_PREFIXES: &[&str] = &[DEPLOYMENTS, LOG_LEVEL, CONSTRAINTS];
+
+/// Prefixes of the TLS blocks, each followed by one of [`TLS_FIELDS`].
+pub const TLS_PREFIXES: &[&str] = &[GRPC_TLS, DPM_TLS, ENGINE_TLS];

@@ -10,6 +10,7 @@ use svcid_identity::token::VerifyPolicy;
 use svcid_logging::LogSettings;
 
 use crate::home::{ModuleHome, ModuleKind};
+use crate::tls::{ClientTls, ServerTls};
 
 /// Everything a daemon needs to start.
 #[derive(Debug)]
@@ -41,6 +42,8 @@ pub struct GrpcSettings {
     pub port: u16,
     /// What one peer may ask of the server.
     pub limits: GrpcLimits,
+    /// TLS on the port (`ataccama.server.grpc.tls.*`); `None` serves plain text, the default.
+    pub tls: Option<ServerTls>,
 }
 
 /// `server.port` / `server.address`: the actuator HTTP endpoints, as Spring Boot names them.
@@ -125,6 +128,9 @@ pub struct DpmSettings {
     pub check_disconnected_max: Duration,
     /// Deadline of one status check (2s).
     pub checker_timeout: Duration,
+    /// TLS of the status checks to every engine (`ataccama.one.dpm.registry.grpc-client.tls.*`);
+    /// `None` calls engines in plain text.
+    pub engine_tls: Option<ClientTls>,
 }
 
 /// DPE's view of DPM and what it advertises.
@@ -144,6 +150,9 @@ pub struct DpeSettings {
     pub environments: Vec<String>,
     /// Capabilities advertised to DPM (`constraints.<name>=<value>`).
     pub constraints: BTreeMap<String, String>,
+    /// TLS of the connection to DPM (`ataccama.client.connection.dpm.grpc.tls.*`); `None` is
+    /// plain text.
+    pub dpm_tls: Option<ClientTls>,
 }
 
 impl Settings {

@@ -108,6 +108,7 @@ pub async fn run(
             dpe.dpm_port,
             registration,
             dpe.check_connection_interval,
+            dpe.dpm_tls.as_ref(),
         ) {
             Ok(checker) => {
                 checker
@@ -137,6 +138,7 @@ pub async fn run(
         kid = %issuer.kid(),
         "gRPC server started."
     );
+    svcid_grpc::tls::log_serving(settings.grpc.tls.as_ref());
     let health_state = Arc::clone(&registration_state);
     let info_engine_id = engine_id.clone();
     let actuator = operations
@@ -157,7 +159,7 @@ pub async fn run(
     // Every service gets the same message limit: a larger request is refused with
     // RESOURCE_EXHAUSTED before it is decoded (after the token check, which reads no body).
     let max_message = settings.grpc.limits.max_message_size;
-    let served = svcid_grpc::server::limited(&settings.grpc.limits)
+    let served = svcid_grpc::tls::server(&settings.grpc.limits, settings.grpc.tls.as_ref())?
         .layer(AuthLayer::new(verifier, access_policy()).with_metrics(Arc::clone(&operations.auth)))
         .add_service(
             health_service

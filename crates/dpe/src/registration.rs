@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use svcid_actuator::instruments::RegistrationState;
+use svcid_config::ClientTls;
 use svcid_grpc::{OutboundCredentials, with_correlation_id};
 use svcid_identity::token::TokenIssuer;
 use svcid_proto::pb::registry::registry_service_client::RegistryServiceClient;
@@ -15,7 +16,7 @@ use svcid_proto::pb::registry::{
 };
 use tokio::sync::{oneshot, watch};
 use tonic::codegen::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Longest wait for one registration call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,16 +37,18 @@ pub struct StatusChecker {
 }
 
 impl StatusChecker {
-    /// A checker that registers `request` with the DPM at `dpm_host:dpm_port`. Must be created
-    /// on the runtime that will run it (the channel's connection task lives there).
+    /// A checker that registers `request` with the DPM at `dpm_host:dpm_port`, over TLS when
+    /// `tls` is set. Must be created on the runtime that will run it (the channel's connection
+    /// task lives there).
     pub fn new(
         issuer: Arc<TokenIssuer>,
         dpm_host: &str,
         dpm_port: u16,
         request: RegistrationRequest,
         interval: Duration,
+        tls: Option<&ClientTls>,
     ) -> Result<Self, tonic::transport::Error> {
-        let endpoint = Endpoint::from_shared(svcid_grpc::server::endpoint_uri(dpm_host, dpm_port))?
+        let endpoint = svcid_grpc::tls::endpoint(dpm_host, dpm_port, tls)?
             .connect_timeout(CALL_TIMEOUT)
             .timeout(CALL_TIMEOUT);
         let client = RegistryServiceClient::with_interceptor(
@@ -119,14 +122,16 @@ impl StatusChecker {
                 }
             },
             Err(status) => {
-                self.state
-                    .failed(format!("{:?}: {}", status.code(), status.message()));
+                // A transport failure (DPM's certificate not trusted, a TLS port spoken to in
+                // plain text) says why only in its sources.
+                let reason = svcid_grpc::tls::reason(&status);
+                self.state.failed(format!("{:?}: {reason}", status.code()));
                 tracing::warn!(
                     correlationId = %id,
                     eventId = "register",
                     dpmUrl = %self.dpm_url,
                     code = ?status.code(),
-                    reason = %status.message(),
+                    reason = %reason,
                     "Unable to register."
                 );
             }

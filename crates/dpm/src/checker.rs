@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use svcid_actuator::instruments::EngineMetrics;
+use svcid_config::ClientTls;
 use svcid_grpc::{OutboundCredentials, with_correlation_id};
 use svcid_identity::token::TokenIssuer;
 use svcid_proto::pb::heartbeat::HeartbeatRequest;
@@ -17,7 +18,7 @@ use svcid_proto::pb::heartbeat::heartbeat_service_client::HeartbeatServiceClient
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::engines::{EngineAddress, EngineRef, EngineRegistry, EngineStatus, Transition};
 
@@ -32,6 +33,9 @@ pub struct StatusChecker {
     timeout: Duration,
     /// Check outcomes and latency, for `/actuator/prometheus`.
     metrics: Arc<EngineMetrics>,
+    /// Client TLS for every engine (`ataccama.one.dpm.registry.grpc-client.tls.*`); `None` is
+    /// plain text.
+    tls: Option<ClientTls>,
 }
 
 /// The result of one check: the engine, the address it was checked at, and why it failed.
@@ -45,7 +49,15 @@ impl StatusChecker {
             issuer,
             timeout,
             metrics: Arc::default(),
+            tls: None,
         }
+    }
+
+    /// Calls engines over TLS with `tls` (plain text when `None`).
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<ClientTls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Records every check's outcome and duration in `metrics`.
@@ -110,9 +122,9 @@ impl StatusChecker {
     }
 
     fn channel(&self, address: &EngineAddress) -> Result<Channel, String> {
-        let uri = svcid_grpc::server::endpoint_uri(&address.hostname, address.port);
         let endpoint =
-            Endpoint::from_shared(uri).map_err(|e| format!("bad engine address: {e}"))?;
+            svcid_grpc::tls::endpoint(&address.hostname, address.port, self.tls.as_ref())
+                .map_err(|e| format!("bad engine address: {e}"))?;
         Ok(endpoint.connect_timeout(self.timeout).connect_lazy())
     }
 
@@ -183,7 +195,12 @@ async fn check(
     request.set_timeout(timeout);
     match tokio::time::timeout(timeout, client.get_status(request)).await {
         Err(_) => Err(format!("no answer within {timeout:?}")),
-        Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
+        // The reason of a transport failure (an untrusted certificate) is in the sources.
+        Ok(Err(status)) => Err(format!(
+            "{:?}: {}",
+            status.code(),
+            svcid_grpc::tls::reason(&status)
+        )),
         Ok(Ok(response)) => {
             let answered = response.into_inner().engine_id;
             if answered == id {

@@ -84,7 +84,8 @@ pub async fn run(
         Arc::clone(&issuer),
         dpm.checker_timeout,
     )
-    .with_metrics(Arc::clone(&engine_metrics));
+    .with_metrics(Arc::clone(&engine_metrics))
+    .with_tls(dpm.engine_tls.clone());
     let scheduler =
         svcid_grpc::server::spawn_scheduler(checker.run(stopped)).map_err(|source| {
             DaemonError::Io {
@@ -112,6 +113,7 @@ pub async fn run(
         kid = %issuer.kid(),
         "gRPC server started."
     );
+    svcid_grpc::tls::log_serving(settings.grpc.tls.as_ref());
     let actuator = ops::actuator(
         operations.actuator(ModuleKind::Dpm, address, &verifier, &issuer),
         Arc::clone(&registry),
@@ -124,7 +126,7 @@ pub async fn run(
     // Every service gets the same message limit: a larger request is refused with
     // RESOURCE_EXHAUSTED before it is decoded (after the token check, which reads no body).
     let max_message = settings.grpc.limits.max_message_size;
-    let served = svcid_grpc::server::limited(&settings.grpc.limits)
+    let served = svcid_grpc::tls::server(&settings.grpc.limits, settings.grpc.tls.as_ref())?
         .layer(AuthLayer::new(verifier, access_policy()).with_metrics(Arc::clone(&operations.auth)))
         .add_service(
             health_service

@@ -9,6 +9,7 @@
 //! - [`daemon`]: arguments, configuration and logging at start-up, and the exit codes.
 //! - [`server`]: runtime, standard services, binding and shutdown.
 //! - [`ops`]: the actuator HTTP endpoints (health, Prometheus, info) both daemons serve.
+//! - [`tls`]: server and client TLS (mutual TLS optional) from the checked settings.
 //! - [`whoami`]: `IdentityService.WhoAmI`, served by both daemons.
 //!
 //! The identity rules themselves live in `svcid-identity`, which knows nothing of gRPC.
@@ -21,6 +22,7 @@ pub mod refusals;
 pub mod reload;
 pub mod server;
 pub mod status;
+pub mod tls;
 pub mod whoami;
 
 pub use auth::{AuthLayer, CORRELATION_ID_HEADER, caller};

@@ -1,0 +1,277 @@
+//! End-to-end: TLS and mutual TLS between real `dpm` and `dpe` processes (issue 8), with a CA and
+//! certificates generated at test time into the module homes, asserted from the JSON logs.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{Daemon, Pair};
+use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, SubjectAlternativeName};
+use openssl::x509::{X509, X509Builder, X509NameBuilder};
+use serde_json::Value;
+
+/// A certificate authority that issues module certificates.
+struct Ca {
+    key: PKey<Private>,
+    cert: X509,
+}
+
+fn key() -> PKey<Private> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+}
+
+fn builder(cn: &str, key: &PKey<Private>) -> X509Builder {
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", cn).unwrap();
+    let name = name.build();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    let mut serial = BigNum::new().unwrap();
+    serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
+    b.set_serial_number(&Asn1Integer::from_bn(&serial).unwrap())
+        .unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_pubkey(key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
+        .unwrap();
+    b
+}
+
+impl Ca {
+    fn new(cn: &str) -> Ca {
+        let key = key();
+        let mut b = builder(cn, &key);
+        b.set_issuer_name(&X509NameBuilder::new().unwrap().build())
+            .unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        b.set_issuer_name(&name.build()).unwrap();
+        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        Ca {
+            cert: b.build(),
+            key,
+        }
+    }
+
+    /// Writes `<home>/etc/tls/ca.pem` and a module certificate and key for `localhost` and
+    /// `127.0.0.1` (`module.pem`, `module.key`), usable as server and as client certificate.
+    fn issue(&self, home: &Path, cn: &str) {
+        let key = key();
+        let mut b = builder(cn, &key);
+        b.set_issuer_name(self.cert.subject_name()).unwrap();
+        let san = SubjectAlternativeName::new()
+            .dns("localhost")
+            .ip("127.0.0.1")
+            .build(&b.x509v3_context(Some(&self.cert), None))
+            .unwrap();
+        b.append_extension(san).unwrap();
+        b.append_extension(
+            ExtendedKeyUsage::new()
+                .server_auth()
+                .client_auth()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        b.sign(&self.key, MessageDigest::sha256()).unwrap();
+        let dir = home.join("etc/tls");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("module.pem"), b.build().to_pem().unwrap()).unwrap();
+        std::fs::write(
+            dir.join("module.key"),
+            key.private_key_to_pem_pkcs8().unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.join("ca.pem"), self.cert.to_pem().unwrap()).unwrap();
+    }
+}
+
+/// Server TLS on a home's gRPC port, with `mtls` client verification against its `ca.pem`.
+fn serve_tls(home: &Path, mtls: &str) {
+    for line in [
+        "ataccama.server.grpc.tls.enabled=true",
+        "ataccama.server.grpc.tls.cert-chain=etc/tls/module.pem",
+        "ataccama.server.grpc.tls.private-key=etc/tls/module.key",
+        "ataccama.server.grpc.tls.trust-store=etc/tls/ca.pem",
+        &format!("ataccama.server.grpc.tls.mtls={mtls}"),
+    ] {
+        Pair::append(home, line);
+    }
+}
+
+/// Client TLS under `prefix` trusting the home's `ca.pem`, offering its certificate when `mtls`.
+fn call_tls(home: &Path, prefix: &str, mtls: bool) {
+    Pair::append(home, &format!("{prefix}.enabled=true"));
+    Pair::append(home, &format!("{prefix}.trust-store=etc/tls/ca.pem"));
+    if mtls {
+        Pair::append(home, &format!("{prefix}.cert-chain=etc/tls/module.pem"));
+        Pair::append(home, &format!("{prefix}.private-key=etc/tls/module.key"));
+    }
+}
+
+const DPE_CLIENT: &str = "ataccama.client.connection.dpm.grpc.tls";
+const DPM_CLIENT: &str = "ataccama.one.dpm.registry.grpc-client.tls";
+
+/// Both homes with certificates from one CA, servers on TLS, clients trusting the CA.
+fn tls_pair(mtls: bool) -> Pair {
+    let pair = Pair::linked();
+    let ca = Ca::new("svcid test CA");
+    ca.issue(&pair.dpm, "dpm");
+    ca.issue(&pair.dpe, "dpe");
+    let mode = if mtls { "REQUIRED" } else { "NONE" };
+    serve_tls(&pair.dpm, mode);
+    serve_tls(&pair.dpe, mode);
+    call_tls(&pair.dpe, DPE_CLIENT, mtls);
+    call_tls(&pair.dpm, DPM_CLIENT, mtls);
+    pair
+}
+
+fn ready(dpm: &Daemon) -> Value {
+    dpm.wait_for("NEW -> READY", |e| {
+        e["eventId"] == "setEngineStatus" && e["newStatus"] == "READY"
+    })
+}
+
+fn unable_to_register(dpe: &Daemon) -> Value {
+    dpe.wait_for("Unable to register.", |e| {
+        e["eventId"] == "register"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Unable to register."))
+    })
+}
+
+#[test]
+fn handshake_reaches_ready_over_tls() {
+    let pair = tls_pair(false);
+    let dpm = pair.start_dpm(&[]);
+    let served = dpm.wait_for("grpcTls", |e| e["eventId"] == "grpcTls");
+    assert_eq!(served["subject"], "CN=dpm");
+    assert_eq!(served["clientAuth"], "None");
+    let dpe = pair.start_dpe(dpm.port(), &[]);
+    dpe.wait_for("grpcTls", |e| e["eventId"] == "grpcTls");
+    ready(&dpm);
+    dpe.wait_for("Engine registered.", |e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("message=Engine registered."))
+    });
+    // A year-long certificate is not about to expire.
+    assert!(
+        !dpm.events()
+            .iter()
+            .any(|e| e["eventId"] == "certificateExpiring")
+    );
+}
+
+#[test]
+fn handshake_reaches_ready_over_mutual_tls() {
+    let pair = tls_pair(true);
+    let dpm = pair.start_dpm(&[]);
+    let served = dpm.wait_for("grpcTls", |e| e["eventId"] == "grpcTls");
+    assert_eq!(served["clientAuth"], "Required");
+    let dpe = pair.start_dpe(dpm.port(), &[]);
+    ready(&dpm);
+    dpe.wait_for("Engine registered.", |e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("message=Engine registered."))
+    });
+}
+
+#[test]
+fn a_client_without_certificate_is_refused_by_a_port_requiring_one() {
+    let pair = tls_pair(true);
+    // DPE still trusts DPM but offers no client certificate.
+    Pair::replace(
+        &pair.dpe,
+        &format!("{DPE_CLIENT}.cert-chain=etc/tls/module.pem\n"),
+        "",
+    );
+    Pair::replace(
+        &pair.dpe,
+        &format!("{DPE_CLIENT}.private-key=etc/tls/module.key\n"),
+        "",
+    );
+    let dpm = pair.start_dpm(&[]);
+    let dpe = pair.start_dpe(dpm.port(), &[]);
+    let unable = unable_to_register(&dpe);
+    // The code depends on when the server drops the connection (during or right after the
+    // handshake); the reason always names the transport.
+    assert!(
+        unable["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("transport error")),
+        "{unable}"
+    );
+    assert!(
+        !dpm.events()
+            .iter()
+            .any(|e| e["eventId"] == "registerEngine")
+    );
+}
+
+#[test]
+fn a_dpe_that_does_not_trust_dpm_says_why_it_cannot_register() {
+    let pair = tls_pair(false);
+    // DPE trusts a different CA than the one that issued DPM's certificate.
+    let stranger = Ca::new("some other CA");
+    std::fs::write(
+        pair.dpe.join("etc/tls/ca.pem"),
+        stranger.cert.to_pem().unwrap(),
+    )
+    .unwrap();
+    let dpm = pair.start_dpm(&[]);
+    let dpe = pair.start_dpe(dpm.port(), &[]);
+    let unable = unable_to_register(&dpe);
+    assert_eq!(unable["code"], "Unavailable", "{unable}");
+    let reason = unable["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("certificate") && reason.contains("UnknownIssuer"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_plain_text_client_is_refused_by_a_tls_port() {
+    let pair = tls_pair(false);
+    Pair::replace(&pair.dpe, &format!("{DPE_CLIENT}.enabled=true"), "");
+    let dpm = pair.start_dpm(&[]);
+    let dpe = pair.start_dpe(dpm.port(), &[]);
+    let unable = unable_to_register(&dpe);
+    // The code depends on when the server drops the connection (during or right after the
+    // handshake); the reason always names the transport.
+    assert!(
+        unable["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("transport error")),
+        "{unable}"
+    );
+    assert!(
+        !dpm.events()
+            .iter()
+            .any(|e| e["eventId"] == "registerEngine")
+    );
+}
+
+#[test]
+fn a_broken_tls_configuration_stops_the_daemon_before_it_binds() {
+    let pair = tls_pair(false);
+    Pair::replace(&pair.dpm, "tls/module.key", "tls/missing.key");
+    let mut dpm = Daemon::start("dpm", &pair.dpm, &[]);
+    let status = dpm.wait_exit();
+    assert_eq!(status.code(), Some(78));
+}
