@@ -274,4 +274,55 @@ fn a_broken_tls_configuration_stops_the_daemon_before_it_binds() {
     let mut dpm = Daemon::start("dpm", &pair.dpm, &[]);
     let status = dpm.wait_exit();
     assert_eq!(status.code(), Some(78));
+    // `svcid check` reads the same files and says the same.
+    let out = std::process::Command::new(common::bin("svcid"))
+        .arg("check")
+        .arg(&pair.dpm)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("ataccama.server.grpc.tls.private-key") && printed.contains("cannot read"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn a_certificate_replaced_on_disk_is_validated_and_asks_for_a_restart() {
+    let pair = tls_pair(false);
+    let dpm = pair.start_dpm(&[]);
+    let dpe = pair.start_dpe(dpm.port(), &[]);
+    ready(&dpm);
+    let before = dpm.events().len();
+    // A key that does not match the certificate: refused, the running port keeps its identity.
+    std::fs::write(
+        pair.dpm.join("etc/tls/module.key"),
+        key().private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+    dpm.wait_for_after(before, "configurationReloadFailed", |e| {
+        e["eventId"] == "configurationProblem"
+            && e["problem"]
+                .as_str()
+                .is_some_and(|p| p.contains("does not belong"))
+    });
+    // A new certificate and key from the same CA: valid, applied at the next start.
+    let before = dpm.events().len();
+    Ca::new("a new CA").issue(&pair.dpm, "dpm");
+    let restart = dpm.wait_for_after(before, "restartRequired", |e| {
+        e["eventId"] == "restartRequired"
+    });
+    assert!(
+        restart["properties"]
+            .as_str()
+            .unwrap()
+            .contains("ataccama.server.grpc.tls.*"),
+        "{restart}"
+    );
+    drop(dpe);
 }

@@ -58,8 +58,10 @@ impl Drop for PrivateKeyPem {
     }
 }
 
-/// A certificate chain and its private key, both checked to belong together.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A certificate chain and its private key, both checked to belong together. Two are equal when
+/// their files and contents are ([`CertifiedKey::days_left`] is left out: it changes with the
+/// day a file is read, not with the certificate).
+#[derive(Clone, Debug, Eq)]
 pub struct CertifiedKey {
     /// Where the chain was read from (for logs and reloads).
     pub cert_chain_file: PathBuf,
@@ -75,6 +77,15 @@ pub struct CertifiedKey {
     pub not_after: String,
     /// Whole days from load until `notAfter` (negative once expired).
     pub days_left: i32,
+}
+
+impl PartialEq for CertifiedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cert_chain_file == other.cert_chain_file
+            && self.private_key_file == other.private_key_file
+            && self.cert_chain_pem == other.cert_chain_pem
+            && self.private_key_pem == other.private_key_pem
+    }
 }
 
 impl CertifiedKey {

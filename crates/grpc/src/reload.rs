@@ -11,6 +11,10 @@
 //! token policy, log files and appenders) takes effect at the next start and is logged as
 //! `restartRequired` rather than half-applied. Each reload is counted, by result, in the
 //! [`ReloadMetrics`] given with [`LiveConfig::with_metrics`].
+//!
+//! The certificate and key files of the TLS settings are watched too: a replaced certificate is
+//! validated like the rest and, since tonic fixes a server's TLS when it starts serving, logged as
+//! `restartRequired` (`ataccama.server.grpc.tls.*`); the expiry WARN is repeated on every reload.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -65,7 +69,17 @@ impl StartOnly {
     /// Names of the groups of properties that differ.
     fn changes(&self, new: &Self) -> Vec<&'static str> {
         let mut changed = Vec::new();
-        if self.grpc != new.grpc {
+        // The server's TLS is fixed when the port starts serving (tonic builds it once), so new
+        // certificate files, like new properties, need a restart; named apart so the operator
+        // sees that the certificate is what changed.
+        if self.grpc.tls != new.grpc.tls {
+            changed.push("ataccama.server.grpc.tls.* (certificate, key or trust store)");
+        }
+        let without_tls = |g: &svcid_config::GrpcSettings| svcid_config::GrpcSettings {
+            tls: None,
+            ..g.clone()
+        };
+        if without_tls(&self.grpc) != without_tls(&new.grpc) {
             changed.push("ataccama.server.grpc.*");
         }
         if self.http != new.http {
@@ -111,6 +125,8 @@ pub struct LiveConfig {
     levels: Mutex<(Level, Vec<(String, Level)>)>,
     /// Counts reloads by result; shared with the actuator.
     metrics: Arc<ReloadMetrics>,
+    /// The TLS files of the configuration at start, watched beside the properties file.
+    tls_files: Vec<PathBuf>,
 }
 
 /// Where a reload puts what it applies live.
@@ -133,6 +149,7 @@ impl LiveConfig {
             started_with: StartOnly::of(settings),
             levels: Mutex::new((settings.logging.root_level, settings.logging.levels.clone())),
             metrics: Arc::default(),
+            tls_files: tls_files(settings),
         }
     }
 
@@ -157,7 +174,7 @@ impl LiveConfig {
 
     async fn poll(self, targets: LiveTargets, mut stop: watch::Receiver<bool>, mut hangup: Hangup) {
         let file = svcid_config::ModuleHome::new(&self.home).properties_file();
-        let mut seen = std::fs::read(&file).ok();
+        let mut seen = self.read_watched(&file);
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -166,13 +183,22 @@ impl LiveConfig {
                 Some(()) = recv(&mut hangup) => "SIGHUP",
                 _ = stop.changed() => return,
             };
-            let content = std::fs::read(&file).ok();
+            let content = self.read_watched(&file);
             if trigger == "file change" && content == seen {
                 continue;
             }
             seen = content;
             self.reload(&targets, trigger);
         }
+    }
+
+    /// The properties file and the TLS files in force (certificates, keys, trust stores): a change
+    /// to any of them triggers a reload.
+    fn read_watched(&self, file: &std::path::Path) -> Vec<Option<Vec<u8>>> {
+        std::iter::once(file)
+            .chain(self.tls_files.iter().map(PathBuf::as_path))
+            .map(|f| std::fs::read(f).ok())
+            .collect()
     }
 
     /// Validates the configuration again and applies it; returns whether it was applied.
@@ -251,6 +277,7 @@ impl LiveConfig {
             }
         }
         self.apply_levels(&settings.logging);
+        crate::tls::warn_if_expiring(settings.grpc.tls.as_ref());
         let changed = StartOnly::of(&settings).changes(&self.started_with);
         let diff = targets.verifier.replace_registry(settings.deployments);
         if diff.is_empty() {
@@ -278,6 +305,28 @@ impl LiveConfig {
             );
         }
     }
+}
+
+/// The certificate and key files of the server's and the client's TLS settings.
+fn tls_files(settings: &Settings) -> Vec<PathBuf> {
+    let client = match &settings.role {
+        svcid_config::RoleSettings::Dpm(dpm) => dpm.engine_tls.as_ref(),
+        svcid_config::RoleSettings::Dpe(dpe) => dpe.dpm_tls.as_ref(),
+    };
+    settings
+        .grpc
+        .tls
+        .as_ref()
+        .map(|tls| &tls.identity)
+        .into_iter()
+        .chain(client.and_then(|tls| tls.identity.as_ref()))
+        .flat_map(|identity| {
+            [
+                identity.cert_chain_file.clone(),
+                identity.private_key_file.clone(),
+            ]
+        })
+        .collect()
 }
 
 #[cfg(unix)]

@@ -73,7 +73,7 @@ pub fn endpoint(
 }
 
 /// Logs INFO `grpcTls` with what the port serves and WARN `certificateExpiring` when the serving
-/// certificate expires within [`svcid_config::EXPIRY_WARNING_DAYS`] days.
+/// certificate expires within [`svcid_config::EXPIRY_WARNING_DAYS`] days (see [`warn_if_expiring`]).
 pub fn log_serving(tls: Option<&ServerTls>) {
     let Some(tls) = tls else {
         return;
@@ -86,6 +86,17 @@ pub fn log_serving(tls: Option<&ServerTls>) {
         clientAuth = ?tls.client_auth,
         "gRPC port serves TLS."
     );
+    warn_if_expiring(Some(tls));
+}
+
+/// Logs WARN `certificateExpiring` when the serving certificate expires within
+/// [`svcid_config::EXPIRY_WARNING_DAYS`] days; at start and again on every reload, so a daemon that
+/// runs for weeks still says so in time.
+pub fn warn_if_expiring(tls: Option<&ServerTls>) {
+    let Some(tls) = tls else {
+        return;
+    };
+    let identity = &tls.identity;
     if identity.expires_soon() {
         tracing::warn!(
             eventId = "certificateExpiring",
