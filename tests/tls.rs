@@ -326,3 +326,28 @@ fn a_certificate_replaced_on_disk_is_validated_and_asks_for_a_restart() {
     );
     drop(dpe);
 }
+
+#[test]
+fn a_refused_token_over_tls_still_names_the_peer_address() {
+    let pair = tls_pair(true);
+    Pair::replace(
+        &pair.dpm,
+        "ataccama.one.platform.deployments.dpe-dev.security.jwt-keys.key.is-revoked=false",
+        "ataccama.one.platform.deployments.dpe-dev.security.jwt-keys.key.is-revoked=true",
+    );
+    let dpm = pair.start_dpm(&[]);
+    let dpe = pair.start_dpe(dpm.port(), &[]);
+    // Mutual TLS lets the engine's machine in; its token is still checked.
+    let refused = dpm.wait_for("authenticationFailed", |e| {
+        e["eventId"] == "authenticationFailed"
+    });
+    assert_eq!(refused["reason"], "revoked_key");
+    assert!(
+        refused["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{refused}"
+    );
+    let unable = unable_to_register(&dpe);
+    assert_eq!(unable["code"], "Unauthenticated");
+}

@@ -27,7 +27,7 @@ use svcid_identity::authz::AccessPolicy;
 use svcid_identity::identity::CallerIdentity;
 use svcid_identity::printable::excerpt;
 use svcid_identity::token::TokenVerifier;
-use tonic::transport::server::TcpConnectInfo;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
@@ -287,9 +287,15 @@ fn fresh_id() -> String {
 }
 
 fn peer_address<B>(request: &Request<B>) -> String {
-    request
-        .extensions()
+    let extensions = request.extensions();
+    // On a TLS port the TCP details are wrapped in the TLS connection's.
+    extensions
         .get::<TcpConnectInfo>()
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .map(TlsConnectInfo::get_ref)
+        })
         .and_then(TcpConnectInfo::remote_addr)
         .as_ref()
         .map(SocketAddr::to_string)
