@@ -261,7 +261,8 @@ async fn run(args: &Args) -> Result<()> {
     }
     let mut engines = Vec::with_capacity(n);
     let mut tasks = tokio::task::JoinSet::new();
-    let first_start = Instant::now();
+    // Engines are built frozen (servers up, registration waiting), then all released at once:
+    // a storm, not a trickle paced by how fast this process builds engines.
     for (i, listener) in listeners.into_iter().enumerate() {
         let key = &keys[i % keys.len()];
         let engine = start_engine(
@@ -275,6 +276,10 @@ async fn run(args: &Args) -> Result<()> {
         )?;
         engines.push(engine);
     }
+    let first_start = Instant::now();
+    for engine in &engines {
+        let _ = engine.frozen.send(false);
+    }
     let last_start = Instant::now();
     let ids: HashSet<String> = engines.iter().map(|e| e.id.clone()).collect();
     let storm = wait_until(&mut tail, &mut view, patience, |v| {
@@ -283,7 +288,7 @@ async fn run(args: &Args) -> Result<()> {
     .await?;
     let storm_ready = storm.map(|at| at.saturating_duration_since(last_start));
     println!(
-        "storm: engines started over {}; {} of {n} READY; all READY {} after the last engine \
+        "storm: engines released over {}; {} of {n} READY; all READY {} after the last engine \
          started ({} after the first); {} registrations logged",
         human(last_start.saturating_duration_since(first_start)),
         view.ready.intersection(&ids).count(),
@@ -452,10 +457,21 @@ async fn run(args: &Args) -> Result<()> {
     // Report.
     println!();
     println!("swarm: load average {} (after)", load_average());
-    let label = |what: &str| format!("{what} ({n} engines)");
+    let label = |what: &str| {
+        if args.shared_key {
+            format!("{what} ({n} engines, one shared key)")
+        } else {
+            format!("{what} ({n} engines)")
+        }
+    };
+    let shared = if args.shared_key {
+        ", one shared key"
+    } else {
+        ""
+    };
     if n >= 1000 {
         Row {
-            figure: "registration storm: all READY after last start",
+            figure: &format!("registration storm: all READY after last start{shared}"),
             measured: format!(
                 "{} for {n}",
                 storm_ready.map_or("timed out".to_owned(), human)
@@ -466,7 +482,7 @@ async fn run(args: &Args) -> Result<()> {
         }
         .print();
         Row {
-            figure: "DPM resident memory at 1,000 READY",
+            figure: &format!("DPM resident memory at {n} READY{shared}"),
             measured: format!("{:.1} MiB", steady_rss as f64 / 1024.0),
             reference: format!("idle DPM {:.1} MiB", idle_rss as f64 / 1024.0),
             target: "< 64 MiB",
@@ -474,7 +490,7 @@ async fn run(args: &Args) -> Result<()> {
         }
         .print();
         Row {
-            figure: "DPM CPU at 1,000 READY, 1 s check interval",
+            figure: &format!("DPM CPU at {n} READY, 1 s check interval{shared}"),
             measured: format!("{:.1} % of one core", steady_cpu * 100.0),
             reference: format!("idle DPM {:.2} %", idle_cpu * 100.0),
             target: "< 25 % of one core",
@@ -495,7 +511,7 @@ async fn run(args: &Args) -> Result<()> {
     let mut figures = String::new();
     let _ = writeln!(
         figures,
-        "FIGURE\t{}\t{} (after the first: {}; starting took {})",
+        "FIGURE\t{}\t{} (after the first: {}; releasing took {})",
         label("all READY after last start"),
         storm_ready.map_or("timed out".to_owned(), human),
         storm.map_or("timed out".to_owned(), |at| human(
@@ -560,7 +576,8 @@ fn start_engine(
     let port = listener.local_addr()?.port();
     let checks = Arc::new(Mutex::new(Vec::with_capacity(64)));
     let registered = Arc::new(Mutex::new(Vec::with_capacity(8)));
-    let (frozen, thawed) = watch::channel(false);
+    // Born frozen: the caller releases every engine at once.
+    let (frozen, thawed) = watch::channel(true);
 
     // The server: DPM's token checked by svcid's layer, then the heartbeat.
     let verifier = Arc::new(TokenVerifier::new(
