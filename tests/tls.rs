@@ -293,38 +293,55 @@ fn a_broken_tls_configuration_stops_the_daemon_before_it_binds() {
 }
 
 #[test]
-fn a_certificate_replaced_on_disk_is_validated_and_asks_for_a_restart() {
+fn a_certificate_replaced_on_disk_is_served_without_a_restart() {
     let pair = tls_pair(false);
     let dpm = pair.start_dpm(&[]);
     let dpe = pair.start_dpe(dpm.port(), &[]);
     ready(&dpm);
     let before = dpm.events().len();
-    // A key that does not match the certificate: refused, the running port keeps its identity.
+    // A key that does not match the certificate: refused, the port keeps its identity.
     std::fs::write(
         pair.dpm.join("etc/tls/module.key"),
         key().private_key_to_pem_pkcs8().unwrap(),
     )
     .unwrap();
-    dpm.wait_for_after(before, "configurationReloadFailed", |e| {
+    dpm.wait_for_after(before, "configurationProblem", |e| {
         e["eventId"] == "configurationProblem"
             && e["problem"]
                 .as_str()
                 .is_some_and(|p| p.contains("does not belong"))
     });
-    // A new certificate and key from the same CA: valid, applied at the next start.
+    // A certificate from another CA: DPM, still running, serves it to new connections.
     let before = dpm.events().len();
-    Ca::new("a new CA").issue(&pair.dpm, "dpm");
-    let restart = dpm.wait_for_after(before, "restartRequired", |e| {
-        e["eventId"] == "restartRequired"
+    let new_ca = Ca::new("a new CA");
+    new_ca.issue(&pair.dpm, "dpm-renewed");
+    let reloaded = dpm.wait_for_after(before, "certificateReloaded", |e| {
+        e["eventId"] == "certificateReloaded" && e["severity"] == "INFO"
     });
-    assert!(
-        restart["properties"]
-            .as_str()
-            .unwrap()
-            .contains("ataccama.server.grpc.tls.*"),
-        "{restart}"
-    );
+    assert_eq!(reloaded["subject"], "CN=dpm-renewed");
+    // The server's TLS applied live; only DPM's client trust store (the engine checks, the same
+    // ca.pem here) waits for a restart.
+    for e in dpm.events()[before..]
+        .iter()
+        .filter(|e| e["eventId"] == "restartRequired")
+    {
+        assert_eq!(e["properties"], "ataccama.one.dpm.registry.*", "{e}");
+    }
+    // An engine that trusts only the new CA registers with the same DPM process.
+    let seen = dpe.events().len();
     drop(dpe);
+    std::fs::write(
+        pair.dpe.join("etc/tls/ca.pem"),
+        new_ca.cert.to_pem().unwrap(),
+    )
+    .unwrap();
+    let dpe = pair.start_dpe(dpm.port(), &[]);
+    dpe.wait_for_after(seen, "registered with the renewed certificate", |e| {
+        e["eventId"] == "register"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("registered."))
+    });
 }
 
 #[test]

@@ -65,9 +65,15 @@ pub async fn run(
         clock.clone(),
     )?);
     let verifier = Arc::new(TokenVerifier::new(policy, settings.deployments, clock));
+    // The port's TLS, replaceable by a reload (new certificate files apply to new connections).
+    let server_tls = match settings.grpc.tls.as_ref() {
+        Some(tls) => Some(Arc::new(svcid_grpc::tls::LiveServerTls::new(tls)?)),
+        None => None,
+    };
     let live_targets = LiveTargets {
         verifier: Arc::clone(&verifier),
         issuer: Arc::clone(&issuer),
+        server_tls: server_tls.clone(),
     };
 
     let registry = Arc::new(EngineRegistry::new(CheckSchedule {
@@ -126,7 +132,7 @@ pub async fn run(
     // Every service gets the same message limit: a larger request is refused with
     // RESOURCE_EXHAUSTED before it is decoded (after the token check, which reads no body).
     let max_message = settings.grpc.limits.max_message_size;
-    let served = svcid_grpc::tls::server(&settings.grpc.limits, settings.grpc.tls.as_ref())?
+    let router = svcid_grpc::server::limited(&settings.grpc.limits)
         .layer(AuthLayer::new(verifier, access_policy()).with_metrics(Arc::clone(&operations.auth)))
         .add_service(
             health_service
@@ -159,9 +165,19 @@ pub async fn run(
             EngineAdminServiceServer::new(EngineAdmin::new(Arc::clone(&registry)))
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
-        )
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
-        .await;
+        );
+    let served = match server_tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(svcid_grpc::tls::incoming(listener, tls), shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+                .await
+        }
+    };
 
     operations.set_serving(false);
     let _ = stop.send(true);

@@ -197,6 +197,9 @@ pub enum DaemonError {
         /// The module the daemon is.
         expected: &'static str,
     },
+    /// The TLS settings, valid at load, could not be turned into a TLS configuration.
+    #[error("gRPC TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// Reflection descriptors could not be loaded (a build defect).
     #[error("gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -208,7 +211,7 @@ impl DaemonError {
         ExitCode::from(match self {
             DaemonError::Bind { .. } | DaemonError::BindHttp { .. } => EX_UNAVAILABLE,
             DaemonError::Io { .. } => EX_IOERR,
-            DaemonError::Key(_) => EX_CONFIG,
+            DaemonError::Key(_) | DaemonError::Tls(_) => EX_CONFIG,
             DaemonError::Serve(_)
             | DaemonError::Reflection(_)
             | DaemonError::WrongModule { .. } => EX_SOFTWARE,

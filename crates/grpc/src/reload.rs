@@ -13,8 +13,8 @@
 //! [`ReloadMetrics`] given with [`LiveConfig::with_metrics`].
 //!
 //! The certificate and key files of the TLS settings are watched too: a replaced certificate is
-//! validated like the rest and, since tonic fixes a server's TLS when it starts serving, logged as
-//! `restartRequired` (`ataccama.server.grpc.tls.*`); the expiry WARN is repeated on every reload.
+//! validated like the rest and then served to new connections (`certificateReloaded`); the expiry
+//! WARN is repeated on every reload. Client TLS and turning server TLS on or off need a restart.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -69,11 +69,10 @@ impl StartOnly {
     /// Names of the groups of properties that differ.
     fn changes(&self, new: &Self) -> Vec<&'static str> {
         let mut changed = Vec::new();
-        // The server's TLS is fixed when the port starts serving (tonic builds it once), so new
-        // certificate files, like new properties, need a restart; named apart so the operator
-        // sees that the certificate is what changed.
-        if self.grpc.tls != new.grpc.tls {
-            changed.push("ataccama.server.grpc.tls.* (certificate, key or trust store)");
+        // New certificate files, key, trust store or mtls mode apply live (LiveServerTls);
+        // turning TLS on or off changes what the port speaks and needs a restart.
+        if self.grpc.tls.is_some() != new.grpc.tls.is_some() {
+            changed.push("ataccama.server.grpc.tls.enabled");
         }
         let without_tls = |g: &svcid_config::GrpcSettings| svcid_config::GrpcSettings {
             tls: None,
@@ -136,6 +135,8 @@ pub struct LiveTargets {
     pub verifier: Arc<TokenVerifier>,
     /// Receives a new generator key.
     pub issuer: Arc<TokenIssuer>,
+    /// Receives new certificate files of the gRPC port, when it serves TLS.
+    pub server_tls: Option<Arc<crate::tls::LiveServerTls>>,
 }
 
 impl LiveConfig {
@@ -277,6 +278,22 @@ impl LiveConfig {
             }
         }
         self.apply_levels(&settings.logging);
+        if let (Some(live), Some(tls)) = (&targets.server_tls, settings.grpc.tls.as_ref()) {
+            match live.replace(tls) {
+                Ok(true) => tracing::info!(
+                    eventId = "certificateReloaded",
+                    subject = %tls.identity.subject,
+                    notAfter = %tls.identity.not_after,
+                    clientAuth = ?tls.client_auth,
+                    "New connections to the gRPC port get the new TLS configuration."
+                ),
+                Ok(false) => {}
+                Err(error) => tracing::error!(
+                    eventId = "certificateReloaded",
+                    "The new TLS configuration cannot be used ({error}); the previous one stays in force."
+                ),
+            }
+        }
         crate::tls::warn_if_expiring(settings.grpc.tls.as_ref());
         let changed = StartOnly::of(&settings).changes(&self.started_with);
         let diff = targets.verifier.replace_registry(settings.deployments);

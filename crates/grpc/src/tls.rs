@@ -1,40 +1,12 @@
 //! Transport security of the gRPC connections, from the checked settings of `svcid-config`
 //! (which read and validated the PEM files at load): the server's TLS (and client-certificate
-//! verification) and the client TLS of outbound channels. TLS runs on rustls via tonic.
+//! verification), accepted here on rustls so a reload can replace it ([`LiveServerTls`],
+//! [`incoming`]), and the client TLS of outbound channels (tonic's, also rustls).
 //!
 //! Neither side changes anything when TLS is off: plain text stays the default for a local pair.
 
-use svcid_config::{ClientAuth, ClientTls, GrpcLimits, ServerTls};
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig};
-
-/// The server builder of [`crate::server::limited`], serving TLS when `tls` is set.
-pub fn server(
-    limits: &GrpcLimits,
-    tls: Option<&ServerTls>,
-) -> Result<Server, tonic::transport::Error> {
-    let server = crate::server::limited(limits);
-    match tls {
-        None => Ok(server),
-        Some(tls) => server.tls_config(server_config(tls)),
-    }
-}
-
-/// tonic's server TLS configuration for `tls`.
-pub fn server_config(tls: &ServerTls) -> ServerTlsConfig {
-    let identity = Identity::from_pem(
-        &tls.identity.cert_chain_pem,
-        tls.identity.private_key_pem.expose(),
-    );
-    let mut config = ServerTlsConfig::new().identity(identity);
-    if let (Some(trust), ClientAuth::Optional | ClientAuth::Required) =
-        (&tls.trust_store_pem, tls.client_auth)
-    {
-        config = config
-            .client_ca_root(Certificate::from_pem(trust))
-            .client_auth_optional(tls.client_auth == ClientAuth::Optional);
-    }
-    config
-}
+use svcid_config::{ClientAuth, ClientTls, ServerTls};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 /// tonic's client TLS configuration for `tls`: the trust store as the only roots, the client
 /// certificate when one is configured, and the server-name override.
@@ -124,4 +96,165 @@ pub fn reason(status: &tonic::Status) -> String {
         source = error.source();
     }
     reason
+}
+
+/// Why a TLS configuration could not be built from (already validated) settings.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file did not parse as rustls reads it.
+    #[error("{what}: {source}")]
+    Pem {
+        /// Which file.
+        what: &'static str,
+        /// rustls' reason.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// rustls refused the certificate, key or trust store.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client-certificate verifier could not be built (e.g. an empty trust store).
+    #[error("client-certificate verification: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// The server TLS of a port, replaceable while it serves: every new connection is accepted with
+/// the configuration in force, connections already open keep theirs. tonic's own server TLS is
+/// fixed at start, so the daemons accept TLS here ([`incoming`]) and hand tonic the decrypted
+/// streams.
+#[derive(Debug)]
+pub struct LiveServerTls {
+    /// The rustls configuration in force and the settings it was built from.
+    current: std::sync::RwLock<(std::sync::Arc<rustls::ServerConfig>, ServerTls)>,
+}
+
+impl LiveServerTls {
+    /// The TLS of `tls`.
+    pub fn new(tls: &ServerTls) -> Result<Self, TlsError> {
+        Ok(Self {
+            current: std::sync::RwLock::new((rustls_config(tls)?, tls.clone())),
+        })
+    }
+
+    /// Serves `tls` to new connections; `Ok(false)` when it is what is already served.
+    pub fn replace(&self, tls: &ServerTls) -> Result<bool, TlsError> {
+        if self.read().1 == *tls {
+            return Ok(false);
+        }
+        let config = rustls_config(tls)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (config, tls.clone());
+        Ok(true)
+    }
+
+    fn read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, (std::sync::Arc<rustls::ServerConfig>, ServerTls)> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::clone(&self.read().0))
+    }
+}
+
+/// The rustls server configuration of `tls`, speaking HTTP/2 (ALPN `h2`) as gRPC needs.
+fn rustls_config(tls: &ServerTls) -> Result<std::sync::Arc<rustls::ServerConfig>, TlsError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let chain = CertificateDer::pem_slice_iter(&tls.identity.cert_chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::Pem {
+            what: "cert-chain",
+            source,
+        })?;
+    let key =
+        PrivateKeyDer::from_pem_slice(tls.identity.private_key_pem.expose()).map_err(|source| {
+            TlsError::Pem {
+                what: "private-key",
+                source,
+            }
+        })?;
+    let builder = rustls::ServerConfig::builder_with_provider(std::sync::Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?;
+    let builder = match (&tls.trust_store_pem, tls.client_auth) {
+        (Some(trust), ClientAuth::Optional | ClientAuth::Required) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(trust) {
+                roots.add(cert.map_err(|source| TlsError::Pem {
+                    what: "trust-store",
+                    source,
+                })?)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                provider,
+            );
+            let verifier = if tls.client_auth == ClientAuth::Optional {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder.with_client_cert_verifier(verifier.build()?)
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
+
+/// Longest a TLS handshake may take before the connection is dropped (a client that connects and
+/// says nothing must not hold a task forever).
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The TLS connections of `listener`, for `serve_with_incoming`: each accepted TCP connection is
+/// handshaken on its own task with the configuration in force at that moment, so a slow client
+/// delays no other. Failed handshakes (plain text, untrusted client certificates) are logged at
+/// DEBUG as `tlsHandshakeFailed` and dropped. Stops accepting when the server drops the stream.
+pub fn incoming(
+    listener: tokio::net::TcpListener,
+    tls: std::sync::Arc<LiveServerTls>,
+) -> tokio_stream::wrappers::ReceiverStream<
+    Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
+> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = tx.closed() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::debug!(eventId = "tlsAcceptFailed", error = %error);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let acceptor = tls.acceptor();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(error)) => {
+                        tracing::debug!(eventId = "tlsHandshakeFailed", peer = %peer, error = %error);
+                    }
+                    Err(_) => {
+                        tracing::debug!(eventId = "tlsHandshakeFailed", peer = %peer, error = "timed out");
+                    }
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
