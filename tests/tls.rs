@@ -29,7 +29,7 @@ fn key() -> PKey<Private> {
     PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
 }
 
-fn builder(cn: &str, key: &PKey<Private>) -> X509Builder {
+fn builder(cn: &str, key: &PKey<Private>, days: u32) -> X509Builder {
     let mut name = X509NameBuilder::new().unwrap();
     name.append_entry_by_text("CN", cn).unwrap();
     let name = name.build();
@@ -43,7 +43,7 @@ fn builder(cn: &str, key: &PKey<Private>) -> X509Builder {
     b.set_pubkey(key).unwrap();
     b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
         .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
+    b.set_not_after(&Asn1Time::days_from_now(days).unwrap())
         .unwrap();
     b
 }
@@ -51,7 +51,7 @@ fn builder(cn: &str, key: &PKey<Private>) -> X509Builder {
 impl Ca {
     fn new(cn: &str) -> Ca {
         let key = key();
-        let mut b = builder(cn, &key);
+        let mut b = builder(cn, &key, 825);
         b.set_issuer_name(&X509NameBuilder::new().unwrap().build())
             .unwrap();
         let mut name = X509NameBuilder::new().unwrap();
@@ -69,8 +69,13 @@ impl Ca {
     /// Writes `<home>/etc/tls/ca.pem` and a module certificate and key for `localhost` and
     /// `127.0.0.1` (`module.pem`, `module.key`), usable as server and as client certificate.
     fn issue(&self, home: &Path, cn: &str) {
+        self.issue_for_days(home, cn, 365);
+    }
+
+    /// Like [`Ca::issue`], valid for `days` from now.
+    fn issue_for_days(&self, home: &Path, cn: &str, days: u32) {
         let key = key();
-        let mut b = builder(cn, &key);
+        let mut b = builder(cn, &key, days);
         b.set_issuer_name(self.cert.subject_name()).unwrap();
         let san = SubjectAlternativeName::new()
             .dns("localhost")
@@ -367,4 +372,33 @@ fn a_refused_token_over_tls_still_names_the_peer_address() {
     );
     let unable = unable_to_register(&dpe);
     assert_eq!(unable["code"], "Unauthenticated");
+}
+
+#[test]
+fn optional_client_certificates_admit_engines_without_one() {
+    let pair = tls_pair(false);
+    Pair::replace(
+        &pair.dpm,
+        "ataccama.server.grpc.tls.mtls=NONE",
+        "ataccama.server.grpc.tls.mtls=OPTIONAL",
+    );
+    let dpm = pair.start_dpm(&[]);
+    let served = dpm.wait_for("grpcTls", |e| e["eventId"] == "grpcTls");
+    assert_eq!(served["clientAuth"], "Optional");
+    let _dpe = pair.start_dpe(dpm.port(), &[]);
+    ready(&dpm);
+}
+
+#[test]
+fn a_serving_certificate_close_to_expiry_is_a_warning_at_start() {
+    let pair = tls_pair(false);
+    Ca::new("short-lived CA").issue_for_days(&pair.dpm, "dpm", 10);
+    let dpm = pair.start_dpm(&[]);
+    let warning = dpm.wait_for("certificateExpiring", |e| {
+        e["eventId"] == "certificateExpiring"
+    });
+    assert_eq!(warning["severity"], "WARN");
+    assert_eq!(warning["subject"], "CN=dpm");
+    let days: i64 = warning["daysLeft"].as_str().unwrap().parse().unwrap();
+    assert!((9..=10).contains(&days), "{warning}");
 }
