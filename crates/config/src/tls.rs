@@ -105,6 +105,8 @@ pub struct ServerTls {
     /// CA certificates (PEM) that issue client certificates; present whenever `client_auth` is
     /// not [`ClientAuth::None`].
     pub trust_store_pem: Option<Vec<u8>>,
+    /// Where the trust store was read from (watched for changes); set with `trust_store_pem`.
+    pub trust_store_file: Option<PathBuf>,
 }
 
 /// Client TLS of one kind of outbound connection.
@@ -113,6 +115,8 @@ pub struct ClientTls {
     /// CA certificates (PEM) the server's certificate must chain to. Required: svcid does not
     /// read the operating system's roots, inter-module certificates come from a private CA.
     pub trust_store_pem: Vec<u8>,
+    /// Where the trust store was read from.
+    pub trust_store_file: PathBuf,
     /// The client certificate and key offered to servers that verify clients (mTLS).
     pub identity: Option<CertifiedKey>,
     /// The name the server's certificate must carry, when it differs from the host connected to.
@@ -156,7 +160,7 @@ pub(crate) fn bind_server(b: &mut Binder<'_>, home: &ModuleHome) -> Option<Serve
     let trust_store_name = name(prefix, field::TRUST_STORE);
     let trust_store_pem = match (client_auth, b.string(&trust_store_name)) {
         (_, Some((path, value))) if !path.is_empty() => {
-            read_certificates(b, home, value, &path).map(|(pem, _)| pem)
+            read_certificates(b, home, value, &path).map(|(pem, _)| (pem, resolve(home, &path)))
         }
         (ClientAuth::None, _) => None,
         (_, _) => {
@@ -168,15 +172,17 @@ pub(crate) fn bind_server(b: &mut Binder<'_>, home: &ModuleHome) -> Option<Serve
             None
         }
     };
-    let trust_store_pem = if client_auth == ClientAuth::None {
-        None
+    let (trust_store_pem, trust_store_file) = if client_auth == ClientAuth::None {
+        (None, None)
     } else {
-        Some(trust_store_pem?)
+        let (pem, file) = trust_store_pem?;
+        (Some(pem), Some(file))
     };
     Some(ServerTls {
         identity: identity?,
         client_auth,
         trust_store_pem,
+        trust_store_file,
     })
 }
 
@@ -194,7 +200,7 @@ pub(crate) fn bind_client(
     let trust_store_name = name(prefix, field::TRUST_STORE);
     let trust_store_pem = match b.string(&trust_store_name) {
         Some((path, value)) if !path.is_empty() => {
-            read_certificates(b, home, value, &path).map(|(pem, _)| pem)
+            read_certificates(b, home, value, &path).map(|(pem, _)| (pem, resolve(home, &path)))
         }
         _ => {
             b.missing(
@@ -221,8 +227,10 @@ pub(crate) fn bind_client(
         .string(&name(prefix, field::SERVER_NAME))
         .map(|(s, _)| s)
         .filter(|s| !s.is_empty());
+    let (trust_store_pem, trust_store_file) = trust_store_pem?;
     Some(ClientTls {
-        trust_store_pem: trust_store_pem?,
+        trust_store_pem,
+        trust_store_file,
         identity,
         server_name,
     })
@@ -585,6 +593,7 @@ mod tests {
         let tls = tls.unwrap();
         assert_eq!(tls.client_auth, ClientAuth::Required);
         assert!(tls.trust_store_pem.is_some());
+        assert!(tls.trust_store_file.unwrap().ends_with("ca.pem"));
         let (_, problems) = server(&format!(
             "{SERVER}ataccama.server.grpc.tls.mtls=sometimes\n"
         ));

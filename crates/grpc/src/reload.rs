@@ -324,12 +324,19 @@ impl LiveConfig {
     }
 }
 
-/// The certificate and key files of the server's and the client's TLS settings.
+/// The certificate, key and trust-store files of the server's and the client's TLS settings.
 fn tls_files(settings: &Settings) -> Vec<PathBuf> {
     let client = match &settings.role {
         svcid_config::RoleSettings::Dpm(dpm) => dpm.engine_tls.as_ref(),
         svcid_config::RoleSettings::Dpe(dpe) => dpe.dpm_tls.as_ref(),
     };
+    let trust_stores = settings
+        .grpc
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.trust_store_file.clone())
+        .into_iter()
+        .chain(client.map(|tls| tls.trust_store_file.clone()));
     settings
         .grpc
         .tls
@@ -343,6 +350,7 @@ fn tls_files(settings: &Settings) -> Vec<PathBuf> {
                 identity.private_key_file.clone(),
             ]
         })
+        .chain(trust_stores)
         .collect()
 }
 
