@@ -247,10 +247,13 @@ fn link_on_two_empty_homes_then_start_gives_ready() {
     let (dpm_home, dpe_home) = (dir.path().join("dpm"), dir.path().join("dpe"));
     svcid(&["link".as_ref(), dpm_home.as_os_str(), dpe_home.as_os_str()]);
     let quiet = "--ataccama.logging.plainTextConsoleAppender=false";
+    // Free ports for the actuator too: the defaults (8031, 8034) may be taken by another test.
+    let http = "--server.port=0";
     let dpm = common::Daemon::start(
         "dpm",
         &dpm_home,
         &[
+            http,
             "--ataccama.server.grpc.port=0",
             "--ataccama.server.grpc.host=127.0.0.1",
             quiet,
@@ -262,6 +265,7 @@ fn link_on_two_empty_homes_then_start_gives_ready() {
         "dpe",
         &dpe_home,
         &[
+            http,
             "--ataccama.server.grpc.port=0",
             "--ataccama.server.grpc.host=127.0.0.1",
             "--ataccama.one.dpe.service.hostname=127.0.0.1",
