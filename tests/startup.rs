@@ -1,5 +1,6 @@
-//! End-to-end: what a person sees when starting a daemon — `--help`, `--version`, a configuration
-//! error reported before anything is bound, a port already taken.
+//! End-to-end: what a person sees when starting a daemon — a configuration error reported before
+//! anything is bound, a port already taken. (`--help` and `--version` are tested in crates/dpm and
+//! crates/dpe, whose integration tests also make cargo build the binaries started here.)
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,22 +9,6 @@ mod common;
 use std::process::Command;
 
 use common::{Pair, bin};
-
-#[test]
-fn help_and_version_exit_zero() {
-    for name in ["dpm", "dpe"] {
-        let help = Command::new(bin(name)).arg("--help").output().unwrap();
-        assert_eq!(help.status.code(), Some(0));
-        let text = String::from_utf8_lossy(&help.stdout);
-        assert!(
-            text.contains(&format!("usage: {name} [--home DIR]")),
-            "{text}"
-        );
-        let version = Command::new(bin(name)).arg("--version").output().unwrap();
-        assert_eq!(version.status.code(), Some(0));
-        assert!(String::from_utf8_lossy(&version.stdout).starts_with(&format!("{name} ")));
-    }
-}
 
 #[test]
 fn configuration_errors_are_listed_one_per_line_before_binding() {

@@ -24,7 +24,7 @@ pub fn bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` so the binaries are built",
+        "{} is missing: run the tests with `cargo test --workspace` (the dpm, dpe and cli crates' own integration tests make cargo build their binaries)",
         path.display()
     );
     path
