@@ -15,12 +15,10 @@ use std::time::Duration;
 
 use svcid_actuator::instruments::RegistrationState;
 use svcid_config::{ModuleKind, Overrides, Settings};
-use svcid_grpc::daemon::DaemonError;
-use svcid_grpc::reload::{LiveConfig, LiveTargets};
+use svcid_grpc::daemon::{Credentials, DaemonError, bound_address};
+use svcid_grpc::reload::LiveConfig;
 use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
 use svcid_identity::authz::AccessPolicy;
-use svcid_identity::clock::SystemClock;
-use svcid_identity::token::{TokenIssuer, TokenVerifier};
 use svcid_proto::pb::common::Constraints;
 use svcid_proto::pb::heartbeat::heartbeat_service_server::{HeartbeatServiceServer, SERVICE_NAME};
 use svcid_proto::pb::registry::{EngineAddress, RegistrationRequest};
@@ -54,29 +52,20 @@ pub async fn run(
     let operations = svcid_grpc::ops::Operations::new();
     let live = LiveConfig::new(&settings, overrides).with_metrics(Arc::clone(&operations.reloads));
     let http_listener = svcid_grpc::ops::bind_http(&settings.http).await?;
-    let clock = Arc::new(SystemClock);
     let policy = settings.verify_policy();
-    let issuer = Arc::new(TokenIssuer::new(
-        settings.jwt.generator_key,
-        settings.jwt.token_expiration,
-        clock.clone(),
-    )?);
-    let verifier = Arc::new(TokenVerifier::new(policy, settings.deployments, clock));
-    // The port's TLS, replaceable by a reload (new certificate files apply to new connections).
-    let server_tls = match settings.grpc.tls.as_ref() {
-        Some(tls) => Some(Arc::new(svcid_grpc::tls::LiveServerTls::new(tls)?)),
-        None => None,
-    };
-    let live_targets = LiveTargets {
-        verifier: Arc::clone(&verifier),
-        issuer: Arc::clone(&issuer),
-        server_tls: server_tls.clone(),
-    };
-    let bound = listener.local_addr().map_err(|source| DaemonError::Io {
-        what: "cannot read the bound address of",
-        path: "the gRPC listener".into(),
-        source,
-    })?;
+    let credentials = Credentials::new(
+        policy,
+        settings.jwt,
+        settings.deployments,
+        settings.grpc.tls.as_ref(),
+    )?;
+    let live_targets = credentials.live_targets();
+    let Credentials {
+        issuer,
+        verifier,
+        server_tls,
+    } = credentials;
+    let bound = bound_address(&listener)?;
 
     let constraints = Constraints {
         capabilities: dpe.constraints.clone().into_iter().collect(),

@@ -17,12 +17,10 @@ use std::sync::Arc;
 
 use svcid_actuator::instruments::EngineMetrics;
 use svcid_config::{ModuleKind, Overrides, Settings};
-use svcid_grpc::daemon::DaemonError;
-use svcid_grpc::reload::{LiveConfig, LiveTargets};
+use svcid_grpc::daemon::{Credentials, DaemonError, bound_address};
+use svcid_grpc::reload::LiveConfig;
 use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
 use svcid_identity::authz::AccessPolicy;
-use svcid_identity::clock::SystemClock;
-use svcid_identity::token::{TokenIssuer, TokenVerifier};
 use svcid_proto::pb::engines::engine_admin_service_server::{
     EngineAdminServiceServer, SERVICE_NAME as ADMIN_SERVICE_NAME,
 };
@@ -57,24 +55,19 @@ pub async fn run(
     let operations = svcid_grpc::ops::Operations::new();
     let live = LiveConfig::new(&settings, overrides).with_metrics(Arc::clone(&operations.reloads));
     let http_listener = svcid_grpc::ops::bind_http(&settings.http).await?;
-    let clock = Arc::new(SystemClock);
     let policy = settings.verify_policy();
-    let issuer = Arc::new(TokenIssuer::new(
-        settings.jwt.generator_key,
-        settings.jwt.token_expiration,
-        clock.clone(),
-    )?);
-    let verifier = Arc::new(TokenVerifier::new(policy, settings.deployments, clock));
-    // The port's TLS, replaceable by a reload (new certificate files apply to new connections).
-    let server_tls = match settings.grpc.tls.as_ref() {
-        Some(tls) => Some(Arc::new(svcid_grpc::tls::LiveServerTls::new(tls)?)),
-        None => None,
-    };
-    let live_targets = LiveTargets {
-        verifier: Arc::clone(&verifier),
-        issuer: Arc::clone(&issuer),
-        server_tls: server_tls.clone(),
-    };
+    let credentials = Credentials::new(
+        policy,
+        settings.jwt,
+        settings.deployments,
+        settings.grpc.tls.as_ref(),
+    )?;
+    let live_targets = credentials.live_targets();
+    let Credentials {
+        issuer,
+        verifier,
+        server_tls,
+    } = credentials;
 
     let registry = Arc::new(EngineRegistry::new(CheckSchedule {
         connected_interval: dpm.check_connected_interval,
@@ -106,11 +99,7 @@ pub async fn run(
         .set_serving::<RegistryServiceServer<RegistryApi>>()
         .await;
     let (reflection_v1, reflection_v1alpha) = svcid_grpc::server::reflection()?;
-    let address = listener.local_addr().map_err(|source| DaemonError::Io {
-        what: "cannot read the bound address of",
-        path: "the gRPC listener".into(),
-        source,
-    })?;
+    let address = bound_address(&listener)?;
     tracing::info!(
         eventId = "grpcServerStarted",
         module = "dpm",

@@ -302,3 +302,68 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// What a daemon proves and checks identities with, built once from its settings: the issuer of
+/// its own tokens, the verifier of its peers' tokens, and its port's TLS. The live reload swaps
+/// what is inside them ([`Credentials::live_targets`]); the `Arc`s themselves never change.
+#[derive(Debug)]
+pub struct Credentials {
+    /// Mints this module's tokens (outbound calls).
+    pub issuer: std::sync::Arc<svcid_identity::token::TokenIssuer>,
+    /// Verifies peers' tokens (the auth layer).
+    pub verifier: std::sync::Arc<svcid_identity::token::TokenVerifier>,
+    /// The gRPC port's TLS, replaceable by a reload; `None` for plain text.
+    pub server_tls: Option<std::sync::Arc<crate::tls::LiveServerTls>>,
+}
+
+impl Credentials {
+    /// Builds the issuer, verifier and TLS from the parts of the settings they consume.
+    pub fn new(
+        policy: svcid_identity::token::VerifyPolicy,
+        jwt: svcid_config::JwtSettings,
+        deployments: svcid_identity::registry::DeploymentRegistry,
+        tls: Option<&svcid_config::ServerTls>,
+    ) -> Result<Self, DaemonError> {
+        use std::sync::Arc;
+        let clock = Arc::new(svcid_identity::clock::SystemClock);
+        let issuer = Arc::new(svcid_identity::token::TokenIssuer::new(
+            jwt.generator_key,
+            jwt.token_expiration,
+            clock.clone(),
+        )?);
+        let verifier = Arc::new(svcid_identity::token::TokenVerifier::new(
+            policy,
+            deployments,
+            clock,
+        ));
+        let server_tls = match tls {
+            Some(tls) => Some(Arc::new(crate::tls::LiveServerTls::new(tls)?)),
+            None => None,
+        };
+        Ok(Self {
+            issuer,
+            verifier,
+            server_tls,
+        })
+    }
+
+    /// Where a reload puts what it applies live.
+    pub fn live_targets(&self) -> crate::reload::LiveTargets {
+        crate::reload::LiveTargets {
+            verifier: std::sync::Arc::clone(&self.verifier),
+            issuer: std::sync::Arc::clone(&self.issuer),
+            server_tls: self.server_tls.clone(),
+        }
+    }
+}
+
+/// The address a listener is bound to (the port 0 picked, for the start-up log).
+pub fn bound_address(
+    listener: &tokio::net::TcpListener,
+) -> Result<std::net::SocketAddr, DaemonError> {
+    listener.local_addr().map_err(|source| DaemonError::Io {
+        what: "cannot read the bound address of",
+        path: "the gRPC listener".into(),
+        source,
+    })
+}
