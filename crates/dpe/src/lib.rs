@@ -112,7 +112,10 @@ pub async fn run(
                     .await
             }
             Err(error) => {
-                tracing::error!(eventId = "register", "DPM address is not usable: {error}");
+                tracing::error!(
+                    eventId = registration::REGISTER_EVENT,
+                    "DPM address is not usable: {error}"
+                );
                 let _ = done_tx.send(());
             }
         }
@@ -125,7 +128,7 @@ pub async fn run(
         .await;
     let (reflection_v1, reflection_v1alpha) = svcid_grpc::server::reflection()?;
     tracing::info!(
-        eventId = "grpcServerStarted",
+        eventId = svcid_grpc::events::GRPC_SERVER_STARTED,
         module = "dpe",
         host = %bound.ip(),
         port = bound.port(),
@@ -198,6 +201,10 @@ pub async fn run(
     let _ = scheduler.join();
     let _ = watcher.await;
     let _ = http.await;
-    tracing::info!(eventId = "stopped", module = "dpe", "DPE stopped.");
+    tracing::info!(
+        eventId = svcid_grpc::events::STOPPED,
+        module = "dpe",
+        "DPE stopped."
+    );
     served.map_err(DaemonError::from)
 }

@@ -18,6 +18,9 @@ use tokio::sync::{oneshot, watch};
 use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
 
+/// Event id of registration outcomes ("Engine registered.", "Unable to register.").
+pub const REGISTER_EVENT: &str = "register";
+
 /// Longest wait for one registration call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -96,7 +99,7 @@ impl StatusChecker {
                     self.state.succeeded(false);
                     tracing::info!(
                         correlationId = %id,
-                        eventId = "register",
+                        eventId = REGISTER_EVENT,
                         dpmUrl = %self.dpm_url,
                         "Engine registered."
                     );
@@ -105,7 +108,7 @@ impl StatusChecker {
                     self.state.succeeded(true);
                     tracing::debug!(
                         correlationId = %id,
-                        eventId = "register",
+                        eventId = REGISTER_EVENT,
                         dpmUrl = %self.dpm_url,
                         "Engine already registered."
                     );
@@ -114,7 +117,7 @@ impl StatusChecker {
                     self.state.failed("DPM answered ERROR".to_owned());
                     tracing::warn!(
                         correlationId = %id,
-                        eventId = "register",
+                        eventId = REGISTER_EVENT,
                         dpmUrl = %self.dpm_url,
                         code = "ERROR",
                         "Unable to register."
@@ -128,7 +131,7 @@ impl StatusChecker {
                 self.state.failed(format!("{:?}: {reason}", status.code()));
                 tracing::warn!(
                     correlationId = %id,
-                    eventId = "register",
+                    eventId = REGISTER_EVENT,
                     dpmUrl = %self.dpm_url,
                     code = ?status.code(),
                     reason = %reason,

@@ -101,7 +101,7 @@ pub async fn run(
     let (reflection_v1, reflection_v1alpha) = svcid_grpc::server::reflection()?;
     let address = bound_address(&listener)?;
     tracing::info!(
-        eventId = "grpcServerStarted",
+        eventId = svcid_grpc::events::GRPC_SERVER_STARTED,
         module = "dpm",
         host = %address.ip(),
         port = address.port(),
@@ -173,6 +173,10 @@ pub async fn run(
     let _ = scheduler.join();
     let _ = watcher.await;
     let _ = http.await;
-    tracing::info!(eventId = "stopped", module = "dpm", "DPM stopped.");
+    tracing::info!(
+        eventId = svcid_grpc::events::STOPPED,
+        module = "dpm",
+        "DPM stopped."
+    );
     served.map_err(DaemonError::from)
 }

@@ -119,7 +119,7 @@ pub fn start_logging(
         ExitCode::from(EX_IOERR)
     })?;
     for problem in &loaded.warnings {
-        tracing::warn!(eventId = "configurationWarning", problem = %problem, "Configuration warning.");
+        tracing::warn!(eventId = crate::events::CONFIGURATION_WARNING, problem = %problem, "Configuration warning.");
     }
     warn_if_exposed(&loaded.settings.home.properties_file());
     Ok(guard)
@@ -266,7 +266,7 @@ where
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(eventId = "stopped", "{kind} stopped: {error}");
+            tracing::error!(eventId = crate::events::STOPPED, "{kind} stopped: {error}");
             eprintln!("{kind}: {error}");
             error.exit_code()
         }

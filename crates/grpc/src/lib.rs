@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod daemon;
+pub mod events;
 pub mod ops;
 pub mod outbound;
 pub mod refusals;

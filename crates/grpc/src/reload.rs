@@ -259,7 +259,7 @@ impl LiveConfig {
     fn apply(&self, targets: &LiveTargets, trigger: &str, loaded: Loaded) {
         let Loaded { settings, warnings } = loaded;
         for problem in &warnings {
-            tracing::warn!(eventId = "configurationWarning", problem = %problem, "Configuration warning.");
+            tracing::warn!(eventId = crate::events::CONFIGURATION_WARNING, problem = %problem, "Configuration warning.");
         }
         let new_kid = settings.jwt.generator_key.kid().to_owned();
         if new_kid != targets.issuer.kid() {
