@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 use svcid_config::names::{self, deployment as field};
-use svcid_config::{Problem, Settings, Severity};
+use svcid_config::{MISSPELT_REVOCATION, Problem, Settings, Severity};
 use svcid_identity::jwk::PublicKey;
 use svcid_properties::{Origin, PropertySet};
 
@@ -141,8 +141,14 @@ pub fn check(
     Ok(code)
 }
 
-/// Upgrades the daemon's C2 and C3 warnings to errors with a precise diagnosis.
+/// Upgrades the daemon's C2 and C3 warnings to errors with a precise diagnosis, and a misspelt
+/// `is-revoked=true` (the key the operator meant to revoke is still trusted) to an error.
 fn stricter_than_the_daemon(props: &PropertySet, problems: &mut Vec<Problem>) {
+    for problem in problems.iter_mut() {
+        if problem.severity == Severity::Warning && problem.message.contains(MISSPELT_REVOCATION) {
+            problem.severity = Severity::Error;
+        }
+    }
     for deployment in props.map_keys(names::DEPLOYMENTS) {
         let keys_prefix = format!("{}.{deployment}.{}", names::DEPLOYMENTS, field::JWT_KEYS);
         for key in props.map_keys(&keys_prefix) {
@@ -571,5 +577,18 @@ mod tests {
         );
         assert!(problems[1].message.contains("PRIVATE"), "{}", problems[1]);
         assert!(!problems[1].to_string().contains(&keypair["d"].to_string()));
+    }
+
+    #[test]
+    fn a_misspelt_revocation_is_an_error() {
+        let set = props("");
+        let mut problems = vec![Problem::warning(
+            None,
+            "x.is-revokd".into(),
+            "unknown property under a deployment; it is ignored: the key is NOT revoked".into(),
+            Some("did you mean is-revoked?".into()),
+        )];
+        stricter_than_the_daemon(&set, &mut problems);
+        assert!(problems[0].is_error(), "{}", problems[0]);
     }
 }

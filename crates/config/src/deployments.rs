@@ -11,6 +11,10 @@ use svcid_properties::{Origin, Value, did_you_mean, uniform};
 use crate::bind::{Binder, segments, shown_id};
 use crate::names::{self, deployment as field};
 
+/// How a misspelt `is-revoked=true` is described: the key meant to be revoked is still trusted.
+/// `svcid check` makes this warning an error.
+pub const MISSPELT_REVOCATION: &str = "the key is NOT revoked";
+
 /// The fields a deployment may hold, relative to `<deployments>.<name>`, in uniform form
 /// (`*` stands for a key name, `#` for a list index).
 const DEPLOYMENT_FIELDS: &[&str] = &[
@@ -354,7 +358,8 @@ fn check_unknown_fields(binder: &mut Binder<'_>, prefix: &str) {
                 // A misspelt revocation is the dangerous typo: the key the operator meant to
                 // revoke stays trusted. The spec keeps it a warning; the message says it plainly.
                 if guess == field::IS_REVOKED && v.raw.trim().eq_ignore_ascii_case("true") {
-                    message.push_str(": the key is NOT revoked");
+                    message.push_str(": ");
+                    message.push_str(MISSPELT_REVOCATION);
                 }
                 (message, format!("did you mean {guess}?"))
             }

@@ -8,6 +8,7 @@
 
 mod bind;
 mod deployments;
+pub use deployments::MISSPELT_REVOCATION;
 mod home;
 mod limits;
 mod load;
