@@ -17,13 +17,12 @@ use svcid_actuator::instruments::RegistrationState;
 use svcid_config::{ModuleKind, Overrides, Settings};
 use svcid_grpc::daemon::{Credentials, DaemonError, bound_address};
 use svcid_grpc::reload::LiveConfig;
-use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
+use svcid_grpc::{AuthLayer, WHOAMI_PREFIX};
 use svcid_identity::authz::AccessPolicy;
 use svcid_proto::pb::common::Constraints;
 use svcid_proto::pb::heartbeat::heartbeat_service_server::{HeartbeatServiceServer, SERVICE_NAME};
 use svcid_proto::pb::registry::{EngineAddress, RegistrationRequest};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
 use crate::heartbeat::Heartbeat;
 use crate::registration::StatusChecker;
@@ -126,7 +125,6 @@ pub async fn run(
     health
         .set_serving::<HeartbeatServiceServer<Heartbeat>>()
         .await;
-    let (reflection_v1, reflection_v1alpha) = svcid_grpc::server::reflection()?;
     tracing::info!(
         eventId = svcid_grpc::events::GRPC_SERVER_STARTED,
         module = "dpe",
@@ -154,48 +152,19 @@ pub async fn run(
         let _ = stop.send(true);
         let _ = tokio::time::timeout(UNREGISTER_GRACE, done).await;
     };
-    // Every service gets the same message limit: a larger request is refused with
-    // RESOURCE_EXHAUSTED before it is decoded (after the token check, which reads no body).
     let max_message = settings.grpc.limits.max_message_size;
-    let router = svcid_grpc::server::limited(&settings.grpc.limits)
-        .layer(AuthLayer::new(verifier, access_policy()).with_metrics(Arc::clone(&operations.auth)))
-        .add_service(
-            health_service
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
-        )
-        .add_service(
-            reflection_v1
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
-        )
-        .add_service(
-            reflection_v1alpha
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
-        )
-        .add_service(
-            WhoAmI::server("dpe")
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
-        )
-        .add_service(
-            HeartbeatServiceServer::new(Heartbeat::new(&engine_id, constraints))
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
-        );
-    let served = match server_tls {
-        Some(tls) => {
-            router
-                .serve_with_incoming_shutdown(svcid_grpc::tls::incoming(listener, tls), graceful)
-                .await
-        }
-        None => {
-            router
-                .serve_with_incoming_shutdown(TcpIncoming::from(listener), graceful)
-                .await
-        }
-    };
+    let router = svcid_grpc::server::standard_router(
+        &settings.grpc.limits,
+        AuthLayer::new(verifier, access_policy()).with_metrics(Arc::clone(&operations.auth)),
+        "dpe",
+        health_service,
+    )?
+    .add_service(
+        HeartbeatServiceServer::new(Heartbeat::new(&engine_id, constraints))
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(max_message),
+    );
+    let served = svcid_grpc::server::serve(router, listener, server_tls, graceful).await;
 
     operations.set_serving(false);
     let _ = scheduler.join();

@@ -19,14 +19,13 @@ use svcid_actuator::instruments::EngineMetrics;
 use svcid_config::{ModuleKind, Overrides, Settings};
 use svcid_grpc::daemon::{Credentials, DaemonError, bound_address};
 use svcid_grpc::reload::LiveConfig;
-use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
+use svcid_grpc::{AuthLayer, WHOAMI_PREFIX};
 use svcid_identity::authz::AccessPolicy;
 use svcid_proto::pb::engines::engine_admin_service_server::{
     EngineAdminServiceServer, SERVICE_NAME as ADMIN_SERVICE_NAME,
 };
 use svcid_proto::pb::registry::registry_service_server::{RegistryServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
 use crate::admin::EngineAdmin;
 use crate::checker::StatusChecker;
@@ -98,7 +97,6 @@ pub async fn run(
     health
         .set_serving::<RegistryServiceServer<RegistryApi>>()
         .await;
-    let (reflection_v1, reflection_v1alpha) = svcid_grpc::server::reflection()?;
     let address = bound_address(&listener)?;
     tracing::info!(
         eventId = svcid_grpc::events::GRPC_SERVER_STARTED,
@@ -118,55 +116,26 @@ pub async fn run(
     operations.set_serving(true);
     let http = svcid_grpc::ops::start_http(actuator, http_listener, stop.subscribe())?;
 
-    // Every service gets the same message limit: a larger request is refused with
-    // RESOURCE_EXHAUSTED before it is decoded (after the token check, which reads no body).
     let max_message = settings.grpc.limits.max_message_size;
-    let router = svcid_grpc::server::limited(&settings.grpc.limits)
-        .layer(AuthLayer::new(verifier, access_policy()).with_metrics(Arc::clone(&operations.auth)))
-        .add_service(
-            health_service
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
+    let router = svcid_grpc::server::standard_router(
+        &settings.grpc.limits,
+        AuthLayer::new(verifier, access_policy()).with_metrics(Arc::clone(&operations.auth)),
+        "dpm",
+        health_service,
+    )?
+    .add_service(
+        RegistryServiceServer::new(
+            RegistryApi::new(Arc::clone(&registry)).with_metrics(engine_metrics),
         )
-        .add_service(
-            reflection_v1
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
-        )
-        .add_service(
-            reflection_v1alpha
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
-        )
-        .add_service(
-            WhoAmI::server("dpm")
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
-        )
-        .add_service(
-            RegistryServiceServer::new(
-                RegistryApi::new(Arc::clone(&registry)).with_metrics(engine_metrics),
-            )
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message),
+    )
+    .add_service(
+        EngineAdminServiceServer::new(EngineAdmin::new(Arc::clone(&registry)))
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(max_message),
-        )
-        .add_service(
-            EngineAdminServiceServer::new(EngineAdmin::new(Arc::clone(&registry)))
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(max_message),
-        );
-    let served = match server_tls {
-        Some(tls) => {
-            router
-                .serve_with_incoming_shutdown(svcid_grpc::tls::incoming(listener, tls), shutdown)
-                .await
-        }
-        None => {
-            router
-                .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
-                .await
-        }
-    };
+    );
+    let served = svcid_grpc::server::serve(router, listener, server_tls, shutdown).await;
 
     operations.set_serving(false);
     let _ = stop.send(true);

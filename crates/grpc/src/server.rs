@@ -118,3 +118,73 @@ pub fn endpoint_uri(host: &str, port: u16) -> String {
         _ => format!("http://{host}:{port}"),
     }
 }
+
+/// The router every daemon serves: its limits, the authentication layer, and the services both
+/// daemons offer (health, reflection, `WhoAmI`), each with the same message limit — a larger
+/// request is refused with RESOURCE_EXHAUSTED before it is decoded (after the token check, which
+/// reads no body). The daemon adds its own services, with [`GrpcLimits::max_message_size`] too.
+pub fn standard_router<H>(
+    limits: &GrpcLimits,
+    auth: crate::AuthLayer,
+    module: &str,
+    health: tonic_health::pb::health_server::HealthServer<H>,
+) -> Result<
+    tonic::transport::server::Router<
+        tower::layer::util::Stack<crate::AuthLayer, tower::layer::util::Identity>,
+    >,
+    tonic_reflection::server::Error,
+>
+where
+    H: tonic_health::pb::health_server::Health,
+{
+    let max = limits.max_message_size;
+    let (reflection_v1, reflection_v1alpha) = reflection()?;
+    Ok(limited(limits)
+        .layer(auth)
+        .add_service(
+            health
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            reflection_v1
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            reflection_v1alpha
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            crate::WhoAmI::server(module)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        ))
+}
+
+/// Serves `router` on `listener`, through the port's TLS when it has one, until `shutdown`.
+pub async fn serve(
+    router: tonic::transport::server::Router<
+        tower::layer::util::Stack<crate::AuthLayer, tower::layer::util::Identity>,
+    >,
+    listener: TcpListener,
+    tls: Option<std::sync::Arc<crate::tls::LiveServerTls>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    match tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(crate::tls::incoming(listener, tls), shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    shutdown,
+                )
+                .await
+        }
+    }
+}
