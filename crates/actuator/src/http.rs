@@ -39,8 +39,9 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 /// The JSON media type Spring Boot Actuator answers with.
 pub const ACTUATOR_JSON: &str = "application/vnd.spring-boot.actuator.v3+json";
 
-/// Binds the HTTP listener; port 0 picks a free port (read it from the listener).
-pub async fn bind(address: &str, port: u16) -> std::io::Result<TcpListener> {
+/// Opens a listener on `address:port` (`localhost` means the IPv4 loopback, as Spring reads it);
+/// port 0 picks a free port (read it from the listener). Both daemons' ports open through here.
+pub async fn listen(address: &str, port: u16) -> std::io::Result<TcpListener> {
     let address = if address == "localhost" {
         "127.0.0.1"
     } else {
@@ -263,7 +264,7 @@ mod tests {
 
     #[tokio::test]
     async fn serves_over_tcp_and_stops_on_shutdown() {
-        let listener = bind("127.0.0.1", 0).await.unwrap();
+        let listener = listen("127.0.0.1", 0).await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(Arc::new(actuator(false)), listener, async {

@@ -26,7 +26,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Keeps this engine registered with DPM.
 #[derive(Debug)]
-pub struct StatusChecker {
+pub struct Registrar {
     /// DPM's registry, with this engine's token on every call.
     client: RegistryServiceClient<InterceptedService<Channel, OutboundCredentials>>,
     /// What is sent on every registration (id, advertised address, constraints).
@@ -39,8 +39,8 @@ pub struct StatusChecker {
     state: Arc<RegistrationState>,
 }
 
-impl StatusChecker {
-    /// A checker that registers `request` with the DPM at `dpm_host:dpm_port`, over TLS when
+impl Registrar {
+    /// A registrar that registers `request` with the DPM at `dpm_host:dpm_port`, over TLS when
     /// `tls` is set. Must be created on the runtime that will run it (the channel's connection
     /// task lives there).
     pub fn new(

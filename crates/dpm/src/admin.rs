@@ -1,6 +1,6 @@
 //! `EngineAdminService.ListEngines`: the operator's view of the [`EngineRegistry`], printed by
 //! `svcid engines`. Read-only; the access policy admits any trusted peer (see
-//! [`crate::access_policy`]), since it shows only what engines advertised and DPM observed.
+//! [`crate::Dpm`]'s access rules), since it shows only what engines advertised and DPM observed.
 
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -1,17 +1,7 @@
-//! `dpm [--home DIR] [--<property>=<value> ...]`: see `svcid_dpm::run`.
+//! `dpm [--home DIR] [--<property>=<value> ...]`: see `svcid_dpm::Dpm`.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    svcid_grpc::daemon::main(
-        svcid_config::ModuleKind::Dpm,
-        |settings, overrides, listener| {
-            svcid_dpm::run(
-                settings,
-                overrides,
-                listener,
-                svcid_grpc::server::shutdown_signal(),
-            )
-        },
-    )
+    svcid_grpc::daemon::main::<svcid_dpm::Dpm>()
 }

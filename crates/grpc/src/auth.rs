@@ -71,8 +71,8 @@ impl std::fmt::Debug for AuthLayer {
 
 impl AuthLayer {
     /// A layer that authenticates with `verifier` and authorizes with `policy`. Identical
-    /// refusals are folded for [`REFUSAL_WINDOW`]. Call inside the server's tokio runtime, so the
-    /// task that writes the folded counts can start.
+    /// refusals are folded for [`REFUSAL_WINDOW`]; the task that writes the folded counts starts
+    /// with the first refusal, on the runtime serving it.
     pub fn new(verifier: Arc<TokenVerifier>, policy: AccessPolicy) -> Self {
         Self::with_refusal_window(verifier, policy, REFUSAL_WINDOW)
     }

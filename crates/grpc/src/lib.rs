@@ -6,8 +6,9 @@
 //! - [`outbound`]: the client interceptor that attaches this module's service token.
 //! - [`reload`]: live re-reading of the properties file (deployments and generator key).
 //! - [`status`]: the one mapping from authentication errors to gRPC statuses.
-//! - [`daemon`]: arguments, configuration and logging at start-up, and the exit codes.
-//! - [`server`]: runtime, standard services, binding and shutdown.
+//! - [`daemon`]: the life cycle both daemons share ([`daemon::Module`] is what each adds):
+//!   arguments, configuration and logging at start-up, serving, the stop sequence, exit codes.
+//! - [`server`]: runtime, the router with the standard services, listening, signals.
 //! - [`ops`]: the actuator HTTP endpoints (health, Prometheus, info) both daemons serve.
 //! - [`tls`]: server and client TLS (mutual TLS optional) from the checked settings.
 //! - [`whoami`]: `IdentityService.WhoAmI`, served by both daemons.

@@ -4,7 +4,7 @@
 //! [`Operations`] holds the instruments the shared code feeds (the authentication layer, the
 //! live reloader, the gRPC server's state); [`Operations::actuator`] assembles an
 //! [`Actuator`] reading them and the verifier's and issuer's counters, to which each daemon adds
-//! its own parts (DPM: engines; DPE: registration). [`bind_http`] and [`start_http`] bind and run
+//! its own parts (DPM: engines; DPE: registration). [`listen_http`] and [`start_http`] open and run
 //! it; `httpServerStarted` is logged with the bound port (0 picks one), as `grpcServerStarted` is.
 //!
 //! `/actuator/info` shows the `kid` this module signs with and, per trusted deployment, its
@@ -119,9 +119,9 @@ pub fn keys_info(verifier: &TokenVerifier, issuer: &TokenIssuer) -> Value {
     })
 }
 
-/// Binds `server.address:server.port`, mapping failure to [`DaemonError::BindHttp`].
-pub async fn bind_http(settings: &HttpSettings) -> Result<TcpListener, DaemonError> {
-    svcid_actuator::http::bind(&settings.address, settings.port)
+/// Opens `server.address:server.port`, mapping failure to [`DaemonError::BindHttp`].
+pub async fn listen_http(settings: &HttpSettings) -> Result<TcpListener, DaemonError> {
+    svcid_actuator::http::listen(&settings.address, settings.port)
         .await
         .map_err(|source| DaemonError::BindHttp {
             address: format!("{}:{}", settings.address, settings.port),
@@ -135,11 +135,7 @@ pub fn start_http(
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, DaemonError> {
-    let address = listener.local_addr().map_err(|source| DaemonError::Io {
-        what: "cannot read the bound address of",
-        path: "the HTTP listener".into(),
-        source,
-    })?;
+    let address = crate::daemon::local_address(&listener, "HTTP")?;
     tracing::info!(
         eventId = "httpServerStarted",
         module = %actuator.module(),

@@ -14,8 +14,10 @@
 //! the log: refusals that find the table full are counted in one overflow bucket and reported as a
 //! single `authenticationFailedRepeated` event with `kid=*` and the reasons seen.
 //!
-//! Summaries are written by a task spawned on the runtime that builds the log (checking every
-//! [`SWEEP_INTERVAL`]), by the next refusal once a window has ended, and when the log is dropped
+//! Summaries are written by a task that the first refusal starts on the runtime serving it
+//! (checking every [`SWEEP_INTERVAL`]; started then rather than when the log is built, so a log
+//! built outside a runtime still sweeps), by the next refusal once a window has ended, and when
+//! the log is dropped
 //! (server shutdown), so no count is lost. This module never sees a token: callers pass only the
 //! reason code and the escaped, shortened `kid` the verifier reports.
 
@@ -119,27 +121,36 @@ pub struct RefusalLog {
     capacity: usize,
     /// Running windows and the overflow bucket.
     state: Mutex<State>,
+    /// Set once the sweeping task has been started.
+    sweeping: std::sync::atomic::AtomicBool,
 }
 
 impl RefusalLog {
     /// A log folding identical refusals for `window`, tracking at most `capacity` combinations.
-    /// When called inside a tokio runtime, a task is spawned that writes summaries as windows end;
-    /// it stops when the log is dropped.
+    /// The first refusal starts the task that writes summaries as windows end; it stops when the
+    /// log is dropped.
     pub fn new(window: Duration, capacity: usize) -> Arc<Self> {
-        let log = Arc::new(RefusalLog {
+        Arc::new(RefusalLog {
             window,
             capacity,
             state: Mutex::new(State::default()),
-        });
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(sweep(Arc::downgrade(&log)));
-        }
-        log
+            sweeping: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// Logs `refusal` now, or counts it when an identical one was logged within the window.
-    /// Also writes the summaries of windows that have ended.
-    pub fn refused(&self, refusal: &Refusal<'_>) {
+    /// Also writes the summaries of windows that have ended. Refusals are logged while serving a
+    /// call, so a tokio runtime is there to run the sweeping task; were one ever missing, the
+    /// next refusal tries again and summaries are still written by later refusals and on drop.
+    pub fn refused(self: &Arc<Self>, refusal: &Refusal<'_>) {
+        if !self.sweeping.load(std::sync::atomic::Ordering::Relaxed)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && !self
+                .sweeping
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            runtime.spawn(sweep(Arc::downgrade(self)));
+        }
         let now = Instant::now();
         let (log_now, ended) = self.record(refusal, now);
         for summary in &ended {
@@ -307,11 +318,12 @@ mod tests {
     }
 
     fn log(window: Duration, capacity: usize) -> RefusalLog {
-        // Built without `new`, so no sweeping task runs: the tests drive time themselves.
+        // Not shared and never `refused`, so no sweeping task runs: the tests drive time themselves.
         RefusalLog {
             window,
             capacity,
             state: Mutex::new(State::default()),
+            sweeping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

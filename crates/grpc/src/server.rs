@@ -53,14 +53,9 @@ pub fn limited(limits: &GrpcLimits) -> Server {
         .http2_keepalive_timeout(Some(limits.keep_alive_timeout))
 }
 
-/// Binds the gRPC listener. Port 0 picks a free port; the caller logs [`TcpListener::local_addr`].
-pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
-    let host = if host == "localhost" {
-        "127.0.0.1"
-    } else {
-        host
-    };
-    TcpListener::bind((host, port)).await
+/// Opens the gRPC listener. Port 0 picks a free port; the caller logs [`TcpListener::local_addr`].
+pub async fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    svcid_actuator::http::listen(host, port).await
 }
 
 /// The gRPC reflection services (v1 and v1alpha, for older grpcurl) over svcid's protocol.
@@ -119,28 +114,23 @@ pub fn endpoint_uri(host: &str, port: u16) -> String {
     }
 }
 
-/// The router every daemon serves: its limits, the authentication layer, and the services both
-/// daemons offer (health, reflection, `WhoAmI`), each with the same message limit — a larger
-/// request is refused with RESOURCE_EXHAUSTED before it is decoded (after the token check, which
-/// reads no body). The daemon adds its own services, with [`GrpcLimits::max_message_size`] too.
-pub fn standard_router<H>(
+/// The router every daemon serves: its limits, the authentication layer, the services both
+/// daemons offer (health, reflection, `WhoAmI`) and the module's own `services`. Each shared
+/// service gets the same message limit as the module's — a larger request is refused with
+/// RESOURCE_EXHAUSTED before it is decoded (after the token check, which reads no body).
+pub fn router<H>(
     limits: &GrpcLimits,
     auth: crate::AuthLayer,
     module: &str,
     health: tonic_health::pb::health_server::HealthServer<H>,
-) -> Result<
-    tonic::transport::server::Router<
-        tower::layer::util::Stack<crate::AuthLayer, tower::layer::util::Identity>,
-    >,
-    tonic_reflection::server::Error,
->
+    services: tonic::service::Routes,
+) -> Result<DaemonRouter, tonic_reflection::server::Error>
 where
     H: tonic_health::pb::health_server::Health,
 {
     let max = limits.max_message_size;
     let (reflection_v1, reflection_v1alpha) = reflection()?;
-    Ok(limited(limits)
-        .layer(auth)
+    let routes = services
         .add_service(
             health
                 .max_decoding_message_size(max)
@@ -160,14 +150,18 @@ where
             crate::WhoAmI::server(module)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
-        ))
+        );
+    Ok(limited(limits).layer(auth).add_routes(routes))
 }
+
+/// The router of a daemon: every service behind the authentication layer.
+pub type DaemonRouter = tonic::transport::server::Router<
+    tower::layer::util::Stack<crate::AuthLayer, tower::layer::util::Identity>,
+>;
 
 /// Serves `router` on `listener`, through the port's TLS when it has one, until `shutdown`.
 pub async fn serve(
-    router: tonic::transport::server::Router<
-        tower::layer::util::Stack<crate::AuthLayer, tower::layer::util::Identity>,
-    >,
+    router: DaemonRouter,
     listener: TcpListener,
     tls: Option<std::sync::Arc<crate::tls::LiveServerTls>>,
     shutdown: impl std::future::Future<Output = ()>,

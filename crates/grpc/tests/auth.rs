@@ -140,7 +140,7 @@ async fn start(keys: &Keys, policy: AccessPolicy) -> TestServer {
         keys.registry(false),
         Arc::new(SystemClock),
     ));
-    let listener = svcid_grpc::server::bind("127.0.0.1", 0).await.unwrap();
+    let listener = svcid_grpc::server::listen("127.0.0.1", 0).await.unwrap();
     let address = listener.local_addr().unwrap();
     let (_health_reporter, health) = tonic_health::server::health_reporter();
     let (reflection_v1, reflection_v1alpha) = svcid_grpc::server::reflection().unwrap();

@@ -71,7 +71,7 @@ async fn fifty_identical_refusals_give_one_line_and_one_count() {
         registry,
         Arc::new(SystemClock),
     ));
-    let listener = svcid_grpc::server::bind("127.0.0.1", 0).await.unwrap();
+    let listener = svcid_grpc::server::listen("127.0.0.1", 0).await.unwrap();
     let address = listener.local_addr().unwrap();
     let layer = AuthLayer::with_refusal_window(
         verifier,

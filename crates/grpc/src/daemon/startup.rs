@@ -1,0 +1,112 @@
+//! What happens before the runtime starts: the configuration is loaded and every problem
+//! reported (nothing bound or written yet), then logging starts and the warnings are logged.
+
+use std::process::ExitCode;
+
+use svcid_config::{Loaded, ModuleKind, Overrides, Problem};
+
+use super::exit::{EX_CONFIG, EX_IOERR};
+
+/// Loads the home's configuration. On failure prints one line per problem to stderr and returns
+/// the exit code; nothing has been bound or written yet.
+pub fn load_settings(
+    kind: ModuleKind,
+    home: &std::path::Path,
+    overrides: &Overrides,
+) -> Result<Loaded, ExitCode> {
+    svcid_config::load(kind, home, overrides).map_err(|problems| {
+        report(kind, &problems);
+        ExitCode::from(EX_CONFIG)
+    })
+}
+
+/// Prints problems, one per line, errors counted at the end.
+pub fn report(kind: ModuleKind, problems: &[Problem]) {
+    for problem in problems {
+        eprintln!("{kind}: {problem}");
+    }
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == svcid_config::Severity::Error)
+        .count();
+    if errors > 0 {
+        eprintln!("{kind}: configuration has {errors} error(s); not started");
+    }
+}
+
+/// Starts logging as configured; logs the configuration warnings as WARN events.
+pub fn start_logging(
+    kind: ModuleKind,
+    loaded: &Loaded,
+) -> Result<svcid_logging::LogGuard, ExitCode> {
+    let guard = svcid_logging::init(&loaded.settings.logging).map_err(|error| {
+        eprintln!("{kind}: cannot start logging: {error}");
+        ExitCode::from(EX_IOERR)
+    })?;
+    for problem in &loaded.warnings {
+        tracing::warn!(eventId = crate::events::CONFIGURATION_WARNING, problem = %problem, "Configuration warning.");
+    }
+    warn_if_exposed(&loaded.settings.home.properties_file());
+    Ok(guard)
+}
+
+/// Logs WARN `insecureFilePermissions` when the properties file, which holds this module's private
+/// generator key, may be read or written by its group or by other users (unix mode `& 0o077`),
+/// naming the file and the fix. The daemon still starts: refusing would break installations that
+/// protect the folder instead, and the operator is told what to do.
+pub fn warn_if_exposed(file: &std::path::Path) {
+    if let Some(mode) = exposed_mode(file) {
+        tracing::warn!(
+            eventId = "insecureFilePermissions",
+            file = %file.display(),
+            mode = %format!("{mode:04o}"),
+            fix = %format!("chmod 600 {}", file.display()),
+            "The file holds this module's private key and is accessible to other users."
+        );
+    }
+}
+
+/// The file's permission bits when group or others have any access; `None` when it is private
+/// or cannot be inspected (a missing file has been reported by the loader already).
+#[cfg(unix)]
+pub fn exposed_mode(file: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(file).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+/// Permission bits are a unix notion; elsewhere nothing is reported.
+#[cfg(not(unix))]
+pub fn exposed_mode(_file: &std::path::Path) -> Option<u32> {
+    None
+}
+
+#[cfg(all(test, unix))]
+// Tests may unwrap: a panic is how they report a failure.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn only_files_open_to_group_or_others_are_reported() {
+        let dir = std::env::temp_dir().join(format!("svcid-perm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("application.properties");
+        std::fs::write(&file, "x=1\n").unwrap();
+        for (mode, reported) in [
+            (0o600, None),
+            (0o400, None),
+            (0o644, Some(0o644)),
+            (0o640, Some(0o640)),
+            (0o604, Some(0o604)),
+            (0o620, Some(0o620)),
+        ] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(exposed_mode(&file), reported, "{mode:o}");
+        }
+        assert_eq!(exposed_mode(&dir.join("missing")), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
