@@ -42,12 +42,9 @@ fn events(sink: &MemorySink, id: &str) -> Vec<serde_json::Map<String, Value>> {
         .collect()
 }
 
-#[tokio::test]
-async fn fifty_identical_refusals_give_one_line_and_one_count() {
-    let sink = MemorySink::new();
-    let subscriber = svcid_logging::build(&SETTINGS, Sinks::new().json(sink.clone()));
-    let _default = tracing::subscriber::set_default(subscriber);
-
+/// An authentication layer for a `dpe-dev` peer on a `dpm`, with the short window; the peer's
+/// issuer, its private key (base64) and its public JWK, to check that neither leaks.
+fn fixture() -> (AuthLayer, TokenIssuer, String, String) {
     let key = GeneratorKey::generate();
     let private = key.to_base64();
     let public_x = key.public_key().content_json();
@@ -71,13 +68,76 @@ async fn fifty_identical_refusals_give_one_line_and_one_count() {
         registry,
         Arc::new(SystemClock),
     ));
-    let listener = svcid_grpc::server::listen("127.0.0.1", 0).await.unwrap();
-    let address = listener.local_addr().unwrap();
     let layer = AuthLayer::with_refusal_window(
         verifier,
         AccessPolicy::new().allow_any_peer(WHOAMI_PREFIX),
         WINDOW,
     );
+    (layer, issuer, private, public_x)
+}
+
+/// A layer built before any runtime exists still writes the summary when the window ends with
+/// no further refusal (the sweeping task starts with the first refusal, not with the layer).
+#[test]
+fn a_layer_built_outside_a_runtime_still_summarises() {
+    let sink = MemorySink::new();
+    let subscriber = svcid_logging::build(&SETTINGS, Sinks::new().json(sink.clone()));
+    let _default = tracing::subscriber::set_default(subscriber);
+    let (layer, issuer, _, _) = fixture();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = svcid_grpc::server::listen("127.0.0.1", 0).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(
+            Server::builder()
+                .layer(layer)
+                .add_service(WhoAmI::server("dpm"))
+                .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+                    let _ = stopped.await;
+                }),
+        );
+        let channel = Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = IdentityServiceClient::new(channel);
+        let wrong_aud = format!("Internal-jwt {}", issuer.token_for("dpe"));
+        for _ in 0..3 {
+            let mut request = Request::new(WhoAmIRequest {});
+            request.metadata_mut().insert(
+                "authorization",
+                MetadataValue::try_from(wrong_aud.as_str()).unwrap(),
+            );
+            client.who_am_i(request).await.unwrap_err();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while events(&sink, "authenticationFailedRepeated").is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "{}", sink.text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            events(&sink, "authenticationFailedRepeated")[0]["repeated"],
+            "2"
+        );
+        drop(stop);
+        server.await.unwrap().unwrap();
+    });
+}
+
+#[tokio::test]
+async fn fifty_identical_refusals_give_one_line_and_one_count() {
+    let sink = MemorySink::new();
+    let subscriber = svcid_logging::build(&SETTINGS, Sinks::new().json(sink.clone()));
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let (layer, issuer, private, public_x) = fixture();
+    let listener = svcid_grpc::server::listen("127.0.0.1", 0).await.unwrap();
+    let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         Server::builder()
