@@ -1,6 +1,21 @@
 //! Every property name svcid reads, defined once (SPEC section 2). Names are in Spring's canonical
 //! dashed form; lookups are relaxed, so `isRevoked` and `is_revoked` find `is-revoked` too.
 
+/// Prefix of the gRPC server's properties (what a reload reports as needing a restart).
+pub const GRPC: &str = "ataccama.server.grpc";
+/// Prefix of the service-token properties.
+pub const JWT: &str = "ataccama.authentication.internal.jwt";
+/// Prefix of DPM's registry properties.
+pub const DPM_REGISTRY: &str = "ataccama.one.dpm.registry";
+/// Prefix of a DPE's connection to DPM.
+pub const DPM_CONNECTION: &str = "ataccama.client.connection.dpm";
+/// Prefix of a DPE's own properties.
+pub const DPE: &str = "ataccama.one.dpe";
+/// Prefix of Spring's logging properties.
+pub const LOGGING: &str = "logging";
+/// Prefix of the product's appender switches.
+pub const ATACCAMA_LOGGING: &str = "ataccama.logging";
+
 /// gRPC listen port (dpm 8531, dpe 8532; 0 picks a free port).
 pub const GRPC_PORT: &str = "ataccama.server.grpc.port";
 /// gRPC bind address.

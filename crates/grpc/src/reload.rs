@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use svcid_actuator::instruments::ReloadMetrics;
-use svcid_config::{Loaded, ModuleKind, Overrides, Settings};
+use svcid_config::{Loaded, ModuleKind, Overrides, Settings, names};
 use svcid_identity::token::{TokenIssuer, TokenVerifier};
 use svcid_logging::{Level, LogSettings};
 use tokio::sync::watch;
@@ -35,7 +35,7 @@ struct StartOnly {
     grpc: svcid_config::GrpcSettings,
     http: svcid_config::HttpSettings,
     role: svcid_config::RoleSettings,
-    logging: String,
+    logging: LogSettings,
     token_expiration: Duration,
     clock_skew: Duration,
     max_token_lifetime: Duration,
@@ -50,14 +50,11 @@ impl StartOnly {
             http: settings.http.clone(),
             role: settings.role.clone(),
             // Levels apply live; the rest of the logging settings (files, appenders) do not.
-            logging: format!(
-                "{:?}",
-                LogSettings {
-                    root_level: Level::Info,
-                    levels: Vec::new(),
-                    ..settings.logging.clone()
-                }
-            ),
+            logging: LogSettings {
+                root_level: Level::Info,
+                levels: Vec::new(),
+                ..settings.logging.clone()
+            },
             token_expiration: settings.jwt.token_expiration,
             clock_skew: settings.jwt.clock_skew,
             max_token_lifetime: settings.jwt.max_token_lifetime,
@@ -67,33 +64,41 @@ impl StartOnly {
     }
 
     /// Names of the groups of properties that differ.
-    fn changes(&self, new: &Self) -> Vec<&'static str> {
+    fn changes(&self, new: &Self) -> Vec<String> {
         let mut changed = Vec::new();
         // New certificate files, key, trust store or mtls mode apply live (LiveServerTls);
         // turning TLS on or off changes what the port speaks and needs a restart.
         if self.grpc.tls.is_some() != new.grpc.tls.is_some() {
-            changed.push("ataccama.server.grpc.tls.enabled");
+            changed.push(format!("{}.enabled", names::GRPC_TLS));
         }
         let without_tls = |g: &svcid_config::GrpcSettings| svcid_config::GrpcSettings {
             tls: None,
             ..g.clone()
         };
         if without_tls(&self.grpc) != without_tls(&new.grpc) {
-            changed.push("ataccama.server.grpc.*");
+            changed.push(format!("{}.*", names::GRPC));
         }
         if self.http != new.http {
-            changed.push("server.port, server.address");
+            changed.push(format!("{}, {}", names::SERVER_PORT, names::SERVER_ADDRESS));
         }
         if self.role != new.role {
             changed.push(match new.role {
-                svcid_config::RoleSettings::Dpm(_) => "ataccama.one.dpm.registry.*",
-                svcid_config::RoleSettings::Dpe(_) => {
-                    "ataccama.client.connection.dpm.*, ataccama.one.dpe.*, constraints.*"
-                }
+                svcid_config::RoleSettings::Dpm(_) => format!("{}.*", names::DPM_REGISTRY),
+                svcid_config::RoleSettings::Dpe(_) => format!(
+                    "{}.*, {}.*, {}.*",
+                    names::DPM_CONNECTION,
+                    names::DPE,
+                    names::CONSTRAINTS
+                ),
             });
         }
         if self.logging != new.logging {
-            changed.push("logging.* (other than logging.level.*), ataccama.logging.*");
+            changed.push(format!(
+                "{}.* (other than {}.*), {}.*",
+                names::LOGGING,
+                names::LOG_LEVEL,
+                names::ATACCAMA_LOGGING
+            ));
         }
         if (
             self.token_expiration,
@@ -103,7 +108,7 @@ impl StartOnly {
             || self.require_audience != new.require_audience
             || self.impersonation_role != new.impersonation_role
         {
-            changed.push("ataccama.authentication.internal.jwt.* (other than generator.key)");
+            changed.push(format!("{}.* (other than generator.key)", names::JWT));
         }
         changed
     }

@@ -49,7 +49,7 @@ const PLAIN_SUFFIX: &str = ".log";
 pub const DEFAULT_APPLICATION: &str = "oneApplication";
 
 /// What to log where, bound from the `ataccama.logging.*` and `logging.*` properties.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogSettings {
     /// `ataccama.logging.plainTextConsoleAppender` (default `true`): operators watching a
     /// terminal get readable lines.
