@@ -402,3 +402,112 @@ fn a_serving_certificate_close_to_expiry_is_a_warning_at_start() {
     let days: i64 = warning["daysLeft"].as_str().unwrap().parse().unwrap();
     assert!((9..=10).contains(&days), "{warning}");
 }
+
+/// `svcid engines` with the DPE home's key against the running DPM, with `extra` arguments.
+fn svcid_engines(dpm: &Daemon, dpe_home: &Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::bin("svcid"))
+        .args(["engines", "--json", "--dpm"])
+        .arg(format!("127.0.0.1:{}", dpm.port()))
+        .arg("--home")
+        .arg(dpe_home)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// The engine ids `svcid engines --json` printed, or its stderr as the failure.
+fn listed_engines(output: &std::process::Output) -> Result<Vec<String>, String> {
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    Ok(document["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["engineId"].as_str().unwrap().to_owned())
+        .collect())
+}
+
+#[test]
+fn svcid_engines_lists_the_engines_of_a_dpm_serving_tls_and_mutual_tls() {
+    for mtls in [false, true] {
+        let pair = tls_pair(mtls);
+        let dpm = pair.start_dpm(&[]);
+        let _dpe = pair.start_dpe(dpm.port(), &[]);
+        let engine_id = ready(&dpm)["correlationId"].as_str().unwrap().to_owned();
+        let tls = pair.dpe.join("etc/tls");
+        let (ca, cert, key) = (
+            tls.join("ca.pem"),
+            tls.join("module.pem"),
+            tls.join("module.key"),
+        );
+
+        // The DPE home lends its own TLS settings for DPM.
+        let own = svcid_engines(&dpm, &pair.dpe, &[]);
+        assert_eq!(
+            listed_engines(&own),
+            Ok(vec![engine_id.clone()]),
+            "mtls={mtls}"
+        );
+
+        // The flags: the trust store (and, for mutual TLS, the client certificate).
+        let mut flags = vec!["--trust-store", ca.to_str().unwrap()];
+        if mtls {
+            flags.extend(["--cert-chain", cert.to_str().unwrap()]);
+            flags.extend(["--private-key", key.to_str().unwrap()]);
+        }
+        let flagged = svcid_engines(&dpm, &pair.dpe, &flags);
+        assert_eq!(
+            listed_engines(&flagged),
+            Ok(vec![engine_id.clone()]),
+            "mtls={mtls}"
+        );
+
+        // A trust store that does not hold DPM's CA: the failure names the certificate.
+        let other = tempfile::tempdir().unwrap();
+        Ca::new("another CA").issue(other.path(), "x");
+        let other_ca = other.path().join("etc/tls/ca.pem");
+        let mut flags = vec!["--trust-store", other_ca.to_str().unwrap()];
+        if mtls {
+            flags.extend(["--cert-chain", cert.to_str().unwrap()]);
+            flags.extend(["--private-key", key.to_str().unwrap()]);
+        }
+        let untrusted = listed_engines(&svcid_engines(&dpm, &pair.dpe, &flags)).unwrap_err();
+        assert!(
+            untrusted.to_lowercase().contains("certificate"),
+            "{untrusted}"
+        );
+
+        if mtls {
+            // Without a client certificate a port that requires one refuses the call.
+            let refused = svcid_engines(&dpm, &pair.dpe, &["--trust-store", ca.to_str().unwrap()]);
+            assert!(listed_engines(&refused).is_err());
+        }
+    }
+}
+
+#[test]
+fn svcid_engines_tls_flags_are_checked_like_a_dpe_s_properties() {
+    let pair = Pair::linked();
+    let missing = svcid_engines_to(&pair.dpe, &["--trust-store", "/nonexistent/ca.pem"]);
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(
+        stderr.contains("ataccama.client.connection.dpm.grpc.tls.trust-store"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+}
+
+/// `svcid engines` at a port nobody serves (the flags are checked before any connection).
+fn svcid_engines_to(dpe_home: &Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::bin("svcid"))
+        .args(["engines", "--dpm"])
+        .arg(format!("127.0.0.1:{}", common::free_port()))
+        .arg("--home")
+        .arg(dpe_home)
+        .args(extra)
+        .output()
+        .unwrap()
+}

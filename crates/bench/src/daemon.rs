@@ -107,7 +107,7 @@ pub fn write_dpm_home(
 #[derive(Debug)]
 pub struct Dpm {
     /// The process while it runs.
-    child: Option<Child>,
+    child: ChildGuard,
     /// Its home.
     home: PathBuf,
 }
@@ -139,7 +139,7 @@ impl Dpm {
             .spawn()
             .context("starting dpm")?;
         Ok(Self {
-            child: Some(child),
+            child: ChildGuard(Some(child)),
             home: home.to_owned(),
         })
     }
@@ -152,6 +152,7 @@ impl Dpm {
     /// The process id.
     pub fn pid(&self) -> Result<u32> {
         self.child
+            .0
             .as_ref()
             .map(Child::id)
             .context("dpm is not running")
@@ -171,7 +172,7 @@ impl Dpm {
                         .context("grpcServerStarted without a port");
                 }
             }
-            if let Some(child) = self.child.as_mut()
+            if let Some(child) = self.child.0.as_mut()
                 && let Some(status) = child.try_wait()?
             {
                 bail!(
@@ -188,16 +189,33 @@ impl Dpm {
 
     /// SIGKILL, as a crash: no unregistration, no goodbye.
     pub fn kill(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill().context("killing dpm")?;
-            child.wait().context("reaping dpm")?;
-        }
-        Ok(())
+        self.child.kill().context("killing dpm")
     }
 
     /// SIGTERM, then waits (at most `patience`) before SIGKILL.
     pub fn stop(&mut self, patience: Duration) -> Result<()> {
-        let Some(mut child) = self.child.take() else {
+        self.child.terminate(patience).context("stopping dpm")
+    }
+}
+
+/// A child process that is killed if still running when dropped, so a failing bench never
+/// leaves a daemon behind.
+#[derive(Debug)]
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    /// SIGKILL and reap; nothing when it already stopped.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.0.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then SIGKILL after `patience`.
+    pub fn terminate(&mut self, patience: Duration) -> Result<()> {
+        let Some(mut child) = self.0.take() else {
             return Ok(());
         };
         let _ = Command::new("kill")
@@ -209,20 +227,17 @@ impl Dpm {
             if child.try_wait()?.is_some() {
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
-        child.kill().context("killing dpm")?;
-        child.wait().context("reaping dpm")?;
+        child.kill()?;
+        child.wait()?;
         Ok(())
     }
 }
 
-impl Drop for Dpm {
+impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let _ = self.kill();
     }
 }
 

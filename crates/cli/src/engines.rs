@@ -7,6 +7,10 @@
 //! its own home (a key from `svcid keygen` and a deployment for it in DPM's file). DPM's own
 //! home does not work: DPM does not trust its own key. When DPM refuses, the error says why and
 //! what to use instead. The token is never printed.
+//!
+//! TLS: the `--tls…` flags set the same properties a DPE reads for its own connection to DPM
+//! (`ataccama.client.connection.dpm.grpc.tls.*`) and are checked by the same rules. Without
+//! flags, a DPE home that talks TLS to its DPM lends its settings; otherwise the call is plain.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -16,12 +20,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
+use svcid_config::{ClientTls, RoleSettings, names};
 use svcid_identity::clock::SystemClock;
 use svcid_identity::token::TokenIssuer;
 use svcid_proto::pb::engines::engine_admin_service_client::EngineAdminServiceClient;
 use svcid_proto::pb::engines::{EngineInfo, ListEnginesRequest, engine_info};
 use time::format_description::well_known::Rfc3339;
-use tonic::metadata::MetadataValue;
 
 use crate::homes::ModuleChoice;
 
@@ -38,6 +42,54 @@ pub struct EnginesQuery<'a> {
     pub json: bool,
     /// How long to wait for DPM (connection and answer).
     pub timeout: Duration,
+    /// TLS to DPM as the flags ask for it.
+    pub tls: TlsFlags,
+}
+
+/// `svcid engines`' TLS flags, each one property of a DPE's connection to DPM.
+#[derive(Clone, Debug, Default)]
+pub struct TlsFlags {
+    /// `--tls`: TLS even without other flags.
+    pub enabled: bool,
+    /// `--trust-store`: PEM file of the CA that issued DPM's certificate.
+    pub trust_store: Option<std::path::PathBuf>,
+    /// `--cert-chain`: this client's certificate (mutual TLS).
+    pub cert_chain: Option<std::path::PathBuf>,
+    /// `--private-key`: the key of `cert_chain`.
+    pub private_key: Option<std::path::PathBuf>,
+    /// `--server-name`: the name DPM's certificate must carry.
+    pub server_name: Option<String>,
+}
+
+impl TlsFlags {
+    /// Whether any TLS flag was given.
+    fn any(&self) -> bool {
+        self.enabled
+            || self.trust_store.is_some()
+            || self.cert_chain.is_some()
+            || self.private_key.is_some()
+            || self.server_name.is_some()
+    }
+
+    /// The flags as the `--<property>=<value>` arguments a DPE would be given.
+    fn as_args(&self) -> Vec<String> {
+        let arg = |field: &str, value: &str| format!("--{}.{field}={value}", names::DPM_TLS);
+        let mut args = vec![arg("enabled", "true")];
+        let paths = [
+            ("trust-store", &self.trust_store),
+            ("cert-chain", &self.cert_chain),
+            ("private-key", &self.private_key),
+        ];
+        for (field, path) in paths {
+            if let Some(path) = path {
+                args.push(arg(field, &path.display().to_string()));
+            }
+        }
+        if let Some(name) = &self.server_name {
+            args.push(arg("server-name", name));
+        }
+        args
+    }
 }
 
 /// Lists DPM's engines on `out`.
@@ -51,12 +103,13 @@ pub fn engines(query: &EnginesQuery<'_>, out: &mut dyn Write) -> Result<()> {
         Arc::new(SystemClock),
     )
     .context("the generator key cannot sign")?;
+    let tls = client_tls(&query.tls, &settings.role)?;
     let token = issuer.mint("dpm", None);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let listed = runtime.block_on(list(host, port, &token, query.timeout));
+    let listed = runtime.block_on(list(host, port, tls.as_ref(), &token, query.timeout));
     let engines = match listed {
         Ok(engines) => engines,
         Err(status) => bail!(
@@ -97,30 +150,49 @@ fn split_address(address: &str) -> Result<(&str, u16)> {
     Ok((host, port))
 }
 
+/// The TLS of the call: the flags when any is given, else the DPE home's own connection to DPM.
+fn client_tls(flags: &TlsFlags, role: &RoleSettings) -> Result<Option<ClientTls>> {
+    if flags.any() {
+        let base = std::env::current_dir().context("cannot read the current directory")?;
+        return svcid_config::dpm_client_tls_from_args(&base, &flags.as_args()).map_err(
+            |problems| {
+                let lines: Vec<String> = problems
+                    .iter()
+                    .filter(|p| p.is_error())
+                    .map(ToString::to_string)
+                    .collect();
+                anyhow::anyhow!("the TLS flags cannot be used:\n{}", lines.join("\n"))
+            },
+        );
+    }
+    Ok(match role {
+        RoleSettings::Dpe(dpe) => dpe.dpm_tls.clone(),
+        RoleSettings::Dpm(_) => None,
+    })
+}
+
 /// The `ListEngines` call.
 async fn list(
     host: &str,
     port: u16,
+    tls: Option<&ClientTls>,
     token: &str,
     timeout: Duration,
 ) -> Result<Vec<EngineInfo>, tonic::Status> {
-    let uri = match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(ip)) => format!("http://[{ip}]:{port}"),
-        _ => format!("http://{host}:{port}"),
-    };
-    let endpoint = tonic::transport::Endpoint::from_shared(uri)
+    let endpoint = svcid_client::endpoint(host, port, tls)
         .map_err(|e| tonic::Status::invalid_argument(format!("bad DPM address: {e}")))?
         .connect_timeout(timeout)
         .timeout(timeout);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| tonic::Status::unavailable(format!("cannot connect: {e}")))?;
+    let channel = endpoint.connect().await.map_err(|e| {
+        let status = tonic::Status::from_error(Box::new(e));
+        tonic::Status::unavailable(format!(
+            "cannot connect: {}",
+            svcid_client::failure_reason(&status)
+        ))
+    })?;
     let mut request = tonic::Request::new(ListEnginesRequest {});
-    let mut value: MetadataValue<_> = format!("Internal-jwt {token}")
-        .parse()
-        .map_err(|_| tonic::Status::internal("the token is not valid metadata"))?;
-    value.set_sensitive(true);
+    let value = svcid_client::authorization_value(token)
+        .ok_or_else(|| tonic::Status::internal("the token is not valid metadata"))?;
     request.metadata_mut().insert("authorization", value);
     let response = EngineAdminServiceClient::new(channel)
         .list_engines(request)

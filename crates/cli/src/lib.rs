@@ -117,6 +117,22 @@ pub enum Command {
         /// Seconds to wait for DPM.
         #[arg(long, default_value_t = 5, value_name = "SECONDS")]
         timeout: u64,
+        /// Call DPM over TLS (implied by any other TLS flag). Without TLS flags, a DPE home's
+        /// own ataccama.client.connection.dpm.grpc.tls.* settings apply.
+        #[arg(long)]
+        tls: bool,
+        /// PEM file of the CA that issued DPM's certificate.
+        #[arg(long, value_name = "PEM")]
+        trust_store: Option<PathBuf>,
+        /// This client's certificate chain (PEM), for a DPM that requires client certificates.
+        #[arg(long, value_name = "PEM", requires = "private_key")]
+        cert_chain: Option<PathBuf>,
+        /// The private key (PEM) of --cert-chain.
+        #[arg(long, value_name = "PEM", requires = "cert_chain")]
+        private_key: Option<PathBuf>,
+        /// The name DPM's certificate must carry, when it differs from the host connected to.
+        #[arg(long, value_name = "NAME")]
+        server_name: Option<String>,
     },
 }
 
@@ -245,6 +261,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             module,
             json,
             timeout,
+            tls,
+            trust_store,
+            cert_chain,
+            private_key,
+            server_name,
         } => {
             let query = engines::EnginesQuery {
                 dpm: &dpm,
@@ -252,6 +273,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                 module,
                 json,
                 timeout: Duration::from_secs(timeout.max(1)),
+                tls: engines::TlsFlags {
+                    enabled: tls,
+                    trust_store,
+                    cert_chain,
+                    private_key,
+                    server_name,
+                },
             };
             engines::engines(&query, out)?;
             Ok(0)

@@ -25,7 +25,10 @@ pub use settings::{
     Settings,
 };
 pub use svcid_properties::{Problem, Severity};
-pub use tls::{CertifiedKey, ClientAuth, ClientTls, EXPIRY_WARNING_DAYS, PrivateKeyPem, ServerTls};
+pub use tls::{
+    CertifiedKey, ClientAuth, ClientTls, EXPIRY_WARNING_DAYS, PrivateKeyPem, ServerTls,
+    dpm_client_tls_from_args,
+};
 
 #[cfg(test)]
 mod tests;

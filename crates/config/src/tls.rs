@@ -236,6 +236,27 @@ pub(crate) fn bind_client(
     })
 }
 
+/// The client TLS of a connection to DPM set by `--<name>=<value>` arguments alone, under the
+/// names a DPE reads ([`names::DPM_TLS`]`.enabled`, `.trust-store`, `.cert-chain`,
+/// `.private-key`, `.server-name`), with relative paths resolved against `base`: `svcid`'s own
+/// calls get the daemons' rules and the same errors. `Ok(None)` when `enabled` is not true.
+pub fn dpm_client_tls_from_args(
+    base: &Path,
+    args: &[String],
+) -> Result<Option<ClientTls>, Vec<svcid_properties::Problem>> {
+    let mut props = svcid_properties::PropertySet::new();
+    props.add_args(args)?;
+    let mut b = Binder::new(&props);
+    let tls = bind_client(&mut b, &ModuleHome::new(base), names::DPM_TLS);
+    if b.problems
+        .iter()
+        .any(|p| p.severity == svcid_properties::Severity::Error)
+    {
+        return Err(b.problems);
+    }
+    Ok(tls)
+}
+
 /// Reads `<prefix>.cert-chain` and `<prefix>.private-key` and checks that they belong together
 /// (and, for a serving certificate, that it has not expired).
 fn bind_identity(

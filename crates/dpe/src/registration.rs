@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use svcid_actuator::instruments::RegistrationState;
+use svcid_client::{OutboundCredentials, with_correlation_id};
 use svcid_config::ClientTls;
-use svcid_grpc::{OutboundCredentials, with_correlation_id};
 use svcid_identity::token::TokenIssuer;
 use svcid_proto::pb::registry::registry_service_client::RegistryServiceClient;
 use svcid_proto::pb::registry::{
@@ -51,7 +51,7 @@ impl Registrar {
         interval: Duration,
         tls: Option<&ClientTls>,
     ) -> Result<Self, tonic::transport::Error> {
-        let endpoint = svcid_grpc::tls::endpoint(dpm_host, dpm_port, tls)?
+        let endpoint = svcid_client::endpoint(dpm_host, dpm_port, tls)?
             .connect_timeout(CALL_TIMEOUT)
             .timeout(CALL_TIMEOUT);
         let client = RegistryServiceClient::with_interceptor(
@@ -127,7 +127,7 @@ impl Registrar {
             Err(status) => {
                 // A transport failure (DPM's certificate not trusted, a TLS port spoken to in
                 // plain text) says why only in its sources.
-                let reason = svcid_grpc::tls::reason(&status);
+                let reason = svcid_client::failure_reason(&status);
                 self.state.failed(format!("{:?}: {reason}", status.code()));
                 tracing::warn!(
                     correlationId = %id,

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use svcid_actuator::instruments::EngineMetrics;
+use svcid_client::{OutboundCredentials, with_correlation_id};
 use svcid_config::ClientTls;
-use svcid_grpc::{OutboundCredentials, with_correlation_id};
 use svcid_identity::token::TokenIssuer;
 use svcid_proto::pb::heartbeat::HeartbeatRequest;
 use svcid_proto::pb::heartbeat::heartbeat_service_client::HeartbeatServiceClient;
@@ -122,9 +122,8 @@ impl StatusChecker {
     }
 
     fn channel(&self, address: &EngineAddress) -> Result<Channel, String> {
-        let endpoint =
-            svcid_grpc::tls::endpoint(&address.hostname, address.port, self.tls.as_ref())
-                .map_err(|e| format!("bad engine address: {e}"))?;
+        let endpoint = svcid_client::endpoint(&address.hostname, address.port, self.tls.as_ref())
+            .map_err(|e| format!("bad engine address: {e}"))?;
         Ok(endpoint.connect_timeout(self.timeout).connect_lazy())
     }
 
@@ -199,7 +198,7 @@ async fn check(
         Ok(Err(status)) => Err(format!(
             "{:?}: {}",
             status.code(),
-            svcid_grpc::tls::reason(&status)
+            svcid_client::failure_reason(&status)
         )),
         Ok(Ok(response)) => {
             let answered = response.into_inner().engine_id;

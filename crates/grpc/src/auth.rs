@@ -31,11 +31,10 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use svcid_client::CORRELATION_ID_HEADER;
+
 use crate::refusals::{MAX_TRACKED_REFUSALS, REFUSAL_WINDOW, Refusal, RefusalLog};
 use crate::status;
-
-/// Metadata key carrying the correlation id across modules.
-pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
 
 /// Method path prefixes served without a token.
 const OPEN_PREFIXES: &[&str] = &[

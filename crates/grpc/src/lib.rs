@@ -3,23 +3,22 @@
 //! - [`auth`]: the server-side layer that authenticates every method but health and reflection,
 //!   authorizes by module, and hands handlers the caller's identity.
 //! - [`refusals`]: the `authenticationFailed` log, identical refusals folded into counts.
-//! - [`outbound`]: the client interceptor that attaches this module's service token.
 //! - [`reload`]: live re-reading of the properties file (deployments and generator key).
 //! - [`status`]: the one mapping from authentication errors to gRPC statuses.
 //! - [`daemon`]: the life cycle both daemons share ([`daemon::Module`] is what each adds):
 //!   arguments, configuration and logging at start-up, serving, the stop sequence, exit codes.
 //! - [`server`]: runtime, the router with the standard services, listening, signals.
 //! - [`ops`]: the actuator HTTP endpoints (health, Prometheus, info) both daemons serve.
-//! - [`tls`]: server and client TLS (mutual TLS optional) from the checked settings.
+//! - [`tls`]: server TLS (mutual TLS optional) from the checked settings, replaceable live.
 //! - [`whoami`]: `IdentityService.WhoAmI`, served by both daemons.
 //!
-//! The identity rules themselves live in `svcid-identity`, which knows nothing of gRPC.
+//! The identity rules themselves live in `svcid-identity`, which knows nothing of gRPC; every
+//! outbound call (endpoint, token, failure reason) is `svcid-client`'s.
 
 pub mod auth;
 pub mod daemon;
 pub mod events;
 pub mod ops;
-pub mod outbound;
 pub mod refusals;
 pub mod reload;
 pub mod server;
@@ -27,6 +26,5 @@ pub mod status;
 pub mod tls;
 pub mod whoami;
 
-pub use auth::{AuthLayer, CORRELATION_ID_HEADER, caller};
-pub use outbound::{OutboundCredentials, with_correlation_id};
+pub use auth::{AuthLayer, caller};
 pub use whoami::{WHOAMI_PREFIX, WhoAmI};

@@ -2,7 +2,6 @@
 //! standard health and reflection services, the transport limits, binding, and shutdown on
 //! SIGINT / SIGTERM.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use svcid_config::GrpcLimits;
@@ -103,14 +102,6 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
-    }
-}
-
-/// `host:port` as a URI tonic can connect to.
-pub fn endpoint_uri(host: &str, port: u16) -> String {
-    match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(ip)) => format!("http://{}", SocketAddr::from((ip, port))),
-        _ => format!("http://{host}:{port}"),
     }
 }
 

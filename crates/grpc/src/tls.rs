@@ -1,48 +1,11 @@
 //! Transport security of the gRPC connections, from the checked settings of `svcid-config`
 //! (which read and validated the PEM files at load): the server's TLS (and client-certificate
 //! verification), accepted here on rustls so a reload can replace it ([`LiveServerTls`],
-//! [`incoming`]), and the client TLS of outbound channels (tonic's, also rustls).
+//! [`incoming`]). The client TLS of outbound channels is `svcid-client`'s.
 //!
 //! Neither side changes anything when TLS is off: plain text stays the default for a local pair.
 
-use svcid_config::{ClientAuth, ClientTls, ServerTls};
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-
-/// tonic's client TLS configuration for `tls`: the trust store as the only roots, the client
-/// certificate when one is configured, and the server-name override.
-pub fn client_config(tls: &ClientTls) -> ClientTlsConfig {
-    let mut config =
-        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.trust_store_pem));
-    if let Some(identity) = &tls.identity {
-        config = config.identity(Identity::from_pem(
-            &identity.cert_chain_pem,
-            identity.private_key_pem.expose(),
-        ));
-    }
-    if let Some(name) = &tls.server_name {
-        config = config.domain_name(name.clone());
-    }
-    config
-}
-
-/// An endpoint for `host:port`: `https://` with `tls`, `http://` (plain text) without.
-pub fn endpoint(
-    host: &str,
-    port: u16,
-    tls: Option<&ClientTls>,
-) -> Result<Endpoint, tonic::transport::Error> {
-    let uri = crate::server::endpoint_uri(host, port);
-    match tls {
-        None => Endpoint::from_shared(uri),
-        Some(tls) => {
-            let uri = match uri.strip_prefix("http://") {
-                Some(rest) => format!("https://{rest}"),
-                None => uri,
-            };
-            Endpoint::from_shared(uri)?.tls_config(client_config(tls))
-        }
-    }
-}
+use svcid_config::{ClientAuth, ServerTls};
 
 /// Logs INFO `grpcTls` with what the port serves and WARN `certificateExpiring` when the serving
 /// certificate expires within [`svcid_config::EXPIRY_WARNING_DAYS`] days (see [`warn_if_expiring`]).
@@ -79,23 +42,6 @@ pub fn warn_if_expiring(tls: Option<&ServerTls>) {
             "The serving certificate expires soon; replace it before it does."
         );
     }
-}
-
-/// A call's failure with the causes tonic keeps out of [`tonic::Status::message`] (a transport
-/// error says only "transport error"; the reason, such as an untrusted certificate, is in its
-/// sources).
-pub fn reason(status: &tonic::Status) -> String {
-    let mut reason = status.message().to_owned();
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        let text = error.to_string();
-        if !reason.contains(&text) {
-            reason.push_str(": ");
-            reason.push_str(&text);
-        }
-        source = error.source();
-    }
-    reason
 }
 
 /// Why a TLS configuration could not be built from (already validated) settings.

@@ -14,7 +14,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use serde_json::Value;
-use svcid_grpc::{AuthLayer, OutboundCredentials, WHOAMI_PREFIX, WhoAmI, with_correlation_id};
+use svcid_client::{OutboundCredentials, with_correlation_id};
+use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
 use svcid_identity::{
     AccessPolicy, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, SystemClock,
     TokenIssuer, TokenVerifier, VerifyPolicy,

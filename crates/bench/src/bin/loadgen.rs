@@ -16,11 +16,11 @@ use svcid_bench::daemon::{Dpm, LogTail, TrustedPeer, write_dpm_home};
 use svcid_bench::procfs::{cpu_ticks, ticks_per_second};
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::{Spread, human, per_second};
-use svcid_grpc::OutboundCredentials;
+use svcid_client::OutboundCredentials;
 use svcid_identity::{GeneratorKey, SystemClock, TokenIssuer};
 use svcid_proto::pb::identity::WhoAmIRequest;
 use svcid_proto::pb::identity::identity_service_client::IdentityServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -88,10 +88,10 @@ async fn run(args: Args) -> Result<()> {
     let pid = dpm.pid()?;
     let ticks = ticks_per_second();
 
-    let uri = format!("http://127.0.0.1:{port}");
+    let uri = svcid_client::uri("127.0.0.1", port, false);
     let mut channels = Vec::new();
     for _ in 0..args.connections.clamp(1, 64) {
-        let channel = Endpoint::from_shared(uri.clone())?
+        let channel = svcid_client::endpoint("127.0.0.1", port, None)?
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await

@@ -23,7 +23,7 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -31,12 +31,13 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::Value;
 use svcid_bench::daemon::{
-    Dpm, LogTail, TrustedPeer, free_port, log_path, sibling_binary, write_dpm_home,
+    ChildGuard, Dpm, LogTail, TrustedPeer, free_port, log_path, sibling_binary, write_dpm_home,
 };
 use svcid_bench::procfs::{CpuWindow, rss_kib, ticks_by_thread_name, ticks_per_second};
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::{Spread, human};
-use svcid_grpc::{AuthLayer, OutboundCredentials, with_correlation_id};
+use svcid_client::{OutboundCredentials, with_correlation_id};
+use svcid_grpc::AuthLayer;
 use svcid_identity::{
     AccessPolicy, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, SystemClock,
     TokenIssuer, TokenVerifier, VerifyPolicy,
@@ -49,7 +50,6 @@ use svcid_proto::pb::heartbeat::{HeartbeatRequest, HeartbeatResponse, heartbeat_
 use svcid_proto::pb::registry::registry_service_client::RegistryServiceClient;
 use svcid_proto::pb::registry::{EngineAddress, RegistrationRequest, registration_response};
 use tokio::sync::watch;
-use tonic::transport::Endpoint;
 use tonic::transport::server::TcpIncoming;
 
 /// Many engines against one real dpm.
@@ -608,7 +608,7 @@ fn start_engine(
         TOKEN_LIFETIME,
         Arc::new(SystemClock),
     )?);
-    let channel = Endpoint::from_shared(format!("http://127.0.0.1:{dpm_port}"))?
+    let channel = svcid_client::endpoint("127.0.0.1", dpm_port, None)?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(5))
         .connect_lazy();
@@ -860,40 +860,4 @@ async fn real_dpe_to_ready(
             .join(", ")
     );
     Ok(median)
-}
-
-/// A child process that is killed if still running when dropped.
-#[derive(Debug)]
-struct ChildGuard(Option<Child>);
-
-impl ChildGuard {
-    /// SIGTERM, then SIGKILL after `patience`.
-    fn terminate(&mut self, patience: Duration) -> Result<()> {
-        let Some(mut child) = self.0.take() else {
-            return Ok(());
-        };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + patience;
-        while Instant::now() < deadline {
-            if child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        child.kill()?;
-        child.wait()?;
-        Ok(())
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }

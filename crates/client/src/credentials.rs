@@ -6,14 +6,24 @@
 use std::sync::Arc;
 
 use svcid_identity::token::TokenIssuer;
-use tonic::metadata::MetadataValue;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use crate::auth::CORRELATION_ID_HEADER;
-
 /// The authorization scheme this module sends (servers also accept `Bearer`).
 pub const SCHEME: &str = "Internal-jwt";
+
+/// The gRPC metadata key of the correlation id, propagated between modules (SPEC section 6).
+pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+
+/// `Internal-jwt <token>` as a metadata value marked sensitive: HTTP/2 never adds it to the HPACK
+/// table (which would let a peer sharing the connection probe for it) and `Debug` of the metadata
+/// prints `Sensitive` instead of it. `None` when `token` holds bytes metadata cannot carry.
+pub fn authorization_value(token: &str) -> Option<AsciiMetadataValue> {
+    let mut value = MetadataValue::try_from(format!("{SCHEME} {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
 
 /// A tonic interceptor that adds `authorization: Internal-jwt <token>` for one target module type
 /// and an `x-correlation-id` when the caller did not set one.
@@ -47,11 +57,8 @@ impl OutboundCredentials {
 impl Interceptor for OutboundCredentials {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let token = self.issuer.token_for(&self.audience);
-        let mut value = MetadataValue::try_from(format!("{SCHEME} {token}"))
-            .map_err(|_| Status::internal("minted token is not valid metadata"))?;
-        // Sensitive: HTTP/2 never adds it to the HPACK table (which would let a peer sharing the
-        // connection probe for it) and `Debug` of the metadata prints `Sensitive` instead of it.
-        value.set_sensitive(true);
+        let value = authorization_value(&token)
+            .ok_or_else(|| Status::internal("minted token is not valid metadata"))?;
         request.metadata_mut().insert("authorization", value);
         if !request.metadata().contains_key(CORRELATION_ID_HEADER)
             && let Ok(id) = MetadataValue::try_from(uuid::Uuid::new_v4().to_string())
@@ -128,5 +135,11 @@ mod tests {
         let request = credentials.call(Request::new(())).unwrap();
         let id = request.metadata().get(CORRELATION_ID_HEADER).unwrap();
         assert!(uuid::Uuid::parse_str(id.to_str().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_token_metadata_cannot_carry_is_refused() {
+        assert!(authorization_value("a\nb").is_none());
+        assert!(authorization_value("a.b.c").unwrap().is_sensitive());
     }
 }
