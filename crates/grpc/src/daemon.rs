@@ -32,7 +32,9 @@ use tonic::service::Routes;
 pub use args::{DaemonArgs, parse_args};
 pub use credentials::Credentials;
 pub use exit::{DaemonError, EX_CONFIG, EX_IOERR, EX_SOFTWARE, EX_UNAVAILABLE, EX_USAGE};
-pub use startup::{exposed_mode, load_settings, report, start_logging, warn_if_exposed};
+pub use startup::{
+    exposed_mode, listen_grpc, load_settings, local_address, report, start_logging, warn_if_exposed,
+};
 
 use crate::AuthLayer;
 use crate::ops::Operations;
@@ -260,28 +262,4 @@ pub fn access_policy<M: Module>() -> AccessPolicy {
             .allow(&format!("/{}/", M::SERVICE), M::CALLER)
             .allow_any_peer(crate::WHOAMI_PREFIX),
     )
-}
-
-/// Opens the configured gRPC listener, mapping failure to [`DaemonError::Bind`].
-pub async fn listen_grpc(host: &str, port: u16) -> Result<TcpListener, DaemonError> {
-    crate::server::listen(host, port)
-        .await
-        .map_err(|source| DaemonError::Bind {
-            address: format!("{host}:{port}"),
-            source,
-        })
-}
-
-/// The address a listener is bound to (the port 0 picked, for the start-up logs); `listener`
-/// names it in the error.
-pub fn local_address(
-    listener: &TcpListener,
-    name: &'static str,
-) -> Result<SocketAddr, DaemonError> {
-    listener
-        .local_addr()
-        .map_err(|source| DaemonError::LocalAddress {
-            listener: name,
-            source,
-        })
 }

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::daemon::DaemonError;
+use crate::daemon::exit::DaemonError;
 
 /// The instruments shared code feeds, handed to the actuator and to the code that observes.
 #[derive(Debug, Default)]
@@ -135,7 +135,7 @@ pub fn start_http(
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, DaemonError> {
-    let address = crate::daemon::local_address(&listener, "HTTP")?;
+    let address = crate::daemon::startup::local_address(&listener, "HTTP")?;
     tracing::info!(
         eventId = "httpServerStarted",
         module = %actuator.module(),

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use svcid_config::{Loaded, ModuleKind, Overrides, Problem};
 
-use super::exit::{EX_CONFIG, EX_IOERR};
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use super::exit::{DaemonError, EX_CONFIG, EX_IOERR};
 
 /// Loads the home's configuration. On failure prints one line per problem to stderr and returns
 /// the exit code; nothing has been bound or written yet.
@@ -109,4 +113,28 @@ mod tests {
         assert_eq!(exposed_mode(&dir.join("missing")), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// Opens the configured gRPC listener, mapping failure to [`DaemonError::Bind`].
+pub async fn listen_grpc(host: &str, port: u16) -> Result<TcpListener, DaemonError> {
+    crate::server::listen(host, port)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            address: format!("{host}:{port}"),
+            source,
+        })
+}
+
+/// The address a listener is bound to (the port 0 picked, for the start-up logs); `listener`
+/// names it in the error.
+pub fn local_address(
+    listener: &TcpListener,
+    name: &'static str,
+) -> Result<SocketAddr, DaemonError> {
+    listener
+        .local_addr()
+        .map_err(|source| DaemonError::LocalAddress {
+            listener: name,
+            source,
+        })
 }
