@@ -2,12 +2,13 @@
 //!
 //! Each home is loaded exactly as its daemon loads it (`svcid_config::read_sources` + `bind`, the
 //! file only), and every [`Problem`] is reported in its one-line form
-//! `file:line: severity: property: message; fix: …`. Two findings the daemon only warns about are
-//! errors here, because a tool run before a deployment can afford to be strict (SECURITY.md C2,
-//! C3): a `fingerprint` that differs from the `kid` inside its `content`, and a peer `content` that
-//! holds the private `d`. Given homes of different module types, each pair is cross-checked: the
-//! verifier holds the signer's current generator key under the right fingerprint and module type,
-//! with the same public point, not revoked. Exit 0 clean, 1 warnings only, 2 errors.
+//! `file:line: severity: property: message; fix: …` (with `--json`, also its stable code). Three
+//! findings the daemon only warns about are errors here, because a tool run before a deployment
+//! can afford to be strict: the warnings whose codes are in [`ESCALATED`] (SECURITY.md C2, C3 and
+//! a misspelt `is-revoked=true`). The verdict goes by code only, never by the wording of a
+//! message. Given homes of different module types, each pair is cross-checked: the verifier holds
+//! the signer's current generator key under the right fingerprint and module type, with the same
+//! public point, not revoked. Exit 0 clean, 1 warnings only, 2 errors.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde_json::json;
 use svcid_config::names::{self, deployment as field};
-use svcid_config::{MISSPELT_REVOCATION, Problem, Settings, Severity};
+use svcid_config::{Problem, ProblemCode, Settings, Severity};
 use svcid_identity::jwk::PublicKey;
 use svcid_properties::{Origin, PropertySet};
 
@@ -27,6 +28,45 @@ pub const CLEAN: u8 = 0;
 pub const WARNINGS: u8 = 1;
 /// Exit code: at least one error.
 pub const ERRORS: u8 = 2;
+
+/// The daemon's warnings that `check` reports as errors, by code: a fingerprint that differs from
+/// the kid inside its content (the peer's tokens find no key, or the wrong one), a peer's content
+/// holding the private `d` (whoever reads the file can sign as that peer), and a misspelt
+/// `is-revoked=true` (the key meant to be revoked is still trusted).
+pub const ESCALATED: &[ProblemCode] = &[
+    svcid_config::codes::FINGERPRINT_DIFFERS_FROM_KID,
+    svcid_config::codes::PRIVATE_KEY_IN_CONTENT,
+    svcid_config::codes::MISSPELT_REVOCATION,
+];
+
+/// The codes of the problems only `check` finds (the daemons' own are in
+/// [`svcid_config::codes`] and `svcid_properties::codes`).
+pub mod codes {
+    use svcid_config::ProblemCode;
+
+    /// Warning: the module type of a home was a guess of last resort.
+    pub const MODULE_GUESSED: ProblemCode = ProblemCode::new("check.module-guessed");
+    /// Error: the deployment holding the signer's current key names another module type.
+    pub const PEER_MODULE_MISMATCH: ProblemCode = ProblemCode::new("cross.module-mismatch");
+    /// Error: the signer's current key is revoked by the verifier.
+    pub const CURRENT_KEY_REVOKED: ProblemCode = ProblemCode::new("cross.current-key-revoked");
+    /// Error: the entry with the signer's fingerprint holds another public key.
+    pub const CONTENT_MISMATCH: ProblemCode = ProblemCode::new("cross.content-mismatch");
+    /// Error: the verifier holds the signer's public key under another fingerprint.
+    pub const FINGERPRINT_MISMATCH: ProblemCode = ProblemCode::new("cross.fingerprint-mismatch");
+    /// Error: the verifier does not trust the signer's current key at all.
+    pub const KEY_NOT_TRUSTED: ProblemCode = ProblemCode::new("cross.key-not-trusted");
+
+    /// Every code above.
+    pub const ALL: &[ProblemCode] = &[
+        MODULE_GUESSED,
+        PEER_MODULE_MISMATCH,
+        CURRENT_KEY_REVOKED,
+        CONTENT_MISMATCH,
+        FINGERPRINT_MISMATCH,
+        KEY_NOT_TRUSTED,
+    ];
+}
 
 /// Which part of `check` found a problem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +118,7 @@ pub fn check(
             problems.insert(
                 0,
                 Problem::warning(
+                    codes::MODULE_GUESSED,
                     Some(Origin::File {
                         path: home.file.clone(),
                         line: 0,
@@ -141,14 +182,21 @@ pub fn check(
     Ok(code)
 }
 
-/// Upgrades the daemon's C2 and C3 warnings to errors with a precise diagnosis, and a misspelt
-/// `is-revoked=true` (the key the operator meant to revoke is still trusted) to an error.
-fn stricter_than_the_daemon(props: &PropertySet, problems: &mut Vec<Problem>) {
+/// Makes the daemon's warnings whose codes are [`ESCALATED`] errors, then words the C2 and C3
+/// ones with check's more precise diagnosis. Only the code decides; the wording follows.
+fn stricter_than_the_daemon(props: &PropertySet, problems: &mut [Problem]) {
     for problem in problems.iter_mut() {
-        if problem.severity == Severity::Warning && problem.message.contains(MISSPELT_REVOCATION) {
+        if problem.severity == Severity::Warning && ESCALATED.contains(&problem.code) {
             problem.severity = Severity::Error;
         }
     }
+    sharper_diagnoses(props, problems);
+}
+
+/// Rewords the daemon's private-key and fingerprint findings with what check can say on top: the
+/// fix that also retires the leaked key, and whether the fingerprint is the key's thumbprint or
+/// matches no key at all. Severity and code stay as they are.
+fn sharper_diagnoses(props: &PropertySet, problems: &mut [Problem]) {
     for deployment in props.map_keys(names::DEPLOYMENTS) {
         let keys_prefix = format!("{}.{deployment}.{}", names::DEPLOYMENTS, field::JWT_KEYS);
         for key in props.map_keys(&keys_prefix) {
@@ -159,28 +207,21 @@ fn stricter_than_the_daemon(props: &PropertySet, problems: &mut Vec<Problem>) {
             ) else {
                 continue;
             };
-            let Ok((public, findings)) = PublicKey::from_content(&content.raw) else {
+            let Ok((public, findings)) = PublicKey::from_content(content.raw.trim()) else {
                 continue;
             };
             if findings.private_part {
-                replace_warning(
+                reword(
                     problems,
+                    svcid_config::codes::PRIVATE_KEY_IN_CONTENT,
                     &content.origin,
                     &content.key,
-                    "PRIVATE",
-                    Problem::error(
-                        Some(content.origin.clone()),
-                        content.key.clone(),
-                        format!(
-                            "content holds \"d\", the PRIVATE key of deployment {deployment}: whoever can \
-                             read this file can sign as {deployment}"
-                        ),
-                        Some(
-                            "remove d (and use) from content; that key is no longer secret, so have the peer \
-                             switch to a new one (svcid link --rotate) and revoke this one"
-                                .to_owned(),
-                        ),
+                    format!(
+                        "content holds \"d\", the PRIVATE key of deployment {deployment}: whoever can \
+                         read this file can sign as {deployment}"
                     ),
+                    "remove d (and use) from content; that key is no longer secret, so have the peer \
+                     switch to a new one (svcid link --rotate) and revoke this one",
                 );
             }
             let fingerprint_text = fingerprint.raw.trim();
@@ -200,45 +241,37 @@ fn stricter_than_the_daemon(props: &PropertySet, problems: &mut Vec<Problem>) {
                          key's kid, so they will not find this entry (or will be checked against the wrong key)"
                     )
                 };
-                replace_warning(
+                reword(
                     problems,
+                    svcid_config::codes::FINGERPRINT_DIFFERS_FROM_KID,
                     &fingerprint.origin,
                     &fingerprint.key,
-                    "differs from the kid",
-                    Problem::error(
-                        Some(fingerprint.origin.clone()),
-                        fingerprint.key.clone(),
-                        message,
-                        Some(
-                            "set fingerprint to the kid of the peer's generator key and content to that key's \
-                             public JWK (svcid link writes both; svcid keygen prints a consistent pair)"
-                                .to_owned(),
-                        ),
-                    ),
+                    message,
+                    "set fingerprint to the kid of the peer's generator key and content to that key's \
+                     public JWK (svcid link writes both; svcid keygen prints a consistent pair)",
                 );
             }
         }
     }
 }
 
-/// Replaces the daemon's warning at `origin`/`property` whose message contains `marker` with
-/// `error`; adds `error` when the daemon said nothing there.
-fn replace_warning(
-    problems: &mut Vec<Problem>,
+/// Gives the daemon's problem `code` at `origin`/`property` check's message and fix. Nothing is
+/// added where the daemon found nothing: what is a problem is the daemon's finding, check only
+/// judges it more strictly.
+fn reword(
+    problems: &mut [Problem],
+    code: ProblemCode,
     origin: &Origin,
     property: &str,
-    marker: &str,
-    error: Problem,
+    message: String,
+    fix: &str,
 ) {
-    let found = problems.iter().position(|p| {
-        p.severity == Severity::Warning
-            && p.origin.as_ref() == Some(origin)
-            && p.property == property
-            && p.message.contains(marker)
-    });
-    match found {
-        Some(index) => problems[index] = error,
-        None => problems.push(error),
+    if let Some(problem) = problems
+        .iter_mut()
+        .find(|p| p.code == code && p.origin.as_ref() == Some(origin) && p.property == property)
+    {
+        problem.message = message;
+        problem.fix = Some(fix.to_owned());
     }
 }
 
@@ -278,6 +311,7 @@ fn cross_check(
             if deployment.module != signer_kind {
                 let (origin, property) = at(&deployment.name, field::MODULE);
                 problems.push(Problem::error(
+                    codes::PEER_MODULE_MISMATCH,
                     origin,
                     property,
                     format!(
@@ -291,6 +325,7 @@ fn cross_check(
             if entry.revoked {
                 let (origin, property) = at(&deployment.name, &key_field(field::IS_REVOKED));
                 problems.push(Problem::error(
+                    codes::CURRENT_KEY_REVOKED,
                     origin,
                     property,
                     format!(
@@ -308,6 +343,7 @@ fn cross_check(
             if entry.public.thumbprint() != thumbprint {
                 let (origin, property) = at(&deployment.name, &key_field(field::CONTENT));
                 problems.push(Problem::error(
+                    codes::CONTENT_MISMATCH,
                     origin,
                     property,
                     format!(
@@ -335,6 +371,7 @@ fn cross_check(
                         &format!("{}.{}.{}", field::JWT_KEYS, entry.name, field::FINGERPRINT),
                     );
                     problems.push(Problem::error(
+                        codes::FINGERPRINT_MISMATCH,
                         origin,
                         property,
                         format!(
@@ -362,6 +399,7 @@ fn cross_check(
                         format!("its {signer_kind} keys are {}", held.join(", "))
                     };
                     problems.push(Problem::error(
+                        codes::KEY_NOT_TRUSTED,
                         Some(Origin::File {
                             path: verifier.file.clone(),
                             line: 0,
@@ -501,6 +539,7 @@ fn write_json(
             json!({
                 "home": opened[finding.home].root.display().to_string(),
                 "check": match finding.scope { Scope::Home => "home", Scope::Cross => "cross" },
+                "code": p.code.as_str(),
                 "severity": p.severity.to_string(),
                 "file": file,
                 "line": line.filter(|l| *l > 0),
@@ -529,7 +568,11 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use svcid_config::codes as config_codes;
+    use svcid_config::{ModuleKind, Overrides};
     use svcid_identity::jwk::GeneratorKey;
+
+    const KEYS: &str = "ataccama.one.platform.deployments.dpm-dev.security.jwt-keys";
 
     fn props(text: &str) -> PropertySet {
         let mut set = PropertySet::new();
@@ -537,17 +580,123 @@ mod tests {
         set
     }
 
+    /// The single-line JSON of a keypair, `d` included: what a careless copy gives a peer.
+    fn keypair_line(key: &GeneratorKey) -> String {
+        let keypair: serde_json::Value = serde_json::from_str(&key.keypair_json_pretty()).unwrap();
+        keypair.to_string()
+    }
+
+    /// A dpe home trusting one dpm key under `dpm-dev/key`, with `extra` lines after it.
+    fn dpe_home(fingerprint: &str, content: &str, extra: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        let own = GeneratorKey::generate();
+        std::fs::write(
+            dir.path().join("etc/application.properties"),
+            format!(
+                "ataccama.authentication.internal.jwt.generator.key={}\n\
+                 ataccama.one.platform.deployments.dpm-dev.module=dpm\n\
+                 {KEYS}.key.fingerprint={fingerprint}\n\
+                 {KEYS}.key.content={content}\n{extra}",
+                own.to_base64()
+            ),
+        )
+        .unwrap();
+        dir
+    }
+
+    /// The daemon's loader gives `code` as a warning, and check reports it as an error (in its
+    /// JSON report, with the code).
+    fn assert_escalated(home: &Path, code: ProblemCode) {
+        let loaded = svcid_config::load(ModuleKind::Dpe, home, &Overrides::default())
+            .unwrap_or_else(|problems| panic!("the daemon refuses to start: {problems:#?}"));
+        let warned: Vec<_> = loaded.warnings.iter().filter(|p| p.code == code).collect();
+        assert_eq!(warned.len(), 1, "{:#?}", loaded.warnings);
+        assert_eq!(warned[0].severity, Severity::Warning);
+
+        let mut out = Vec::new();
+        let exit = check(&[home.to_owned()], &[ModuleChoice::Dpe], true, &mut out).unwrap();
+        assert_eq!(exit, ERRORS);
+        let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let reported: Vec<_> = report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["code"] == code.as_str())
+            .collect();
+        assert_eq!(reported.len(), 1, "{report:#}");
+        assert_eq!(reported[0]["severity"], "error", "{report:#}");
+        assert_eq!(report["errors"], 1, "{report:#}");
+    }
+
     #[test]
-    fn fingerprint_differing_from_kid_and_private_content_become_errors() {
+    fn the_escalated_codes_are_exactly_these() {
+        let mut escalated: Vec<&str> = ESCALATED.iter().map(|c| c.as_str()).collect();
+        escalated.sort_unstable();
+        assert_eq!(
+            escalated,
+            [
+                "deployment.fingerprint-differs-from-kid",
+                "deployment.misspelt-revocation",
+                "deployment.private-key-in-content",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fingerprint_differing_from_the_kid_is_escalated() {
+        let peer = GeneratorKey::generate();
+        let home = dpe_home("not-the-kid", &peer.public_key().content_json(), "");
+        assert_escalated(home.path(), config_codes::FINGERPRINT_DIFFERS_FROM_KID);
+    }
+
+    #[test]
+    fn a_private_key_in_content_is_escalated() {
+        let peer = GeneratorKey::generate();
+        let home = dpe_home(peer.kid(), &keypair_line(&peer), "");
+        assert_escalated(home.path(), config_codes::PRIVATE_KEY_IN_CONTENT);
+    }
+
+    #[test]
+    fn a_misspelt_revocation_is_escalated() {
+        let peer = GeneratorKey::generate();
+        let home = dpe_home(
+            peer.kid(),
+            &peer.public_key().content_json(),
+            &format!("{KEYS}.key.is-revokd=true\n"),
+        );
+        assert_escalated(home.path(), config_codes::MISSPELT_REVOCATION);
+    }
+
+    #[test]
+    fn escalation_goes_by_code_not_by_words() {
+        let set = props("");
+        let warning =
+            |code, message: &str| Problem::warning(code, None, "x".into(), message.into(), None);
+        let mut problems = vec![
+            // The words of an escalated finding under another code stay a warning...
+            warning(
+                config_codes::UNKNOWN_FIELD,
+                "the key is NOT revoked, a PRIVATE key, differs from the kid",
+            ),
+            // ... and an escalated code is an error whatever it says.
+            warning(config_codes::MISSPELT_REVOCATION, "reworded"),
+        ];
+        stricter_than_the_daemon(&set, &mut problems);
+        assert_eq!(problems[0].severity, Severity::Warning);
+        assert_eq!(problems[1].severity, Severity::Error);
+        assert_eq!(problems[1].message, "reworded");
+    }
+
+    #[test]
+    fn fingerprint_and_private_content_get_checks_diagnosis() {
         let key = GeneratorKey::generate();
         let public = key.public_key().content_json();
-        let keypair: serde_json::Value = serde_json::from_str(&key.keypair_json_pretty()).unwrap();
-        let p = "ataccama.one.platform.deployments.dpe-dev.security.jwt-keys";
+        let private = keypair_line(&key);
         let set = props(&format!(
-            "{p}.a.fingerprint=other\n{p}.a.content={public}\n\
-             {p}.b.fingerprint={kid}\n{p}.b.content={private}\n",
+            "{KEYS}.a.fingerprint=other\n{KEYS}.a.content={public}\n\
+             {KEYS}.b.fingerprint={kid}\n{KEYS}.b.content={private}\n",
             kid = key.kid(),
-            private = keypair
         ));
         let origin = |line| Origin::File {
             path: "f.properties".into(),
@@ -555,40 +704,69 @@ mod tests {
         };
         let mut problems = vec![
             Problem::warning(
+                config_codes::FINGERPRINT_DIFFERS_FROM_KID,
                 Some(origin(1)),
-                format!("{p}.a.fingerprint"),
+                format!("{KEYS}.a.fingerprint"),
                 "fingerprint \"other\" differs from the kid …".into(),
                 None,
             ),
             Problem::warning(
+                config_codes::PRIVATE_KEY_IN_CONTENT,
                 Some(origin(4)),
-                format!("{p}.b.content"),
-                "SECURITY: deployment dpe-dev was given a PRIVATE key".into(),
+                format!("{KEYS}.b.content"),
+                "SECURITY: deployment dpm-dev was given a PRIVATE key".into(),
                 None,
             ),
         ];
         stricter_than_the_daemon(&set, &mut problems);
         assert_eq!(problems.len(), 2, "{problems:#?}");
         assert!(problems.iter().all(Problem::is_error));
+        assert_eq!(problems[0].code, config_codes::FINGERPRINT_DIFFERS_FROM_KID);
         assert!(
             problems[0].message.contains("matches no key"),
             "{}",
             problems[0]
         );
+        assert_eq!(problems[1].code, config_codes::PRIVATE_KEY_IN_CONTENT);
         assert!(problems[1].message.contains("PRIVATE"), "{}", problems[1]);
+        let keypair: serde_json::Value = serde_json::from_str(&private).unwrap();
         assert!(!problems[1].to_string().contains(&keypair["d"].to_string()));
     }
 
     #[test]
-    fn a_misspelt_revocation_is_an_error() {
-        let set = props("");
-        let mut problems = vec![Problem::warning(
-            None,
-            "x.is-revokd".into(),
-            "unknown property under a deployment; it is ignored: the key is NOT revoked".into(),
-            Some("did you mean is-revoked?".into()),
-        )];
-        stricter_than_the_daemon(&set, &mut problems);
-        assert!(problems[0].is_error(), "{}", problems[0]);
+    fn the_readme_documents_every_code_and_the_escalated_ones_as_such() {
+        let readme = include_str!("../../../README.md");
+        let table = &readme[readme.find("### Problem codes").unwrap()..];
+        let table = &table[..table.find("\n## ").unwrap()];
+        for code in codes::ALL
+            .iter()
+            .chain(config_codes::ALL)
+            .chain(svcid_properties::codes::ALL)
+        {
+            let row = table
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{code}` |")))
+                .unwrap_or_else(|| panic!("README's problem codes table lacks {code}"));
+            assert_eq!(
+                row.contains("**check: error**"),
+                ESCALATED.contains(code),
+                "{row}"
+            );
+        }
+        let rows = table.lines().filter(|l| l.starts_with("| `")).count();
+        let known = codes::ALL.len() + config_codes::ALL.len() + svcid_properties::codes::ALL.len();
+        assert_eq!(rows, known, "README lists codes that do not exist");
+    }
+
+    #[test]
+    fn checks_codes_are_distinct_from_the_daemons() {
+        let mut seen = std::collections::HashSet::new();
+        for code in codes::ALL
+            .iter()
+            .chain(config_codes::ALL)
+            .chain(svcid_properties::codes::ALL)
+        {
+            assert!(seen.insert(code), "{code} twice");
+        }
     }
 }

@@ -375,6 +375,7 @@ fn check_diagnoses_the_manuals_second_block_as_a_fingerprint_matching_no_key() {
         .find(|p| p["message"].as_str().unwrap().contains("matches no key"))
         .unwrap();
     assert_eq!(problem["severity"], "error");
+    assert_eq!(problem["code"], "deployment.fingerprint-differs-from-kid");
     assert_eq!(problem["line"], line);
     assert_eq!(report["homes"][0]["module"], "dpm");
 }

@@ -5,8 +5,10 @@
 use std::time::Duration;
 
 use svcid_properties::{
-    DurationUnit, Problem, PropertySet, Value, ValueError, parse_bool, parse_duration,
+    DurationUnit, Problem, ProblemCode, PropertySet, Value, ValueError, parse_bool, parse_duration,
 };
+
+use crate::codes;
 
 /// The longest value quoted back in a message, in characters. Anything longer is described by
 /// its length only: a pasted private key (a `d` is 43 characters, a base64 keypair over 200) must
@@ -68,8 +70,15 @@ impl<'a> Binder<'a> {
     }
 
     /// Records an error about a value that is present.
-    pub fn error_at(&mut self, value: &Value, message: impl Into<String>, fix: impl Into<String>) {
+    pub fn error_at(
+        &mut self,
+        code: ProblemCode,
+        value: &Value,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
         self.problems.push(Problem::error(
+            code,
             Some(value.origin.clone()),
             value.key.clone(),
             message.into(),
@@ -78,8 +87,15 @@ impl<'a> Binder<'a> {
     }
 
     /// Records a warning about a value that is present.
-    pub fn warn_at(&mut self, value: &Value, message: impl Into<String>, fix: impl Into<String>) {
+    pub fn warn_at(
+        &mut self,
+        code: ProblemCode,
+        value: &Value,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
         self.problems.push(Problem::warning(
+            code,
             Some(value.origin.clone()),
             value.key.clone(),
             message.into(),
@@ -88,8 +104,9 @@ impl<'a> Binder<'a> {
     }
 
     /// Records an error about a property that is missing.
-    pub fn missing(&mut self, name: &str, fix: impl Into<String>) {
+    pub fn missing(&mut self, code: ProblemCode, name: &str, fix: impl Into<String>) {
         self.problems.push(Problem::error(
+            code,
             None,
             name.to_owned(),
             "required property is missing".to_owned(),
@@ -110,11 +127,13 @@ impl<'a> Binder<'a> {
         }
     }
 
-    /// A value parsed by `parse`, or `default` (with a problem recorded) when it does not parse.
+    /// A value parsed by `parse`, or `default` (with a problem `code` recorded) when it does not
+    /// parse.
     pub fn parsed<T>(
         &mut self,
         name: &str,
         default: T,
+        code: ProblemCode,
         fix: &str,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> T {
@@ -124,7 +143,7 @@ impl<'a> Binder<'a> {
         match parse(value.raw.trim()) {
             Ok(parsed) => parsed,
             Err(why) => {
-                self.error_at(value, why, fix);
+                self.error_at(code, value, why, fix);
                 default
             }
         }
@@ -132,17 +151,27 @@ impl<'a> Binder<'a> {
 
     /// `true`/`false`.
     pub fn bool(&mut self, name: &str, default: bool) -> bool {
-        self.parsed(name, default, "use true or false", |raw| {
-            parse_bool(raw).map_err(|e| value_error(raw, &e))
-        })
+        self.parsed(
+            name,
+            default,
+            codes::NOT_BOOLEAN,
+            "use true or false",
+            |raw| parse_bool(raw).map_err(|e| value_error(raw, &e)),
+        )
     }
 
     /// A TCP port, 0..=65535.
     pub fn port(&mut self, name: &str, default: u16) -> u16 {
-        self.parsed(name, default, "use a port number from 0 to 65535", |raw| {
-            raw.parse::<u16>()
-                .map_err(|_| format!("{} is not a port number", shown(raw)))
-        })
+        self.parsed(
+            name,
+            default,
+            codes::NOT_PORT,
+            "use a port number from 0 to 65535",
+            |raw| {
+                raw.parse::<u16>()
+                    .map_err(|_| format!("{} is not a port number", shown(raw)))
+            },
+        )
     }
 
     /// A Spring duration; bare numbers are in `unit`.
@@ -155,7 +184,7 @@ impl<'a> Binder<'a> {
                 "use a duration such as 500ms, 15s, 10m, 2d or PT15S (a bare number is seconds)"
             }
         };
-        self.parsed(name, default, fix, |raw| {
+        self.parsed(name, default, codes::NOT_DURATION, fix, |raw| {
             parse_duration(raw, unit).map_err(|e| value_error(raw, &e))
         })
     }
@@ -166,6 +195,7 @@ impl<'a> Binder<'a> {
         if value.is_zero() {
             if let Some(v) = self.props.get(name) {
                 self.error_at(
+                    codes::NOT_POSITIVE,
                     v,
                     "must be longer than zero",
                     "use a positive duration such as 1s",

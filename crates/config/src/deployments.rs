@@ -9,11 +9,12 @@ use svcid_identity::registry::{Deployment, DeploymentKey, DeploymentRegistry};
 use svcid_properties::{Origin, Value, did_you_mean, uniform};
 
 use crate::bind::{Binder, segments, shown_id};
+use crate::codes;
 use crate::names::{self, deployment as field};
 
 /// How a misspelt `is-revoked=true` is described: the key meant to be revoked is still trusted.
-/// `svcid check` makes this warning an error.
-pub const MISSPELT_REVOCATION: &str = "the key is NOT revoked";
+/// `svcid check` makes this warning an error, by its code ([`codes::MISSPELT_REVOCATION`]).
+const MISSPELT_REVOCATION: &str = "the key is NOT revoked";
 
 /// The fields a deployment may hold, relative to `<deployments>.<name>`, in uniform form
 /// (`*` stands for a key name, `#` for a list index).
@@ -72,8 +73,9 @@ pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<DeploymentRegistry> {
             // A bracketed name (`deployments[a.b]`) is not found under the dotted prefix; the
             // error must be reported all the same, or the load would fail without a reason.
             match binder.props.entries_under(&prefix).first().copied() {
-                Some(v) => binder.error_at(v, message, fix),
+                Some(v) => binder.error_at(codes::DEPLOYMENT_NAME_INVALID, v, message, fix),
                 None => binder.problems.push(svcid_properties::Problem::error(
+                    codes::DEPLOYMENT_NAME_INVALID,
                     None,
                     names::DEPLOYMENTS.to_owned(),
                     message,
@@ -89,6 +91,7 @@ pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<DeploymentRegistry> {
             Some((m, _)) if !m.is_empty() => Some(m),
             Some((_, v)) => {
                 binder.error_at(
+                    codes::DEPLOYMENT_MODULE_MISSING,
                     v,
                     "module is empty",
                     "set the peer's module type, e.g. dpm or dpe",
@@ -97,6 +100,7 @@ pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<DeploymentRegistry> {
             }
             None => {
                 binder.missing(
+                    codes::DEPLOYMENT_MODULE_MISSING,
                     &format!("{prefix}.{}", field::MODULE),
                     format!("add {prefix}.module=<dpm|dpe|…> naming the peer's module type"),
                 );
@@ -140,8 +144,11 @@ pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<DeploymentRegistry> {
                         );
                         let fix = "a key belongs to one deployment: remove one of the two entries";
                         match v {
-                            Some(v) => binder.error_at(v, message, fix),
+                            Some(v) => {
+                                binder.error_at(codes::FINGERPRINT_DUPLICATE, v, message, fix)
+                            }
                             None => binder.problems.push(svcid_properties::Problem::error(
+                                codes::FINGERPRINT_DUPLICATE,
                                 None,
                                 names::DEPLOYMENTS.to_owned(),
                                 message,
@@ -165,6 +172,7 @@ pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<DeploymentRegistry> {
             && let Some(v) = binder.props.entries_under(&prefix).first().copied()
         {
             binder.warn_at(
+                codes::DEPLOYMENT_WITHOUT_KEYS,
                 v,
                 format!("deployment {name} has no jwt-keys: no token from it can be verified"),
                 format!("add {keys_prefix}.<key>.fingerprint and .content (svcid link does it)"),
@@ -191,6 +199,7 @@ pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<DeploymentRegistry> {
         Err(errors) => {
             for error in errors {
                 binder.problems.push(svcid_properties::Problem::error(
+                    codes::DEPLOYMENT_REGISTRY_INVALID,
                     None,
                     names::DEPLOYMENTS.to_owned(),
                     error.to_string(),
@@ -218,6 +227,7 @@ fn bind_key(
     let fingerprint = match binder.string(&format!("{prefix}.{}", field::FINGERPRINT)) {
         Some((f, v)) if f.is_empty() || f.chars().any(|c| c.is_whitespace() || c.is_control()) => {
             binder.error_at(
+                codes::FINGERPRINT_MISSING,
                 v,
                 "fingerprint is empty or contains spaces",
                 "set it to the kid the peer puts in its token headers (svcid keygen prints it)",
@@ -227,6 +237,7 @@ fn bind_key(
         Some((f, v)) => Some((f, v)),
         None => {
             binder.missing(
+                codes::FINGERPRINT_MISSING,
                 &format!("{prefix}.{}", field::FINGERPRINT),
                 "add the kid the peer signs with (svcid keygen prints it as the fingerprint)",
             );
@@ -238,6 +249,7 @@ fn bind_key(
             Ok((public, findings)) => {
                 if findings.private_part {
                     binder.warn_at(
+                        codes::PRIVATE_KEY_IN_CONTENT,
                         v,
                         format!(
                             "SECURITY: deployment {deployment} was given a PRIVATE key (content holds \"d\"): \
@@ -250,6 +262,7 @@ fn bind_key(
             }
             Err(error) => {
                 binder.error_at(
+                    codes::CONTENT_INVALID,
                     v,
                     format!("content is not a usable public key: {error}"),
                     content_fix(&content),
@@ -259,6 +272,7 @@ fn bind_key(
         },
         None => {
             binder.missing(
+                codes::CONTENT_MISSING,
                 &format!("{prefix}.{}", field::CONTENT),
                 "add the peer's public JWK as single-line JSON (svcid keygen prints it as content)",
             );
@@ -274,6 +288,7 @@ fn bind_key(
         Some(kid) if kid != fingerprint => {
             let (kid, fv) = (kid.to_owned(), fingerprint_value);
             binder.warn_at(
+                codes::FINGERPRINT_DIFFERS_FROM_KID,
                 fv,
                 format!(
                     "fingerprint {} differs from the kid {} inside content: the peer's tokens \
@@ -290,6 +305,7 @@ fn bind_key(
     }
     if public.kid().is_some_and(|kid| kid != thumbprint) {
         binder.warn_at(
+            codes::KID_NOT_THUMBPRINT,
             content_value,
             format!("the kid inside content is not the RFC 7638 thumbprint of the key ({thumbprint})"),
             "generate keys with svcid keygen, whose kid is the thumbprint, so a fingerprint can be checked against its key",
@@ -339,7 +355,7 @@ fn check_unknown_fields(binder: &mut Binder<'_>, prefix: &str) {
     for v in unknown {
         let all = segments(&v.key);
         let last = all.last().map(|s| s.text).unwrap_or_default();
-        let (message, fix) = match did_you_mean(last, FIELD_NAMES) {
+        let (code, message, fix) = match did_you_mean(last, FIELD_NAMES) {
             // A known field in the wrong place, e.g. `security.is-revoked` without the key.
             Some(guess) if uniform(guess) == uniform(last) => {
                 let place = FIELD_PLACES
@@ -347,6 +363,7 @@ fn check_unknown_fields(binder: &mut Binder<'_>, prefix: &str) {
                     .find(|(field, _)| *field == guess)
                     .map_or(guess, |(_, place)| place);
                 (
+                    codes::FIELD_MISPLACED,
                     format!(
                         "{guess} is not valid at this depth under the deployment; it is ignored"
                     ),
@@ -354,21 +371,25 @@ fn check_unknown_fields(binder: &mut Binder<'_>, prefix: &str) {
                 )
             }
             Some(guess) => {
+                let mut code = codes::UNKNOWN_FIELD;
                 let mut message = "unknown property under a deployment; it is ignored".to_owned();
                 // A misspelt revocation is the dangerous typo: the key the operator meant to
-                // revoke stays trusted. The spec keeps it a warning; the message says it plainly.
+                // revoke stays trusted. The spec keeps it a warning; the message says it plainly
+                // and its own code lets `svcid check` make it an error.
                 if guess == field::IS_REVOKED && v.raw.trim().eq_ignore_ascii_case("true") {
+                    code = codes::MISSPELT_REVOCATION;
                     message.push_str(": ");
                     message.push_str(MISSPELT_REVOCATION);
                 }
-                (message, format!("did you mean {guess}?"))
+                (code, message, format!("did you mean {guess}?"))
             }
             None => (
+                codes::UNKNOWN_FIELD,
                 "unknown property under a deployment; it is ignored".to_owned(),
                 format!("known fields: {}", FIELD_NAMES.join(", ")),
             ),
         };
-        binder.warn_at(v, message, fix);
+        binder.warn_at(code, v, message, fix);
     }
 }
 

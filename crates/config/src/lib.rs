@@ -4,11 +4,12 @@
 //! arguments (later wins), and binds every property of SPEC tables 2.1–2.3 into [`Settings`]. It
 //! never stops at the first problem: all of them come back at once, each naming the file, line,
 //! property and fix, so an operator fixes a file in one pass. The property names live in [`names`],
-//! defined once for the daemons, `svcid` and the docs.
+//! defined once for the daemons, `svcid` and the docs; the stable code of each problem it reports
+//! lives in [`codes`], for `svcid check` and the docs.
 
 mod bind;
+pub mod codes;
 mod deployments;
-pub use deployments::MISSPELT_REVOCATION;
 mod home;
 mod limits;
 mod load;
@@ -24,7 +25,7 @@ pub use settings::{
     DpeSettings, DpmSettings, GrpcLimits, GrpcSettings, HttpSettings, JwtSettings, RoleSettings,
     Settings,
 };
-pub use svcid_properties::{Problem, Severity};
+pub use svcid_properties::{Problem, ProblemCode, Severity};
 pub use tls::{
     CertifiedKey, ClientAuth, ClientTls, EXPIRY_WARNING_DAYS, PrivateKeyPem, ServerTls,
     dpm_client_tls_from_args,

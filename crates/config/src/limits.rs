@@ -7,6 +7,7 @@
 use svcid_properties::DurationUnit;
 
 use crate::bind::{Binder, shown};
+use crate::codes;
 use crate::names;
 use crate::settings::GrpcLimits;
 
@@ -21,6 +22,7 @@ pub(crate) fn bind(b: &mut Binder<'_>) -> GrpcLimits {
     let max_message_size = b.parsed(
         names::GRPC_MAX_MESSAGE_SIZE,
         defaults.max_message_size,
+        codes::INVALID_VALUE,
         "use a data size from 1KB to 4GB such as 4MB or 512KB (a bare number is bytes)",
         |raw| {
             let size = size_between(raw, MIN_SIZE, MAX_MESSAGE_SIZE)?;
@@ -30,6 +32,7 @@ pub(crate) fn bind(b: &mut Binder<'_>) -> GrpcLimits {
     let max_metadata_size = b.parsed(
         names::GRPC_MAX_METADATA_SIZE,
         defaults.max_metadata_size,
+        codes::INVALID_VALUE,
         "use a data size from 1KB to 4GB such as 16KB (tokens alone may take 8KB)",
         |raw| {
             let size = size_between(raw, MIN_SIZE, u64::from(u32::MAX))?;
@@ -39,6 +42,7 @@ pub(crate) fn bind(b: &mut Binder<'_>) -> GrpcLimits {
     let max_concurrent_streams = b.parsed(
         names::GRPC_MAX_CONCURRENT_STREAMS,
         defaults.max_concurrent_streams,
+        codes::INVALID_VALUE,
         "use a whole number of at least 1, e.g. 100",
         |raw| match raw.parse::<u32>() {
             Ok(n) if n >= 1 => Ok(n),

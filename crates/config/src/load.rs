@@ -12,6 +12,7 @@ use svcid_properties::{
 };
 
 use crate::bind::{Binder, segments, shown};
+use crate::codes;
 use crate::home::{ModuleHome, ModuleKind};
 use crate::names;
 use crate::settings::{
@@ -102,12 +103,14 @@ pub fn bind(
         if !raw.is_empty() && raw.bytes().all(|c| c.is_ascii_digit()) {
             // The manual's habit of bare seconds: `15` is 15 ms here, as in Spring.
             b.error_at(
+                codes::TOKEN_EXPIRATION_BARE_NUMBER,
                 v,
                 format!("a bare number is milliseconds: tokens would live only {raw} ms"),
                 format!("write the unit, e.g. {raw}s"),
             );
         } else {
             b.error_at(
+                codes::TOKEN_EXPIRATION_TOO_SHORT,
                 v,
                 format!(
                     "tokens would live only {token_expiration:?}, less than a second: they would \
@@ -123,6 +126,7 @@ pub fn bind(
             .or_else(|| props.get(names::MAX_TOKEN_LIFETIME))
     {
         b.error_at(
+            codes::TOKEN_EXPIRATION_OVER_MAX_LIFETIME,
             v,
             format!(
                 "token-expiration ({token_expiration:?}) exceeds max-token-lifetime ({max_token_lifetime:?}): \
@@ -174,6 +178,7 @@ pub fn bind(
         // must still say why it refuses to start rather than exit silently.
         (_, _, false) => {
             problems.push(Problem::error(
+                codes::NOT_BOUND,
                 None,
                 String::new(),
                 "the configuration could not be bound".to_owned(),
@@ -204,6 +209,7 @@ fn bind_host(b: &mut Binder<'_>) -> String {
         && let Some(v) = b.props.get(names::GRPC_HOST)
     {
         b.error_at(
+            codes::NOT_BIND_ADDRESS,
             v,
             format!("{} is not an IP address to bind", shown(&host)),
             "use an address such as 0.0.0.0, 127.0.0.1 or ::",
@@ -216,6 +222,7 @@ fn bind_host(b: &mut Binder<'_>) -> String {
 fn bind_generator_key(b: &mut Binder<'_>) -> Option<GeneratorKey> {
     let Some((raw, value)) = b.string(names::GENERATOR_KEY) else {
         b.missing(
+            codes::GENERATOR_KEY_MISSING,
             names::GENERATOR_KEY,
             "set this module's private JWK, base64-encoded (`svcid link DPM_HOME DPE_HOME` or `svcid keygen`)",
         );
@@ -223,6 +230,7 @@ fn bind_generator_key(b: &mut Binder<'_>) -> Option<GeneratorKey> {
     };
     if raw.is_empty() {
         b.error_at(
+            codes::GENERATOR_KEY_UNUSABLE,
             value,
             "the generator key is empty",
             "set this module's private JWK, base64-encoded (`svcid link DPM_HOME DPE_HOME` or `svcid keygen`)",
@@ -234,6 +242,7 @@ fn bind_generator_key(b: &mut Binder<'_>) -> Option<GeneratorKey> {
         Ok(key) => Some(key),
         Err(error) => {
             b.error_at(
+                codes::GENERATOR_KEY_UNUSABLE,
                 value,
                 format!("not a usable generator key: {error}"),
                 "the value must be base64 of this module's EC P-256 keypair JWK with alg ES256, kid and d \
@@ -251,10 +260,16 @@ fn bind_logging(b: &mut Binder<'_>, home: &ModuleHome) -> LogSettings {
     };
     let level_fix = "use one of TRACE, DEBUG, INFO, WARN, ERROR, OFF";
     let root_name = format!("{}.root", names::LOG_LEVEL);
-    let root_level = b.parsed(&root_name, Level::Info, level_fix, |raw| {
-        raw.parse::<Level>()
-            .map_err(|_| format!("{} is not a log level", shown(raw)))
-    });
+    let root_level = b.parsed(
+        &root_name,
+        Level::Info,
+        codes::NOT_LOG_LEVEL,
+        level_fix,
+        |raw| {
+            raw.parse::<Level>()
+                .map_err(|_| format!("{} is not a log level", shown(raw)))
+        },
+    );
     let mut levels = Vec::new();
     let depth = names::LOG_LEVEL.split('.').count();
     for value in b.props.entries_under(names::LOG_LEVEL) {
@@ -275,6 +290,7 @@ fn bind_logging(b: &mut Binder<'_>, home: &ModuleHome) -> LogSettings {
         match value.raw.trim().parse::<Level>() {
             Ok(level) => levels.push((target, level)),
             Err(_) => b.error_at(
+                codes::NOT_LOG_LEVEL,
                 value,
                 format!("{} is not a log level", shown(value.raw.trim())),
                 level_fix,
@@ -298,6 +314,7 @@ fn bind_dpm(b: &mut Binder<'_>, home: &ModuleHome) -> DpmSettings {
     let check_disconnected_multiplier = b.parsed(
         names::CHECK_DISCONNECTED_MULTIPLIER,
         2.0,
+        codes::INVALID_VALUE,
         "use a number of at least 1, e.g. 2",
         |raw| match raw.parse::<f64>() {
             Ok(m) if m.is_finite() && m >= 1.0 => Ok(m),
@@ -351,6 +368,7 @@ fn bind_dpe(b: &mut Binder<'_>, home: &ModuleHome) -> DpeSettings {
         .collect();
     for v in nested {
         b.warn_at(
+            codes::CONSTRAINT_IGNORED,
             v,
             "a constraint is one name and one string value; this nested property is ignored",
             "write constraints.<name>=<value>, e.g. constraints.gpu=true",
@@ -414,7 +432,12 @@ fn check_unknown_properties(b: &mut Binder<'_>) {
                 "check the spelling against the configuration reference in README.md".to_owned()
             }
         };
-        b.warn_at(value, "unknown property; svcid ignores it", fix);
+        b.warn_at(
+            codes::UNKNOWN_PROPERTY,
+            value,
+            "unknown property; svcid ignores it",
+            fix,
+        );
     }
 }
 

@@ -7,6 +7,7 @@
 use svcid_logging::RollingPolicy;
 
 use crate::bind::{Binder, shown};
+use crate::codes;
 use crate::home::ModuleKind;
 use crate::limits::parse_data_size;
 use crate::names;
@@ -37,6 +38,7 @@ pub(crate) fn bind_http(b: &mut Binder<'_>, kind: ModuleKind, grpc_host: &str) -
         && let Some(v) = b.props.get(names::SERVER_ADDRESS)
     {
         b.error_at(
+            codes::NOT_BIND_ADDRESS,
             v,
             format!("{} is not an IP address to bind", shown(&address)),
             "use an address such as 0.0.0.0, 127.0.0.1 or ::",
@@ -55,6 +57,7 @@ pub(crate) fn bind_rolling(b: &mut Binder<'_>) -> RollingPolicy {
     let max_file_size = b.parsed(
         names::LOG_MAX_FILE_SIZE,
         defaults.max_file_size,
+        codes::INVALID_VALUE,
         "use a data size of at least 4KB such as 10MB or 64KB (a bare number is bytes)",
         |raw| match parse_data_size(raw) {
             Some(size) if size >= MIN_LOG_FILE_SIZE => Ok(size),
@@ -68,6 +71,7 @@ pub(crate) fn bind_rolling(b: &mut Binder<'_>) -> RollingPolicy {
     let max_history = b.parsed(
         names::LOG_MAX_HISTORY,
         defaults.max_history,
+        codes::INVALID_VALUE,
         "use a whole number of days, e.g. 7 (0 keeps archives forever)",
         |raw| {
             raw.parse::<u32>()
@@ -77,6 +81,7 @@ pub(crate) fn bind_rolling(b: &mut Binder<'_>) -> RollingPolicy {
     let total_size_cap = b.parsed(
         names::LOG_TOTAL_SIZE_CAP,
         defaults.total_size_cap,
+        codes::INVALID_VALUE,
         "use a data size such as 1GB (0B means no cap)",
         |raw| parse_data_size(raw).ok_or_else(|| format!("{} is not a data size", shown(raw))),
     );

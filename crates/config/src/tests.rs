@@ -651,6 +651,46 @@ fn constraints_too_deep_are_not_silently_dropped() {
     assert_eq!(loaded.warnings[0].property, "constraints.gpu.model");
 }
 
+#[test]
+fn problems_carry_their_codes() {
+    use crate::codes;
+    let peer = GeneratorKey::generate();
+    let keys = format!("{}.dpm-dev.security.jwt-keys", names::DEPLOYMENTS);
+    let text = format!(
+        "{}=abc
+         {}=15
+         logging.level.root=LOUD
+         ataccama.server.grpc.prot=1
+         {}.dpm-dev.module=dpm
+         {keys}.key.fingerprint=other
+         {keys}.key.content={}
+         {keys}.key.isRevokd=true
+         {keys}.key.colour=blue
+",
+        names::GRPC_PORT,
+        names::TOKEN_EXPIRATION,
+        names::DEPLOYMENTS,
+        peer.public_key().content_json(),
+    );
+    let problems = bind_err(ModuleKind::Dpe, &text);
+    let named: Vec<_> = problems.iter().map(|p| (p.code, p.severity)).collect();
+    assert_eq!(
+        named,
+        [
+            (codes::NOT_PORT, Severity::Error),
+            (codes::TOKEN_EXPIRATION_BARE_NUMBER, Severity::Error),
+            (codes::NOT_LOG_LEVEL, Severity::Error),
+            (codes::UNKNOWN_PROPERTY, Severity::Warning),
+            (codes::FINGERPRINT_DIFFERS_FROM_KID, Severity::Warning),
+            (codes::MISSPELT_REVOCATION, Severity::Warning),
+            (codes::UNKNOWN_FIELD, Severity::Warning),
+            (codes::GENERATOR_KEY_MISSING, Severity::Error),
+        ],
+        "{}",
+        lines(&problems)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. All problems reported together
 // ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
 use crate::bind::{Binder, shown};
+use crate::codes;
 use crate::home::ModuleHome;
 use crate::names;
 
@@ -148,6 +149,7 @@ pub(crate) fn bind_server(b: &mut Binder<'_>, home: &ModuleHome) -> Option<Serve
     let client_auth = b.parsed(
         &name(prefix, field::MTLS),
         ClientAuth::None,
+        codes::INVALID_VALUE,
         "use NONE, OPTIONAL or REQUIRED",
         |raw| match raw.to_ascii_uppercase().as_str() {
             "NONE" | "" => Ok(ClientAuth::None),
@@ -165,6 +167,7 @@ pub(crate) fn bind_server(b: &mut Binder<'_>, home: &ModuleHome) -> Option<Serve
         (ClientAuth::None, _) => None,
         (_, _) => {
             b.missing(
+                codes::TLS_FILE_MISSING,
                 &trust_store_name,
                 "client-certificate verification (mtls=OPTIONAL or REQUIRED) needs the PEM file \
                  of the CA that issues client certificates",
@@ -204,6 +207,7 @@ pub(crate) fn bind_client(
         }
         _ => {
             b.missing(
+                codes::TLS_FILE_MISSING,
                 &trust_store_name,
                 "client TLS needs the PEM file of the CA that issued the server's certificate \
                  (svcid does not use the system's roots)",
@@ -277,6 +281,7 @@ fn bind_identity(
         Some((path, value)) if !path.is_empty() => Some((path, value)),
         _ => {
             b.missing(
+                codes::TLS_FILE_MISSING,
                 &cert_name,
                 format!(
                     "{what} needs the certificate chain, a PEM file relative to the module home \
@@ -290,6 +295,7 @@ fn bind_identity(
         Some((path, value)) if !path.is_empty() => Some((path, value)),
         _ => {
             b.missing(
+                codes::TLS_FILE_MISSING,
                 &key_name,
                 format!(
                     "{what} needs the certificate's private key, a PEM file relative to the \
@@ -311,6 +317,7 @@ fn bind_identity(
         .unwrap_or(false);
     if !matches {
         b.error_at(
+            codes::TLS_KEY_MISMATCH,
             key_value,
             format!(
                 "the private key {} does not belong to the certificate {} (the first certificate \
@@ -335,6 +342,7 @@ fn bind_identity(
         .unwrap_or(false);
     if serving && expired {
         b.error_at(
+            codes::TLS_CERTIFICATE_EXPIRED,
             cert_value,
             format!(
                 "the certificate {} ({subject}) expired on {not_after}",
@@ -379,6 +387,7 @@ fn read_file(
         Ok(bytes) => Some(bytes),
         Err(error) => {
             b.error_at(
+                codes::TLS_FILE_UNREADABLE,
                 value,
                 format!("cannot read {}: {error}", full.display()),
                 "give the path of a readable PEM file (relative paths start at the module home)",
@@ -409,6 +418,7 @@ fn read_certificates(
         Ok(chain) if !chain.is_empty() => Some((bytes, chain)),
         _ => {
             b.error_at(
+                codes::TLS_PEM_INVALID,
                 value,
                 format!("{} holds no PEM certificate that parses", shown(path)),
                 "give a file with one or more -----BEGIN CERTIFICATE----- blocks",
@@ -432,6 +442,7 @@ fn read_private_key(
             let mut bytes = bytes;
             zeroize::Zeroize::zeroize(&mut bytes);
             b.error_at(
+                codes::TLS_PEM_INVALID,
                 value,
                 format!("{} holds no PEM private key that parses", shown(path)),
                 "give an unencrypted PEM key (-----BEGIN PRIVATE KEY-----, as openssl genpkey writes)",

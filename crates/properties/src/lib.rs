@@ -12,7 +12,9 @@
 //! - [`PropertySet`] layers the sources (file, then environment, then arguments; later wins).
 //! - [`parse_duration`] and [`parse_bool`] are Spring's conversions for the two value types that
 //!   every module reads; [`did_you_mean`] supports unknown-property diagnostics.
+//! - [`codes`] names the problems this crate reports itself (file syntax, arguments).
 
+pub mod codes;
 mod name;
 #[cfg(test)]
 mod noise;
@@ -23,7 +25,7 @@ mod syntax;
 mod value;
 
 pub use name::uniform;
-pub use problem::{Origin, Problem, Severity};
+pub use problem::{Origin, Problem, ProblemCode, Severity};
 pub use set::{PropertySet, Value};
 pub use suggest::did_you_mean;
 pub use value::{DurationUnit, ValueError, parse_bool, parse_duration};

@@ -1,10 +1,11 @@
 //! Where a value came from ([`Origin`]) and the one diagnostic every svcid crate reports to people
-//! ([`Problem`]).
+//! ([`Problem`]), named for programs by a stable [`ProblemCode`].
 //!
 //! The `Display` forms here are a user interface: daemons print one problem per line before they
 //! exit and `svcid check` prints them as a report, so they are stable, single-line (control
 //! characters are shown escaped) and never contain a value unless the caller put one into the
-//! message. Deciding whether something is a problem belongs to the callers.
+//! message. Deciding whether something is a problem belongs to the callers; so does naming it:
+//! each crate defines the codes of the problems it finds (this crate's are in [`crate::codes`]).
 
 use std::fmt::{self, Display, Write as _};
 use std::path::PathBuf;
@@ -74,11 +75,70 @@ impl Display for Severity {
     }
 }
 
+/// What kind of finding a [`Problem`] is, for programs: `deployment.private-key-in-content`.
+///
+/// Messages are for people and may be reworded at any time; a code, once published, keeps its
+/// meaning, so a tool decides on the code and never on the words (`svcid check` escalates some
+/// daemon warnings to errors by code, and its `--json` report carries the code of every problem).
+/// A code is two or more dot-separated words of lower-case ASCII letters, digits and dashes,
+/// the first naming the area (`properties`, `arguments`, `deployment`, …). [`ProblemCode::new`]
+/// checks that form; codes are constants, so a malformed one does not compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProblemCode(&'static str);
+
+impl ProblemCode {
+    /// A code of the documented form. Meant for constants, where a malformed code is a
+    /// compile-time error.
+    pub const fn new(code: &'static str) -> Self {
+        assert!(
+            well_formed(code),
+            "a problem code is two or more dot-separated words of a-z, 0-9 and -"
+        );
+        Self(code)
+    }
+
+    /// The code as written in reports and documentation.
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl Display for ProblemCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Whether `code` is two or more non-empty dot-separated words of `a-z`, `0-9` and `-`.
+const fn well_formed(code: &str) -> bool {
+    let bytes = code.as_bytes();
+    let mut words = 1;
+    let mut word_len = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'.' => {
+                if word_len == 0 {
+                    return false;
+                }
+                words += 1;
+                word_len = 0;
+            }
+            b'a'..=b'z' | b'0'..=b'9' | b'-' => word_len += 1,
+            _ => return false,
+        }
+        i += 1;
+    }
+    words >= 2 && word_len > 0
+}
+
 /// One finding about the configuration, for people. Display:
 /// `etc/application.properties:12: error: ataccama.server.grpc.port: not a port number ("abc"); fix: use 0..=65535`,
 /// or, without an origin, `ataccama.server.grpc.port: error: required property is missing; fix: …`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
+    /// What kind of finding this is, for programs; stable where the message is not.
+    pub code: ProblemCode,
     /// Whether the module can still start.
     pub severity: Severity,
     /// Where the offending value is; `None` when the problem is a *missing* property.
@@ -95,12 +155,14 @@ pub struct Problem {
 impl Problem {
     /// An error: the configuration cannot be used as it is.
     pub fn error(
+        code: ProblemCode,
         origin: Option<Origin>,
         property: String,
         message: String,
         fix: Option<String>,
     ) -> Self {
         Self {
+            code,
             severity: Severity::Error,
             origin,
             property,
@@ -111,12 +173,14 @@ impl Problem {
 
     /// A warning: worth fixing, not fatal.
     pub fn warning(
+        code: ProblemCode,
         origin: Option<Origin>,
         property: String,
         message: String,
         fix: Option<String>,
     ) -> Self {
         Self {
+            code,
             severity: Severity::Warning,
             origin,
             property,
@@ -181,6 +245,8 @@ fn write_single_line(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
 mod tests {
     use super::*;
 
+    const CODE: ProblemCode = ProblemCode::new("test.code");
+
     fn file(line: u32) -> Origin {
         Origin::File {
             path: "etc/application.properties".into(),
@@ -212,6 +278,7 @@ mod tests {
     #[test]
     fn problem_display_with_origin() {
         let problem = Problem::error(
+            CODE,
             Some(file(12)),
             "ataccama.server.grpc.port".into(),
             "not a port number (\"abc\")".into(),
@@ -226,6 +293,7 @@ mod tests {
     #[test]
     fn problem_display_without_origin_starts_with_the_property() {
         let problem = Problem::error(
+            CODE,
             None,
             "ataccama.authentication.internal.jwt.generator.key".into(),
             "required property is missing".into(),
@@ -239,18 +307,25 @@ mod tests {
 
     #[test]
     fn problem_display_warning_without_fix_or_property() {
-        let problem = Problem::warning(Some(file(0)), String::new(), "empty file".into(), None);
+        let problem = Problem::warning(
+            CODE,
+            Some(file(0)),
+            String::new(),
+            "empty file".into(),
+            None,
+        );
         assert_eq!(
             problem.to_string(),
             "etc/application.properties: warning: empty file"
         );
-        let bare = Problem::warning(None, String::new(), "nothing configured".into(), None);
+        let bare = Problem::warning(CODE, None, String::new(), "nothing configured".into(), None);
         assert_eq!(bare.to_string(), "warning: nothing configured");
     }
 
     #[test]
     fn problem_display_is_one_line() {
         let problem = Problem::error(
+            CODE,
             Some(Origin::File {
                 path: "odd\nname".into(),
                 line: 3,
@@ -271,8 +346,29 @@ mod tests {
     }
 
     #[test]
+    fn codes_are_dotted_lower_case_words() {
+        for good in ["a.b", "deployment.private-key-in-content", "x.y.z-1"] {
+            assert!(well_formed(good), "{good}");
+        }
+        for bad in [
+            "", "a", "a.", ".a", "a..b", "A.b", "a.b c", "a_b.c", "a.b\n", "é.a",
+        ] {
+            assert!(!well_formed(bad), "{bad:?}");
+        }
+        assert_eq!(CODE.to_string(), "test.code");
+        assert_eq!(CODE.as_str(), "test.code");
+    }
+
+    #[test]
+    fn the_code_does_not_show_in_the_line_for_people() {
+        let problem = Problem::error(CODE, None, "p".into(), "m".into(), None);
+        assert_eq!(problem.code, CODE);
+        assert!(!problem.to_string().contains("test.code"));
+    }
+
+    #[test]
     fn severity_orders_error_above_warning() {
         assert!(Severity::Error > Severity::Warning);
-        assert!(Problem::error(None, "p".into(), "m".into(), None).is_error());
+        assert!(Problem::error(CODE, None, "p".into(), "m".into(), None).is_error());
     }
 }

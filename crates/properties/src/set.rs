@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use crate::codes;
 use crate::name::{self, Element, ElementKey, EnvWord};
 use crate::problem::{Origin, Problem};
 use crate::syntax::{self, SyntaxError, SyntaxErrorKind};
@@ -182,6 +183,7 @@ impl PropertySet {
     pub fn load_file(&mut self, path: &Path, display_path: &Path) -> Result<(), Vec<Problem>> {
         let bytes = std::fs::read(path).map_err(|error| {
             vec![Problem::error(
+                codes::FILE_UNREADABLE,
                 Some(file_origin(display_path, 0)),
                 String::new(),
                 format!("cannot read the file: {error}"),
@@ -239,6 +241,7 @@ impl PropertySet {
             let Some(option) = arg.strip_prefix("--") else {
                 // Not echoed: a value pasted without its name may well be a secret.
                 problems.push(Problem::error(
+                    codes::ARGUMENT_NOT_AN_OPTION,
                     None,
                     format!("argument {}", index + 1),
                     "not a --name=value option; positional arguments are not accepted".to_owned(),
@@ -248,6 +251,7 @@ impl PropertySet {
             };
             let Some((key, raw)) = option.split_once('=') else {
                 problems.push(Problem::error(
+                    codes::ARGUMENT_WITHOUT_VALUE,
                     Some(Origin::Arg {
                         name: option.to_owned(),
                     }),
@@ -259,6 +263,7 @@ impl PropertySet {
             };
             if name::parse_name(key).is_empty() {
                 problems.push(Problem::error(
+                    codes::ARGUMENT_WITHOUT_NAME,
                     None,
                     format!("argument {}", index + 1),
                     "no property name before '='".to_owned(),
@@ -277,6 +282,7 @@ impl PropertySet {
         }
         let (entries, duplicates) = keep_last(entries, |earlier, later| {
             Problem::warning(
+                codes::ARGUMENT_DUPLICATE,
                 Some(later.origin.clone()),
                 later.key.clone(),
                 format!(
@@ -482,6 +488,7 @@ fn parse_file(text: &str, display_path: &Path) -> (Vec<Entry>, Vec<Problem>) {
         let origin = file_origin(display_path, pair.line);
         if name::parse_name(&pair.key).is_empty() {
             problems.push(Problem::warning(
+                codes::NO_NAME,
                 Some(origin),
                 pair.key,
                 "the line has no property name, so it is ignored".to_owned(),
@@ -506,6 +513,7 @@ fn parse_file(text: &str, display_path: &Path) -> (Vec<Entry>, Vec<Problem>) {
             format!(" as {}", earlier.key)
         };
         Problem::warning(
+            codes::DUPLICATE,
             Some(later.origin.clone()),
             later.key.clone(),
             format!("also set on line {line}{spelled}; this later line wins"),
@@ -557,19 +565,22 @@ fn keep_last(
 
 fn syntax_problem(error: &SyntaxError, display_path: &Path) -> Problem {
     let column = error.column;
-    let (message, fix) = match error.kind {
+    let (code, message, fix) = match error.kind {
         SyntaxErrorKind::MalformedUnicodeEscape => (
+            codes::MALFORMED_UNICODE_ESCAPE,
             format!(
                 "malformed \\u escape at column {column}: \\u must be followed by four hexadecimal digits"
             ),
             "write the character itself (the file is UTF-8) or as \\uXXXX; write \\\\ for a literal backslash",
         ),
         SyntaxErrorKind::UnpairedSurrogate => (
+            codes::UNPAIRED_SURROGATE,
             format!("unpaired UTF-16 surrogate escape at column {column}"),
             "write the character itself (the file is UTF-8) or both halves of its surrogate pair",
         ),
     };
     Problem::error(
+        code,
         Some(file_origin(display_path, error.line)),
         error.key.clone(),
         message,
@@ -597,6 +608,7 @@ fn invalid_utf8_problems(bytes: &[u8], display_path: &Path) -> Vec<Problem> {
         let line_start = valid.rfind(['\r', '\n']).map_or(0, |i| i + 1);
         let column = valid[line_start..].chars().count() + 1;
         problems.push(Problem::error(
+            codes::NOT_UTF8,
             Some(file_origin(display_path, line)),
             String::new(),
             format!("the file is not valid UTF-8 (byte 0x{bad:02X} at column {column})"),
@@ -1103,7 +1115,52 @@ mod tests {
             shown[1]
         );
         assert!(shown[2].starts_with("etc/application.properties:4: error: the file is not valid UTF-8 (byte 0xFF at column 1)"), "{}", shown[2]);
+        let named: Vec<_> = problems.iter().map(|p| p.code).collect();
+        assert_eq!(
+            named,
+            [
+                codes::NOT_UTF8,
+                codes::MALFORMED_UNICODE_ESCAPE,
+                codes::NOT_UTF8
+            ]
+        );
         assert!(set.iter().next().is_none());
+    }
+
+    #[test]
+    fn every_problem_of_this_crate_names_its_code() {
+        let code_of = |text: &str| {
+            let mut set = PropertySet::new();
+            match set.load_str(text, Path::new(FILE)) {
+                Ok(()) => set.warnings().iter().map(|p| p.code).collect::<Vec<_>>(),
+                Err(problems) => problems.iter().map(|p| p.code).collect(),
+            }
+        };
+        assert_eq!(code_of("a=1\na=2\n"), [codes::DUPLICATE]);
+        assert_eq!(code_of("=x\n"), [codes::NO_NAME]);
+        assert_eq!(code_of("a=\\u12\n"), [codes::MALFORMED_UNICODE_ESCAPE]);
+        assert_eq!(code_of("a=\\ud800\n"), [codes::UNPAIRED_SURROGATE]);
+        let problems = PropertySet::new()
+            .load_file(&scratch("absent.properties"), Path::new(FILE))
+            .expect_err("missing");
+        assert_eq!(problems[0].code, codes::FILE_UNREADABLE);
+
+        let args_codes = |list: &[&str]| {
+            let mut set = PropertySet::new();
+            match set.add_args(&args(list)) {
+                Ok(()) => set.warnings().iter().map(|p| p.code).collect::<Vec<_>>(),
+                Err(problems) => problems.iter().map(|p| p.code).collect(),
+            }
+        };
+        assert_eq!(
+            args_codes(&["plain", "--name", "--=x"]),
+            [
+                codes::ARGUMENT_NOT_AN_OPTION,
+                codes::ARGUMENT_WITHOUT_VALUE,
+                codes::ARGUMENT_WITHOUT_NAME
+            ]
+        );
+        assert_eq!(args_codes(&["--a=1", "--a=2"]), [codes::ARGUMENT_DUPLICATE]);
     }
 
     #[test]
