@@ -526,6 +526,40 @@ fn check_warns_when_it_has_to_guess_the_module_type() {
 }
 
 #[test]
+fn check_reports_a_constraint_that_does_not_parse_as_its_type() {
+    let pair = Pair::linked();
+    let good = "constraints.com.ataccama.dpe.plugin.dataconnect.jdbc.connectionstring=\
+                [pattern]jdbc:oracle:.*,jdbc:postgresql:.*";
+    write(
+        &pair.dpe,
+        &format!("{}{good}\nconstraints.cores=[long]4,x\n", read(&pair.dpe)),
+    );
+    let out = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 2, "{text}");
+    let expected = format!(
+        "{}:{}: error: constraints.cores: \"[long]4,x\": element 2 \"x\" is not a long; fix: ",
+        file(&pair.dpe).display(),
+        line_of(&pair.dpe, "constraints.cores")
+    );
+    assert!(text.contains(&expected), "{expected}\nnot in:\n{text}");
+    assert!(text.contains("result: 1 error, 0 warnings"), "{text}");
+
+    let json = svcid(&["check", "--json", s(&pair.dpe)]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["problems"][0]["code"], "constraints.not-of-type");
+    assert_eq!(report["problems"][0]["property"], "constraints.cores");
+
+    // Fixed, the home is clean again: the dotted jdbc key is a capability, not an unknown property.
+    write(
+        &pair.dpe,
+        &read(&pair.dpe).replace("[long]4,x", "[long]4,8"),
+    );
+    let out = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}
+
+#[test]
 fn token_mint_then_inspect_is_accepted_by_the_peer() {
     let pair = Pair::linked();
     let mint = svcid(&["token", "mint", "--home", s(&pair.dpe), "--aud", "dpm"]);

@@ -87,9 +87,16 @@ pub const UNKNOWN_FIELD: ProblemCode = ProblemCode::new("deployment.unknown-fiel
 /// be revoked is still trusted.
 pub const MISSPELT_REVOCATION: ProblemCode = ProblemCode::new("deployment.misspelt-revocation");
 
-// DPE (`constraints.*`).
+// DPE capabilities (`constraints.<key>=<value>`, SPEC 4.3).
 
-/// Warning: a `constraints.<name>.<more>` property, which binds to nothing; ignored.
+/// Error: the value starts with `[…]` that is not a type specifier (or has no `]`).
+pub const CONSTRAINT_UNKNOWN_TYPE: ProblemCode = ProblemCode::new("constraints.unknown-type");
+/// Error: the value cannot be split into elements (an open `"`, a lone `\` at the end) or has
+/// an empty element.
+pub const CONSTRAINT_MALFORMED: ProblemCode = ProblemCode::new("constraints.malformed");
+/// Error: an element that is not of the value's type, or out of its range.
+pub const CONSTRAINT_NOT_OF_TYPE: ProblemCode = ProblemCode::new("constraints.not-of-type");
+/// Warning: `constraints=<value>` with no capability name; ignored.
 pub const CONSTRAINT_IGNORED: ProblemCode = ProblemCode::new("constraints.ignored");
 
 // Transport security (`….tls.*`).
@@ -135,6 +142,9 @@ pub const ALL: &[ProblemCode] = &[
     FIELD_MISPLACED,
     UNKNOWN_FIELD,
     MISSPELT_REVOCATION,
+    CONSTRAINT_UNKNOWN_TYPE,
+    CONSTRAINT_MALFORMED,
+    CONSTRAINT_NOT_OF_TYPE,
     CONSTRAINT_IGNORED,
     TLS_FILE_MISSING,
     TLS_FILE_UNREADABLE,

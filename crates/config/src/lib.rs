@@ -9,6 +9,7 @@
 
 mod bind;
 pub mod codes;
+mod constraints;
 mod deployments;
 mod home;
 mod limits;
@@ -18,6 +19,9 @@ mod ops;
 mod settings;
 mod tls;
 
+pub use constraints::{
+    Capability, CapabilityError, CapabilityType, CapabilityValue, parse_capability,
+};
 pub use home::{ModuleHome, ModuleKind};
 pub use load::{Loaded, Overrides, bind, load, read_sources};
 pub use ops::{DPE_HTTP_PORT, DPM_HTTP_PORT, default_http_port};

@@ -1,7 +1,6 @@
 //! Loading a module home: the file, then environment variables, then `--name=value` arguments
 //! (later wins), bound into [`Settings`] with every problem found in one pass.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -350,30 +349,7 @@ fn bind_dpe(b: &mut Binder<'_>, home: &ModuleHome) -> DpeSettings {
         .map(|v| v.raw.trim().to_owned())
         .filter(|e| !e.is_empty())
         .collect();
-    let mut constraints = BTreeMap::new();
-    for name in b.props.map_keys(names::CONSTRAINTS) {
-        if let Some((value, _)) = b.string(&format!("{}.{name}", names::CONSTRAINTS)) {
-            constraints.insert(name, value);
-        }
-    }
-    // `constraints.a.b=…` binds to nothing (a constraint is one string); say so rather than
-    // advertise less than the operator configured.
-    let depth = names::CONSTRAINTS.split('.').count();
-    let nested: Vec<_> = b
-        .props
-        .entries_under(names::CONSTRAINTS)
-        .into_iter()
-        .filter(|v| !matches!(v.origin, Origin::Env { .. }))
-        .filter(|v| segments(&v.key).len() > depth + 1)
-        .collect();
-    for v in nested {
-        b.warn_at(
-            codes::CONSTRAINT_IGNORED,
-            v,
-            "a constraint is one name and one string value; this nested property is ignored",
-            "write constraints.<name>=<value>, e.g. constraints.gpu=true",
-        );
-    }
+    let constraints = crate::constraints::bind(b);
     DpeSettings {
         dpm_host: b.string_or(names::DPM_HOST, "localhost"),
         dpm_port: b.port(names::DPM_PORT, 8531),

@@ -9,6 +9,7 @@ use svcid_identity::registry::DeploymentRegistry;
 use svcid_identity::token::VerifyPolicy;
 use svcid_logging::LogSettings;
 
+use crate::constraints::Capability;
 use crate::home::{ModuleHome, ModuleKind};
 use crate::tls::{ClientTls, ServerTls};
 
@@ -134,7 +135,7 @@ pub struct DpmSettings {
 }
 
 /// DPE's view of DPM and what it advertises.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DpeSettings {
     /// Where DPM is (`localhost`).
     pub dpm_host: String,
@@ -148,8 +149,10 @@ pub struct DpeSettings {
     pub check_connection_interval: Duration,
     /// Environments served (`ataccama.one.dpe.environment`, a comma list).
     pub environments: Vec<String>,
-    /// Capabilities advertised to DPM (`constraints.<name>=<value>`).
-    pub constraints: BTreeMap<String, String>,
+    /// Capabilities advertised to DPM, typed by the product's rule: `constraints.<key>=<value>`
+    /// gives the capability `<key>` (dots included), e.g. `[long]4` a [`Capability::One`] of a
+    /// long (see [`crate::parse_capability`]).
+    pub constraints: BTreeMap<String, Capability>,
     /// TLS of the connection to DPM (`ataccama.client.connection.dpm.grpc.tls.*`); `None` is
     /// plain text.
     pub dpm_tls: Option<ClientTls>,

@@ -17,7 +17,10 @@ use svcid_identity::jwk::GeneratorKey;
 use svcid_logging::Level;
 use svcid_properties::{Origin, PropertySet};
 
-use crate::{Loaded, ModuleHome, ModuleKind, Overrides, Problem, Severity, bind, load, names};
+use crate::{
+    Capability, CapabilityValue, Loaded, ModuleHome, ModuleKind, Overrides, Problem, Severity,
+    bind, codes, load, names,
+};
 
 const FILE: &str = "etc/application.properties";
 const HOME: &str = "/srv/module";
@@ -626,8 +629,14 @@ fn constraints_and_environments() {
     let dpe = loaded.settings.dpe().unwrap().clone();
     assert_eq!(dpe.environments, ["dev", "test", "prod"]);
     assert_eq!(dpe.constraints.len(), 2);
-    assert_eq!(dpe.constraints["gpu"], "true");
-    assert_eq!(dpe.constraints["spark-version"], "3.5");
+    assert_eq!(
+        dpe.constraints["gpu"],
+        Capability::One(CapabilityValue::Value("true".into()))
+    );
+    assert_eq!(
+        dpe.constraints["spark-version"],
+        Capability::One(CapabilityValue::Value("3.5".into()))
+    );
 
     // A list given by indices works too.
     let text = format!(
@@ -638,22 +647,7 @@ fn constraints_and_environments() {
 }
 
 #[test]
-fn constraints_too_deep_are_not_silently_dropped() {
-    let (_, key_line) = minimal();
-    let text = format!("{key_line}constraints.gpu.model=a100\n");
-    let loaded = bind_ok(ModuleKind::Dpe, &text);
-    assert_eq!(
-        loaded.warnings.len(),
-        1,
-        "a nested constraint is reported: {}",
-        lines(&loaded.warnings)
-    );
-    assert_eq!(loaded.warnings[0].property, "constraints.gpu.model");
-}
-
-#[test]
 fn problems_carry_their_codes() {
-    use crate::codes;
     let peer = GeneratorKey::generate();
     let keys = format!("{}.dpm-dev.security.jwt-keys", names::DEPLOYMENTS);
     let text = format!(
@@ -689,6 +683,160 @@ fn problems_carry_their_codes() {
         "{}",
         lines(&problems)
     );
+}
+
+#[test]
+fn typed_constraints_with_dotted_keys() {
+    let (_, key_line) = minimal();
+    let text = format!(
+        "{key_line}\
+         constraints.com.ataccama.dpe.plugin.dataconnect.jdbc.connectionstring=[pattern]jdbc:oracle:.*,jdbc:postgresql:.*\n\
+         constraints.cores=[long]16\n\
+         constraints.gpu=[boolean]true\n\
+         constraints.gpu.model=a100\n\
+         constraints[x.y]=[double]0.5,1.5\n\
+         constraints.none=\n\
+         constraints.comma=a\\\\,b,\"c,d\"\n"
+    );
+    let loaded = bind_ok(ModuleKind::Dpe, &text);
+    assert!(loaded.warnings.is_empty(), "{}", lines(&loaded.warnings));
+    let dpe = loaded.settings.dpe().unwrap().clone();
+    use CapabilityValue::{Boolean, Double, Long, Pattern, Value};
+    let expected = [
+        (
+            "com.ataccama.dpe.plugin.dataconnect.jdbc.connectionstring",
+            Capability::Enumeration(vec![
+                Pattern("jdbc:oracle:.*".into()),
+                Pattern("jdbc:postgresql:.*".into()),
+            ]),
+        ),
+        (
+            "comma",
+            Capability::Enumeration(vec![Value("a,b".into()), Value("c,d".into())]),
+        ),
+        ("cores", Capability::One(Long(16))),
+        ("gpu", Capability::One(Boolean(true))),
+        ("gpu.model", Capability::One(Value("a100".into()))),
+        ("none", Capability::Enumeration(Vec::new())),
+        (
+            "x.y",
+            Capability::Enumeration(vec![Double(0.5), Double(1.5)]),
+        ),
+    ];
+    let got: Vec<(&str, &Capability)> = dpe
+        .constraints
+        .iter()
+        .map(|(k, c)| (k.as_str(), c))
+        .collect();
+    let expected: Vec<(&str, &Capability)> = expected.iter().map(|(k, c)| (*k, c)).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn the_readmes_constraints_example_binds_as_it_says() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme
+        .find("**Constraints** (the product's syntax)")
+        .unwrap()..];
+    let start = section.find("```\n").unwrap() + 4;
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    let (_, key_line) = minimal();
+    let loaded = bind_ok(ModuleKind::Dpe, &format!("{key_line}{example}"));
+    assert!(loaded.warnings.is_empty(), "{}", lines(&loaded.warnings));
+    let c = &loaded.settings.dpe().unwrap().constraints;
+    use CapabilityValue::{Boolean, Long, Value};
+    let strings = |items: &[&str]| {
+        Capability::Enumeration(items.iter().map(|s| Value((*s).to_owned())).collect())
+    };
+    assert_eq!(c.len(), 7, "{c:?}");
+    assert_eq!(c["cores"], Capability::One(Long(16)));
+    assert_eq!(c["gpu"], Capability::One(Boolean(true)));
+    assert_eq!(c["spark-version"], Capability::One(Value("3.5".into())));
+    assert_eq!(c["tier"], strings(&["gold", "silver"]));
+    assert_eq!(c["title"], Capability::One(Value("[beta] engine".into())));
+    assert_eq!(c["label"], strings(&["a, b", "c,d"]));
+    assert!(c.contains_key("com.ataccama.dpe.plugin.dataconnect.jdbc.connectionstring"));
+}
+
+#[test]
+fn constraints_from_environment_and_arguments() {
+    let (_, key_line) = minimal();
+    let mut set = props(&format!(
+        "{key_line}constraints.cores=[long]4\nconstraints.spark-version=3.4\n"
+    ));
+    set.add_env([
+        ("CONSTRAINTS_CORES".to_owned(), "[long]8".to_owned()),
+        ("CONSTRAINTS_GPU".to_owned(), "[boolean]false".to_owned()),
+        ("CONSTRAINTS_SPARKVERSION".to_owned(), "3.5".to_owned()),
+    ]);
+    set.add_args(&["--constraints.a.b=[integer]1".to_owned()])
+        .unwrap();
+    let dpe = try_bind(ModuleKind::Dpe, &set).unwrap().settings;
+    let constraints = &dpe.dpe().unwrap().constraints;
+    let keys: Vec<&str> = constraints.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["a.b", "cores", "gpu", "spark-version"]);
+    assert_eq!(
+        constraints["cores"],
+        Capability::One(CapabilityValue::Long(8))
+    );
+    assert_eq!(
+        constraints["spark-version"],
+        Capability::One(CapabilityValue::Value("3.5".into()))
+    );
+    assert_eq!(constraints["a.b"], Capability::One(CapabilityValue::Int(1)));
+}
+
+#[test]
+fn bad_constraints_are_errors_with_line_property_and_fix() {
+    let (_, key_line) = minimal();
+    let text = format!(
+        "{key_line}\
+         constraints.ok=[long]1\n\
+         constraints.cores=[long]4,x\n\
+         constraints.odd=[xyz]a\n\
+         constraints.open=\"a\n\
+         constraints.gap=a,,b\n\
+         constraints.flags=[boolean]yes,no\n"
+    );
+    let problems = bind_err(ModuleKind::Dpe, &text);
+    let cores = one_about(&problems, "constraints.cores", Severity::Error);
+    assert_eq!(file_line(cores), line_of(&text, "constraints.cores"));
+    assert_eq!(cores.code, codes::CONSTRAINT_NOT_OF_TYPE);
+    assert_eq!(
+        cores.to_string(),
+        format!(
+            "{FILE}:{}: error: constraints.cores: \"[long]4,x\": element 2 \"x\" is not a long; \
+             fix: use whole numbers from -9223372036854775808 to 9223372036854775807, e.g. [long]4,8",
+            line_of(&text, "constraints.cores")
+        )
+    );
+    let odd = one_about(&problems, "constraints.odd", Severity::Error);
+    assert_eq!(odd.code, codes::CONSTRAINT_UNKNOWN_TYPE);
+    assert!(
+        odd.message
+            .contains("\"[xyz]\" at the start is not a type specifier"),
+        "{odd}"
+    );
+    assert!(odd.fix.as_deref().unwrap().contains("[string]"), "{odd}");
+    let open = one_about(&problems, "constraints.open", Severity::Error);
+    assert_eq!(open.code, codes::CONSTRAINT_MALFORMED);
+    let gap = one_about(&problems, "constraints.gap", Severity::Error);
+    assert_eq!(gap.code, codes::CONSTRAINT_MALFORMED);
+    assert!(gap.message.ends_with("element 2 is empty"), "{gap}");
+    // Every bad element is reported, each on its own.
+    let flags = about(&problems, "constraints.flags", Severity::Error);
+    assert_eq!(flags.len(), 2, "{}", lines(&problems));
+    assert!(about(&problems, "constraints.ok", Severity::Error).is_empty());
+    assert_eq!(problems.len(), 6, "{}", lines(&problems));
+}
+
+#[test]
+fn a_constraint_without_a_name_is_a_warning() {
+    let (_, key_line) = minimal();
+    let loaded = bind_ok(ModuleKind::Dpe, &format!("{key_line}constraints=gpu\n"));
+    assert_eq!(loaded.warnings.len(), 1, "{}", lines(&loaded.warnings));
+    assert_eq!(loaded.warnings[0].code, codes::CONSTRAINT_IGNORED);
+    assert!(loaded.settings.dpe().unwrap().constraints.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -44,7 +44,13 @@ impl Module for Dpe {
         };
         let engine_id = engine_id::load_or_create(&context.home.engine_id_file())?;
         let constraints = Constraints {
-            capabilities: dpe.constraints.clone().into_iter().collect(),
+            // Interim: today's proto carries capabilities as text, so each typed capability is
+            // sent in its property form (`[long]4,8`), until the product's typed proto lands.
+            capabilities: dpe
+                .constraints
+                .iter()
+                .map(|(key, capability)| (key.clone(), capability.to_string()))
+                .collect(),
             requirements: Default::default(),
             priorities: dpe.environments.clone(),
         };
