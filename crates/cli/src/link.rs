@@ -21,14 +21,16 @@ use anyhow::{Context, Result, bail};
 use svcid_config::ModuleKind;
 use svcid_config::names::{self, deployment as field};
 use svcid_identity::jwk::{GeneratorKey, PublicKey};
+use svcid_identity::token::DEFAULT_IMPERSONATION_ROLE;
 use svcid_properties::{PropertySet, parse_bool, uniform};
 
 use crate::edit::PropertiesFile;
 
 /// The name of the first key entry under a deployment (the manual's); later ones are `key-2`, …
 const FIRST_KEY_ENTRY: &str = "key";
-/// The role `link` grants each peer (SPEC section 7).
-const PEER_ROLE: &str = "IMPERSONATION";
+/// The role `link` grants each peer (SPEC section 7): the one the daemons require by default to
+/// act for a user.
+const PEER_ROLE: &str = DEFAULT_IMPERSONATION_ROLE;
 /// The group generator-key lines are kept with.
 const JWT_GROUP: &str = "ataccama.authentication.internal.jwt";
 

@@ -22,7 +22,9 @@ use svcid_config::names::{self, deployment as field};
 use svcid_config::{Loaded, Settings};
 use svcid_identity::clock::{Clock, SystemClock};
 use svcid_identity::identity::ImpersonatedUser;
-use svcid_identity::token::{AuthError, MAX_TOKEN_BYTES, TokenIssuer, TokenVerifier};
+use svcid_identity::token::{
+    AuthError, AuthErrorKind, MAX_TOKEN_BYTES, TokenIssuer, TokenVerifier,
+};
 use svcid_properties::PropertySet;
 use time::format_description::well_known::Rfc3339;
 
@@ -329,8 +331,9 @@ fn explain(error: &AuthError, cx: &Explain<'_>) -> Option<String> {
             .lookup(kid)
             .map(|(d, k)| format!("{}/{}", d.name, k.name))
     };
-    match error {
-        AuthError::UnknownKid { kid } => {
+    let kid = error.kid().unwrap_or_default();
+    match error.kind() {
+        AuthErrorKind::UnknownKid => {
             let trusted: Vec<String> = cx
                 .registry
                 .deployments()
@@ -350,7 +353,7 @@ fn explain(error: &AuthError, cx: &Explain<'_>) -> Option<String> {
                 }
             ))
         }
-        AuthError::RevokedKey { kid } => {
+        AuthErrorKind::RevokedKey => {
             let (d, k) = cx.registry.lookup(kid)?;
             let flag = format!(
                 "{}.{}.{}.{}.{}",
@@ -367,12 +370,12 @@ fn explain(error: &AuthError, cx: &Explain<'_>) -> Option<String> {
                 .unwrap_or_default();
             Some(format!("{}/{} is revoked{at}", d.name, k.name))
         }
-        AuthError::BadSignature { kid } => Some(format!(
+        AuthErrorKind::BadSignature => Some(format!(
             "the signature does not verify with the public key configured as {}: the token was signed \
              by another key under this kid, or altered",
-            entry(kid).unwrap_or_else(|| kid.clone())
+            entry(kid).unwrap_or_else(|| kid.to_owned())
         )),
-        AuthError::Expired { .. } => claim("exp").map(|exp| {
+        AuthErrorKind::Expired => claim("exp").map(|exp| {
             format!(
                 "exp {} was {}; the clock skew allows {}s",
                 rfc3339(exp),
@@ -380,7 +383,7 @@ fn explain(error: &AuthError, cx: &Explain<'_>) -> Option<String> {
                 cx.skew
             )
         }),
-        AuthError::NotYetValid { claim: name, .. } => claim(name).map(|t| {
+        AuthErrorKind::NotYetValid { claim: name } => claim(name).map(|t| {
             format!(
                 "{name} {} is {}; the clock skew allows {}s",
                 rfc3339(t),
@@ -388,7 +391,7 @@ fn explain(error: &AuthError, cx: &Explain<'_>) -> Option<String> {
                 cx.skew
             )
         }),
-        AuthError::LifetimeTooLong { .. } => match (claim("iat"), claim("exp")) {
+        AuthErrorKind::LifetimeTooLong => match (claim("iat"), claim("exp")) {
             (Some(iat), Some(exp)) => Some(format!(
                 "exp - iat is {}s; max-token-lifetime is {}s",
                 exp.saturating_sub(iat),
@@ -396,7 +399,7 @@ fn explain(error: &AuthError, cx: &Explain<'_>) -> Option<String> {
             )),
             _ => None,
         },
-        AuthError::WrongAudience { .. } | AuthError::MissingAudience { .. } => Some(format!(
+        AuthErrorKind::WrongAudience | AuthErrorKind::MissingAudience => Some(format!(
             "aud is {}; this home is a {}, so tokens for it must carry aud={}",
             cx.claims
                 .and_then(|c| c.get("aud"))
@@ -404,9 +407,9 @@ fn explain(error: &AuthError, cx: &Explain<'_>) -> Option<String> {
             cx.kind,
             cx.kind
         )),
-        AuthError::ImpersonationNotAllowed { kid } => Some(format!(
+        AuthErrorKind::ImpersonationNotAllowed => Some(format!(
             "the token acts for a user (usr) but {} does not hold the impersonation role here",
-            entry(kid).unwrap_or_else(|| kid.clone())
+            entry(kid).unwrap_or_else(|| kid.to_owned())
         )),
         _ => None,
     }

@@ -5,6 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use svcid_identity::jwk::GeneratorKey;
+use svcid_identity::token::{
+    DEFAULT_CLOCK_SKEW, DEFAULT_IMPERSONATION_ROLE, DEFAULT_MAX_TOKEN_LIFETIME,
+    DEFAULT_REQUIRE_AUDIENCE, DEFAULT_TOKEN_EXPIRATION,
+};
 use svcid_logging::{Level, LogSettings};
 use svcid_properties::{
     DurationUnit, Origin, Problem, PropertySet, Severity, did_you_mean, uniform,
@@ -92,9 +96,9 @@ pub fn bind(
     };
     let http = crate::ops::bind_http(&mut b, kind, &grpc.host);
     let generator_key = bind_generator_key(&mut b);
-    let token_expiration = b.positive_duration(names::TOKEN_EXPIRATION, Duration::from_secs(15));
+    let token_expiration = b.positive_duration(names::TOKEN_EXPIRATION, DEFAULT_TOKEN_EXPIRATION);
     let max_token_lifetime =
-        b.positive_duration(names::MAX_TOKEN_LIFETIME, Duration::from_secs(4 * 3600));
+        b.positive_duration(names::MAX_TOKEN_LIFETIME, DEFAULT_MAX_TOKEN_LIFETIME);
     if token_expiration < Duration::from_secs(1)
         && let Some(v) = props.get(names::TOKEN_EXPIRATION)
     {
@@ -115,7 +119,10 @@ pub fn bind(
                     "tokens would live only {token_expiration:?}, less than a second: they would \
                      expire before peers could verify them"
                 ),
-                "use at least 1s (the default is 15s)",
+                format!(
+                    "use at least 1s (the default is {}s)",
+                    DEFAULT_TOKEN_EXPIRATION.as_secs()
+                ),
             );
         }
     }
@@ -134,13 +141,9 @@ pub fn bind(
             "shorten token-expiration or raise max-token-lifetime",
         );
     }
-    let clock_skew = b.duration(
-        names::CLOCK_SKEW,
-        Duration::from_secs(60),
-        DurationUnit::Millis,
-    );
-    let impersonation_role = b.string_or(names::IMPERSONATION_ROLE, "IMPERSONATION");
-    let require_audience = b.bool(names::REQUIRE_AUDIENCE, true);
+    let clock_skew = b.duration(names::CLOCK_SKEW, DEFAULT_CLOCK_SKEW, DurationUnit::Millis);
+    let impersonation_role = b.string_or(names::IMPERSONATION_ROLE, DEFAULT_IMPERSONATION_ROLE);
+    let require_audience = b.bool(names::REQUIRE_AUDIENCE, DEFAULT_REQUIRE_AUDIENCE);
     let deployments = crate::deployments::bind(&mut b);
     let logging = bind_logging(&mut b, &home);
     let role = match kind {

@@ -24,6 +24,7 @@ pub use jwk::{ContentFindings, GeneratorKey, KeyError, PublicKey, thumbprint};
 pub use registry::{Deployment, DeploymentKey, DeploymentRegistry, RegistryDiff, RegistryError};
 pub use strict_json::StrictJsonError;
 pub use token::{
-    AuthError, DEFAULT_CLOCK_SKEW, DEFAULT_IMPERSONATION_ROLE, DEFAULT_MAX_TOKEN_LIFETIME,
+    AuthError, AuthErrorKind, DEFAULT_CLOCK_SKEW, DEFAULT_IMPERSONATION_ROLE,
+    DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_REQUIRE_AUDIENCE, DEFAULT_TOKEN_EXPIRATION,
     MAX_TOKEN_BYTES, TokenIssuer, TokenVerifier, VerifyPolicy,
 };

@@ -1,0 +1,559 @@
+//! Verifying peers' tokens: [`VerifyPolicy`], [`TokenVerifier`] and its cache of verified tokens.
+//!
+//! [`TokenVerifier::check`] runs the stages of the validation policy (see the module table) in
+//! order: the `authorization` value, the segments, the header, the key, the signature, the claims.
+//! A stage before the key lookup reports the `kid` only where the header had a readable one; from
+//! the key on, every refusal carries the `kid` being checked.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use super::error::{AuthError, AuthErrorKind};
+use super::{
+    DEFAULT_CLOCK_SKEW, DEFAULT_IMPERSONATION_ROLE, DEFAULT_MAX_TOKEN_LIFETIME,
+    DEFAULT_REQUIRE_AUDIENCE, MAX_TOKEN_BYTES, lock,
+};
+use crate::clock::Clock;
+use crate::es256::{Es256Verifier, SIGNATURE_BYTES};
+use crate::identity::{CallerIdentity, ImpersonatedUser, ServiceIdentity};
+use crate::jwk::{BASE64URL_STRICT, ES256};
+use crate::printable::{EXCERPT_CHARS, excerpt, json_type};
+use crate::registry::{Deployment, DeploymentRegistry, RegistryDiff};
+use crate::strict_json;
+
+/// Verified tokens remembered at most; enough for every live token of a large deployment.
+pub(super) const VERIFIED_CACHE_CAPACITY: usize = 4096;
+/// Schemes accepted before the token, compared without regard to ASCII case.
+const SCHEMES: [&str; 2] = ["Internal-jwt", "Bearer"];
+/// Header members that would let a token choose or fetch its own key (RFC 8725 §3.10).
+const FORBIDDEN_HEADER_MEMBERS: [&str; 5] = ["jwk", "jku", "x5u", "x5c", "crit"];
+
+/// What a server accepts, from its configuration.
+#[derive(Clone, Debug)]
+pub struct VerifyPolicy {
+    /// This server's module type (`dpm`): the audience tokens must name.
+    pub module: String,
+    /// Leeway on `iat`, `nbf` and `exp` for clocks that disagree (default 60 s).
+    pub clock_skew: Duration,
+    /// Tokens whose `exp - iat` is longer are refused, bounding a stolen token's use (default 4 h).
+    pub max_token_lifetime: Duration,
+    /// Refuse tokens without `aud` (default true; false admits the product's original tokens).
+    pub require_audience: bool,
+    /// Role a peer needs to act for a user via `usr` (default `IMPERSONATION`).
+    pub impersonation_role: String,
+}
+
+impl VerifyPolicy {
+    /// The default policy for a server of module type `module`.
+    pub fn new(module: impl Into<String>) -> Self {
+        VerifyPolicy {
+            module: module.into(),
+            clock_skew: DEFAULT_CLOCK_SKEW,
+            max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
+            require_audience: DEFAULT_REQUIRE_AUDIENCE,
+            impersonation_role: DEFAULT_IMPERSONATION_ROLE.to_owned(),
+        }
+    }
+}
+
+/// Verifies the `authorization` metadata of incoming calls. Send + Sync; share it behind an `Arc`.
+pub struct TokenVerifier {
+    /// What this server accepts.
+    policy: VerifyPolicy,
+    /// `policy.clock_skew` in seconds.
+    skew_secs: i64,
+    /// `policy.max_token_lifetime` in seconds.
+    max_lifetime_secs: i64,
+    /// Source of "now".
+    clock: Arc<dyn Clock>,
+    /// The registry in force; replaced whole on reload. Lock order: `verified`, then `registry`.
+    registry: RwLock<Arc<DeploymentRegistry>>,
+    /// Tokens already verified, so repeated calls skip the signature check.
+    verified: Mutex<VerifiedCache>,
+    /// Calls answered from `verified`, for the daemons' metrics.
+    cache_hits: AtomicU64,
+    /// Calls whose token was not in `verified` (then fully checked), for the daemons' metrics.
+    cache_misses: AtomicU64,
+}
+
+/// How the verified-token cache has served calls since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Tokens found verified and unexpired: no signature check.
+    pub hits: u64,
+    /// Tokens checked in full (first use, expired entry, after a reload, or refused).
+    pub misses: u64,
+}
+
+/// The cache of verified tokens.
+struct VerifiedCache {
+    /// Bumped by every registry replacement; a verification that started under an older registry
+    /// is not cached, so a token checked against a key revoked meanwhile cannot slip in.
+    generation: u64,
+    /// Full token text → who it proved and until when.
+    entries: HashMap<String, Verified>,
+}
+
+/// One cached verification.
+struct Verified {
+    /// The identity the token proved.
+    caller: CallerIdentity,
+    /// The token's `exp`, re-checked on every hit.
+    exp: i64,
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("policy", &self.policy)
+            .field("registry", &*self.registry())
+            .field("cached", &lock(&self.verified).entries.len())
+            .finish()
+    }
+}
+
+impl TokenVerifier {
+    /// A verifier for `policy` trusting the peers in `registry`.
+    pub fn new(policy: VerifyPolicy, registry: DeploymentRegistry, clock: Arc<dyn Clock>) -> Self {
+        let seconds = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        TokenVerifier {
+            skew_secs: seconds(policy.clock_skew),
+            max_lifetime_secs: seconds(policy.max_token_lifetime),
+            policy,
+            clock,
+            registry: RwLock::new(Arc::new(registry)),
+            verified: Mutex::new(VerifiedCache {
+                generation: 0,
+                entries: HashMap::new(),
+            }),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Hits and misses of the verified-token cache since this verifier was built.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.cache_hits.load(Ordering::Relaxed),
+            misses: self.cache_misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Verifies one call. `values`: every `authorization` metadata value of the call, as bytes.
+    pub fn verify(&self, values: &[&[u8]]) -> Result<CallerIdentity, AuthError> {
+        let token = token_of(values)?;
+        let now = self.clock.now_unix();
+        // Only well-formed tokens are ASCII; anything else is refused below and never cached.
+        let cache_key = std::str::from_utf8(token).ok();
+        let (generation, registry) = {
+            let mut cache = lock(&self.verified);
+            if let Some(key) = cache_key
+                && let Some(hit) = cache.entries.get(key)
+            {
+                if i128::from(now) <= i128::from(hit.exp) + i128::from(self.skew_secs) {
+                    self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(hit.caller.clone());
+                }
+                // Expired: forget it and let the full check produce the precise refusal.
+                cache.entries.remove(key);
+            }
+            (cache.generation, self.registry())
+        };
+        self.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let (caller, exp) = self.check(token, &registry, now)?;
+        if let Some(key) = cache_key {
+            let mut cache = lock(&self.verified);
+            if cache.generation == generation {
+                cache.remember(key, &caller, exp, now, self.skew_secs);
+            }
+        }
+        Ok(caller)
+    }
+
+    /// Verifies one call without reading or filling the cache: every check, including the
+    /// signature, runs. For benchmarks and diagnostics (`svcid token inspect`).
+    pub fn verify_uncached(&self, values: &[&[u8]]) -> Result<CallerIdentity, AuthError> {
+        let token = token_of(values)?;
+        self.check(token, &self.registry(), self.clock.now_unix())
+            .map(|(caller, _)| caller)
+    }
+
+    /// Swaps in a new registry atomically and drops every cached verification. Returns the diff.
+    pub fn replace_registry(&self, registry: DeploymentRegistry) -> RegistryDiff {
+        let new = Arc::new(registry);
+        let old = {
+            let mut cache = lock(&self.verified);
+            let mut current = self
+                .registry
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let old = std::mem::replace(&mut *current, Arc::clone(&new));
+            cache.generation = cache.generation.wrapping_add(1);
+            cache.entries.clear();
+            old
+        };
+        new.diff(&old)
+    }
+
+    /// The registry in force.
+    pub fn registry(&self) -> Arc<DeploymentRegistry> {
+        Arc::clone(&self.registry.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The deployment a kid maps to, for refusal logs (name only).
+    pub fn deployment_of(&self, kid: &str) -> Option<String> {
+        self.registry()
+            .lookup(kid)
+            .map(|(deployment, _)| deployment.name.clone())
+    }
+
+    /// The policy this verifier enforces.
+    pub fn policy(&self) -> &VerifyPolicy {
+        &self.policy
+    }
+
+    /// Number of cached verifications (tests check that reloads empty the cache).
+    #[cfg(test)]
+    pub(super) fn cached(&self) -> usize {
+        lock(&self.verified).entries.len()
+    }
+
+    /// Every check from the segments on (table rows 6–23); returns the identity and the token's
+    /// `exp`.
+    fn check(
+        &self,
+        token: &[u8],
+        registry: &DeploymentRegistry,
+        now: i64,
+    ) -> Result<(CallerIdentity, i64), AuthError> {
+        let segments = Segments::split(token)?;
+        let header = Header::read(&segments.header)?;
+        let with_kid = |kind| AuthError::new(kind, Some(excerpt(&header.kid, EXCERPT_CHARS)));
+        let (deployment, verifier) = key_for(registry, &header).map_err(with_kid)?;
+        check_signature(verifier, &segments).map_err(with_kid)?;
+        self.check_claims(&segments.payload, deployment, &header.kid, now)
+            .map_err(with_kid)
+    }
+
+    /// Rows 16–23: the claims of a token whose signature verified with `deployment`'s key.
+    fn check_claims(
+        &self,
+        payload: &[u8],
+        deployment: &Deployment,
+        kid: &str,
+        now: i64,
+    ) -> Result<(CallerIdentity, i64), AuthErrorKind> {
+        let claims = strict_json::parse_object(payload)
+            .map_err(|detail| AuthErrorKind::InvalidClaims { detail })?;
+        let exp = self.check_times(&claims, now)?;
+        self.check_audience(&claims)?;
+        let jti = match claims.get("jti") {
+            None => String::new(),
+            Some(Value::String(jti)) => jti.clone(),
+            Some(_) => return Err(AuthErrorKind::InvalidJti),
+        };
+        let service = ServiceIdentity {
+            module: deployment.module.clone(),
+            id: deployment.name.clone(),
+            roles: deployment.roles.clone(),
+        };
+        let user = self.check_user(&claims, &service)?;
+        let caller = CallerIdentity {
+            service,
+            user,
+            kid: kid.to_owned(),
+            jti,
+        };
+        Ok((caller, exp))
+    }
+
+    /// Rows 17–20: `iat`, `nbf` and `exp` present, within the clock skew, and not too far apart.
+    /// Returns `exp`.
+    fn check_times(&self, claims: &Map<String, Value>, now: i64) -> Result<i64, AuthErrorKind> {
+        let iat = numeric_date(claims, "iat")?;
+        let nbf = numeric_date(claims, "nbf")?;
+        let exp = numeric_date(claims, "exp")?;
+        let latest_start = i128::from(now) + i128::from(self.skew_secs);
+        for (claim, value) in [("iat", iat), ("nbf", nbf)] {
+            if i128::from(value) > latest_start {
+                return Err(AuthErrorKind::NotYetValid { claim });
+            }
+        }
+        if i128::from(now) > i128::from(exp) + i128::from(self.skew_secs) {
+            return Err(AuthErrorKind::Expired);
+        }
+        if i128::from(exp) - i128::from(iat) > i128::from(self.max_lifetime_secs) {
+            return Err(AuthErrorKind::LifetimeTooLong);
+        }
+        Ok(exp)
+    }
+
+    /// Row 21: `aud` names this module; required unless the policy says otherwise.
+    fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), AuthErrorKind> {
+        let module = self.policy.module.as_str();
+        let named = match claims.get("aud") {
+            None if self.policy.require_audience => return Err(AuthErrorKind::MissingAudience),
+            None => return Ok(()),
+            Some(Value::String(aud)) => aud == module,
+            Some(Value::Array(auds)) => {
+                if !auds.iter().all(Value::is_string) {
+                    return Err(AuthErrorKind::InvalidAudience);
+                }
+                auds.iter().any(|aud| aud.as_str() == Some(module))
+            }
+            Some(_) => return Err(AuthErrorKind::InvalidAudience),
+        };
+        if named {
+            Ok(())
+        } else {
+            Err(AuthErrorKind::WrongAudience)
+        }
+    }
+
+    /// Row 23: a `usr` claim is well formed and the peer may act for a user.
+    fn check_user(
+        &self,
+        claims: &Map<String, Value>,
+        service: &ServiceIdentity,
+    ) -> Result<Option<ImpersonatedUser>, AuthErrorKind> {
+        let Some(usr) = claims.get("usr") else {
+            return Ok(None);
+        };
+        let user = serde_json::from_value::<ImpersonatedUser>(usr.clone())
+            .map_err(|_| AuthErrorKind::InvalidUser)?;
+        if !service.has_role(&self.policy.impersonation_role) {
+            return Err(AuthErrorKind::ImpersonationNotAllowed);
+        }
+        Ok(Some(user))
+    }
+}
+
+impl VerifiedCache {
+    fn remember(&mut self, token: &str, caller: &CallerIdentity, exp: i64, now: i64, skew: i64) {
+        if self.entries.len() >= VERIFIED_CACHE_CAPACITY {
+            let alive = |exp: i64| i128::from(now) <= i128::from(exp) + i128::from(skew);
+            self.entries.retain(|_, verified| alive(verified.exp));
+            if self.entries.len() >= VERIFIED_CACHE_CAPACITY {
+                // All live: drop an arbitrary one; it will simply be verified again.
+                if let Some(victim) = self.entries.keys().next().cloned() {
+                    self.entries.remove(&victim);
+                }
+            }
+        }
+        self.entries.insert(
+            token.to_owned(),
+            Verified {
+                caller: caller.clone(),
+                exp,
+            },
+        );
+    }
+}
+
+/// Rows 1–5: the token after `<scheme> ` in the single `authorization` value.
+fn token_of<'a>(values: &[&'a [u8]]) -> Result<&'a [u8], AuthErrorKind> {
+    let value = match values {
+        [] => return Err(AuthErrorKind::MissingAuthorization),
+        [one] => *one,
+        more => return Err(AuthErrorKind::MultipleAuthorization { count: more.len() }),
+    };
+    if value.is_empty() {
+        return Err(AuthErrorKind::EmptyAuthorization);
+    }
+    if value.len() > MAX_TOKEN_BYTES {
+        return Err(AuthErrorKind::TokenTooLarge { len: value.len() });
+    }
+    let is_scheme = |candidate: &[u8]| {
+        SCHEMES
+            .iter()
+            .any(|scheme| candidate.eq_ignore_ascii_case(scheme.as_bytes()))
+    };
+    let Some(space) = value.iter().position(|b| *b == b' ') else {
+        return Err(if is_scheme(value) {
+            AuthErrorKind::MissingToken
+        } else {
+            AuthErrorKind::UnknownScheme
+        });
+    };
+    let (scheme, rest) = (&value[..space], &value[space + 1..]);
+    if !is_scheme(scheme) {
+        return Err(AuthErrorKind::UnknownScheme);
+    }
+    match rest.first() {
+        None => Err(AuthErrorKind::MissingToken),
+        Some(first) if first.is_ascii_whitespace() => Err(AuthErrorKind::MalformedAuthorization),
+        Some(_) => Ok(rest),
+    }
+}
+
+/// Rows 6–7: the three segments of a compact JWS, decoded.
+struct Segments<'a> {
+    /// The decoded header.
+    header: Vec<u8>,
+    /// The decoded claims.
+    payload: Vec<u8>,
+    /// The signature, decoded straight into a fixed buffer: no allocation on the hot path.
+    signature: [u8; SIGNATURE_BYTES],
+    /// The signature's decoded length; anything but [`SIGNATURE_BYTES`] is refused later.
+    signature_len: usize,
+    /// `header.payload` exactly as received: what the signature covers.
+    signing_input: &'a [u8],
+}
+
+impl<'a> Segments<'a> {
+    fn split(token: &'a [u8]) -> Result<Self, AuthErrorKind> {
+        // Counting first keeps a token made of 8000 dots cheap.
+        let count = token.iter().filter(|b| **b == b'.').count() + 1;
+        if count != 3 {
+            return Err(AuthErrorKind::SegmentCount { count });
+        }
+        let mut parts = token.split(|b| *b == b'.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthErrorKind::SegmentCount { count });
+        };
+        if header_b64.is_empty() || payload_b64.is_empty() || signature_b64.is_empty() {
+            return Err(AuthErrorKind::EmptySegment);
+        }
+        let header = decode_segment(header_b64, "header")?;
+        let payload = decode_segment(payload_b64, "payload")?;
+        let mut signature = [0u8; SIGNATURE_BYTES];
+        let signature_len = match BASE64URL_STRICT.decode_slice(signature_b64, &mut signature) {
+            Ok(len) => len,
+            // Not base64url, or longer than any ES256 signature: decode it whole for the precise
+            // refusal (a segment that decodes did not fit, so it is longer than 64 bytes).
+            Err(_) => decode_segment(signature_b64, "signature")?
+                .len()
+                .max(SIGNATURE_BYTES + 1),
+        };
+        Ok(Segments {
+            header,
+            payload,
+            signature,
+            signature_len,
+            signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
+        })
+    }
+}
+
+fn decode_segment(segment: &[u8], name: &'static str) -> Result<Vec<u8>, AuthErrorKind> {
+    BASE64URL_STRICT
+        .decode(segment)
+        .map_err(|_| AuthErrorKind::BadBase64 { segment: name })
+}
+
+/// What the header says once rows 8–12 passed.
+struct Header {
+    /// `alg`, which is `ES256` by now.
+    alg: String,
+    /// `kid`, exactly as sent (it is escaped only for logs).
+    kid: String,
+}
+
+impl Header {
+    /// Rows 8–12: strict JSON, `alg`, no key-bearing members, `typ`, `kid`. Refusals carry the
+    /// header's `kid` when it is a string, so a refused peer can still be named in logs.
+    fn read(bytes: &[u8]) -> Result<Self, AuthError> {
+        let header = strict_json::parse_object(bytes)
+            .map_err(|detail| AuthErrorKind::InvalidHeader { detail })?;
+        let logged_kid = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .map(|kid| excerpt(kid, EXCERPT_CHARS));
+        let refuse = |kind| AuthError::new(kind, logged_kid.clone());
+        let alg = match header.get("alg") {
+            None => return Err(refuse(AuthErrorKind::MissingAlgorithm)),
+            Some(Value::String(alg)) if alg == ES256 => alg.clone(),
+            Some(Value::String(alg)) => {
+                return Err(refuse(AuthErrorKind::AlgorithmRefused {
+                    alg: excerpt(alg, 16),
+                }));
+            }
+            Some(other) => {
+                return Err(refuse(AuthErrorKind::AlgorithmRefused {
+                    alg: format!("<{}>", json_type(other)),
+                }));
+            }
+        };
+        if let Some(member) = FORBIDDEN_HEADER_MEMBERS
+            .into_iter()
+            .find(|member| header.contains_key(*member))
+        {
+            return Err(refuse(AuthErrorKind::ForbiddenHeaderMember { member }));
+        }
+        match header.get("typ") {
+            None => {}
+            Some(Value::String(typ)) if typ == "JWT" => {}
+            Some(Value::String(typ)) => {
+                return Err(refuse(AuthErrorKind::BadType {
+                    typ: excerpt(typ, 16),
+                }));
+            }
+            Some(other) => {
+                return Err(refuse(AuthErrorKind::BadType {
+                    typ: format!("<{}>", json_type(other)),
+                }));
+            }
+        }
+        let kid = match header.get("kid") {
+            None => return Err(AuthErrorKind::MissingKid.into()),
+            Some(Value::String(kid)) => kid.clone(),
+            Some(_) => return Err(AuthErrorKind::InvalidKid.into()),
+        };
+        Ok(Header { alg, kid })
+    }
+}
+
+/// Rows 12–14: the configured key whose fingerprint is the `kid`, of the token's `alg`, not
+/// revoked. Returns its deployment and its prepared verifier.
+fn key_for<'r>(
+    registry: &'r DeploymentRegistry,
+    header: &Header,
+) -> Result<(&'r Deployment, &'r Es256Verifier), AuthErrorKind> {
+    let Some((deployment, key, verifier)) = registry.slot(&header.kid) else {
+        return Err(AuthErrorKind::UnknownKid);
+    };
+    if key.public.alg() != header.alg {
+        return Err(AuthErrorKind::AlgorithmKeyMismatch);
+    }
+    if key.revoked {
+        return Err(AuthErrorKind::RevokedKey);
+    }
+    Ok((deployment, verifier))
+}
+
+/// Row 15: a raw 64-byte r‖s signature, r and s non-zero, valid over the exact bytes received.
+fn check_signature(verifier: &Es256Verifier, segments: &Segments<'_>) -> Result<(), AuthErrorKind> {
+    if segments.signature_len != SIGNATURE_BYTES {
+        return Err(AuthErrorKind::SignatureLength {
+            len: segments.signature_len,
+        });
+    }
+    let (r, s) = segments.signature.split_at(SIGNATURE_BYTES / 2);
+    if r.iter().all(|b| *b == 0) || s.iter().all(|b| *b == 0) {
+        return Err(AuthErrorKind::BadSignature);
+    }
+    if !verifier.verify(segments.signing_input, &segments.signature) {
+        return Err(AuthErrorKind::BadSignature);
+    }
+    Ok(())
+}
+
+/// A NumericDate claim: present, a JSON integer, not negative.
+fn numeric_date(claims: &Map<String, Value>, claim: &'static str) -> Result<i64, AuthErrorKind> {
+    match claims.get(claim) {
+        None => Err(AuthErrorKind::MissingTimeClaim { claim }),
+        Some(Value::Number(number)) => number
+            .as_i64()
+            .filter(|v| *v >= 0)
+            .ok_or(AuthErrorKind::InvalidTimeClaim { claim }),
+        Some(_) => Err(AuthErrorKind::InvalidTimeClaim { claim }),
+    }
+}
