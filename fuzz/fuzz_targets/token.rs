@@ -27,7 +27,7 @@ use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
 use svcid_identity::{
     CallerIdentity, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, ManualClock,
-    PublicKey, TokenIssuer, TokenVerifier, VerifyPolicy,
+    PublicKey, TokenIssuer, TokenProfile, TokenVerifier, VerifyPolicy,
 };
 
 /// The verifiers' "now" (2023-11-14T22:13:20Z); seeds use `iat` around it.
@@ -184,6 +184,7 @@ fn deployment(name: &str, roles: &[&str], keys: Vec<DeploymentKey>) -> Deploymen
         module: "dpe".to_owned(),
         environment: Some("dev".to_owned()),
         uri: None,
+        token_profile: TokenProfile::Strict,
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         keys,
     }

@@ -58,6 +58,9 @@ pub const DEPLOYMENT_NAME_INVALID: ProblemCode = ProblemCode::new("deployment.na
 pub const DEPLOYMENT_MODULE_MISSING: ProblemCode = ProblemCode::new("deployment.module-missing");
 /// Warning: a deployment with no `jwt-keys`: no token from it can be verified.
 pub const DEPLOYMENT_WITHOUT_KEYS: ProblemCode = ProblemCode::new("deployment.no-keys");
+/// Error: a `security.token-profile` that is neither `strict` nor `product`.
+pub const DEPLOYMENT_TOKEN_PROFILE_INVALID: ProblemCode =
+    ProblemCode::new("deployment.token-profile-invalid");
 /// Error: the deployments do not form a registry (reported by the identity crate).
 pub const DEPLOYMENT_REGISTRY_INVALID: ProblemCode =
     ProblemCode::new("deployment.registry-invalid");
@@ -131,6 +134,7 @@ pub const ALL: &[ProblemCode] = &[
     DEPLOYMENT_NAME_INVALID,
     DEPLOYMENT_MODULE_MISSING,
     DEPLOYMENT_WITHOUT_KEYS,
+    DEPLOYMENT_TOKEN_PROFILE_INVALID,
     DEPLOYMENT_REGISTRY_INVALID,
     FINGERPRINT_MISSING,
     FINGERPRINT_DUPLICATE,

@@ -6,9 +6,10 @@ use std::collections::HashMap;
 
 use svcid_identity::jwk::PublicKey;
 use svcid_identity::registry::{Deployment, DeploymentKey, DeploymentRegistry};
+use svcid_identity::token::TokenProfile;
 use svcid_properties::{Origin, Value, did_you_mean, uniform};
 
-use crate::bind::{Binder, segments, shown_id};
+use crate::bind::{Binder, segments, shown, shown_id};
 use crate::codes;
 use crate::names::{self, deployment as field};
 
@@ -24,6 +25,7 @@ const DEPLOYMENT_FIELDS: &[&str] = &[
     "uri",
     "security.roles",
     "security.roles#",
+    "security.tokenprofile",
     "security.jwtkeys.*.fingerprint",
     "security.jwtkeys.*.content",
     "security.jwtkeys.*.isrevoked",
@@ -35,6 +37,7 @@ const FIELD_NAMES: &[&str] = &[
     "environment",
     "uri",
     "roles",
+    "token-profile",
     "jwt-keys",
     "fingerprint",
     "content",
@@ -48,6 +51,7 @@ const FIELD_PLACES: &[(&str, &str)] = &[
     ("environment", "environment"),
     ("uri", "uri"),
     ("roles", "security.roles[0]"),
+    ("token-profile", "security.token-profile"),
     ("jwt-keys", "security.jwt-keys.<key>.fingerprint"),
     ("fingerprint", "security.jwt-keys.<key>.fingerprint"),
     ("content", "security.jwt-keys.<key>.content"),
@@ -123,6 +127,7 @@ pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<DeploymentRegistry> {
             .map(|v| v.raw.trim().to_owned())
             .filter(|r| !r.is_empty())
             .collect();
+        let token_profile = bind_token_profile(binder, &prefix);
 
         let mut keys = Vec::new();
         let keys_prefix = format!("{prefix}.{}", field::JWT_KEYS);
@@ -186,6 +191,7 @@ pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<DeploymentRegistry> {
                 uri,
                 roles,
                 keys,
+                token_profile,
             }),
             None => failed = true,
         }
@@ -209,6 +215,25 @@ pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<DeploymentRegistry> {
             None
         }
     }
+}
+
+/// The fix offered for a `token-profile` that names no profile.
+const TOKEN_PROFILE_FIX: &str = "use strict (the default: tokens carry aud both ways) or product (the peer is an \
+     Ataccama ONE module: its tokens are accepted without aud, and ours to it carry none)";
+
+/// `<deployment>.security.token-profile`: `strict` unless set; anything but `strict` or
+/// `product` (in any case) is an error, and the load fails.
+fn bind_token_profile(binder: &mut Binder<'_>, prefix: &str) -> TokenProfile {
+    binder.parsed(
+        &format!("{prefix}.{}", field::TOKEN_PROFILE),
+        TokenProfile::default(),
+        codes::DEPLOYMENT_TOKEN_PROFILE_INVALID,
+        TOKEN_PROFILE_FIX,
+        |raw| {
+            raw.parse::<TokenProfile>()
+                .map_err(|_| format!("{} is not a token profile", shown(raw)))
+        },
+    )
 }
 
 fn fingerprint_value<'a>(binder: &Binder<'a>, key_prefix: &str) -> Option<&'a Value> {

@@ -62,6 +62,8 @@ pub mod deployment {
     pub const URI: &str = "uri";
     /// Roles granted to the peer (a list).
     pub const ROLES: &str = "security.roles";
+    /// How tokens to and from the peer are shaped: `strict` (default) or `product` (SPEC 4.4).
+    pub const TOKEN_PROFILE: &str = "security.token-profile";
     /// Prefix of the peer's keys: `security.jwt-keys.<key>.…`.
     pub const JWT_KEYS: &str = "security.jwt-keys";
     /// The `kid` the peer signs with, relative to a key.

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value as Json};
 use svcid_identity::jwk::GeneratorKey;
+use svcid_identity::token::TokenProfile;
 use svcid_logging::Level;
 use svcid_properties::{Origin, PropertySet};
 
@@ -413,6 +414,100 @@ fn roles_as_indices_or_as_a_comma_list() {
     let loaded = bind_ok(ModuleKind::Dpm, &format!("{key_line}{base}"));
     let (found, _) = loaded.settings.deployments.lookup(dpe.kid()).unwrap();
     assert!(found.roles.is_empty());
+}
+
+#[test]
+fn token_profile_is_strict_unless_a_deployment_says_product() {
+    let (dpe, other) = (GeneratorKey::generate(), GeneratorKey::generate());
+    let profile = format!("{}.dpe-dev.security.token-profile", names::DEPLOYMENTS);
+    for (line, expected) in [
+        (String::new(), TokenProfile::Strict),
+        (format!("{profile}=strict\n"), TokenProfile::Strict),
+        (format!("{profile}=product\n"), TokenProfile::Product),
+        (format!("{profile} = Product \n"), TokenProfile::Product),
+        (
+            format!(
+                "{}.dpe-dev.security.tokenProfile=PRODUCT\n",
+                names::DEPLOYMENTS
+            ),
+            TokenProfile::Product,
+        ),
+    ] {
+        let (_, key_line) = minimal();
+        let text = format!(
+            "{key_line}{}{line}{}",
+            deployment("dpe-dev", "dpe", "key1", &dpe),
+            deployment("dpe-other", "dpe", "key1", &other)
+        );
+        let loaded = bind_ok(ModuleKind::Dpm, &text);
+        assert!(
+            loaded.warnings.is_empty(),
+            "{line}: {}",
+            lines(&loaded.warnings)
+        );
+        let registry = &loaded.settings.deployments;
+        assert_eq!(registry.token_profile("dpe-dev"), Some(expected), "{line}");
+        // The profile is per deployment: the other one keeps the default.
+        assert_eq!(
+            registry.token_profile("dpe-other"),
+            Some(TokenProfile::Strict),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_token_profile_is_an_error_naming_the_property_and_line() {
+    let dpe = GeneratorKey::generate();
+    let (_, key_line) = minimal();
+    let profile = format!("{}.dpe-dev.security.token-profile", names::DEPLOYMENTS);
+    for bad in ["products", "none", "\"product\"", "strict,product"] {
+        let text = format!(
+            "{key_line}{}{profile}={bad}\nataccama.server.grpc.port=http\n",
+            deployment("dpe-dev", "dpe", "key1", &dpe)
+        );
+        let problems = bind_err(ModuleKind::Dpm, &text);
+        let error = one_about(&problems, &profile, Severity::Error);
+        assert_eq!(file_line(error), line_of(&text, "token-profile"), "{bad}");
+        let shown = format!("{bad:?} is not a token profile");
+        assert!(error.message.contains(&shown), "{error}");
+        let fix = error.fix.as_deref().unwrap();
+        assert!(fix.contains("strict") && fix.contains("product"), "{fix}");
+        assert!(error.to_string().contains(FILE), "{error}");
+        // Reported together with the other problems of the file.
+        one_about(&problems, names::GRPC_PORT, Severity::Error);
+    }
+    // An empty value names no profile either.
+    let text = format!(
+        "{key_line}{}{profile}=\n",
+        deployment("dpe-dev", "dpe", "key1", &dpe)
+    );
+    one_about(&bind_err(ModuleKind::Dpe, &text), &profile, Severity::Error);
+}
+
+#[test]
+fn a_token_profile_at_the_wrong_depth_says_where_it_belongs() {
+    let dpe = GeneratorKey::generate();
+    let (_, key_line) = minimal();
+    let misplaced = format!("{}.dpe-dev.token-profile", names::DEPLOYMENTS);
+    let text = format!(
+        "{key_line}{}{misplaced}=product\n",
+        deployment("dpe-dev", "dpe", "key1", &dpe)
+    );
+    let loaded = bind_ok(ModuleKind::Dpm, &text);
+    let warning = one_about(&loaded.warnings, &misplaced, Severity::Warning);
+    assert!(
+        warning
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("dpe-dev.security.token-profile"),
+        "{warning}"
+    );
+    assert_eq!(
+        loaded.settings.deployments.token_profile("dpe-dev"),
+        Some(TokenProfile::Strict)
+    );
 }
 
 #[test]

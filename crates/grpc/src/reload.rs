@@ -5,12 +5,12 @@
 //! registry, never a mix. What changed is logged; a file that fails validation changes nothing
 //! and is logged as ERROR with the same diagnostics `svcid check` prints.
 //!
-//! Applied live: the deployments (keys added, revoked, reinstated, removed — cached verifications
-//! are dropped with the old registry), the generator key (key rotation) and the log levels
-//! (`logging.level.*`, logged as `logLevelsChanged`). Everything else (ports, hosts, intervals,
-//! token policy, log files and appenders) takes effect at the next start and is logged as
-//! `restartRequired` rather than half-applied. Each reload is counted, by result, in the
-//! [`ReloadMetrics`] given with [`LiveConfig::with_metrics`].
+//! Applied live: the deployments (keys added, revoked, reinstated, removed, and each peer's token
+//! profile — cached verifications are dropped with the old registry), the generator key (key
+//! rotation) and the log levels (`logging.level.*`, logged as `logLevelsChanged`). Everything
+//! else (ports, hosts, intervals, token policy, log files and appenders) takes effect at the next
+//! start and is logged as `restartRequired` rather than half-applied. Each reload is counted, by
+//! result, in the [`ReloadMetrics`] given with [`LiveConfig::with_metrics`].
 //!
 //! The certificate and key files of the TLS settings are watched too: a replaced certificate is
 //! validated like the rest and then served to new connections (`certificateReloaded`); the expiry
@@ -316,6 +316,7 @@ impl LiveConfig {
                 removed = %diff.removed.join(" "),
                 revoked = %diff.revoked.join(" "),
                 reinstated = %diff.reinstated.join(" "),
+                tokenProfiles = %diff.token_profiles.join(" "),
                 "Deployments reloaded."
             );
         }

@@ -18,7 +18,7 @@ use svcid_client::{OutboundCredentials, with_correlation_id};
 use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
 use svcid_identity::{
     AccessPolicy, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, SystemClock,
-    TokenIssuer, TokenVerifier, VerifyPolicy,
+    TokenIssuer, TokenProfile, TokenVerifier, VerifyPolicy,
 };
 use svcid_logging::{LogSettings, MemorySink, Sinks};
 use svcid_proto::pb::heartbeat::heartbeat_service_server::{
@@ -77,6 +77,7 @@ fn deployment(name: &str, module: &str, roles: &[&str], key: &GeneratorKey) -> D
         module: module.to_owned(),
         environment: Some("dev".to_owned()),
         uri: None,
+        token_profile: TokenProfile::Strict,
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         keys: vec![DeploymentKey {
             name: "key1".to_owned(),

@@ -16,7 +16,7 @@ use serde_json::Value;
 use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
 use svcid_identity::{
     AccessPolicy, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, SystemClock,
-    TokenIssuer, TokenVerifier, VerifyPolicy,
+    TokenIssuer, TokenProfile, TokenVerifier, VerifyPolicy,
 };
 use svcid_logging::{LogSettings, MemorySink, Sinks};
 use svcid_proto::pb::identity::WhoAmIRequest;
@@ -53,6 +53,7 @@ fn fixture() -> (AuthLayer, TokenIssuer, String, String) {
         module: "dpe".to_owned(),
         environment: None,
         uri: None,
+        token_profile: TokenProfile::Strict,
         roles: vec![],
         keys: vec![DeploymentKey {
             name: "key".to_owned(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use svcid_identity::{
     Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, ManualClock, TokenIssuer,
-    TokenVerifier, VerifyPolicy,
+    TokenProfile, TokenVerifier, VerifyPolicy,
 };
 
 const NOW: i64 = 1_700_000_000;
@@ -22,6 +22,7 @@ fn deployment(name: String, key: &GeneratorKey) -> Deployment {
         module: "dpe".into(),
         environment: None,
         uri: None,
+        token_profile: TokenProfile::Strict,
         roles: vec!["IMPERSONATION".into()],
         keys: vec![DeploymentKey {
             name: "key1".into(),

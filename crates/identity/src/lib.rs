@@ -26,5 +26,5 @@ pub use strict_json::StrictJsonError;
 pub use token::{
     AuthError, AuthErrorKind, DEFAULT_CLOCK_SKEW, DEFAULT_IMPERSONATION_ROLE,
     DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_REQUIRE_AUDIENCE, DEFAULT_TOKEN_EXPIRATION,
-    MAX_TOKEN_BYTES, TokenIssuer, TokenVerifier, VerifyPolicy,
+    MAX_TOKEN_BYTES, TokenIssuer, TokenProfile, TokenVerifier, VerifyPolicy,
 };

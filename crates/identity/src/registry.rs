@@ -14,6 +14,7 @@ use std::fmt;
 use crate::es256::Es256Verifier;
 use crate::jwk::PublicKey;
 use crate::printable::{EXCERPT_CHARS, excerpt};
+use crate::token::TokenProfile;
 
 /// A configured peer: `ataccama.one.platform.deployments.<name>.*`.
 #[derive(Clone, Debug)]
@@ -30,6 +31,9 @@ pub struct Deployment {
     pub roles: Vec<String>,
     /// The peer's token keys; several during a rotation.
     pub keys: Vec<DeploymentKey>,
+    /// `security.token-profile`: whether the peer is a product module, whose tokens are accepted
+    /// without `aud` and to which tokens are sent without `aud` (SPEC 4.4).
+    pub token_profile: TokenProfile,
 }
 
 /// One of a peer's keys: `…security.jwt-keys.<key>.*`.
@@ -174,6 +178,41 @@ impl DeploymentRegistry {
         &self.deployments
     }
 
+    /// The deployment named `name` (exactly, as configured).
+    pub fn deployment(&self, name: &str) -> Option<&Deployment> {
+        self.deployments
+            .iter()
+            .find(|deployment| deployment.name == name)
+    }
+
+    /// The token profile of the deployment named `name`; `None` when there is no such deployment.
+    /// A DPM asks this for the deployment that registered an engine (the `id` of the engine's
+    /// [`ServiceIdentity`](crate::identity::ServiceIdentity)) before calling that engine.
+    pub fn token_profile(&self, name: &str) -> Option<TokenProfile> {
+        self.deployment(name)
+            .map(|deployment| deployment.token_profile)
+    }
+
+    /// The token profile for calls to peers of module type `module` when the caller does not know
+    /// which deployment it is calling (a DPE calling its DPM): `product` only when there is at
+    /// least one deployment of that type and all of them are `product`; otherwise `strict`, the
+    /// profile of section 3. Deployments of one type that disagree are a configuration mistake
+    /// the caller cannot resolve, so the default profile is used.
+    pub fn token_profile_for_module(&self, module: &str) -> TokenProfile {
+        let mut of_module = self
+            .deployments
+            .iter()
+            .filter(|deployment| deployment.module == module)
+            .peekable();
+        if of_module.peek().is_some()
+            && of_module.all(|deployment| deployment.token_profile == TokenProfile::Product)
+        {
+            TokenProfile::Product
+        } else {
+            TokenProfile::Strict
+        }
+    }
+
     /// The deployment and key whose fingerprint is exactly `kid` (revoked keys included).
     pub fn lookup(&self, kid: &str) -> Option<(&Deployment, &DeploymentKey)> {
         self.slot(kid).map(|(deployment, key, _)| (deployment, key))
@@ -206,6 +245,15 @@ impl DeploymentRegistry {
             .filter(|label| !after.contains_key(*label))
             .cloned()
             .collect();
+        diff.token_profiles = self
+            .deployments
+            .iter()
+            .filter_map(|deployment| {
+                let was = old.token_profile(&deployment.name)?;
+                (was != deployment.token_profile)
+                    .then(|| format!("{}:{was}->{}", deployment.name, deployment.token_profile))
+            })
+            .collect();
         diff
     }
 
@@ -234,7 +282,8 @@ fn verifier_for(public: &PublicKey) -> Result<Es256Verifier, String> {
     Es256Verifier::new(public.point())
 }
 
-/// How a reloaded registry differs from the previous one; entries read `dpe-dev/key1 (<fingerprint>)`.
+/// How a reloaded registry differs from the previous one; key entries read
+/// `dpe-dev/key1 (<fingerprint>)`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RegistryDiff {
     /// Keys present now and not before.
@@ -245,15 +294,18 @@ pub struct RegistryDiff {
     pub revoked: Vec<String>,
     /// Keys present in both whose `is-revoked` went from true to false.
     pub reinstated: Vec<String>,
+    /// Deployments present in both whose token profile changed, as `dpe-dev:strict->product`.
+    pub token_profiles: Vec<String>,
 }
 
 impl RegistryDiff {
-    /// True when the reload changed no key.
+    /// True when the reload changed no key and no token profile.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty()
             && self.removed.is_empty()
             && self.revoked.is_empty()
             && self.reinstated.is_empty()
+            && self.token_profiles.is_empty()
     }
 }
 
@@ -271,6 +323,7 @@ pub(crate) mod tests {
             uri: None,
             roles: vec![],
             keys,
+            token_profile: TokenProfile::Strict,
         }
     }
 
@@ -398,6 +451,65 @@ pub(crate) mod tests {
         assert_eq!(diff.revoked, [format!("dpe-dev/key1 ({})", a.kid())]);
         assert_eq!(diff.reinstated, [format!("dpe-dev/key2 ({})", b.kid())]);
         assert!(!diff.is_empty());
+        assert!(diff.token_profiles.is_empty());
         assert!(new.diff(&new).is_empty());
+    }
+
+    fn with_profile(mut deployment: Deployment, profile: TokenProfile) -> Deployment {
+        deployment.token_profile = profile;
+        deployment
+    }
+
+    #[test]
+    fn profiles_by_deployment_by_module_and_in_the_diff() {
+        let (a, b, c) = (
+            GeneratorKey::generate(),
+            GeneratorKey::generate(),
+            GeneratorKey::generate(),
+        );
+        let registry = DeploymentRegistry::new(vec![
+            with_profile(
+                deployment("dpe-product", "dpe", vec![key("key1", &a, false)]),
+                TokenProfile::Product,
+            ),
+            deployment("dpe-dev", "dpe", vec![key("key1", &b, false)]),
+            with_profile(
+                deployment("dpm-prod", "dpm", vec![key("key1", &c, false)]),
+                TokenProfile::Product,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            registry.token_profile("dpe-product"),
+            Some(TokenProfile::Product)
+        );
+        assert_eq!(
+            registry.token_profile("dpe-dev"),
+            Some(TokenProfile::Strict)
+        );
+        assert_eq!(registry.token_profile("DPE-DEV"), None);
+        // All dpm deployments are product; the dpe ones disagree; there is no ai module.
+        assert_eq!(
+            registry.token_profile_for_module("dpm"),
+            TokenProfile::Product
+        );
+        assert_eq!(
+            registry.token_profile_for_module("dpe"),
+            TokenProfile::Strict
+        );
+        assert_eq!(
+            registry.token_profile_for_module("ai"),
+            TokenProfile::Strict
+        );
+
+        let flipped = DeploymentRegistry::new(vec![
+            deployment("dpe-product", "dpe", vec![key("key1", &a, false)]),
+            deployment("dpe-dev", "dpe", vec![key("key1", &b, false)]),
+        ])
+        .unwrap();
+        let diff = flipped.diff(&registry);
+        assert_eq!(diff.token_profiles, ["dpe-product:product->strict"]);
+        assert!(diff.added.is_empty() && diff.revoked.is_empty());
+        assert!(!diff.is_empty());
     }
 }

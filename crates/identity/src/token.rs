@@ -37,9 +37,21 @@
 //! | 18 | `iat` and `nbf` ≤ now + skew | `not_yet_valid` |
 //! | 19 | now ≤ `exp` + skew (equality accepted) | `expired` |
 //! | 20 | `exp` − `iat` ≤ the maximum lifetime | `lifetime_too_long` |
-//! | 21 | `aud` (string or array of strings) contains this module's type; required unless the policy says otherwise; a wrong JSON type is always refused | `missing_aud`, `invalid_aud`, `wrong_aud` |
+//! | 21 | `aud` (string or array of strings) contains this module's type; required unless `require-audience=false` or the key's deployment has the `product` [token profile](TokenProfile); when present it must name us under every profile; a wrong JSON type is always refused | `missing_aud`, `invalid_aud`, `wrong_aud` |
 //! | 22 | `jti`, when present, is a string | `invalid_jti` |
 //! | 23 | `usr`, when present, is `{id, username, roles}` and the peer holds the impersonation role | `invalid_usr`, `impersonation_not_allowed` |
+//!
+//! Token profiles (SPEC 4.4) are per deployment and change row 21 only:
+//!
+//! | profile of the key's deployment | token without `aud` | token with `aud` |
+//! |---|---|---|
+//! | `strict` (default) | refused (`missing_aud`), unless `require-audience=false` | must name this module |
+//! | `product` | accepted | must name this module |
+//!
+//! Every other row applies to both: a product peer's token still needs `typ` `JWT` or none, a
+//! configured `kid`, a valid signature, the time claims, a bounded lifetime, a string `jti` if any
+//! and the impersonation role for `usr`. Minting follows the receiver's profile:
+//! [`TokenIssuer::token_for_peer`] leaves `aud` out for a product peer.
 //!
 //! Not checked: `iss` and `sub` (the peer is identified by its key alone), and any other claim.
 //! `roles` or `module` claims are ignored: the identity is the local deployment's module, name and
@@ -51,6 +63,7 @@
 
 mod error;
 mod issue;
+mod profile;
 mod verify;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -58,6 +71,7 @@ use std::time::Duration;
 
 pub use error::{AuthError, AuthErrorKind};
 pub use issue::TokenIssuer;
+pub use profile::{TokenProfile, UnknownTokenProfile};
 pub use verify::{CacheStats, TokenVerifier, VerifyPolicy};
 
 /// The largest `authorization` value accepted, in bytes; larger ones are refused before decoding.

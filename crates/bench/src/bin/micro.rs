@@ -19,7 +19,7 @@ use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::{human, per_second};
 use svcid_identity::{
     Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, ManualClock, TokenIssuer,
-    TokenVerifier, VerifyPolicy,
+    TokenProfile, TokenVerifier, VerifyPolicy,
 };
 
 /// Token micro-benchmarks beside `openssl speed ecdsap256`.
@@ -365,6 +365,7 @@ fn deployment(name: String, key: &GeneratorKey) -> Deployment {
         module: "dpe".into(),
         environment: None,
         uri: None,
+        token_profile: TokenProfile::Strict,
         roles: vec!["IMPERSONATION".into()],
         keys: vec![DeploymentKey {
             name: "key".into(),

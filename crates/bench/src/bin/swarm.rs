@@ -40,7 +40,7 @@ use svcid_client::{OutboundCredentials, with_correlation_id};
 use svcid_grpc::AuthLayer;
 use svcid_identity::{
     AccessPolicy, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, SystemClock,
-    TokenIssuer, TokenVerifier, VerifyPolicy,
+    TokenIssuer, TokenProfile, TokenVerifier, VerifyPolicy,
 };
 use svcid_proto::pb::common::Constraints;
 use svcid_proto::pb::heartbeat::heartbeat_service_server::{
@@ -241,6 +241,7 @@ async fn run(args: &Args) -> Result<()> {
         module: "dpm".into(),
         environment: None,
         uri: None,
+        token_profile: TokenProfile::Strict,
         roles: Vec::new(),
         keys: vec![DeploymentKey {
             name: "key".into(),

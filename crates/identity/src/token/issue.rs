@@ -1,5 +1,12 @@
 //! Minting this module's tokens: [`TokenIssuer`] and the signing state derived from one
 //! generator key.
+//!
+//! What a token says depends on the receiver's [`TokenProfile`]: a strict peer's tokens name its
+//! module type in `aud`; a product peer's tokens have no `aud`, because the product's Python module
+//! refuses every token that carries one (SPEC 4.4). Both carry a fresh `jti`, although the
+//! product's Java modules mint none: every product verifier ignores it (nimbus and PyJWT 2.1 accept
+//! unknown and unchecked claims), and it is what our own refusal and request logs correlate a call
+//! with, so leaving it out would cost diagnostics and buy no compatibility.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,7 +17,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::lock;
+use super::{TokenProfile, lock};
 use crate::clock::Clock;
 use crate::es256::{Es256Signer, SIGNATURE_BYTES};
 use crate::identity::ImpersonatedUser;
@@ -25,8 +32,8 @@ pub struct TokenIssuer {
     pub(super) lifetime_secs: i64,
     /// Source of `iat`.
     clock: Arc<dyn Clock>,
-    /// Audience → the token `token_for` hands out until its renewal time.
-    reusable: Mutex<HashMap<String, ReusableToken>>,
+    /// The tokens `token_for_peer` hands out until their renewal time.
+    reusable: Mutex<Reusable>,
     /// Tokens signed so far (reuses not counted), for the daemons' metrics.
     minted: AtomicU64,
 }
@@ -76,6 +83,34 @@ impl SigningState {
     }
 }
 
+/// The minted tokens kept for reuse, one per distinct set of claims.
+#[derive(Default)]
+struct Reusable {
+    /// Strict tokens, by the `aud` they carry.
+    by_audience: HashMap<String, ReusableToken>,
+    /// The product token: it names no receiver, so one serves every product peer.
+    without_audience: Option<ReusableToken>,
+}
+
+impl Reusable {
+    /// Where the token for `audience` under `profile` is kept.
+    fn slot(&self, audience: &str, profile: TokenProfile) -> Option<&ReusableToken> {
+        if profile.sends_audience() {
+            self.by_audience.get(audience)
+        } else {
+            self.without_audience.as_ref()
+        }
+    }
+
+    fn keep(&mut self, audience: &str, profile: TokenProfile, token: ReusableToken) {
+        if profile.sends_audience() {
+            self.by_audience.insert(audience.to_owned(), token);
+        } else {
+            self.without_audience = Some(token);
+        }
+    }
+}
+
 /// A minted token kept for reuse.
 struct ReusableToken {
     /// The compact JWS.
@@ -108,7 +143,7 @@ impl TokenIssuer {
             signing: RwLock::new(Arc::new(SigningState::new(&key)?)),
             lifetime_secs: i64::try_from(whole_secs).unwrap_or(i64::MAX).max(1),
             clock,
-            reusable: Mutex::new(HashMap::new()),
+            reusable: Mutex::new(Reusable::default()),
             minted: AtomicU64::new(0),
         })
     }
@@ -127,23 +162,33 @@ impl TokenIssuer {
             &mut *self.signing.write().unwrap_or_else(PoisonError::into_inner),
             state,
         );
-        reusable.clear();
+        *reusable = Reusable::default();
         Ok(old.kid.clone())
     }
 
-    /// A token for calls to `audience`, reused until about a third of its lifetime is left.
+    /// A token for calls to a strict peer of module type `audience`, reused until about a third
+    /// of its lifetime is left: `token_for_peer(audience, TokenProfile::Strict)`.
     pub fn token_for(&self, audience: &str) -> String {
+        self.token_for_peer(audience, TokenProfile::Strict)
+    }
+
+    /// A token for calls to a peer of module type `audience` whose deployment has `profile`,
+    /// reused until about a third of its lifetime is left. A `product` peer's token carries no
+    /// `aud` (so `audience` only names the receiver); tokens are kept apart by profile, so a
+    /// strict peer never gets an audience-less token.
+    pub fn token_for_peer(&self, audience: &str, profile: TokenProfile) -> String {
         let now = self.clock.now_unix();
         let mut reusable = lock(&self.reusable);
-        if let Some(kept) = reusable.get(audience)
+        if let Some(kept) = reusable.slot(audience, profile)
             && kept.iat <= now
             && now < kept.renew_at
         {
             return kept.token.clone();
         }
-        let token = self.mint_at(now, audience, None);
-        reusable.insert(
-            audience.to_owned(),
+        let token = self.mint_at(now, audience, profile, None);
+        reusable.keep(
+            audience,
+            profile,
             ReusableToken {
                 token: token.clone(),
                 iat: now,
@@ -153,9 +198,21 @@ impl TokenIssuer {
         token
     }
 
-    /// A fresh token for `audience`, acting for `user` when given (never cached).
+    /// A fresh token for a strict peer of module type `audience`, acting for `user` when given
+    /// (never cached): `mint_for_peer(audience, TokenProfile::Strict, user)`.
     pub fn mint(&self, audience: &str, user: Option<&ImpersonatedUser>) -> String {
-        self.mint_at(self.clock.now_unix(), audience, user)
+        self.mint_for_peer(audience, TokenProfile::Strict, user)
+    }
+
+    /// A fresh token for a peer of module type `audience` whose deployment has `profile`, acting
+    /// for `user` when given (never cached). A `product` peer's token carries no `aud`.
+    pub fn mint_for_peer(
+        &self,
+        audience: &str,
+        profile: TokenProfile,
+        user: Option<&ImpersonatedUser>,
+    ) -> String {
+        self.mint_at(self.clock.now_unix(), audience, profile, user)
     }
 
     /// The `kid` in this issuer's headers (of the key in use now).
@@ -167,13 +224,21 @@ impl TokenIssuer {
         Arc::clone(&self.signing.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn mint_at(&self, iat: i64, audience: &str, user: Option<&ImpersonatedUser>) -> String {
+    fn mint_at(
+        &self,
+        iat: i64,
+        audience: &str,
+        profile: TokenProfile,
+        user: Option<&ImpersonatedUser>,
+    ) -> String {
         self.minted.fetch_add(1, Ordering::Relaxed);
         let mut claims = Map::new();
         claims.insert("iat".into(), iat.into());
         claims.insert("nbf".into(), iat.into());
         claims.insert("exp".into(), iat.saturating_add(self.lifetime_secs).into());
-        claims.insert("aud".into(), audience.into());
+        if profile.sends_audience() {
+            claims.insert("aud".into(), audience.into());
+        }
         claims.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
         if let Some(user) = user {
             claims.insert(

@@ -44,13 +44,20 @@ impl Fixture {
     }
 
     fn with_policy(policy: VerifyPolicy) -> Self {
+        Self::with_profile(policy, TokenProfile::Strict)
+    }
+
+    /// The same peers with `dpe-dev` under `profile` (`plain-dev` stays strict).
+    fn with_profile(policy: VerifyPolicy, profile: TokenProfile) -> Self {
         let (dpe, plain, old) = (
             GeneratorKey::generate(),
             GeneratorKey::generate(),
             GeneratorKey::generate(),
         );
         let clock = Arc::new(ManualClock::new(NOW));
-        let registry = DeploymentRegistry::new(deployments(&dpe, &plain, &old, false)).unwrap();
+        let mut peers = deployments(&dpe, &plain, &old, false);
+        peers[0].token_profile = profile;
+        let registry = DeploymentRegistry::new(peers).unwrap();
         let verifier = TokenVerifier::new(policy, registry, clock.clone());
         Fixture {
             clock,
@@ -585,6 +592,83 @@ fn row_13_audience() {
 }
 
 #[test]
+fn row_13_a_product_peer_may_leave_aud_out_but_not_name_another_module() {
+    let f = Fixture::with_profile(VerifyPolicy::new("dpm"), TokenProfile::Product);
+    assert_eq!(f.reason(&f.token(json!({"aud": null}))), "accepted");
+    assert_eq!(f.reason(&f.token(json!({"aud": "dpm"}))), "accepted");
+    assert_eq!(f.reason(&f.token(json!({"aud": ["x", "dpm"]}))), "accepted");
+    assert_eq!(f.reason(&f.token(json!({"aud": "dpe"}))), "wrong_aud");
+    assert_eq!(f.reason(&f.token(json!({"aud": []}))), "wrong_aud");
+    assert_eq!(f.reason(&f.token(json!({"aud": 5}))), "invalid_aud");
+    // Only dpe-dev is a product peer: the strict plain-dev still needs aud.
+    let body = claims(json!({"aud": null}));
+    assert_eq!(
+        f.reason(&forge(&header(f.plain.kid()), &body, &f.plain)),
+        "missing_aud"
+    );
+    let caller = f.accept(&f.token(json!({"aud": null})));
+    assert_eq!(caller.service.id, "dpe-dev");
+    assert_eq!(caller.service.roles, ["IMPERSONATION"]);
+}
+
+#[test]
+fn row_13_every_other_check_still_applies_to_a_product_peer() {
+    let f = Fixture::with_profile(VerifyPolicy::new("dpm"), TokenProfile::Product);
+    let no_aud = |extra: Value| {
+        let mut extra = extra;
+        extra["aud"] = Value::Null;
+        f.token(extra)
+    };
+    assert_eq!(f.reason(&no_aud(json!({"exp": NOW - 61}))), "expired");
+    assert_eq!(
+        f.reason(&no_aud(
+            json!({"iat": NOW + 61, "nbf": NOW + 61, "exp": NOW + 70})
+        )),
+        "not_yet_valid"
+    );
+    assert_eq!(
+        f.reason(&no_aud(json!({"exp": NOW + 5 * 60 * 60}))),
+        "lifetime_too_long"
+    );
+    assert_eq!(
+        f.reason(&no_aud(json!({"nbf": null}))),
+        "missing_time_claim"
+    );
+    assert_eq!(f.reason(&no_aud(json!({"jti": 7}))), "invalid_jti");
+    assert_eq!(f.reason(&no_aud(json!({"usr": "root"}))), "invalid_usr");
+    let body = claims(json!({"aud": null}));
+    let typed = json!({"alg": "ES256", "typ": "at+jwt", "kid": f.dpe.kid()}).to_string();
+    assert_eq!(f.reason(&forge(&typed, &body, &f.dpe)), "bad_typ");
+    let no_kid = json!({"alg": "ES256", "typ": "JWT"}).to_string();
+    assert_eq!(f.reason(&forge(&no_kid, &body, &f.dpe)), "missing_kid");
+    assert_eq!(
+        f.reason(&forge(&header(f.dpe.kid()), &body, &f.plain)),
+        "bad_signature"
+    );
+}
+
+#[test]
+fn require_audience_false_still_admits_every_peer_without_aud() {
+    for profile in TokenProfile::ALL {
+        let f = Fixture::with_profile(
+            VerifyPolicy {
+                require_audience: false,
+                ..VerifyPolicy::new("dpm")
+            },
+            profile,
+        );
+        let body = claims(json!({"aud": null}));
+        assert_eq!(f.reason(&f.token(json!({"aud": null}))), "accepted");
+        assert_eq!(
+            f.reason(&forge(&header(f.plain.kid()), &body, &f.plain)),
+            "accepted",
+            "{profile}: the strict plain-dev too"
+        );
+        assert_eq!(f.reason(&f.token(json!({"aud": "dpe"}))), "wrong_aud");
+    }
+}
+
+#[test]
 fn row_14_altered_bytes_and_malformed_signatures() {
     let f = Fixture::new();
     let token = f.token(json!({}));
@@ -1006,6 +1090,124 @@ fn mint_then_verify_round_trip_with_exact_header_and_claims() {
     assert_eq!(caller.service.id, "dpe-dev");
     // Every mint is fresh.
     assert_ne!(issuer.mint("dpm", None), token);
+}
+
+#[test]
+fn a_token_minted_for_a_product_peer_has_no_aud_and_the_strict_header() {
+    let product = Fixture::with_profile(VerifyPolicy::new("dpm"), TokenProfile::Product);
+    let issuer = TokenIssuer::new(
+        GeneratorKey::from_base64(&product.dpe.to_base64()).unwrap(),
+        Duration::from_secs(15),
+        product.clock.clone(),
+    )
+    .unwrap();
+    let token = issuer.mint_for_peer("dpm", TokenProfile::Product, None);
+    let p = segments(&token);
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&p[0]).unwrap()).unwrap();
+    assert_eq!(
+        header,
+        json!({"alg": "ES256", "typ": "JWT", "kid": product.dpe.kid()})
+    );
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&p[1]).unwrap()).unwrap();
+    let names: Vec<&str> = claims
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(names.len(), 4, "{claims}");
+    for name in ["iat", "nbf", "exp", "jti"] {
+        assert!(names.contains(&name), "{name} in {claims}");
+    }
+    assert_eq!(claims["exp"], json!(NOW + 15));
+    assert_eq!(product.accept(&token).service.id, "dpe-dev");
+    // A strict receiver refuses it; the strict token of the same issuer carries aud.
+    let strict = Fixture::new();
+    let strict_issuer = TokenIssuer::new(
+        GeneratorKey::from_base64(&strict.dpe.to_base64()).unwrap(),
+        Duration::from_secs(15),
+        strict.clock.clone(),
+    )
+    .unwrap();
+    assert_eq!(
+        strict.reason(&strict_issuer.mint_for_peer("dpm", TokenProfile::Product, None)),
+        "missing_aud"
+    );
+    assert_eq!(
+        strict.reason(&strict_issuer.mint_for_peer("dpm", TokenProfile::Strict, None)),
+        "accepted"
+    );
+    // With a user, only aud is left out.
+    let user = ImpersonatedUser {
+        id: "7".into(),
+        username: "bob".into(),
+        roles: vec![],
+    };
+    let caller = product.accept(&issuer.mint_for_peer("dpm", TokenProfile::Product, Some(&user)));
+    assert_eq!(caller.user, Some(user));
+}
+
+#[test]
+fn reused_tokens_are_kept_apart_by_profile() {
+    let f = Fixture::new();
+    let issuer = TokenIssuer::new(
+        GeneratorKey::from_base64(&f.dpe.to_base64()).unwrap(),
+        Duration::from_secs(15),
+        f.clock.clone(),
+    )
+    .unwrap();
+    let strict = issuer.token_for("dpm");
+    let product = issuer.token_for_peer("dpm", TokenProfile::Product);
+    assert_ne!(product, strict);
+    assert_eq!(issuer.token_for_peer("dpm", TokenProfile::Strict), strict);
+    assert_eq!(issuer.token_for_peer("dpm", TokenProfile::Product), product);
+    // The product token names no receiver, so every product peer gets the same one.
+    assert_eq!(issuer.token_for_peer("dpe", TokenProfile::Product), product);
+    assert_eq!(issuer.minted(), 2);
+    assert_eq!(f.reason(&strict), "accepted");
+    assert_eq!(f.reason(&product), "missing_aud");
+    // Renewal and key replacement apply to both.
+    f.clock.advance(10);
+    let renewed = issuer.token_for_peer("dpm", TokenProfile::Product);
+    assert_ne!(renewed, product);
+    issuer.replace_key(&f.plain).unwrap();
+    let after = issuer.token_for_peer("dpm", TokenProfile::Product);
+    assert_ne!(after, renewed, "the old key's product token is dropped");
+    assert_eq!(
+        f.verifier
+            .verify(&[format!("Bearer {after}").as_bytes()])
+            .unwrap_err()
+            .kid(),
+        Some(f.plain.kid())
+    );
+}
+
+#[test]
+fn the_profile_of_a_deployment_follows_the_registry_in_force() {
+    let f = Fixture::with_profile(VerifyPolicy::new("dpm"), TokenProfile::Product);
+    assert_eq!(
+        f.verifier.token_profile_of("dpe-dev"),
+        TokenProfile::Product
+    );
+    assert_eq!(
+        f.verifier.token_profile_of("plain-dev"),
+        TokenProfile::Strict
+    );
+    assert_eq!(f.verifier.token_profile_of("nobody"), TokenProfile::Strict);
+    assert_eq!(
+        f.verifier.token_profile_for_module("dpe"),
+        TokenProfile::Strict,
+        "dpe-dev is product, plain-dev and old-dev are not"
+    );
+    let token = f.token(json!({"aud": null}));
+    assert_eq!(f.reason(&token), "accepted");
+    // A reload that makes dpe-dev strict again refuses its cached audience-less token at once.
+    let diff = f.verifier.replace_registry(
+        DeploymentRegistry::new(deployments(&f.dpe, &f.plain, &f.old, false)).unwrap(),
+    );
+    assert_eq!(diff.token_profiles, ["dpe-dev:product->strict"]);
+    assert_eq!(f.verifier.token_profile_of("dpe-dev"), TokenProfile::Strict);
+    assert_eq!(f.reason(&token), "missing_aud");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::error::{AuthError, AuthErrorKind};
 use super::{
     DEFAULT_CLOCK_SKEW, DEFAULT_IMPERSONATION_ROLE, DEFAULT_MAX_TOKEN_LIFETIME,
-    DEFAULT_REQUIRE_AUDIENCE, MAX_TOKEN_BYTES, lock,
+    DEFAULT_REQUIRE_AUDIENCE, MAX_TOKEN_BYTES, TokenProfile, lock,
 };
 use crate::clock::Clock;
 use crate::es256::{Es256Verifier, SIGNATURE_BYTES};
@@ -213,6 +213,22 @@ impl TokenVerifier {
             .map(|(deployment, _)| deployment.name.clone())
     }
 
+    /// The token profile of the deployment named `deployment` in the registry in force (so a
+    /// reload that changes it applies to the next call); `strict`, the default profile, when no
+    /// such deployment is configured. For calls back to a verified caller, pass the caller's
+    /// deployment name, `caller.service.id`.
+    pub fn token_profile_of(&self, deployment: &str) -> TokenProfile {
+        self.registry()
+            .token_profile(deployment)
+            .unwrap_or_default()
+    }
+
+    /// The token profile for calls to peers of module type `module` in the registry in force:
+    /// see [`DeploymentRegistry::token_profile_for_module`]. For a DPE calling its DPM.
+    pub fn token_profile_for_module(&self, module: &str) -> TokenProfile {
+        self.registry().token_profile_for_module(module)
+    }
+
     /// The policy this verifier enforces.
     pub fn policy(&self) -> &VerifyPolicy {
         &self.policy
@@ -252,7 +268,7 @@ impl TokenVerifier {
         let claims = strict_json::parse_object(payload)
             .map_err(|detail| AuthErrorKind::InvalidClaims { detail })?;
         let exp = self.check_times(&claims, now)?;
-        self.check_audience(&claims)?;
+        self.check_audience(&claims, deployment.token_profile)?;
         let jti = match claims.get("jti") {
             None => String::new(),
             Some(Value::String(jti)) => jti.clone(),
@@ -294,11 +310,18 @@ impl TokenVerifier {
         Ok(exp)
     }
 
-    /// Row 21: `aud` names this module; required unless the policy says otherwise.
-    fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), AuthErrorKind> {
+    /// Row 21: `aud` names this module. It may be left out by a peer whose deployment has the
+    /// `product` profile, or by any peer under `require-audience=false`; when present it must name
+    /// this module whatever the profile.
+    fn check_audience(
+        &self,
+        claims: &Map<String, Value>,
+        profile: TokenProfile,
+    ) -> Result<(), AuthErrorKind> {
         let module = self.policy.module.as_str();
+        let required = self.policy.require_audience && profile.requires_audience();
         let named = match claims.get("aud") {
-            None if self.policy.require_audience => return Err(AuthErrorKind::MissingAudience),
+            None if required => return Err(AuthErrorKind::MissingAudience),
             None => return Ok(()),
             Some(Value::String(aud)) => aud == module,
             Some(Value::Array(auds)) => {
