@@ -8,7 +8,8 @@
 //! a misspelt `is-revoked=true`). The verdict goes by code only, never by the wording of a
 //! message. Given homes of different module types, each pair is cross-checked: the verifier holds
 //! the signer's current generator key under the right fingerprint and module type, with the same
-//! public point, not revoked. Exit 0 clean, 1 warnings only, 2 errors.
+//! public point, not revoked, and with a token profile that admits the tokens the signer sends it
+//! (SPEC 4.4). Exit 0 clean, 1 warnings only, 2 errors.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -56,6 +57,10 @@ pub mod codes {
     pub const FINGERPRINT_MISMATCH: ProblemCode = ProblemCode::new("cross.fingerprint-mismatch");
     /// Error: the verifier does not trust the signer's current key at all.
     pub const KEY_NOT_TRUSTED: ProblemCode = ProblemCode::new("cross.key-not-trusted");
+    /// Error: the signer sends tokens without `aud` (token-profile=product) to a verifier whose
+    /// entry for it is strict.
+    pub const TOKEN_PROFILE_MISMATCH: ProblemCode =
+        ProblemCode::new("cross.token-profile-mismatch");
 
     /// Every code above.
     pub const ALL: &[ProblemCode] = &[
@@ -65,6 +70,7 @@ pub mod codes {
         CONTENT_MISMATCH,
         FINGERPRINT_MISMATCH,
         KEY_NOT_TRUSTED,
+        TOKEN_PROFILE_MISMATCH,
     ];
 }
 
@@ -354,6 +360,38 @@ fn cross_check(
                         entry.public.thumbprint()
                     ),
                     Some("replace content with the signer's public JWK (svcid link does it)".to_owned()),
+                ));
+            }
+            // SPEC 4.4: the signer leaves aud out of its tokens for this home when its own entry
+            // for this home says product; a strict entry here then refuses them all.
+            let sent = s.deployments.lookup(v.jwt.generator_key.kid()).map_or_else(
+                || s.deployments.token_profile_for_module(v.kind.as_str()),
+                |(d, _)| d.token_profile,
+            );
+            if !sent.sends_audience()
+                && deployment.token_profile.requires_audience()
+                && v.jwt.require_audience
+            {
+                // Where to fix it: the token-profile line, or the entry's module line when the
+                // profile is not written (strict by default).
+                let (mut origin, property) = at(&deployment.name, field::TOKEN_PROFILE);
+                if props.get(&property).is_none() {
+                    origin = at(&deployment.name, field::MODULE).0;
+                }
+                problems.push(Problem::error(
+                    codes::TOKEN_PROFILE_MISMATCH,
+                    origin,
+                    property,
+                    format!(
+                        "{who} has token-profile=product for this home, so its tokens carry no aud, but \
+                         deployment {} here is strict: every call from it is refused (missing_aud)",
+                        deployment.name
+                    ),
+                    Some(
+                        "give both sides the same token-profile: product here too, or strict on the \
+                         signer (svcid link --token-profile PROFILE writes both)"
+                            .to_owned(),
+                    ),
                 ));
             }
         }

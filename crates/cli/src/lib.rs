@@ -20,9 +20,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Parser, Subcommand};
 use svcid_identity::identity::ImpersonatedUser;
 use svcid_identity::jwk::GeneratorKey;
+use svcid_identity::token::TokenProfile;
 
 use crate::homes::ModuleChoice;
 
@@ -69,6 +71,11 @@ pub enum Command {
         /// (running daemons re-read their files within about a second).
         #[arg(long, default_value_t = 3, value_name = "SECONDS")]
         grace: u64,
+        /// Write security.token-profile=PROFILE into both deployment entries: product makes the
+        /// pair talk the way Ataccama ONE's own modules do (no aud either way); without this
+        /// option an existing token-profile is left as it is.
+        #[arg(long, value_name = "PROFILE", value_parser = profile_parser())]
+        token_profile: Option<TokenProfile>,
     },
     /// Revoke a peer's key (set is-revoked=true); --undo reinstates it.
     Revoke {
@@ -150,6 +157,10 @@ pub enum TokenCommand {
         /// The home's module type (default: inferred).
         #[arg(long, value_enum, default_value_t = ModuleChoice::Auto)]
         module: ModuleChoice,
+        /// The receiver's token profile: strict puts aud=MODULE in the token; product (an
+        /// Ataccama ONE module as the receiver) leaves aud out.
+        #[arg(long, default_value = "strict", value_parser = profile_parser())]
+        profile: TokenProfile,
         /// Act for this user id (adds a usr claim; the receiver requires the impersonation role).
         #[arg(long, requires = "username")]
         user: Option<String>,
@@ -172,6 +183,12 @@ pub enum TokenCommand {
         #[arg(long, value_enum, default_value_t = ModuleChoice::Auto)]
         module: ModuleChoice,
     },
+}
+
+/// Parses `strict` or `product`, listing both in `--help` and in the error for anything else.
+fn profile_parser() -> impl clap::builder::TypedValueParser<Value = TokenProfile> {
+    PossibleValuesParser::new(TokenProfile::ALL.map(TokenProfile::as_str))
+        .try_map(|value| value.parse::<TokenProfile>())
 }
 
 /// Runs the command line; the binary's `main`.
@@ -202,11 +219,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             environment,
             rotate,
             grace,
+            token_profile,
         } => {
             let options = link::LinkOptions {
                 environment,
                 rotate,
                 grace: Duration::from_secs(grace),
+                token_profile,
             };
             link::link(&dpm_home, &dpe_home, &options, out)?;
             Ok(0)
@@ -238,6 +257,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             home,
             aud,
             module,
+            profile,
             user,
             username,
             role,
@@ -247,7 +267,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                 id,
                 roles: role,
             });
-            token::mint(&home, module, &aud, user, out, &mut std::io::stderr())?;
+            let request = token::MintRequest {
+                audience: &aud,
+                profile,
+                user,
+            };
+            token::mint(&home, module, &request, out, &mut std::io::stderr())?;
             Ok(0)
         }
         Command::Token(TokenCommand::Inspect {

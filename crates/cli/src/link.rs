@@ -8,6 +8,11 @@
 //! run changes nothing. A trusted key that is revoked stops it: un-revoking a key someone revoked
 //! is a decision for `svcid revoke --undo`, not a side effect.
 //!
+//! `--token-profile product` also writes `security.token-profile=product` into both deployment
+//! entries, so the pair talks the way Ataccama ONE's own modules do (SPEC 4.4: no `aud` either
+//! way); `--token-profile strict` writes it back. Without the option a profile already written is
+//! left alone.
+//!
 //! `--rotate` gives both sides a new key in the order that keeps a running pair READY: first each
 //! verifier's file gets the peer's new key as a new entry beside the old one (both written), then
 //! it waits `--grace` seconds for the daemons to re-read their files, and only then switches each
@@ -21,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use svcid_config::ModuleKind;
 use svcid_config::names::{self, deployment as field};
 use svcid_identity::jwk::{GeneratorKey, PublicKey};
-use svcid_identity::token::DEFAULT_IMPERSONATION_ROLE;
+use svcid_identity::token::{DEFAULT_IMPERSONATION_ROLE, TokenProfile};
 use svcid_properties::{PropertySet, parse_bool, uniform};
 
 use crate::edit::PropertiesFile;
@@ -43,6 +48,8 @@ pub struct LinkOptions {
     pub rotate: bool,
     /// How long to wait between writing the verifiers and switching the signers.
     pub grace: Duration,
+    /// The token profile to write into both deployment entries; `None` leaves them as they are.
+    pub token_profile: Option<TokenProfile>,
 }
 
 /// One side of the link.
@@ -84,7 +91,7 @@ pub fn link(
     if options.rotate {
         rotate(&mut dpm, &mut dpe, options, out)
     } else {
-        link_current(&mut dpm, &mut dpe, environment, out)
+        link_current(&mut dpm, &mut dpe, environment, options.token_profile, out)
     }
 }
 
@@ -93,6 +100,7 @@ fn link_current(
     dpm: &mut Side,
     dpe: &mut Side,
     environment: &str,
+    token_profile: Option<TokenProfile>,
     out: &mut dyn Write,
 ) -> Result<()> {
     for side in [&mut *dpm, &mut *dpe] {
@@ -106,13 +114,17 @@ fn link_current(
     let (Some(dpm_key), Some(dpe_key)) = (&dpm.current, &dpe.current) else {
         bail!("internal: a side has no key after generation");
     };
-    let mut notes = trust(&mut dpm.file, ModuleKind::Dpe, dpe_key, None, environment)?;
+    let entry = Entry {
+        environment,
+        token_profile,
+    };
+    let mut notes = trust(&mut dpm.file, ModuleKind::Dpe, dpe_key, None, &entry)?;
     notes.extend(trust(
         &mut dpe.file,
         ModuleKind::Dpm,
         dpm_key,
         None,
-        environment,
+        &entry,
     )?);
     let summary = format!(
         "dpm trusts dpe's key {}; dpe trusts dpm's key {}",
@@ -136,7 +148,10 @@ fn rotate(
     options: &LinkOptions,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let environment = options.environment.as_str();
+    let entry = Entry {
+        environment: options.environment.as_str(),
+        token_profile: options.token_profile,
+    };
     let new_dpm = GeneratorKey::generate();
     let new_dpe = GeneratorKey::generate();
     writeln!(out, "dpm: generated a new key, kid {}", new_dpm.kid())?;
@@ -148,19 +163,13 @@ fn rotate(
     )?;
     let old_dpe = dpe.current.as_ref().map(GeneratorKey::kid);
     let old_dpm = dpm.current.as_ref().map(GeneratorKey::kid);
-    let mut notes = trust(
-        &mut dpm.file,
-        ModuleKind::Dpe,
-        &new_dpe,
-        old_dpe,
-        environment,
-    )?;
+    let mut notes = trust(&mut dpm.file, ModuleKind::Dpe, &new_dpe, old_dpe, &entry)?;
     notes.extend(trust(
         &mut dpe.file,
         ModuleKind::Dpm,
         &new_dpm,
         old_dpm,
-        environment,
+        &entry,
     )?);
     for note in &notes {
         writeln!(out, "  {note}")?;
@@ -346,6 +355,15 @@ pub(crate) fn next_key_name(props: &PropertySet, deployment: &str) -> String {
         .unwrap_or_else(|| FIRST_KEY_ENTRY.to_owned())
 }
 
+/// What `link` writes into a deployment entry besides the key.
+#[derive(Clone, Copy, Debug)]
+struct Entry<'a> {
+    /// The environment of a new entry, and of its name `<signer>-<environment>`.
+    environment: &'a str,
+    /// The token profile to set, if asked for.
+    token_profile: Option<TokenProfile>,
+}
+
 /// Makes the verifier's file trust `key`, the signer's key. The deployment used is the one already
 /// holding that key, else the one holding `old_kid` (the key being rotated out), else
 /// `<signer>-<environment>`. Returns notes on what changed.
@@ -354,8 +372,9 @@ fn trust(
     signer: ModuleKind,
     key: &GeneratorKey,
     old_kid: Option<&str>,
-    environment: &str,
+    entry: &Entry<'_>,
 ) -> Result<Vec<String>> {
+    let environment = entry.environment;
     let verifier = match signer {
         ModuleKind::Dpm => ModuleKind::Dpe,
         ModuleKind::Dpe => ModuleKind::Dpm,
@@ -393,6 +412,25 @@ fn trust(
     let env_name = format!("{prefix}.{}", field::ENVIRONMENT);
     if props.get(&env_name).is_none() {
         file.set_in_group(&env_name, environment, &prefix);
+    }
+    if let Some(profile) = entry.token_profile {
+        let profile_name = format!("{prefix}.{}", field::TOKEN_PROFILE);
+        match props.get(&profile_name) {
+            Some(v) if v.raw.trim().parse::<TokenProfile>() == Ok(profile) => {}
+            Some(v) => {
+                notes.push(format!(
+                    "{verifier}: {deployment}.token-profile was {:?}; set to {profile}",
+                    v.raw.trim()
+                ));
+                file.set_in_group(&profile_name, profile.as_str(), &prefix);
+            }
+            None => {
+                notes.push(format!(
+                    "{verifier}: {deployment}.token-profile set to {profile}"
+                ));
+                file.set_in_group(&profile_name, profile.as_str(), &prefix);
+            }
+        }
     }
 
     let content = key.public_key().content_json();
@@ -486,6 +524,13 @@ mod tests {
         PropertiesFile::from_text(Path::new("x.properties"), text)
     }
 
+    fn entry(environment: &str) -> Entry<'_> {
+        Entry {
+            environment,
+            token_profile: None,
+        }
+    }
+
     #[test]
     fn key_names_follow_the_first_free_one() {
         let f = file("");
@@ -501,7 +546,7 @@ mod tests {
     fn trust_adds_a_deployment_in_the_manuals_order_and_is_idempotent() {
         let key = GeneratorKey::generate();
         let mut f = file("# mine\nataccama.server.grpc.port=8531\n");
-        let notes = trust(&mut f, ModuleKind::Dpe, &key, None, "dev").unwrap();
+        let notes = trust(&mut f, ModuleKind::Dpe, &key, None, &entry("dev")).unwrap();
         assert!(notes[0].contains("added deployment dpe-dev"), "{notes:?}");
         let text = f.text();
         let p = "ataccama.one.platform.deployments.dpe-dev";
@@ -519,7 +564,7 @@ mod tests {
         assert_eq!(text, expected);
         let mut again = file(&text);
         assert!(
-            trust(&mut again, ModuleKind::Dpe, &key, None, "dev")
+            trust(&mut again, ModuleKind::Dpe, &key, None, &entry("dev"))
                 .unwrap()
                 .is_empty()
         );
@@ -527,12 +572,71 @@ mod tests {
     }
 
     #[test]
+    fn the_token_profile_is_written_once_and_switched_with_a_note() {
+        let key = GeneratorKey::generate();
+        let product = Entry {
+            environment: "dev",
+            token_profile: Some(TokenProfile::Product),
+        };
+        let mut f = file("");
+        let notes = trust(&mut f, ModuleKind::Dpm, &key, None, &product).unwrap();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n == "dpe: dpm-dev.token-profile set to product"),
+            "{notes:?}"
+        );
+        let p = "ataccama.one.platform.deployments.dpm-dev";
+        let text = f.text();
+        assert!(
+            text.contains(&format!(
+                "{p}.environment=dev\n{p}.security.token-profile=product\n{p}.security.jwt-keys.key.fingerprint="
+            )),
+            "{text}"
+        );
+        let mut again = file(&text);
+        assert!(
+            trust(&mut again, ModuleKind::Dpm, &key, None, &product)
+                .unwrap()
+                .is_empty()
+        );
+        // Without the option the profile stays; with strict it is switched back.
+        assert!(
+            trust(&mut again, ModuleKind::Dpm, &key, None, &entry("dev"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(!again.changed());
+        let strict = Entry {
+            token_profile: Some(TokenProfile::Strict),
+            ..product
+        };
+        let notes = trust(&mut again, ModuleKind::Dpm, &key, None, &strict).unwrap();
+        assert_eq!(
+            notes,
+            ["dpe: dpm-dev.token-profile was \"product\"; set to strict"]
+        );
+        assert!(
+            again
+                .text()
+                .contains(&format!("{p}.security.token-profile=strict\n"))
+        );
+    }
+
+    #[test]
     fn a_new_key_goes_beside_the_old_one_in_the_same_deployment() {
         let old = GeneratorKey::generate();
         let new = GeneratorKey::generate();
         let mut f = file("");
-        trust(&mut f, ModuleKind::Dpe, &old, None, "prod").unwrap();
-        let notes = trust(&mut f, ModuleKind::Dpe, &new, Some(old.kid()), "dev").unwrap();
+        trust(&mut f, ModuleKind::Dpe, &old, None, &entry("prod")).unwrap();
+        let notes = trust(
+            &mut f,
+            ModuleKind::Dpe,
+            &new,
+            Some(old.kid()),
+            &entry("dev"),
+        )
+        .unwrap();
         assert!(notes[0].contains("dpe-prod/key-2"), "{notes:?}");
         let props = f.properties().unwrap();
         let p = "ataccama.one.platform.deployments.dpe-prod.security.jwt-keys";
@@ -572,7 +676,7 @@ mod tests {
             key.kid(),
             other.public_key().content_json()
         ));
-        let notes = trust(&mut f, ModuleKind::Dpm, &key, None, "dev").unwrap();
+        let notes = trust(&mut f, ModuleKind::Dpm, &key, None, &entry("dev")).unwrap();
         assert_eq!(notes.len(), 3, "{notes:?}");
         let props = f.properties().unwrap();
         assert_eq!(props.get(&format!("{p}.module")).unwrap().raw, "dpm");
@@ -589,7 +693,7 @@ mod tests {
             key.kid(),
             key.public_key().content_json()
         ));
-        let error = trust(&mut revoked, ModuleKind::Dpm, &key, None, "dev").unwrap_err();
+        let error = trust(&mut revoked, ModuleKind::Dpm, &key, None, &entry("dev")).unwrap_err();
         assert!(error.to_string().contains("revoked"), "{error}");
     }
 }

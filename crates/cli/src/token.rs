@@ -1,12 +1,13 @@
 //! `svcid token mint` and `svcid token inspect`: the operator's view of service tokens.
 //!
 //! `mint` signs a token with a home's own generator key through the daemons' [`TokenIssuer`], so
-//! a token from here is byte for byte what that module sends. `inspect` first decodes a token
-//! without trusting anything in it (header, claims, times as RFC 3339, signature length), then,
-//! given a home, builds the very [`TokenVerifier`] that home's daemon builds (its registry and
-//! `Settings::verify_policy()`) and reports its verdict: `accepted as <identity>` or
-//! `refused: <reason code>: <message>`, with a line of explanation for the refusals an operator
-//! can act on. Decoding here is lenient on purpose (it must show what a hostile token carries);
+//! a token from here is byte for byte what that module sends (`--profile product`: what it sends
+//! a product peer, without `aud`). `inspect` first decodes a token without trusting anything in it
+//! (header, claims, times as RFC 3339, signature length), then, given a home, builds the very
+//! [`TokenVerifier`] that home's daemon builds (its registry and `Settings::verify_policy()`) and
+//! reports its verdict: `accepted as <identity>` with the deployment, key and token profile that
+//! admitted it, or `refused: <reason code>: <message>`, with a line of explanation for the
+//! refusals an operator can act on. Decoding here is lenient on purpose (it must show what a hostile token carries);
 //! the verdict is the daemon's strict one. Nothing here prints key material.
 
 use std::io::{Read as _, Write};
@@ -23,7 +24,7 @@ use svcid_config::{Loaded, Settings};
 use svcid_identity::clock::{Clock, SystemClock};
 use svcid_identity::identity::ImpersonatedUser;
 use svcid_identity::token::{
-    AuthError, AuthErrorKind, MAX_TOKEN_BYTES, TokenIssuer, TokenVerifier,
+    AuthError, AuthErrorKind, MAX_TOKEN_BYTES, TokenIssuer, TokenProfile, TokenVerifier,
 };
 use svcid_properties::PropertySet;
 use time::format_description::well_known::Rfc3339;
@@ -81,15 +82,30 @@ pub(crate) fn load(home: &Path, module: ModuleChoice) -> Result<(OpenedHome, Loa
     }
 }
 
+/// What `svcid token mint` is asked for.
+#[derive(Clone, Debug)]
+pub struct MintRequest<'a> {
+    /// The receiver's module type (`--aud`); the token's `aud` under the strict profile.
+    pub audience: &'a str,
+    /// The receiver's token profile (`--profile`): `product` leaves `aud` out.
+    pub profile: TokenProfile,
+    /// The user to act for (`--user`), if any.
+    pub user: Option<ImpersonatedUser>,
+}
+
 /// `svcid token mint`: prints a fresh token on `out`, and what it is on `info`.
 pub fn mint(
     home: &Path,
     module: ModuleChoice,
-    audience: &str,
-    user: Option<ImpersonatedUser>,
+    request: &MintRequest<'_>,
     out: &mut dyn Write,
     info: &mut dyn Write,
 ) -> Result<()> {
+    let MintRequest {
+        audience,
+        profile,
+        ref user,
+    } = *request;
     if audience.is_empty()
         || audience
             .chars()
@@ -104,13 +120,18 @@ pub fn mint(
     let clock = Arc::new(SystemClock);
     let issuer = TokenIssuer::new(settings.jwt.generator_key, lifetime, clock.clone())
         .context("the generator key cannot sign")?;
-    let token = issuer.mint(audience, user.as_ref());
+    let token = issuer.mint_for_peer(audience, profile, user.as_ref());
     writeln!(out, "{token}")?;
     let now = clock.now_unix();
     let lifetime_secs = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX).max(1);
+    let receiver = if profile.sends_audience() {
+        format!("aud={audience}")
+    } else {
+        format!("a {audience} without aud (token profile: {profile})")
+    };
     writeln!(
         info,
-        "minted by the {kind} home {} ({}) with kid {} for aud={audience}{}, valid until {} ({}s)",
+        "minted by the {kind} home {} ({}) with kid {} for {receiver}{}, valid until {} ({}s)",
         home.display(),
         opened.decided.reason,
         issuer.kid(),
@@ -120,7 +141,7 @@ pub fn mint(
         rfc3339(now.saturating_add(lifetime_secs)),
         lifetime_secs
     )?;
-    if audience == kind.as_str() {
+    if profile.sends_audience() && audience == kind.as_str() {
         writeln!(
             info,
             "note: aud={audience} is this module's own type; a peer of another type refuses it (wrong_aud)"
@@ -170,6 +191,7 @@ pub fn inspect(
     let policy = settings.verify_policy();
     let skew = policy.clock_skew.as_secs();
     let max_lifetime = policy.max_token_lifetime.as_secs();
+    let require_audience = policy.require_audience;
     let Settings { deployments, .. } = settings;
     let verifier = TokenVerifier::new(policy, deployments, Arc::new(SystemClock));
     let verdict = verifier.verify_uncached(&[authorization.as_bytes()]);
@@ -183,7 +205,14 @@ pub fn inspect(
         Ok(caller) => {
             let via = registry
                 .lookup(&caller.kid)
-                .map(|(d, k)| format!(" (deployment {}, key {})", d.name, k.name))
+                .map(|(d, k)| {
+                    format!(
+                        " (deployment {}, key {}) ({})",
+                        d.name,
+                        k.name,
+                        profile_note(d.token_profile, require_audience)
+                    )
+                })
                 .unwrap_or_default();
             writeln!(out, "verdict of {label}:")?;
             writeln!(out, "accepted as {caller}{via}")?;
@@ -202,6 +231,7 @@ pub fn inspect(
                     now,
                     skew,
                     max_lifetime,
+                    require_audience,
                 },
             );
             if let Some(why) = why {
@@ -321,6 +351,19 @@ struct Explain<'a> {
     skew: u64,
     /// Maximum token lifetime in seconds.
     max_lifetime: u64,
+    /// `require-audience` of the home.
+    require_audience: bool,
+}
+
+/// How the home treats `aud` for a deployment of `profile`, as `inspect` reports it.
+fn profile_note(profile: TokenProfile, require_audience: bool) -> String {
+    match (profile, require_audience) {
+        (TokenProfile::Product, _) => format!("token profile: {profile} — no aud required"),
+        (TokenProfile::Strict, true) => format!("token profile: {profile} — aud required"),
+        (TokenProfile::Strict, false) => {
+            format!("token profile: {profile} — no aud required (require-audience=false)")
+        }
+    }
 }
 
 /// One line an operator can act on, for the refusals where the reason code alone is not enough.
@@ -399,14 +442,42 @@ fn explain(error: &AuthError, cx: &Explain<'_>) -> Option<String> {
             )),
             _ => None,
         },
-        AuthErrorKind::WrongAudience | AuthErrorKind::MissingAudience => Some(format!(
-            "aud is {}; this home is a {}, so tokens for it must carry aud={}",
-            cx.claims
+        AuthErrorKind::WrongAudience | AuthErrorKind::MissingAudience => {
+            let aud = cx
+                .claims
                 .and_then(|c| c.get("aud"))
-                .map_or_else(|| "absent".to_owned(), Value::to_string),
-            cx.kind,
-            cx.kind
-        )),
+                .map_or_else(|| "absent".to_owned(), Value::to_string);
+            let kind = cx.kind;
+            let deployment = cx.registry.lookup(kid).map(|(d, _)| d);
+            let required = cx.require_audience
+                && deployment.is_none_or(|d| d.token_profile.requires_audience());
+            let mut why = if required {
+                format!(
+                    "aud is {aud}; this home is a {kind}, so tokens for it must carry aud={kind}"
+                )
+            } else {
+                format!(
+                    "aud is {aud}; this home is a {kind}, so a token for it that carries aud must name {kind}"
+                )
+            };
+            if let Some(d) = deployment {
+                why.push_str(&format!(
+                    " ({}: {})",
+                    d.name,
+                    profile_note(d.token_profile, cx.require_audience)
+                ));
+                if matches!(error.kind(), AuthErrorKind::MissingAudience) {
+                    why.push_str(&format!(
+                        "; if {} is an Ataccama ONE module, which mints no aud, set {}.{}.{}=product",
+                        d.name,
+                        names::DEPLOYMENTS,
+                        d.name,
+                        field::TOKEN_PROFILE
+                    ));
+                }
+            }
+            Some(why)
+        }
         AuthErrorKind::ImpersonationNotAllowed => Some(format!(
             "the token acts for a user (usr) but {} does not hold the impersonation role here",
             entry(kid).unwrap_or_else(|| kid.to_owned())

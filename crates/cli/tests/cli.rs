@@ -719,3 +719,215 @@ fn inspect_explains_hostile_tokens() {
     assert_eq!(code(&out), 2);
     assert!(stdout(&out).contains("undecodable"), "{}", stdout(&out));
 }
+
+/// The claims of a compact JWS, decoded without checking anything.
+fn claims_of(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn link_with_token_profile_product_writes_it_on_both_sides() {
+    let pair = Pair::new();
+    let out = svcid(&[
+        "link",
+        s(&pair.dpm),
+        s(&pair.dpe),
+        "--token-profile",
+        "product",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}");
+    assert!(
+        text.contains("dpm: dpe-dev.token-profile set to product"),
+        "{text}"
+    );
+    for (home, peer) in [(&pair.dpm, "dpe-dev"), (&pair.dpe, "dpm-dev")] {
+        assert_eq!(
+            property(
+                home,
+                &format!("{DEPLOYMENTS}.{peer}.security.token-profile")
+            )
+            .as_deref(),
+            Some("product"),
+            "{}",
+            read(home)
+        );
+    }
+    // The pair is consistent, and linking again (with or without the option) changes nothing.
+    let check = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    assert_eq!(code(&check), 0, "{}", stdout(&check));
+    let before = (read(&pair.dpm), read(&pair.dpe));
+    for extra in [&["--token-profile", "product"][..], &[]] {
+        let mut args = vec!["link", s(&pair.dpm), s(&pair.dpe)];
+        args.extend_from_slice(extra);
+        let again = svcid(&args);
+        assert_eq!(code(&again), 0, "{}", stdout(&again));
+        assert_eq!((read(&pair.dpm), read(&pair.dpe)), before, "{extra:?}");
+    }
+    // Anything but strict or product is refused before a file is touched.
+    let bad = svcid(&[
+        "link",
+        s(&pair.dpm),
+        s(&pair.dpe),
+        "--token-profile",
+        "python",
+    ]);
+    assert_eq!(code(&bad), 2);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("strict, product"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert_eq!((read(&pair.dpm), read(&pair.dpe)), before);
+}
+
+#[test]
+fn token_mint_profile_product_has_no_aud_and_a_product_home_accepts_it() {
+    let pair = Pair::new();
+    let out = svcid(&[
+        "link",
+        s(&pair.dpm),
+        s(&pair.dpe),
+        "--token-profile",
+        "product",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let mint = svcid(&[
+        "token",
+        "mint",
+        "--home",
+        s(&pair.dpe),
+        "--aud",
+        "dpm",
+        "--profile",
+        "product",
+    ]);
+    let info = String::from_utf8_lossy(&mint.stderr).into_owned();
+    assert_eq!(code(&mint), 0, "{info}");
+    assert!(
+        info.contains("for a dpm without aud (token profile: product)"),
+        "{info}"
+    );
+    let token = stdout(&mint).trim().to_owned();
+    let claims = claims_of(&token);
+    assert!(claims.get("aud").is_none(), "{claims}");
+    for claim in ["iat", "nbf", "exp", "jti"] {
+        assert!(claims.get(claim).is_some(), "{claim} in {claims}");
+    }
+
+    let out = svcid(&["token", "inspect", &token, "--home", s(&pair.dpm)]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}");
+    assert!(
+        text.contains(
+            "accepted as ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION]) \
+             (deployment dpe-dev, key key) (token profile: product — no aud required)"
+        ),
+        "{text}"
+    );
+
+    // A product peer's token that carries aud must still name this module.
+    let mint = svcid(&["token", "mint", "--home", s(&pair.dpe), "--aud", "dpe"]);
+    let text = inspect_refusal(stdout(&mint).trim(), &pair.dpm);
+    assert!(
+        text.contains(
+            "why: aud is \"dpe\"; this home is a dpm, so a token for it that carries aud must name \
+             dpm (dpe-dev: token profile: product — no aud required)"
+        ),
+        "{text}"
+    );
+
+    // The same token is refused once DPM holds dpe-dev to the strict profile again.
+    let relink = svcid(&[
+        "link",
+        s(&pair.dpm),
+        s(&pair.dpe),
+        "--token-profile",
+        "strict",
+    ]);
+    assert!(
+        stdout(&relink).contains("dpm: dpe-dev.token-profile was \"product\"; set to strict"),
+        "{}",
+        stdout(&relink)
+    );
+    let text = inspect_refusal(&token, &pair.dpm);
+    assert!(
+        text.contains("refused: missing_aud: token has no aud claim"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "(dpe-dev: token profile: strict — aud required); if dpe-dev is an Ataccama ONE module, \
+             which mints no aud, set {DEPLOYMENTS}.dpe-dev.security.token-profile=product"
+        )),
+        "{text}"
+    );
+    // A strict token says so too.
+    let mint = svcid(&["token", "mint", "--home", s(&pair.dpe), "--aud", "dpm"]);
+    let out = svcid(&[
+        "token",
+        "inspect",
+        stdout(&mint).trim(),
+        "--home",
+        s(&pair.dpm),
+    ]);
+    assert!(
+        stdout(&out).contains("(token profile: strict — aud required)"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn check_flags_a_bad_token_profile_and_a_pair_that_disagrees() {
+    let pair = Pair::linked();
+    let profile = format!("{DEPLOYMENTS}.dpe-dev.security.token-profile");
+    write(
+        &pair.dpm,
+        &format!("{}{profile}=products\n", read(&pair.dpm)),
+    );
+    let out = svcid(&["check", s(&pair.dpm)]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 2, "{text}");
+    let expected = format!(
+        "{}:{}: error: {profile}: \"products\" is not a token profile; fix: use strict",
+        file(&pair.dpm).display(),
+        line_of(&pair.dpm, "token-profile=products")
+    );
+    assert!(text.contains(&expected), "{expected}\nnot in:\n{text}");
+
+    // A valid value on one side only: DPM sends dpe-dev tokens without aud, which the DPE, still
+    // strict about dpm-dev, refuses.
+    write(
+        &pair.dpm,
+        &read(&pair.dpm).replace("token-profile=products", "token-profile=product"),
+    );
+    assert_eq!(code(&svcid(&["check", s(&pair.dpm)])), 0);
+    let out = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 2, "{text}");
+    let expected = format!(
+        "{}:{}: error: {DEPLOYMENTS}.dpm-dev.security.token-profile: the dpm home {} has \
+         token-profile=product for this home, so its tokens carry no aud, but deployment dpm-dev \
+         here is strict: every call from it is refused (missing_aud)",
+        file(&pair.dpe).display(),
+        line_of(&pair.dpe, "dpm-dev.module="),
+        s(&pair.dpm)
+    );
+    assert!(text.contains(&expected), "{expected}\nnot in:\n{text}");
+    // link --token-profile product settles it on both sides.
+    let relink = svcid(&[
+        "link",
+        s(&pair.dpm),
+        s(&pair.dpe),
+        "--token-profile",
+        "product",
+    ]);
+    assert_eq!(code(&relink), 0, "{}", stdout(&relink));
+    let out = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}
