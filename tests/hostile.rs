@@ -44,8 +44,8 @@ use tonic::{Code, Request, Status};
 const GENERATOR_KEY: &str = "ataccama.authentication.internal.jwt.generator.key";
 const REPORTER: &str = "ataccama.one.platform.deployments.reporter";
 const WHOAMI: &str = "/svcid.identity.IdentityService/WhoAmI";
-const REGISTER: &str = "/ataccama.dpm.registry.RegistryService/RegisterEngine";
-const HEARTBEAT: &str = "/ataccama.dpe.heartbeat.HeartbeatService/GetStatus";
+const REGISTER: &str = "/ataccama.dppapi.dpm.registry.RegistryService/RegisterEngine";
+const HEARTBEAT: &str = "/ataccama.dppapi.heartbeat.HeartbeatService/GetStatus";
 /// The daemons' default clock skew.
 const SKEW: i64 = 60;
 /// The message limit both daemons are started with, so the test need not send megabytes.

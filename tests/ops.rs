@@ -216,7 +216,7 @@ fn metrics_parse_and_move_with_real_calls_and_svcid_engines_lists_the_engine() {
         row.contains("ServiceIdentity(module=dpe, id=dpe-dev"),
         "{table}"
     );
-    assert!(row.contains("spark=true"), "{table}");
+    assert!(row.contains("spark=\"true\""), "{table}");
     assert!(table.contains("1 engine(s) at DPM"), "{table}");
     let listed = svcid(&[
         "engines",

@@ -12,7 +12,6 @@
 //! (`ataccama.client.connection.dpm.grpc.tls.*`) and are checked by the same rules. Without
 //! flags, a DPE home that talks TLS to its DPM lends its settings; otherwise the call is plain.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -253,28 +252,36 @@ fn address_of(engine: &EngineInfo) -> String {
     }
 }
 
-/// `spark=true gpu=false` then `requirements: …` and `priorities: …` when present.
+/// `key=<capability>` for each capability, sorted (`spark="true" cores=8`), then
+/// `requirements: …` and `priorities: …` in the product's log form when present.
 fn constraints_text(engine: &EngineInfo) -> String {
     let Some(constraints) = &engine.constraints else {
         return String::new();
     };
-    let pairs = |map: &HashMap<String, String>| {
-        let mut entries: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        entries.sort();
-        entries.join(" ")
-    };
+    let mut capabilities: Vec<String> = constraints
+        .capabilities
+        .iter()
+        .map(|(key, capability)| format!("{key}={}", svcid_proto::text::capability(capability)))
+        .collect();
+    capabilities.sort();
     let mut parts = Vec::new();
-    if !constraints.capabilities.is_empty() {
-        parts.push(pairs(&constraints.capabilities));
+    if !capabilities.is_empty() {
+        parts.push(capabilities.join(" "));
     }
-    if !constraints.requirements.is_empty() {
-        parts.push(format!(
-            "requirements: {}",
-            pairs(&constraints.requirements)
-        ));
-    }
-    if !constraints.priorities.is_empty() {
-        parts.push(format!("priorities: {}", constraints.priorities.join(",")));
+    if !constraints.requirements.is_empty() || !constraints.priorities.is_empty() {
+        let whole = svcid_proto::text::constraints(constraints);
+        let rest = whole
+            .split_once(" capabilities: ")
+            .map(|(requirements, _)| requirements.trim_start_matches('('))
+            .unwrap_or_default();
+        if !constraints.requirements.is_empty() {
+            parts.push(rest.to_owned());
+        }
+        if let Some((_, priorities)) = whole.rsplit_once(" priorities: ")
+            && !constraints.priorities.is_empty()
+        {
+            parts.push(format!("priorities: {}", priorities.trim_end_matches(')')));
+        }
     }
     parts.join("; ")
 }
@@ -289,11 +296,7 @@ fn engine_json(engine: &EngineInfo) -> Value {
         "lastSeen": time_of(engine.last_seen_ms),
         "registeredAt": time_of(engine.registered_at_ms),
         "registeredBy": engine.registered_by,
-        "constraints": {
-            "requirements": constraints.requirements,
-            "capabilities": constraints.capabilities,
-            "priorities": constraints.priorities,
-        },
+        "constraints": svcid_proto::json::constraints(&constraints),
     })
 }
 
@@ -370,17 +373,26 @@ fn write_table(out: &mut dyn Write, dpm: &str, engines: &[EngineInfo]) -> Result
 // Tests may unwrap: a panic is how they report a failure.
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use svcid_proto::pb::common::Constraints;
+    use svcid_proto::pb::constraint::Constraints;
+    use svcid_proto::pb::constraint::constraints::{Capability, capability};
     use svcid_proto::pb::registry::EngineAddress;
 
     use super::*;
 
     fn engine(id: &str, status: engine_info::Status, last_seen_ms: i64) -> EngineInfo {
         let mut constraints = Constraints::default();
-        constraints
-            .capabilities
-            .insert("spark".into(), "true".into());
-        constraints.priorities.push("dev".into());
+        constraints.capabilities.insert(
+            "spark".into(),
+            Capability {
+                capability_type: Some(capability::CapabilityType::Boolean(true)),
+            },
+        );
+        constraints.capabilities.insert(
+            "environment".into(),
+            Capability {
+                capability_type: Some(capability::CapabilityType::Value("dev".into())),
+            },
+        );
         EngineInfo {
             engine_id: id.into(),
             address: Some(EngineAddress {
@@ -426,7 +438,7 @@ mod tests {
             lines[0].starts_with("ENGINE ID  ADDRESS         STATUS  SINCE"),
             "{text}"
         );
-        assert!(lines[1].starts_with("a          127.0.0.1:8532  READY   2024-05-01T10:00:00Z  2024-05-01T10:00:05Z  ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION])  spark=true; priorities: dev"), "{text}");
+        assert!(lines[1].starts_with("a          127.0.0.1:8532  READY   2024-05-01T10:00:00Z  2024-05-01T10:00:05Z  ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION])  environment=\"dev\" spark=true"), "{text}");
         assert!(lines[2].contains("  NEW     "), "{text}");
         assert!(lines[2].contains("never"), "{text}");
         assert_eq!(
@@ -449,6 +461,9 @@ mod tests {
         assert_eq!(value["address"], "127.0.0.1:8532");
         assert_eq!(value["lastSeen"], Value::Null);
         assert_eq!(value["since"], "2024-05-01T10:00:00Z");
-        assert_eq!(value["constraints"]["capabilities"]["spark"], "true");
+        assert_eq!(
+            value["constraints"]["capabilities"]["spark"],
+            json!({"boolean": true})
+        );
     }
 }

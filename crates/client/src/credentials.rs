@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use svcid_identity::token::TokenIssuer;
+use svcid_identity::token::{TokenIssuer, TokenProfile, TokenVerifier};
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
@@ -25,14 +25,40 @@ pub fn authorization_value(token: &str) -> Option<AsciiMetadataValue> {
     Some(value)
 }
 
+/// Which token profile (SPEC 4.4) the tokens sent to a peer follow. Looked up on every call, so
+/// a `token-profile` changed in the properties file applies with the next call after the reload.
+#[derive(Clone, Debug)]
+pub enum PeerProfile {
+    /// Always this one ([`TokenProfile::Strict`] for tools and tests).
+    Fixed(TokenProfile),
+    /// The profile of the named deployment in the registry in force: DPM's checks of an engine
+    /// use the deployment that registered it.
+    OfDeployment(Arc<TokenVerifier>, String),
+    /// The profile of the deployments of a module type: a DPE's calls to its DPM.
+    OfModule(Arc<TokenVerifier>, String),
+}
+
+impl PeerProfile {
+    /// The profile in force now.
+    pub fn current(&self) -> TokenProfile {
+        match self {
+            PeerProfile::Fixed(profile) => *profile,
+            PeerProfile::OfDeployment(verifier, name) => verifier.token_profile_of(name),
+            PeerProfile::OfModule(verifier, module) => verifier.token_profile_for_module(module),
+        }
+    }
+}
+
 /// A tonic interceptor that adds `authorization: Internal-jwt <token>` for one target module type
 /// and an `x-correlation-id` when the caller did not set one.
 #[derive(Clone)]
 pub struct OutboundCredentials {
     /// This module's token source.
     issuer: Arc<TokenIssuer>,
-    /// The peer's module type, the token's `aud`.
+    /// The peer's module type, the token's `aud` (unless the profile leaves it out).
     audience: String,
+    /// Whether the peer takes our strict tokens or the product's audience-less ones.
+    profile: PeerProfile,
 }
 
 impl std::fmt::Debug for OutboundCredentials {
@@ -40,23 +66,34 @@ impl std::fmt::Debug for OutboundCredentials {
         f.debug_struct("OutboundCredentials")
             .field("kid", &self.issuer.kid())
             .field("audience", &self.audience)
+            .field("profile", &self.profile.current())
             .finish()
     }
 }
 
 impl OutboundCredentials {
-    /// Credentials for calls to modules of type `audience` (`"dpm"`, `"dpe"`).
+    /// Credentials for calls to modules of type `audience` (`"dpm"`, `"dpe"`), strict profile.
     pub fn new(issuer: Arc<TokenIssuer>, audience: impl Into<String>) -> Self {
         Self {
             issuer,
             audience: audience.into(),
+            profile: PeerProfile::Fixed(TokenProfile::Strict),
         }
+    }
+
+    /// The same credentials with the peer's token profile taken from `profile` on every call.
+    #[must_use]
+    pub fn with_profile(mut self, profile: PeerProfile) -> Self {
+        self.profile = profile;
+        self
     }
 }
 
 impl Interceptor for OutboundCredentials {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let token = self.issuer.token_for(&self.audience);
+        let token = self
+            .issuer
+            .token_for_peer(&self.audience, self.profile.current());
         let value = authorization_value(&token)
             .ok_or_else(|| Status::internal("minted token is not valid metadata"))?;
         request.metadata_mut().insert("authorization", value);
@@ -135,6 +172,26 @@ mod tests {
         let request = credentials.call(Request::new(())).unwrap();
         let id = request.metadata().get(CORRELATION_ID_HEADER).unwrap();
         assert!(uuid::Uuid::parse_str(id.to_str().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_product_peer_gets_tokens_without_aud() {
+        use base64::Engine as _;
+        let mut credentials = credentials().with_profile(PeerProfile::Fixed(TokenProfile::Product));
+        let request = credentials.call(Request::new(())).unwrap();
+        let value = request.metadata().get("authorization").unwrap();
+        let token = value
+            .to_str()
+            .unwrap()
+            .strip_prefix("Internal-jwt ")
+            .unwrap();
+        let claims = token.split('.').nth(1).unwrap();
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
+        assert!(claims.get("aud").is_none(), "{claims}");
+        assert!(claims.get("exp").is_some());
     }
 
     #[test]

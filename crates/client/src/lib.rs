@@ -16,7 +16,8 @@ mod endpoint;
 mod failure;
 
 pub use credentials::{
-    CORRELATION_ID_HEADER, OutboundCredentials, SCHEME, authorization_value, with_correlation_id,
+    CORRELATION_ID_HEADER, OutboundCredentials, PeerProfile, SCHEME, authorization_value,
+    with_correlation_id,
 };
 pub use endpoint::{endpoint, tls_config, uri};
 pub use failure::failure_reason;

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use svcid_proto::pb::common::Constraints;
+use svcid_proto::pb::constraint::Constraints;
 use svcid_proto::pb::heartbeat::heartbeat_service_server::HeartbeatService;
-use svcid_proto::pb::heartbeat::{HeartbeatRequest, HeartbeatResponse, heartbeat_response};
+use svcid_proto::pb::heartbeat::{self, HeartbeatRequest, HeartbeatResponse};
 use tonic::{Request, Response, Status};
 
 /// Answers status checks with this engine's id and constraints.
@@ -35,7 +35,7 @@ impl HeartbeatService for Heartbeat {
     ) -> Result<Response<HeartbeatResponse>, Status> {
         tracing::trace!(eventId = "getStatus", "Status requested.");
         Ok(Response::new(HeartbeatResponse {
-            status: heartbeat_response::Status::Ok.into(),
+            status: heartbeat::Status::Ok.into(),
             constraints: Some((*self.constraints).clone()),
             engine_id: self.engine_id.to_string(),
         }))

@@ -5,6 +5,7 @@
 //! and tests can run in-process with `svcid_grpc::daemon::run::<Dpe>` on `127.0.0.1:0`). Its actuator HTTP port
 //! reports `registration` health: `UP` while the last registration with DPM succeeded.
 
+pub mod constraints;
 pub mod engine_id;
 pub mod heartbeat;
 pub mod registration;
@@ -15,7 +16,6 @@ use std::time::Duration;
 use svcid_actuator::instruments::RegistrationState;
 use svcid_config::{ModuleKind, RoleSettings};
 use svcid_grpc::daemon::{Context, DaemonError, Module, Parts};
-use svcid_proto::pb::common::Constraints;
 use svcid_proto::pb::heartbeat::heartbeat_service_server::{HeartbeatServiceServer, SERVICE_NAME};
 use svcid_proto::pb::registry::{EngineAddress, RegistrationRequest};
 use tonic::service::Routes;
@@ -43,17 +43,7 @@ impl Module for Dpe {
             return Err(DaemonError::WrongModule { expected: "dpe" });
         };
         let engine_id = engine_id::load_or_create(&context.home.engine_id_file())?;
-        let constraints = Constraints {
-            // Interim: today's proto carries capabilities as text, so each typed capability is
-            // sent in its property form (`[long]4,8`), until the product's typed proto lands.
-            capabilities: dpe
-                .constraints
-                .iter()
-                .map(|(key, capability)| (key.clone(), capability.to_string()))
-                .collect(),
-            requirements: Default::default(),
-            priorities: dpe.environments.clone(),
-        };
+        let constraints = constraints::advertised(dpe);
         let registration = RegistrationRequest {
             engine_id: engine_id.clone(),
             address: Some(EngineAddress {
@@ -70,8 +60,9 @@ impl Module for Dpe {
         // The registrar is created on the scheduling thread: its channel's connection task
         // lives on the runtime that creates it. `done` tells the stopping step it unregistered.
         let (done_tx, done) = tokio::sync::oneshot::channel();
-        let (issuer, stop, dpe) = (
+        let (issuer, verifier, stop, dpe) = (
             Arc::clone(context.issuer),
+            Arc::clone(context.verifier),
             context.stop.clone(),
             dpe.clone(),
         );
@@ -79,6 +70,7 @@ impl Module for Dpe {
         let scheduled = async move {
             match Registrar::new(
                 issuer,
+                verifier,
                 &dpe.dpm_host,
                 dpe.dpm_port,
                 registration,
@@ -93,6 +85,7 @@ impl Module for Dpe {
                 }
                 Err(error) => {
                     tracing::error!(
+                        target: registration::REGISTER_LOGGER,
                         eventId = registration::REGISTER_EVENT,
                         "DPM address is not usable: {error}"
                     );

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use svcid_actuator::instruments::RegistrationState;
-use svcid_client::{OutboundCredentials, with_correlation_id};
+use svcid_client::{OutboundCredentials, PeerProfile, with_correlation_id};
 use svcid_config::ClientTls;
-use svcid_identity::token::TokenIssuer;
+use svcid_identity::token::{TokenIssuer, TokenVerifier};
 use svcid_proto::pb::registry::registry_service_client::RegistryServiceClient;
 use svcid_proto::pb::registry::{
-    RegistrationRequest, UnregistrationRequest, registration_response, unregistration_response,
+    self, RegistrationRequest, UnregistrationRequest, unregistration_response,
 };
 use tokio::sync::{oneshot, watch};
 use tonic::codegen::InterceptedService;
@@ -20,6 +20,10 @@ use tonic::transport::Channel;
 
 /// Event id of registration outcomes ("Engine registered.", "Unable to register.").
 pub const REGISTER_EVENT: &str = "register";
+
+/// The logger of the `register` events, the product DPE's class, so saved searches on
+/// `logger_name` keep working (README: log events).
+pub const REGISTER_LOGGER: &str = "com.ataccama.dpe.service.StatusChecker";
 
 /// Longest wait for one registration call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,6 +49,7 @@ impl Registrar {
     /// task lives there).
     pub fn new(
         issuer: Arc<TokenIssuer>,
+        verifier: Arc<TokenVerifier>,
         dpm_host: &str,
         dpm_port: u16,
         request: RegistrationRequest,
@@ -56,7 +61,9 @@ impl Registrar {
             .timeout(CALL_TIMEOUT);
         let client = RegistryServiceClient::with_interceptor(
             endpoint.connect_lazy(),
-            OutboundCredentials::new(issuer, "dpm"),
+            // A DPM deployment marked as a product module gets tokens without aud (SPEC 4.4).
+            OutboundCredentials::new(issuer, "dpm")
+                .with_profile(PeerProfile::OfModule(verifier, "dpm".to_owned())),
         );
         let dpm_url = format!("{dpm_host}:{dpm_port}");
         Ok(Self {
@@ -95,27 +102,30 @@ impl Registrar {
         let request = with_correlation_id(tonic::Request::new(self.request.clone()), &id);
         match self.client.register_engine(request).await {
             Ok(response) => match response.into_inner().status() {
-                registration_response::Status::Success => {
+                registry::Status::Success => {
                     self.state.succeeded(false);
                     tracing::info!(
+                        target: REGISTER_LOGGER,
                         correlationId = %id,
                         eventId = REGISTER_EVENT,
                         dpmUrl = %self.dpm_url,
                         "Engine registered."
                     );
                 }
-                registration_response::Status::AlreadyRegistered => {
+                registry::Status::AlreadyRegistered => {
                     self.state.succeeded(true);
                     tracing::debug!(
+                        target: REGISTER_LOGGER,
                         correlationId = %id,
                         eventId = REGISTER_EVENT,
                         dpmUrl = %self.dpm_url,
                         "Engine already registered."
                     );
                 }
-                registration_response::Status::Error => {
+                registry::Status::Error => {
                     self.state.failed("DPM answered ERROR".to_owned());
                     tracing::warn!(
+                        target: REGISTER_LOGGER,
                         correlationId = %id,
                         eventId = REGISTER_EVENT,
                         dpmUrl = %self.dpm_url,
@@ -130,6 +140,7 @@ impl Registrar {
                 let reason = svcid_client::failure_reason(&status);
                 self.state.failed(format!("{:?}: {reason}", status.code()));
                 tracing::warn!(
+                    target: REGISTER_LOGGER,
                     correlationId = %id,
                     eventId = REGISTER_EVENT,
                     dpmUrl = %self.dpm_url,

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use svcid_proto::pb::engines::engine_admin_service_server::EngineAdminService;
-use svcid_proto::pb::engines::{EngineInfo, ListEnginesRequest, ListEnginesResponse, engine_info};
+use svcid_proto::kept::engines::engine_admin_service_server::EngineAdminService;
+use svcid_proto::kept::{EngineInfo, ListEnginesResponse};
+use svcid_proto::pb::engines::{ListEnginesRequest, engine_info};
 use svcid_proto::pb::registry::EngineAddress;
 use tonic::{Request, Response, Status};
 
@@ -33,7 +34,7 @@ fn millis(at: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-/// One engine as the protocol shows it.
+/// One engine as the protocol shows it, its constraints the bytes the engine sent.
 pub fn engine_info(engine: Engine) -> EngineInfo {
     let status = match engine.status {
         EngineStatus::New => engine_info::Status::New,
@@ -46,7 +47,7 @@ pub fn engine_info(engine: Engine) -> EngineInfo {
             hostname: engine.address.hostname,
             port: i32::from(engine.address.port),
         }),
-        status: status.into(),
+        status: status as i32,
         status_since_ms: millis(engine.status_since),
         last_seen_ms: engine.last_seen.map_or(0, millis),
         registered_at_ms: millis(engine.registered_at),
@@ -78,10 +79,19 @@ impl EngineAdminService for EngineAdmin {
 mod tests {
     use std::time::Duration;
 
-    use svcid_proto::pb::common::Constraints;
+    use prost::Message as _;
+    use svcid_proto::pb::constraint::Constraints;
+    use svcid_proto::pb::constraint::constraints::{Capability, capability};
 
     use super::*;
-    use crate::engines::{CheckSchedule, EngineAddress as Address};
+    use crate::engines::{CheckSchedule, EngineAddress as Address, Registrant};
+
+    fn by(identity: &str) -> Registrant {
+        Registrant {
+            identity: identity.to_owned(),
+            deployment: "dpe-dev".to_owned(),
+        }
+    }
 
     #[tokio::test]
     async fn lists_every_engine_sorted_with_its_status_and_times() {
@@ -96,11 +106,15 @@ mod tests {
             port,
         };
         let mut constraints = Constraints::default();
-        constraints
-            .capabilities
-            .insert("spark".into(), "true".into());
-        registry.register("b", address(2), constraints, "ServiceIdentity(x)".into());
-        registry.register("a", address(1), Constraints::default(), "y".into());
+        constraints.capabilities.insert(
+            "spark".into(),
+            Capability {
+                capability_type: Some(capability::CapabilityType::Boolean(true)),
+            },
+        );
+        let sent = constraints.encode_to_vec();
+        registry.register("b", address(2), sent.clone(), by("ServiceIdentity(x)"));
+        registry.register("a", address(1), Vec::new(), by("y"));
         registry.start_due_checks(tokio::time::Instant::now());
         registry.finish_check("b", &address(2), true);
 
@@ -112,19 +126,15 @@ mod tests {
             .engines;
         let ids: Vec<&str> = listed.iter().map(|e| e.engine_id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
-        assert_eq!(listed[0].status(), engine_info::Status::New);
+        let status = |e: &EngineInfo| engine_info::Status::try_from(e.status).ok();
+        assert_eq!(status(&listed[0]), Some(engine_info::Status::New));
         assert_eq!(listed[0].last_seen_ms, 0);
-        assert_eq!(listed[1].status(), engine_info::Status::Ready);
+        assert_eq!(status(&listed[1]), Some(engine_info::Status::Ready));
         assert!(listed[1].last_seen_ms >= listed[1].registered_at_ms);
         assert!(listed[1].status_since_ms >= listed[1].registered_at_ms);
         assert_eq!(listed[1].registered_by, "ServiceIdentity(x)");
-        assert_eq!(
-            listed[1]
-                .constraints
-                .as_ref()
-                .map(|c| c.capabilities["spark"].as_str()),
-            Some("true")
-        );
+        // Handed back exactly as sent.
+        assert_eq!(listed[1].constraints.as_deref(), Some(sent.as_slice()));
         assert_eq!(listed[1].address.as_ref().map(|a| a.port), Some(2));
     }
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use svcid_actuator::instruments::EngineMetrics;
-use svcid_client::{OutboundCredentials, with_correlation_id};
+use svcid_client::{OutboundCredentials, PeerProfile, with_correlation_id};
 use svcid_config::ClientTls;
-use svcid_identity::token::TokenIssuer;
+use svcid_identity::token::{TokenIssuer, TokenVerifier};
 use svcid_proto::pb::heartbeat::HeartbeatRequest;
 use svcid_proto::pb::heartbeat::heartbeat_service_client::HeartbeatServiceClient;
 use tokio::sync::watch;
@@ -20,15 +20,21 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
-use crate::engines::{EngineAddress, EngineRef, EngineRegistry, EngineStatus, Transition};
+use crate::engines::{
+    DueCheck, EngineAddress, EngineRef, EngineRegistry, EngineStatus, Transition,
+};
+use crate::service::REGISTRY_LOGGER;
 
 /// Checks engines until told to stop.
 #[derive(Debug)]
 pub struct StatusChecker {
     /// The engines to check.
     registry: Arc<EngineRegistry>,
-    /// DPM's token source; checks carry `aud=dpe`.
+    /// DPM's token source; checks carry `aud=dpe` unless the engine's deployment is a product
+    /// module (SPEC 4.4).
     issuer: Arc<TokenIssuer>,
+    /// The registry in force, for the token profile of the deployment that registered an engine.
+    verifier: Arc<TokenVerifier>,
     /// Deadline of one check.
     timeout: Duration,
     /// Check outcomes and latency, for `/actuator/prometheus`.
@@ -42,11 +48,18 @@ pub struct StatusChecker {
 type CheckResult = (String, EngineAddress, Result<(), String>);
 
 impl StatusChecker {
-    /// A checker over `registry`, calling with `issuer`'s tokens.
-    pub fn new(registry: Arc<EngineRegistry>, issuer: Arc<TokenIssuer>, timeout: Duration) -> Self {
+    /// A checker over `registry`, calling with `issuer`'s tokens in the profile `verifier`'s
+    /// registry gives each engine's deployment.
+    pub fn new(
+        registry: Arc<EngineRegistry>,
+        issuer: Arc<TokenIssuer>,
+        verifier: Arc<TokenVerifier>,
+        timeout: Duration,
+    ) -> Self {
         Self {
             registry,
             issuer,
+            verifier,
             timeout,
             metrics: Arc::default(),
             tls: None,
@@ -72,7 +85,12 @@ impl StatusChecker {
         let mut channels: HashMap<EngineAddress, Channel> = HashMap::new();
         let mut running: JoinSet<CheckResult> = JoinSet::new();
         loop {
-            for (id, address) in self.registry.start_due_checks(Instant::now()) {
+            for DueCheck {
+                id,
+                address,
+                deployment,
+            } in self.registry.start_due_checks(Instant::now())
+            {
                 let channel = match channels.get(&address) {
                     Some(channel) => channel.clone(),
                     None => match self.channel(&address) {
@@ -86,12 +104,15 @@ impl StatusChecker {
                         }
                     },
                 };
-                let issuer = Arc::clone(&self.issuer);
+                let credentials =
+                    OutboundCredentials::new(Arc::clone(&self.issuer), "dpe").with_profile(
+                        PeerProfile::OfDeployment(Arc::clone(&self.verifier), deployment),
+                    );
                 let timeout = self.timeout;
                 let metrics = Arc::clone(&self.metrics);
                 running.spawn(async move {
                     let started = Instant::now();
-                    let result = check(channel, issuer, &id, timeout).await;
+                    let result = check(channel, credentials, &id, timeout).await;
                     metrics.checked(started.elapsed(), result.is_ok());
                     (id, address, result)
                 });
@@ -147,6 +168,7 @@ impl StatusChecker {
             }
             (_, EngineStatus::Ready, _) => {
                 tracing::info!(
+                    target: REGISTRY_LOGGER,
                     correlationId = %id,
                     eventId = "setEngineStatus",
                     engine = %engine,
@@ -184,12 +206,11 @@ impl StatusChecker {
 /// One status check of engine `id`.
 async fn check(
     channel: Channel,
-    issuer: Arc<TokenIssuer>,
+    credentials: OutboundCredentials,
     id: &str,
     timeout: Duration,
 ) -> Result<(), String> {
-    let mut client =
-        HeartbeatServiceClient::with_interceptor(channel, OutboundCredentials::new(issuer, "dpe"));
+    let mut client = HeartbeatServiceClient::with_interceptor(channel, credentials);
     let mut request = with_correlation_id(tonic::Request::new(HeartbeatRequest {}), id);
     request.set_timeout(timeout);
     match tokio::time::timeout(timeout, client.get_status(request)).await {

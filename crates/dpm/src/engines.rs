@@ -17,7 +17,6 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use svcid_proto::pb::common::Constraints;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -77,24 +76,25 @@ impl fmt::Display for EngineRef<'_> {
     }
 }
 
-/// Renders constraints like the product's log: `(requirements: {} capabilities: {k: "v"} priorities: [])`.
-pub fn render_constraints(constraints: &Constraints) -> String {
-    fn map(m: &HashMap<String, String>) -> String {
-        let mut entries: Vec<_> = m.iter().collect();
-        entries.sort();
-        let body: Vec<String> = entries.iter().map(|(k, v)| format!("{k}: {v:?}")).collect();
-        if body.is_empty() {
-            "{}".to_owned()
-        } else {
-            format!("{{ {} }}", body.join(", "))
-        }
-    }
-    format!(
-        "(requirements: {} capabilities: {} priorities: [{}])",
-        map(&constraints.requirements),
-        map(&constraints.capabilities),
-        constraints.priorities.join(", ")
-    )
+/// Who registered an engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registrant {
+    /// The identity as logged: `ServiceIdentity(module=dpe, id=dpe-dev, roles=[…])`.
+    pub identity: String,
+    /// Its deployment name: the status checks of the engine use that deployment's token
+    /// profile (SPEC 4.4).
+    pub deployment: String,
+}
+
+/// A status check the checker should start now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueCheck {
+    /// The engine.
+    pub id: String,
+    /// Where to call it.
+    pub address: EngineAddress,
+    /// The deployment that registered it (whose token profile the call uses).
+    pub deployment: String,
 }
 
 /// One registered engine.
@@ -104,14 +104,17 @@ pub struct Engine {
     pub id: String,
     /// Where it is checked.
     pub address: EngineAddress,
-    /// What it advertised.
-    pub constraints: Constraints,
+    /// What it advertised: the encoded `ataccama.dppapi.constraint.Constraints` exactly as
+    /// received (SPEC 4.2: kept whole, handed back unchanged).
+    pub constraints: Vec<u8>,
     /// Current lifecycle status.
     pub status: EngineStatus,
     /// When it entered `status` (for `ListEngines`: "READY since …").
     pub status_since: SystemTime,
     /// The identity that registered it, as logged.
     pub registered_by: String,
+    /// The deployment that registered it.
+    pub registered_by_deployment: String,
     /// When it (last) became known.
     pub registered_at: SystemTime,
     /// When the status checker last heard from it.
@@ -252,8 +255,8 @@ impl EngineRegistry {
         &self,
         id: &str,
         address: EngineAddress,
-        constraints: Constraints,
-        registered_by: String,
+        constraints: Vec<u8>,
+        registrant: Registrant,
     ) -> Registration {
         let now = Instant::now();
         let outcome = {
@@ -268,6 +271,8 @@ impl EngineRegistry {
                     }
                     engine.address = address;
                     engine.constraints = constraints;
+                    engine.registered_by = registrant.identity;
+                    engine.registered_by_deployment = registrant.deployment;
                     if recheck {
                         engines.schedule(id, now);
                     }
@@ -282,7 +287,8 @@ impl EngineRegistry {
                             constraints,
                             status: EngineStatus::New,
                             status_since: SystemTime::now(),
-                            registered_by,
+                            registered_by: registrant.identity,
+                            registered_by_deployment: registrant.deployment,
                             registered_at: SystemTime::now(),
                             last_seen: None,
                             next_check: now,
@@ -320,7 +326,7 @@ impl EngineRegistry {
     }
 
     /// The engines whose check is due, marked as being checked.
-    pub fn start_due_checks(&self, now: Instant) -> Vec<(String, EngineAddress)> {
+    pub fn start_due_checks(&self, now: Instant) -> Vec<DueCheck> {
         let mut engines = self.lock();
         let mut due = Vec::new();
         // Bounded: every pass pops an entry, and there are finitely many.
@@ -336,7 +342,11 @@ impl EngineRegistry {
                 && engine.next_check <= now
             {
                 engine.checking = true;
-                due.push((id, engine.address.clone()));
+                due.push(DueCheck {
+                    address: engine.address.clone(),
+                    deployment: engine.registered_by_deployment.clone(),
+                    id,
+                });
             }
         }
         due
@@ -422,6 +432,13 @@ mod tests {
         }
     }
 
+    fn by(deployment: &str) -> Registrant {
+        Registrant {
+            identity: format!("ServiceIdentity(module=dpe, id={deployment}, roles=[])"),
+            deployment: deployment.to_owned(),
+        }
+    }
+
     fn address(port: u16) -> EngineAddress {
         EngineAddress {
             hostname: "h".into(),
@@ -432,10 +449,17 @@ mod tests {
     #[tokio::test]
     async fn new_engine_is_due_at_once_and_becomes_ready() {
         let registry = EngineRegistry::new(schedule());
-        let outcome = registry.register("e1", address(1), Constraints::default(), "x".into());
+        let outcome = registry.register("e1", address(1), Vec::new(), by("x"));
         assert_eq!(outcome, Registration::New);
         let due = registry.start_due_checks(Instant::now());
-        assert_eq!(due, vec![("e1".to_owned(), address(1))]);
+        assert_eq!(
+            due,
+            vec![DueCheck {
+                id: "e1".to_owned(),
+                address: address(1),
+                deployment: "x".to_owned()
+            }]
+        );
         assert!(
             registry.start_due_checks(Instant::now()).is_empty(),
             "no second check while one runs"
@@ -449,7 +473,7 @@ mod tests {
     #[tokio::test]
     async fn failures_back_off_up_to_the_ceiling_and_success_resets() {
         let registry = EngineRegistry::new(schedule());
-        registry.register("e1", address(1), Constraints::default(), "x".into());
+        registry.register("e1", address(1), Vec::new(), by("x"));
         let mut delays = Vec::new();
         for _ in 0..5 {
             registry.start_due_checks(Instant::now() + Duration::from_secs(3600));
@@ -472,13 +496,13 @@ mod tests {
     #[tokio::test]
     async fn reregistration_is_idempotent_and_notices_a_move() {
         let registry = EngineRegistry::new(schedule());
-        registry.register("e1", address(1), Constraints::default(), "x".into());
+        registry.register("e1", address(1), Vec::new(), by("x"));
         assert_eq!(
-            registry.register("e1", address(1), Constraints::default(), "x".into()),
+            registry.register("e1", address(1), Vec::new(), by("x")),
             Registration::AlreadyRegistered { moved_from: None }
         );
         assert_eq!(
-            registry.register("e1", address(2), Constraints::default(), "x".into()),
+            registry.register("e1", address(2), Vec::new(), by("x")),
             Registration::AlreadyRegistered {
                 moved_from: Some(address(1))
             }
@@ -491,12 +515,7 @@ mod tests {
     async fn only_due_engines_are_started_earliest_first() {
         let registry = EngineRegistry::new(schedule());
         for port in 1..=100 {
-            registry.register(
-                &format!("e{port}"),
-                address(port),
-                Constraints::default(),
-                "x".into(),
-            );
+            registry.register(&format!("e{port}"), address(port), Vec::new(), by("x"));
         }
         let now = Instant::now();
         assert_eq!(registry.start_due_checks(now).len(), 100);
@@ -515,32 +534,30 @@ mod tests {
     #[tokio::test]
     async fn a_move_during_a_check_is_checked_again_and_stale_entries_do_not_pile_up() {
         let registry = EngineRegistry::new(schedule());
-        registry.register("e1", address(1), Constraints::default(), "x".into());
+        registry.register("e1", address(1), Vec::new(), by("x"));
         assert_eq!(registry.start_due_checks(Instant::now()).len(), 1);
         // Moves while its check runs: that check's result is dropped, a new one is due at once.
-        registry.register("e1", address(2), Constraints::default(), "x".into());
+        registry.register("e1", address(2), Vec::new(), by("x"));
         assert!(registry.finish_check("e1", &address(1), true).is_none());
         assert_eq!(
             registry.start_due_checks(Instant::now()),
-            vec![("e1".to_owned(), address(2))]
+            vec![DueCheck {
+                id: "e1".to_owned(),
+                address: address(2),
+                deployment: "x".to_owned()
+            }]
         );
         registry.finish_check("e1", &address(2), false);
         // An unreachable engine re-registering often leaves stale entries; they stay bounded.
         for _ in 0..1000 {
-            registry.register("e1", address(2), Constraints::default(), "x".into());
+            registry.register("e1", address(2), Vec::new(), by("x"));
         }
         assert!(registry.lock().due.len() <= 2 + 64 + 1);
         assert_eq!(registry.start_due_checks(Instant::now()).len(), 1);
     }
 
     #[test]
-    fn renders_like_the_product() {
-        let mut c = Constraints::default();
-        c.capabilities.insert("spark".into(), "true".into());
-        assert_eq!(
-            render_constraints(&c),
-            "(requirements: {} capabilities: { spark: \"true\" } priorities: [])"
-        );
+    fn engine_references_render_like_the_product() {
         assert_eq!(
             EngineRef {
                 id: "e",

@@ -18,10 +18,10 @@ use svcid_actuator::instruments::EngineMetrics;
 use svcid_config::{ModuleKind, RoleSettings};
 use svcid_grpc::daemon::{Context, DaemonError, Module, Parts, nothing};
 use svcid_identity::authz::AccessPolicy;
-use svcid_proto::pb::engines::engine_admin_service_server::{
+use svcid_proto::kept::engines::engine_admin_service_server::{
     EngineAdminServiceServer, SERVICE_NAME as ADMIN_SERVICE_NAME,
 };
-use svcid_proto::pb::registry::registry_service_server::{RegistryServiceServer, SERVICE_NAME};
+use svcid_proto::kept::registry::registry_service_server::{RegistryServiceServer, SERVICE_NAME};
 use tonic::service::Routes;
 
 use crate::admin::EngineAdmin;
@@ -60,6 +60,7 @@ impl Module for Dpm {
         let checker = StatusChecker::new(
             Arc::clone(&registry),
             Arc::clone(context.issuer),
+            Arc::clone(context.verifier),
             dpm.checker_timeout,
         )
         .with_metrics(Arc::clone(&metrics))

@@ -3,15 +3,22 @@
 
 use std::sync::Arc;
 
+use prost::Message as _;
 use svcid_actuator::instruments::EngineMetrics;
-use svcid_proto::pb::registry::registry_service_server::RegistryService;
+use svcid_proto::kept::RegistrationRequest;
+use svcid_proto::kept::registry::registry_service_server::RegistryService;
+use svcid_proto::pb::constraint::Constraints;
 use svcid_proto::pb::registry::{
-    RegistrationRequest, RegistrationResponse, UnregistrationRequest, UnregistrationResponse,
-    registration_response, unregistration_response,
+    self, RegistrationResponse, UnregistrationRequest, UnregistrationResponse,
+    unregistration_response,
 };
 use tonic::{Request, Response, Status};
 
-use crate::engines::{EngineAddress, EngineRegistry, Registration, render_constraints};
+use crate::engines::{EngineAddress, EngineRegistry, Registrant, Registration};
+
+/// The logger of the product's registration and status events (`registerEngine`,
+/// `setEngineStatus`), so saved searches on `logger_name` keep working (README: log events).
+pub const REGISTRY_LOGGER: &str = "com.ataccama.dpm.registry.EngineRegistryServiceImpl";
 
 /// The gRPC face of the [`EngineRegistry`].
 #[derive(Debug, Clone)]
@@ -83,51 +90,63 @@ impl RegistryService for RegistryApi {
             hostname: address.hostname,
             port,
         };
+        // Kept as sent (SPEC 4.2); decoded only to refuse what is not Constraints and to log it.
         let constraints = request.constraints.unwrap_or_default();
-        let rendered = render_constraints(&constraints);
-        let status =
-            match self
-                .registry
-                .register(id, address.clone(), constraints, caller.to_string())
-            {
-                Registration::New => {
-                    self.metrics.registered("new");
-                    tracing::info!(
-                        correlationId = %id,
-                        eventId = "registerEngine",
-                        engineId = %id,
-                        engine = %address,
-                        engineConstraints = %rendered,
-                        "New engine registered."
-                    );
-                    registration_response::Status::Success
-                }
-                Registration::AlreadyRegistered {
-                    moved_from: Some(old),
-                } => {
-                    self.metrics.registered("moved");
-                    tracing::info!(
-                        correlationId = %id,
-                        eventId = "registerEngine",
-                        engineId = %id,
-                        engine = %address,
-                        previousEngine = %old,
-                        "Engine address changed."
-                    );
-                    registration_response::Status::AlreadyRegistered
-                }
-                Registration::AlreadyRegistered { moved_from: None } => {
-                    self.metrics.registered("already_registered");
-                    tracing::debug!(
-                        correlationId = %id,
-                        eventId = "registerEngine",
-                        engineId = %id,
-                        engine = %address,
-                        "Engine already registered."
-                    );
-                    registration_response::Status::AlreadyRegistered
-                }
-            };
+        let decoded = Constraints::decode(constraints.as_slice()).map_err(|e| {
+            Status::invalid_argument(format!(
+                "constraints are not an ataccama.dppapi.constraint.Constraints: {e}"
+            ))
+        })?;
+        let rendered = svcid_proto::text::constraints(&decoded);
+        let registrant = Registrant {
+            identity: caller.to_string(),
+            deployment: caller.service.id.clone(),
+        };
+        let status = match self
+            .registry
+            .register(id, address.clone(), constraints, registrant)
+        {
+            Registration::New => {
+                self.metrics.registered("new");
+                tracing::info!(
+                    target: REGISTRY_LOGGER,
+                    correlationId = %id,
+                    eventId = "registerEngine",
+                    engineId = %id,
+                    engine = %address,
+                    engineConstraints = %rendered,
+                    "New engine registered."
+                );
+                registry::Status::Success
+            }
+            Registration::AlreadyRegistered {
+                moved_from: Some(old),
+            } => {
+                self.metrics.registered("moved");
+                tracing::info!(
+                    target: REGISTRY_LOGGER,
+                    correlationId = %id,
+                    eventId = "registerEngine",
+                    engineId = %id,
+                    engine = %address,
+                    previousEngine = %old,
+                    "Engine address changed."
+                );
+                registry::Status::AlreadyRegistered
+            }
+            Registration::AlreadyRegistered { moved_from: None } => {
+                self.metrics.registered("already_registered");
+                tracing::debug!(
+                    target: REGISTRY_LOGGER,
+                    correlationId = %id,
+                    eventId = "registerEngine",
+                    engineId = %id,
+                    engine = %address,
+                    "Engine already registered."
+                );
+                registry::Status::AlreadyRegistered
+            }
+        };
         Ok(Response::new(RegistrationResponse {
             status: status.into(),
         }))

@@ -78,6 +78,9 @@ pub struct Context<'a> {
     pub bound: SocketAddr,
     /// Mints this module's tokens for its outbound calls.
     pub issuer: &'a Arc<TokenIssuer>,
+    /// Verifies peers' tokens; its registry in force also says which token profile a peer takes
+    /// (SPEC 4.4), for outbound calls.
+    pub verifier: &'a Arc<svcid_identity::token::TokenVerifier>,
     /// Turns true when the daemon is asked to stop; scheduled work ends on it.
     pub stop: watch::Receiver<bool>,
 }
@@ -189,6 +192,7 @@ pub async fn run<M: Module>(
         limits: &settings.grpc.limits,
         bound,
         issuer: &credentials.issuer,
+        verifier: &credentials.verifier,
         stop: stopped,
     })?;
     // Installs the SIGHUP handler now, before the daemon announces that it serves.

@@ -34,7 +34,7 @@ use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Code, Request, Response, Status};
 
 /// The heartbeat service's method prefix, for policies.
-const HEARTBEAT_PREFIX: &str = "/ataccama.dpe.heartbeat.HeartbeatService/";
+const HEARTBEAT_PREFIX: &str = "/ataccama.dppapi.heartbeat.HeartbeatService/";
 /// The text `WhoAmI` must return for the `dpe-dev` caller (SPEC 3.1).
 const DPE_IDENTITY: &str = "ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION])";
 

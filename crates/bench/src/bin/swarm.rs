@@ -42,13 +42,13 @@ use svcid_identity::{
     AccessPolicy, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, SystemClock,
     TokenIssuer, TokenProfile, TokenVerifier, VerifyPolicy,
 };
-use svcid_proto::pb::common::Constraints;
+use svcid_proto::pb::constraint::Constraints;
 use svcid_proto::pb::heartbeat::heartbeat_service_server::{
     HeartbeatService, HeartbeatServiceServer, SERVICE_NAME,
 };
-use svcid_proto::pb::heartbeat::{HeartbeatRequest, HeartbeatResponse, heartbeat_response};
+use svcid_proto::pb::heartbeat::{self, HeartbeatRequest, HeartbeatResponse};
 use svcid_proto::pb::registry::registry_service_client::RegistryServiceClient;
-use svcid_proto::pb::registry::{EngineAddress, RegistrationRequest, registration_response};
+use svcid_proto::pb::registry::{self, EngineAddress, RegistrationRequest};
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 
@@ -640,7 +640,7 @@ fn start_engine(
             }
             let call = with_correlation_id(tonic::Request::new(request.clone()), &loop_id);
             if let Ok(response) = client.register_engine(call).await
-                && response.into_inner().status() == registration_response::Status::Success
+                && response.into_inner().status() == registry::Status::Success
             {
                 push_bounded(&stamps, Instant::now());
             }
@@ -701,7 +701,7 @@ impl HeartbeatService for SimHeartbeat {
             push_bounded(&self.checks, Instant::now());
         }
         Ok(tonic::Response::new(HeartbeatResponse {
-            status: heartbeat_response::Status::Ok.into(),
+            status: heartbeat::Status::Ok.into(),
             constraints: Some(Constraints::default()),
             engine_id: self.engine_id.clone(),
         }))
