@@ -9,8 +9,10 @@
 //! what to use instead. The token is never printed.
 //!
 //! TLS: the `--tls…` flags set the same properties a DPE reads for its own connection to DPM
-//! (`ataccama.client.connection.dpm.grpc.tls.*`) and are checked by the same rules. Without
-//! flags, a DPE home that talks TLS to its DPM lends its settings; otherwise the call is plain.
+//! (`ataccama.client.connection.dpm.grpc.tls.*`) and are checked by the same rules: `--tls`
+//! alone verifies DPM against the system's roots, `--trust-store` against a CA file,
+//! `--trust-all` not at all. Without flags, a DPE home that talks TLS to its DPM lends its
+//! settings; otherwise the call is plain.
 
 use std::io::Write;
 use std::path::Path;
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
+use svcid_config::names::tls as tls_field;
 use svcid_config::{ClientTls, RoleSettings, names};
 use svcid_identity::clock::SystemClock;
 use svcid_identity::token::TokenIssuer;
@@ -50,8 +53,11 @@ pub struct EnginesQuery<'a> {
 pub struct TlsFlags {
     /// `--tls`: TLS even without other flags.
     pub enabled: bool,
-    /// `--trust-store`: PEM file of the CA that issued DPM's certificate.
+    /// `--trust-store`: PEM file of the CA that issued DPM's certificate (none: the system's
+    /// roots).
     pub trust_store: Option<std::path::PathBuf>,
+    /// `--trust-all`: any certificate DPM presents is accepted.
+    pub trust_all: bool,
     /// `--cert-chain`: this client's certificate (mutual TLS).
     pub cert_chain: Option<std::path::PathBuf>,
     /// `--private-key`: the key of `cert_chain`.
@@ -64,6 +70,7 @@ impl TlsFlags {
     /// Whether any TLS flag was given.
     fn any(&self) -> bool {
         self.enabled
+            || self.trust_all
             || self.trust_store.is_some()
             || self.cert_chain.is_some()
             || self.private_key.is_some()
@@ -73,19 +80,22 @@ impl TlsFlags {
     /// The flags as the `--<property>=<value>` arguments a DPE would be given.
     fn as_args(&self) -> Vec<String> {
         let arg = |field: &str, value: &str| format!("--{}.{field}={value}", names::DPM_TLS);
-        let mut args = vec![arg("enabled", "true")];
+        let mut args = vec![arg(tls_field::ENABLED, "true")];
         let paths = [
-            ("trust-store", &self.trust_store),
-            ("cert-chain", &self.cert_chain),
-            ("private-key", &self.private_key),
+            (tls_field::TRUST_STORE, &self.trust_store),
+            (tls_field::CERT_CHAIN, &self.cert_chain),
+            (tls_field::PRIVATE_KEY, &self.private_key),
         ];
         for (field, path) in paths {
             if let Some(path) = path {
                 args.push(arg(field, &path.display().to_string()));
             }
         }
+        if self.trust_all {
+            args.push(arg(tls_field::TRUST_ALL, "true"));
+        }
         if let Some(name) = &self.server_name {
-            args.push(arg("server-name", name));
+            args.push(arg(tls_field::SERVER_NAME, name));
         }
         args
     }
@@ -406,6 +416,53 @@ mod tests {
             constraints: Some(constraints),
             registered_by: "ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION])".into(),
         }
+    }
+
+    #[test]
+    fn tls_flags_become_the_properties_a_dpe_reads() {
+        let prefix = names::DPM_TLS;
+        let tls = TlsFlags {
+            enabled: true,
+            ..TlsFlags::default()
+        };
+        assert_eq!(tls.as_args(), [format!("--{prefix}.enabled=true")]);
+        let base = std::env::temp_dir();
+        let bound = svcid_config::dpm_client_tls_from_args(&base, &tls.as_args())
+            .unwrap()
+            .unwrap();
+        assert_eq!(bound.trust, svcid_config::ServerTrust::SystemRoots);
+
+        let trust_all = TlsFlags {
+            trust_all: true,
+            server_name: Some("dpm.example.com".into()),
+            ..TlsFlags::default()
+        };
+        assert!(trust_all.any());
+        assert_eq!(
+            trust_all.as_args(),
+            [
+                format!("--{prefix}.enabled=true"),
+                format!("--{prefix}.trust-all=true"),
+                format!("--{prefix}.server-name=dpm.example.com"),
+            ]
+        );
+        let bound = svcid_config::dpm_client_tls_from_args(&base, &trust_all.as_args())
+            .unwrap()
+            .unwrap();
+        assert_eq!(bound.trust, svcid_config::ServerTrust::TrustAll);
+
+        let both = TlsFlags {
+            trust_all: true,
+            trust_store: Some("ca.pem".into()),
+            ..TlsFlags::default()
+        };
+        let problems = svcid_config::dpm_client_tls_from_args(&base, &both.as_args()).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.code == svcid_config::codes::TLS_TRUST_CONFLICT),
+            "{problems:?}"
+        );
     }
 
     #[test]

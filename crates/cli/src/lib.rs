@@ -124,13 +124,17 @@ pub enum Command {
         /// Seconds to wait for DPM.
         #[arg(long, default_value_t = 5, value_name = "SECONDS")]
         timeout: u64,
-        /// Call DPM over TLS (implied by any other TLS flag). Without TLS flags, a DPE home's
-        /// own ataccama.client.connection.dpm.grpc.tls.* settings apply.
+        /// Call DPM over TLS (implied by any other TLS flag), verifying DPM's certificate against
+        /// the system's roots unless --trust-store or --trust-all says otherwise. Without TLS
+        /// flags, a DPE home's own ataccama.client.connection.dpm.grpc.tls.* settings apply.
         #[arg(long)]
         tls: bool,
-        /// PEM file of the CA that issued DPM's certificate.
+        /// PEM file of the CA that issued DPM's certificate (instead of the system's roots).
         #[arg(long, value_name = "PEM")]
         trust_store: Option<PathBuf>,
+        /// Accept any certificate DPM presents (encrypted, not authenticated: for trials only).
+        #[arg(long)]
+        trust_all: bool,
         /// This client's certificate chain (PEM), for a DPM that requires client certificates.
         #[arg(long, value_name = "PEM", requires = "private_key")]
         cert_chain: Option<PathBuf>,
@@ -288,6 +292,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             timeout,
             tls,
             trust_store,
+            trust_all,
             cert_chain,
             private_key,
             server_name,
@@ -301,6 +306,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                 tls: engines::TlsFlags {
                     enabled: tls,
                     trust_store,
+                    trust_all,
                     cert_chain,
                     private_key,
                     server_name,

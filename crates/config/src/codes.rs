@@ -114,6 +114,10 @@ pub const TLS_PEM_INVALID: ProblemCode = ProblemCode::new("tls.pem-invalid");
 pub const TLS_KEY_MISMATCH: ProblemCode = ProblemCode::new("tls.key-mismatch");
 /// Error: the serving certificate has expired.
 pub const TLS_CERTIFICATE_EXPIRED: ProblemCode = ProblemCode::new("tls.certificate-expired");
+/// Error: a client TLS block with both `trust-all=true` and a `trust-store`.
+pub const TLS_TRUST_CONFLICT: ProblemCode = ProblemCode::new("tls.trust-all-with-trust-store");
+/// Warning: a client TLS block with `trust-all=true`: any server certificate is accepted.
+pub const TLS_TRUST_ALL: ProblemCode = ProblemCode::new("tls.trust-all");
 
 /// Every code above, for documentation checks and uniqueness tests.
 pub const ALL: &[ProblemCode] = &[
@@ -155,6 +159,8 @@ pub const ALL: &[ProblemCode] = &[
     TLS_PEM_INVALID,
     TLS_KEY_MISMATCH,
     TLS_CERTIFICATE_EXPIRED,
+    TLS_TRUST_CONFLICT,
+    TLS_TRUST_ALL,
 ];
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub use settings::{
 pub use svcid_properties::{Problem, ProblemCode, Severity};
 pub use tls::{
     CertifiedKey, ClientAuth, ClientTls, EXPIRY_WARNING_DAYS, PrivateKeyPem, ServerTls,
-    dpm_client_tls_from_args,
+    ServerTrust, dpm_client_tls_from_args,
 };
 
 #[cfg(test)]

@@ -103,8 +103,9 @@ pub const SERVER_ADDRESS: &str = "server.address";
 pub const DPM_HOST: &str = "ataccama.client.connection.dpm.host";
 /// DPE: DPM's gRPC port.
 pub const DPM_PORT: &str = "ataccama.client.connection.dpm.grpc.port";
-/// DPE: prefix of the client TLS towards DPM: `<DPM_TLS>.enabled`, `.trust-store`, `.cert-chain`,
-/// `.private-key` (client certificate for mTLS), `.server-name`.
+/// DPE: prefix of the client TLS towards DPM: `<DPM_TLS>.enabled`, `.trust-store` (none: the
+/// system's roots), `.trust-all`, `.cert-chain`, `.private-key` (client certificate for mTLS),
+/// `.server-name`.
 pub const DPM_TLS: &str = "ataccama.client.connection.dpm.grpc.tls";
 /// DPE: host advertised to DPM.
 pub const SERVICE_HOSTNAME: &str = "ataccama.one.dpe.service.hostname";
@@ -136,13 +137,32 @@ pub const CHECKER_TIMEOUT: &str = "ataccama.one.dpm.registry.grpc-checker-timeou
 pub const ENGINE_TLS: &str = "ataccama.one.dpm.registry.grpc-client.tls";
 
 /// The fields of a TLS block, relative to its prefix ([`GRPC_TLS`], [`DPM_TLS`], [`ENGINE_TLS`]).
+pub mod tls {
+    /// `true` turns TLS on.
+    pub const ENABLED: &str = "enabled";
+    /// The certificate chain (PEM): the server's, or a client's for mTLS.
+    pub const CERT_CHAIN: &str = "cert-chain";
+    /// The private key of the chain (PEM).
+    pub const PRIVATE_KEY: &str = "private-key";
+    /// CA certificates (PEM): those of client certificates (server), or of the server's (client).
+    pub const TRUST_STORE: &str = "trust-store";
+    /// Server: whether client certificates are asked for (`NONE`, `OPTIONAL`, `REQUIRED`).
+    pub const MTLS: &str = "mtls";
+    /// Client: the name the server's certificate must carry.
+    pub const SERVER_NAME: &str = "server-name";
+    /// Client: `true` accepts any server certificate.
+    pub const TRUST_ALL: &str = "trust-all";
+}
+
+/// Every field of [`tls`], for "unknown property" checks under [`TLS_PREFIXES`].
 pub const TLS_FIELDS: &[&str] = &[
-    "enabled",
-    "cert-chain",
-    "private-key",
-    "trust-store",
-    "mtls",
-    "server-name",
+    tls::ENABLED,
+    tls::CERT_CHAIN,
+    tls::PRIVATE_KEY,
+    tls::TRUST_STORE,
+    tls::MTLS,
+    tls::SERVER_NAME,
+    tls::TRUST_ALL,
 ];
 
 /// Every fixed property name, for "unknown property" checks. Map-valued prefixes are listed in

@@ -5,8 +5,9 @@
 //!
 //! Files are read and checked here, at load, before anything is bound: an unreadable file, PEM
 //! that does not parse, a key that does not belong to its certificate, an expired serving
-//! certificate or client-certificate verification without a trust store are configuration errors
-//! naming the property and the fix. The daemons only hand the checked PEM bytes to tonic. Paths
+//! certificate, client-certificate verification without a trust store or a client that both
+//! trusts all servers and names a trust store are configuration errors naming the property and
+//! the fix; `trust-all` itself is a warning. The daemons only hand the checked PEM bytes to tonic. Paths
 //! are relative to the module home. Certificates are parsed with OpenSSL, which svcid already
 //! links for its ES256 keys; the TLS sessions themselves run on rustls (tonic's `tls-ring`).
 
@@ -20,6 +21,7 @@ use crate::bind::{Binder, shown};
 use crate::codes;
 use crate::home::ModuleHome;
 use crate::names;
+use crate::names::tls as field;
 
 /// A serving certificate that expires within this many days is logged as `certificateExpiring`.
 pub const EXPIRY_WARNING_DAYS: i32 = 30;
@@ -110,28 +112,56 @@ pub struct ServerTls {
     pub trust_store_file: Option<PathBuf>,
 }
 
+/// How a client decides whether to trust the server's certificate (`<prefix>.trust-store`,
+/// `<prefix>.trust-all`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum ServerTrust {
+    /// `trust-store`: the server's certificate must chain to these CA certificates, the only
+    /// roots (the usual case: inter-module certificates come from a private CA).
+    Store {
+        /// The CA certificates, PEM.
+        pem: Vec<u8>,
+        /// Where they were read from (watched for changes).
+        file: PathBuf,
+    },
+    /// No `trust-store`: the operating system's roots (on Linux the distribution's CA bundle;
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR` replace them), read when a connection is set up.
+    SystemRoots,
+    /// `trust-all=true`: any server certificate is accepted, as in the product. The connection is
+    /// encrypted but not authenticated; the daemons warn at every start.
+    TrustAll,
+}
+
+impl ServerTrust {
+    /// The trust-store file, when there is one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Self::Store { file, .. } => Some(file),
+            Self::SystemRoots | Self::TrustAll => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerTrust {
+    // The file says which store; its bytes would only fill logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Store { file, .. } => f.debug_struct("Store").field("file", file).finish(),
+            Self::SystemRoots => f.write_str("SystemRoots"),
+            Self::TrustAll => f.write_str("TrustAll"),
+        }
+    }
+}
+
 /// Client TLS of one kind of outbound connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientTls {
-    /// CA certificates (PEM) the server's certificate must chain to. Required: svcid does not
-    /// read the operating system's roots, inter-module certificates come from a private CA.
-    pub trust_store_pem: Vec<u8>,
-    /// Where the trust store was read from.
-    pub trust_store_file: PathBuf,
+    /// Which server certificates are accepted.
+    pub trust: ServerTrust,
     /// The client certificate and key offered to servers that verify clients (mTLS).
     pub identity: Option<CertifiedKey>,
     /// The name the server's certificate must carry, when it differs from the host connected to.
     pub server_name: Option<String>,
-}
-
-/// The property names of one TLS block, relative to its prefix.
-mod field {
-    pub const ENABLED: &str = "enabled";
-    pub const CERT_CHAIN: &str = "cert-chain";
-    pub const PRIVATE_KEY: &str = "private-key";
-    pub const TRUST_STORE: &str = "trust-store";
-    pub const MTLS: &str = "mtls";
-    pub const SERVER_NAME: &str = "server-name";
 }
 
 fn name(prefix: &str, field: &str) -> String {
@@ -200,20 +230,51 @@ pub(crate) fn bind_client(
     if !b.bool(&enabled_name, false) {
         return None;
     }
+    let trust_all_name = name(prefix, field::TRUST_ALL);
+    let trust_all = b.bool(&trust_all_name, false);
     let trust_store_name = name(prefix, field::TRUST_STORE);
-    let trust_store_pem = match b.string(&trust_store_name) {
-        Some((path, value)) if !path.is_empty() => {
-            read_certificates(b, home, value, &path).map(|(pem, _)| (pem, resolve(home, &path)))
-        }
-        _ => {
-            b.missing(
-                codes::TLS_FILE_MISSING,
-                &trust_store_name,
-                "client TLS needs the PEM file of the CA that issued the server's certificate \
-                 (svcid does not use the system's roots)",
+    let trust_store = b
+        .string(&trust_store_name)
+        .filter(|(path, _)| !path.is_empty());
+    let trust = match (trust_all, trust_store) {
+        (true, Some((_, value))) => {
+            b.error_at(
+                codes::TLS_TRUST_CONFLICT,
+                value,
+                format!(
+                    "{trust_all_name}=true accepts any server certificate, so a trust store \
+                     cannot also be given"
+                ),
+                format!(
+                    "remove {trust_all_name} to verify the server against this trust store \
+                     (recommended), or remove {trust_store_name}"
+                ),
             );
             None
         }
+        (true, None) => {
+            if let Some((_, value)) = b.string(&trust_all_name) {
+                b.warn_at(
+                    codes::TLS_TRUST_ALL,
+                    value,
+                    "any server certificate is accepted: the connection is encrypted, but whoever \
+                     can intercept it can pose as the server and read the service tokens",
+                    format!(
+                        "set {trust_store_name} to the PEM file of the CA that issued the server's \
+                         certificate (or leave it unset to use the system's roots) and remove \
+                         {trust_all_name}"
+                    ),
+                );
+            }
+            Some(ServerTrust::TrustAll)
+        }
+        (false, Some((path, value))) => {
+            read_certificates(b, home, value, &path).map(|(pem, _)| ServerTrust::Store {
+                pem,
+                file: resolve(home, &path),
+            })
+        }
+        (false, None) => Some(ServerTrust::SystemRoots),
     };
     let has_cert = b
         .string(&name(prefix, field::CERT_CHAIN))
@@ -231,18 +292,16 @@ pub(crate) fn bind_client(
         .string(&name(prefix, field::SERVER_NAME))
         .map(|(s, _)| s)
         .filter(|s| !s.is_empty());
-    let (trust_store_pem, trust_store_file) = trust_store_pem?;
     Some(ClientTls {
-        trust_store_pem,
-        trust_store_file,
+        trust: trust?,
         identity,
         server_name,
     })
 }
 
 /// The client TLS of a connection to DPM set by `--<name>=<value>` arguments alone, under the
-/// names a DPE reads ([`names::DPM_TLS`]`.enabled`, `.trust-store`, `.cert-chain`,
-/// `.private-key`, `.server-name`), with relative paths resolved against `base`: `svcid`'s own
+/// names a DPE reads ([`names::DPM_TLS`]`.enabled`, `.trust-store`, `.trust-all`,
+/// `.cert-chain`, `.private-key`, `.server-name`), with relative paths resolved against `base`: `svcid`'s own
 /// calls get the daemons' rules and the same errors. `Ok(None)` when `enabled` is not true.
 pub fn dpm_client_tls_from_args(
     base: &Path,
@@ -695,29 +754,107 @@ mod tests {
         );
     }
 
+    const CLIENT: &str = "ataccama.client.connection.dpm.grpc.tls.enabled=true\n";
+
     #[test]
-    fn client_tls_needs_a_trust_store_and_a_whole_client_certificate() {
-        let (tls, problems) = client("ataccama.client.connection.dpm.grpc.tls.enabled=true\n");
-        assert!(tls.is_none());
-        assert!(problems[0].contains("trust-store"), "{problems:?}");
-        let (tls, problems) = client(
-            "ataccama.client.connection.dpm.grpc.tls.enabled=true\n\
-             ataccama.client.connection.dpm.grpc.tls.trust-store=ca.pem\n\
-             ataccama.client.connection.dpm.grpc.tls.cert-chain=server.pem\n",
+    fn client_tls_without_a_trust_store_uses_the_system_roots() {
+        let (tls, problems) = client(CLIENT);
+        assert!(problems.is_empty(), "{problems:?}");
+        let tls = tls.unwrap();
+        assert_eq!(tls.trust, ServerTrust::SystemRoots);
+        assert_eq!(tls.trust.file(), None);
+        let (tls, problems) = client(&format!(
+            "{CLIENT}ataccama.client.connection.dpm.grpc.tls.trust-store=\n"
+        ));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(tls.unwrap().trust, ServerTrust::SystemRoots);
+    }
+
+    #[test]
+    fn client_tls_with_a_trust_store_reads_it() {
+        let (tls, problems) = client(&format!(
+            "{CLIENT}ataccama.client.connection.dpm.grpc.tls.trust-store=ca.pem\n"
+        ));
+        assert!(problems.is_empty(), "{problems:?}");
+        let trust = tls.unwrap().trust;
+        assert!(trust.file().unwrap().ends_with("ca.pem"));
+        let ServerTrust::Store { pem, .. } = &trust else {
+            panic!("{trust:?}");
+        };
+        assert!(pem.starts_with(b"-----BEGIN CERTIFICATE-----"));
+        // The store's bytes stay out of Debug (`-----` would print as `45, 45, 45, 45, 45`).
+        assert!(!format!("{trust:?}").contains("45, 45, 45"), "{trust:?}");
+    }
+
+    #[test]
+    fn trust_all_is_a_warning_and_with_a_trust_store_an_error() {
+        let (tls, problems) = client(&format!(
+            "{CLIENT}ataccama.client.connection.dpm.grpc.tls.trust-all=true\n"
+        ));
+        assert_eq!(tls.unwrap().trust, ServerTrust::TrustAll);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("warning"), "{}", problems[0]);
+        assert!(problems[0].contains("trust-all"), "{}", problems[0]);
+        assert!(
+            problems[0].contains("any server certificate"),
+            "{}",
+            problems[0]
         );
+
+        let (tls, problems) = client(&format!(
+            "{CLIENT}ataccama.client.connection.dpm.grpc.tls.trust-all=false\n"
+        ));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(tls.unwrap().trust, ServerTrust::SystemRoots);
+
+        let (tls, problems) = client(&format!(
+            "{CLIENT}ataccama.client.connection.dpm.grpc.tls.trust-all=true\n\
+             ataccama.client.connection.dpm.grpc.tls.trust-store=ca.pem\n"
+        ));
+        assert!(tls.is_none());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("error"), "{}", problems[0]);
+        assert!(
+            problems[0].contains("remove ataccama.client.connection.dpm.grpc.tls.trust-all"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[0].contains("or remove ataccama.client.connection.dpm.grpc.tls.trust-store"),
+            "{}",
+            problems[0]
+        );
+
+        let (tls, problems) = client(&format!(
+            "{CLIENT}ataccama.client.connection.dpm.grpc.tls.trust-all=yes please\n"
+        ));
+        assert!(tls.is_some());
+        assert!(problems[0].contains("true or false"), "{problems:?}");
+    }
+
+    #[test]
+    fn client_tls_needs_a_whole_client_certificate() {
+        let (tls, problems) = client(&format!(
+            "{CLIENT}ataccama.client.connection.dpm.grpc.tls.cert-chain=server.pem\n"
+        ));
         assert!(tls.is_none());
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("private-key"), "{}", problems[0]);
-        let (tls, problems) = client(
-            "ataccama.client.connection.dpm.grpc.tls.enabled=true\n\
-             ataccama.client.connection.dpm.grpc.tls.trust-store=ca.pem\n\
+        let (tls, problems) = client(&format!(
+            "{CLIENT}ataccama.client.connection.dpm.grpc.tls.trust-store=ca.pem\n\
              ataccama.client.connection.dpm.grpc.tls.cert-chain=server.pem\n\
              ataccama.client.connection.dpm.grpc.tls.private-key=server.key\n\
-             ataccama.client.connection.dpm.grpc.tls.server-name=dpm.example.com\n",
-        );
+             ataccama.client.connection.dpm.grpc.tls.server-name=dpm.example.com\n"
+        ));
         assert!(problems.is_empty(), "{problems:?}");
         let tls = tls.unwrap();
         assert!(tls.identity.is_some());
         assert_eq!(tls.server_name.as_deref(), Some("dpm.example.com"));
+        let shown = format!("{tls:?}");
+        assert!(shown.contains("PrivateKeyPem(<redacted>)"), "{shown}");
+        let ServerTrust::Store { pem, .. } = &tls.trust else {
+            panic!("{shown}");
+        };
+        assert!(!shown.contains(&format!("{pem:?}")), "{shown}");
     }
 }

@@ -55,7 +55,7 @@ impl Registrar {
         request: RegistrationRequest,
         interval: Duration,
         tls: Option<&ClientTls>,
-    ) -> Result<Self, tonic::transport::Error> {
+    ) -> Result<Self, svcid_client::EndpointError> {
         let endpoint = svcid_client::endpoint(dpm_host, dpm_port, tls)?
             .connect_timeout(CALL_TIMEOUT)
             .timeout(CALL_TIMEOUT);

@@ -144,7 +144,7 @@ impl StatusChecker {
 
     fn channel(&self, address: &EngineAddress) -> Result<Channel, String> {
         let endpoint = svcid_client::endpoint(&address.hostname, address.port, self.tls.as_ref())
-            .map_err(|e| format!("bad engine address: {e}"))?;
+            .map_err(|e| format!("cannot set up the connection: {e}"))?;
         Ok(endpoint.connect_timeout(self.timeout).connect_lazy())
     }
 

@@ -219,6 +219,7 @@ pub async fn run<M: Module>(
         "gRPC server started."
     );
     crate::tls::log_serving(settings.grpc.tls.as_ref());
+    crate::tls::warn_if_trusting_all(&settings.role);
     let actuator = (parts.actuator)(operations.actuator(M::KIND, bound, &verifier, &issuer));
     // The listener is bound: calls queue in the kernel until the server below takes them.
     operations.set_serving(true);

@@ -342,7 +342,7 @@ fn tls_files(settings: &Settings) -> Vec<PathBuf> {
         .as_ref()
         .and_then(|tls| tls.trust_store_file.clone())
         .into_iter()
-        .chain(client.map(|tls| tls.trust_store_file.clone()));
+        .chain(client.and_then(|tls| tls.trust.file().map(std::path::Path::to_path_buf)));
     settings
         .grpc
         .tls

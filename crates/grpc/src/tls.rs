@@ -5,7 +5,7 @@
 //!
 //! Neither side changes anything when TLS is off: plain text stays the default for a local pair.
 
-use svcid_config::{ClientAuth, ServerTls};
+use svcid_config::{ClientAuth, RoleSettings, ServerTls, ServerTrust, names};
 
 /// Logs INFO `grpcTls` with what the port serves and WARN `certificateExpiring` when the serving
 /// certificate expires within [`svcid_config::EXPIRY_WARNING_DAYS`] days (see [`warn_if_expiring`]).
@@ -41,6 +41,48 @@ pub fn warn_if_expiring(tls: Option<&ServerTls>) {
             daysLeft = identity.days_left,
             "The serving certificate expires soon; replace it before it does."
         );
+    }
+}
+
+/// Logs WARN `insecureTrustAll` when this module's outbound client TLS accepts any server
+/// certificate (`<prefix>.trust-all=true`), naming the property prefix and what it connects to.
+/// At every start: the setting is meant for trials, and the log is where it must not go unseen.
+pub fn warn_if_trusting_all(role: &RoleSettings) {
+    let (tls, prefix, connection) = match role {
+        RoleSettings::Dpe(dpe) => (
+            dpe.dpm_tls.as_ref(),
+            names::DPM_TLS,
+            format!("DPE → DPM at {}", host_port(&dpe.dpm_host, dpe.dpm_port)),
+        ),
+        RoleSettings::Dpm(dpm) => (
+            dpm.engine_tls.as_ref(),
+            names::ENGINE_TLS,
+            "DPM → engines".to_owned(),
+        ),
+    };
+    if tls.is_some_and(|tls| tls.trust == ServerTrust::TrustAll) {
+        tracing::warn!(
+            eventId = "insecureTrustAll",
+            connection = %connection,
+            property = %format!("{prefix}.{}", names::tls::TRUST_ALL),
+            fix = %format!(
+                "set {prefix}.{} to the CA's PEM file (or leave it unset for the system's roots) \
+                 and remove {prefix}.{}",
+                names::tls::TRUST_STORE,
+                names::tls::TRUST_ALL
+            ),
+            "Client TLS accepts any server certificate: the connection is encrypted but not \
+             authenticated."
+        );
+    }
+}
+
+/// `host:port`, IPv6 literals bracketed.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
