@@ -6,6 +6,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 
 use common::{Daemon, Pair};
 use openssl::asn1::{Asn1Integer, Asn1Time};
@@ -405,14 +406,21 @@ fn a_serving_certificate_close_to_expiry_is_a_warning_at_start() {
 
 /// `svcid engines` with the DPE home's key against the running DPM, with `extra` arguments.
 fn svcid_engines(dpm: &Daemon, dpe_home: &Path, extra: &[&str]) -> std::process::Output {
-    std::process::Command::new(common::bin("svcid"))
+    svcid_engines_command(dpm, dpe_home, extra)
+        .output()
+        .unwrap()
+}
+
+/// The command of [`svcid_engines`], to run with changes.
+fn svcid_engines_command(dpm: &Daemon, dpe_home: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(common::bin("svcid"));
+    command
         .args(["engines", "--json", "--dpm"])
         .arg(format!("127.0.0.1:{}", dpm.port()))
         .arg("--home")
         .arg(dpe_home)
-        .args(extra)
-        .output()
-        .unwrap()
+        .args(extra);
+    command
 }
 
 /// The engine ids `svcid engines --json` printed, or its stderr as the failure.
@@ -510,4 +518,125 @@ fn svcid_engines_to(dpe_home: &Path, extra: &[&str]) -> std::process::Output {
         .args(extra)
         .output()
         .unwrap()
+}
+
+/// Makes `file` the system's roots of `command` (rustls-native-certs reads `SSL_CERT_FILE`
+/// instead of the system's store) and keeps the machine's own `SSL_CERT_DIR` out of it, so the
+/// test does not depend on what this machine trusts.
+fn system_roots(command: &mut Command, file: &Path) {
+    command
+        .env("SSL_CERT_FILE", file)
+        .env_remove("SSL_CERT_DIR");
+}
+
+/// A CA that issued none of the pair's certificates, its `ca.pem` in a folder of its own.
+fn stranger_ca() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    Ca::new("some other CA").issue(dir.path(), "x");
+    let pem = dir.path().join("etc/tls/ca.pem");
+    (dir, pem)
+}
+
+#[test]
+fn a_dpe_without_a_trust_store_trusts_dpm_through_the_system_roots() {
+    let pair = tls_pair(false);
+    Pair::replace(
+        &pair.dpe,
+        &format!("{DPE_CLIENT}.trust-store=etc/tls/ca.pem\n"),
+        "",
+    );
+    let ca = pair.dpe.join("etc/tls/ca.pem");
+    let dpm = pair.start_dpm(&[]);
+    let dpe = pair.start_dpe_with(dpm.port(), &[], |c| system_roots(c, &ca));
+    ready(&dpm);
+    dpe.wait_for("Engine registered.", |e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("message=Engine registered."))
+    });
+}
+
+#[test]
+fn a_dpe_whose_system_roots_lack_dpm_s_ca_says_why_it_cannot_register() {
+    let pair = tls_pair(false);
+    Pair::replace(
+        &pair.dpe,
+        &format!("{DPE_CLIENT}.trust-store=etc/tls/ca.pem\n"),
+        "",
+    );
+    let (_stranger, other_ca) = stranger_ca();
+    let dpm = pair.start_dpm(&[]);
+    let dpe = pair.start_dpe_with(dpm.port(), &[], |c| system_roots(c, &other_ca));
+    let unable = unable_to_register(&dpe);
+    assert_eq!(unable["code"], "Unavailable", "{unable}");
+    let reason = unable["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("certificate") && reason.contains("UnknownIssuer"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn trust_all_registers_with_any_certificate_and_warns_at_start() {
+    let pair = tls_pair(false);
+    for (home, prefix) in [(&pair.dpe, DPE_CLIENT), (&pair.dpm, DPM_CLIENT)] {
+        Pair::replace(
+            home,
+            &format!("{prefix}.trust-store=etc/tls/ca.pem"),
+            &format!("{prefix}.trust-all=true"),
+        );
+    }
+    // Neither the system's roots nor anything else trusts the pair's CA.
+    let (_stranger, other_ca) = stranger_ca();
+    let dpm = Daemon::start_with("dpm", &pair.dpm, &[], |c| system_roots(c, &other_ca));
+    let dpm_warning = dpm.wait_for("insecureTrustAll", |e| e["eventId"] == "insecureTrustAll");
+    assert_eq!(dpm_warning["connection"], "DPM → engines", "{dpm_warning}");
+    assert_eq!(dpm_warning["property"], format!("{DPM_CLIENT}.trust-all"));
+    assert_eq!(dpm_warning["severity"], "WARN", "{dpm_warning}");
+    let port = dpm.port();
+    let dpe = pair.start_dpe_with(port, &[], |c| system_roots(c, &other_ca));
+    let dpe_warning = dpe.wait_for("insecureTrustAll", |e| e["eventId"] == "insecureTrustAll");
+    assert_eq!(
+        dpe_warning["connection"],
+        format!("DPE → DPM at 127.0.0.1:{port}"),
+        "{dpe_warning}"
+    );
+    assert_eq!(dpe_warning["property"], format!("{DPE_CLIENT}.trust-all"));
+    assert!(
+        dpe_warning["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains(&format!("{DPE_CLIENT}.trust-store"))),
+        "{dpe_warning}"
+    );
+    ready(&dpm);
+    dpe.wait_for("Engine registered.", |e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("message=Engine registered."))
+    });
+}
+
+#[test]
+fn svcid_engines_trusts_the_system_roots_with_tls_and_anything_with_trust_all() {
+    let pair = tls_pair(false);
+    let dpm = pair.start_dpm(&[]);
+    let _dpe = pair.start_dpe(dpm.port(), &[]);
+    let engine_id = ready(&dpm)["correlationId"].as_str().unwrap().to_owned();
+    let ca = pair.dpe.join("etc/tls/ca.pem");
+    let (_stranger, other_ca) = stranger_ca();
+    let run = |flags: &[&str], roots: &Path| {
+        let mut command = svcid_engines_command(&dpm, &pair.dpe, flags);
+        system_roots(&mut command, roots);
+        listed_engines(&command.output().unwrap())
+    };
+
+    assert_eq!(run(&["--tls"], &ca), Ok(vec![engine_id.clone()]));
+    let untrusted = run(&["--tls"], &other_ca).unwrap_err();
+    assert!(untrusted.contains("UnknownIssuer"), "{untrusted}");
+    assert_eq!(run(&["--trust-all"], &other_ca), Ok(vec![engine_id]));
+    let both = run(&["--trust-all", "--trust-store", ca.to_str().unwrap()], &ca).unwrap_err();
+    assert!(
+        both.contains(&format!("remove {DPE_CLIENT}.trust-all")),
+        "{both}"
+    );
 }

@@ -157,12 +157,23 @@ impl Pair {
 
     /// Starts DPE pointed at DPM's port.
     pub fn start_dpe(&self, dpm_port: u16, args: &[&str]) -> Daemon {
+        self.start_dpe_with(dpm_port, args, |_| {})
+    }
+
+    /// Starts DPE pointed at DPM's port, its command set up by `configure` (e.g. environment
+    /// variables) before it is spawned.
+    pub fn start_dpe_with(
+        &self,
+        dpm_port: u16,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let mut all = vec![format!(
             "--ataccama.client.connection.dpm.grpc.port={dpm_port}"
         )];
         all.extend(args.iter().map(|a| a.to_string()));
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        Daemon::start("dpe", &self.dpe, &all)
+        Daemon::start_with("dpe", &self.dpe, &all, configure)
     }
 }
 
@@ -179,15 +190,26 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `name --home home args…`.
     pub fn start(name: &str, home: &Path, args: &[&str]) -> Daemon {
-        let child = Command::new(bin(name))
+        Daemon::start_with(name, home, args, |_| {})
+    }
+
+    /// Starts `name --home home args…`, the command set up by `configure` first.
+    pub fn start_with(
+        name: &str,
+        home: &Path,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Daemon {
+        let mut command = Command::new(bin(name));
+        command
             .arg("--home")
             .arg(home)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("daemon starts");
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let child = command.spawn().expect("daemon starts");
         Daemon {
             child: Some(child),
             log: home.join("log/spring-boot-logger.json.log"),
