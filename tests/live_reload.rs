@@ -120,6 +120,7 @@ fn a_broken_rewrite_changes_nothing_but_an_error() {
         text.contains("dpe-dev.security.jwt-keys.key.content"),
         "names the property: {text}"
     );
+    assert_eq!(problem["code"], "deployment.content-invalid", "{problem}");
 
     // DPM still trusts the engine's key: the engine's keep-alives keep being accepted.
     let mark = dpm.events().len();

@@ -212,11 +212,8 @@ impl LiveConfig {
         let loaded = match svcid_config::load(self.kind, &self.home, &self.overrides) {
             Ok(loaded) => loaded,
             Err(problems) => {
-                let errors: Vec<String> = problems
-                    .iter()
-                    .filter(|p| p.is_error())
-                    .map(ToString::to_string)
-                    .collect();
+                let errors: Vec<&svcid_config::Problem> =
+                    problems.iter().filter(|p| p.is_error()).collect();
                 tracing::error!(
                     eventId = "configurationReloadFailed",
                     trigger = trigger,
@@ -224,7 +221,7 @@ impl LiveConfig {
                     "The changed configuration is not valid; the previous one stays in force."
                 );
                 for problem in errors {
-                    tracing::error!(eventId = "configurationProblem", problem = %problem, "{problem}");
+                    tracing::error!(eventId = "configurationProblem", code = %problem.code, problem = %problem, "{problem}");
                 }
                 self.metrics.failed();
                 return false;
@@ -264,7 +261,7 @@ impl LiveConfig {
     fn apply(&self, targets: &LiveTargets, trigger: &str, loaded: Loaded) {
         let Loaded { settings, warnings } = loaded;
         for problem in &warnings {
-            tracing::warn!(eventId = crate::events::CONFIGURATION_WARNING, problem = %problem, "Configuration warning.");
+            tracing::warn!(eventId = crate::events::CONFIGURATION_WARNING, code = %problem.code, problem = %problem, "Configuration warning.");
         }
         let new_kid = settings.jwt.generator_key.kid().to_owned();
         if new_kid != targets.issuer.kid() {

@@ -48,7 +48,7 @@ pub fn start_logging(
         ExitCode::from(EX_IOERR)
     })?;
     for problem in &loaded.warnings {
-        tracing::warn!(eventId = crate::events::CONFIGURATION_WARNING, problem = %problem, "Configuration warning.");
+        tracing::warn!(eventId = crate::events::CONFIGURATION_WARNING, code = %problem.code, problem = %problem, "Configuration warning.");
     }
     warn_if_exposed(&loaded.settings.home.properties_file());
     Ok(guard)
