@@ -8,7 +8,7 @@
 //! - [`EngineMetrics`]: DPM's registrations, unregistrations and status checks.
 //! - [`RegistrationState`]: DPE's registration with DPM; also the `registration` health component.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -157,6 +157,103 @@ impl AuthMetrics {
             "Verified calls refused with PERMISSION_DENIED by the access policy, by the caller's deployment.",
         );
         self.denied.render(out, ACCESS_DENIED);
+    }
+}
+
+/// `svcid_grpc_connections`: connections the gRPC port holds now.
+pub const GRPC_CONNECTIONS: &str = "svcid_grpc_connections";
+/// `svcid_grpc_connections_refused_total{limit}`: connections closed at accept.
+pub const GRPC_CONNECTIONS_REFUSED: &str = "svcid_grpc_connections_refused_total";
+/// `svcid_grpc_connections_closed_total{reason}`: connections the port closed for a bound.
+pub const GRPC_CONNECTIONS_CLOSED: &str = "svcid_grpc_connections_closed_total";
+
+/// The connection bounds of a gRPC port (`ataccama.server.grpc.max-connections` and friends).
+#[derive(Debug, Default)]
+pub struct ConnectionMetrics {
+    /// Connections held now.
+    open: AtomicU64,
+    /// Closed at accept: `max-connections` reached.
+    refused_total: Counter,
+    /// Closed at accept: the peer's `max-connections-per-peer` reached.
+    refused_per_peer: Counter,
+    /// Closed because no call started within `first-call-timeout`.
+    closed_no_call: Counter,
+    /// Closed after `max-connection-idle` without a call in flight.
+    closed_idle: Counter,
+}
+
+impl ConnectionMetrics {
+    /// A connection was admitted.
+    pub fn opened(&self) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An admitted connection ended (for any reason).
+    pub fn ended(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A connection was refused at accept; `per_peer` tells which limit.
+    pub fn refused(&self, per_peer: bool) {
+        if per_peer {
+            self.refused_per_peer.inc();
+        } else {
+            self.refused_total.inc();
+        }
+    }
+
+    /// A connection was closed by a bound; `idle` tells which.
+    pub fn closed(&self, idle: bool) {
+        if idle {
+            self.closed_idle.inc();
+        } else {
+            self.closed_no_call.inc();
+        }
+    }
+
+    /// Connections held now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Writes the three families.
+    pub fn render(&self, out: &mut Exposition) {
+        out.family(
+            GRPC_CONNECTIONS,
+            Kind::Gauge,
+            "Connections the gRPC port holds now.",
+        );
+        out.sample(GRPC_CONNECTIONS, &[], self.open() as f64);
+        out.family(
+            GRPC_CONNECTIONS_REFUSED,
+            Kind::Counter,
+            "Connections closed at accept, by the limit reached (total: max-connections; peer: max-connections-per-peer).",
+        );
+        out.sample(
+            GRPC_CONNECTIONS_REFUSED,
+            &[("limit", "total")],
+            self.refused_total.get() as f64,
+        );
+        out.sample(
+            GRPC_CONNECTIONS_REFUSED,
+            &[("limit", "peer")],
+            self.refused_per_peer.get() as f64,
+        );
+        out.family(
+            GRPC_CONNECTIONS_CLOSED,
+            Kind::Counter,
+            "Connections the gRPC port closed, by reason (no_call: none started within first-call-timeout; idle: none in flight for max-connection-idle).",
+        );
+        out.sample(
+            GRPC_CONNECTIONS_CLOSED,
+            &[("reason", "no_call")],
+            self.closed_no_call.get() as f64,
+        );
+        out.sample(
+            GRPC_CONNECTIONS_CLOSED,
+            &[("reason", "idle")],
+            self.closed_idle.get() as f64,
+        );
     }
 }
 

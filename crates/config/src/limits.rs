@@ -61,7 +61,38 @@ pub(crate) fn bind(b: &mut Binder<'_>) -> GrpcLimits {
     );
     let keep_alive_timeout =
         b.positive_duration(names::GRPC_KEEP_ALIVE_TIMEOUT, defaults.keep_alive_timeout);
+    let count = |b: &mut Binder<'_>, name: &str, default: usize| {
+        b.parsed(
+            name,
+            default,
+            codes::INVALID_VALUE,
+            "use a whole number of at least 1, e.g. 1000",
+            |raw| match raw.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(format!(
+                    "{} is not a whole number of at least 1",
+                    shown(raw)
+                )),
+            },
+        )
+    };
+    let max_connections = count(b, names::GRPC_MAX_CONNECTIONS, defaults.max_connections);
+    let max_connections_per_peer = count(
+        b,
+        names::GRPC_MAX_CONNECTIONS_PER_PEER,
+        defaults.max_connections_per_peer,
+    );
+    let first_call_timeout =
+        b.positive_duration(names::GRPC_FIRST_CALL_TIMEOUT, defaults.first_call_timeout);
+    let max_connection_idle = b.positive_duration(
+        names::GRPC_MAX_CONNECTION_IDLE,
+        defaults.max_connection_idle,
+    );
     GrpcLimits {
+        max_connections,
+        max_connections_per_peer,
+        first_call_timeout,
+        max_connection_idle,
         max_message_size,
         max_concurrent_streams,
         max_metadata_size,
@@ -171,7 +202,11 @@ mod tests {
              ataccama.server.grpc.max-metadata-size=32KB\n\
              ataccama.server.grpc.request-timeout=5s\n\
              ataccama.server.grpc.keep-alive-time=0\n\
-             ataccama.server.grpc.keep-alive-timeout=PT3S\n",
+             ataccama.server.grpc.keep-alive-timeout=PT3S\n\
+             ataccama.server.grpc.maxConnections=50\n\
+             ataccama.server.grpc.max-connections-per-peer=5\n\
+             ataccama.server.grpc.first-call-timeout=2s\n\
+             ataccama.server.grpc.max_connection_idle=1m\n",
         );
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(
@@ -183,6 +218,10 @@ mod tests {
                 request_timeout: D::from_secs(5),
                 keep_alive_time: None,
                 keep_alive_timeout: D::from_secs(3),
+                max_connections: 50,
+                max_connections_per_peer: 5,
+                first_call_timeout: D::from_secs(2),
+                max_connection_idle: D::from_secs(60),
             }
         );
     }

@@ -33,6 +33,14 @@ pub const GRPC_REQUEST_TIMEOUT: &str = "ataccama.server.grpc.request-timeout";
 pub const GRPC_KEEP_ALIVE_TIME: &str = "ataccama.server.grpc.keep-alive-time";
 /// How long a keep-alive ping may stay unanswered before the connection is closed.
 pub const GRPC_KEEP_ALIVE_TIMEOUT: &str = "ataccama.server.grpc.keep-alive-timeout";
+/// Connections the gRPC port holds at once; a new one over it is closed at accept.
+pub const GRPC_MAX_CONNECTIONS: &str = "ataccama.server.grpc.max-connections";
+/// Connections one peer address may hold at once on the gRPC port.
+pub const GRPC_MAX_CONNECTIONS_PER_PEER: &str = "ataccama.server.grpc.max-connections-per-peer";
+/// How long a new connection may go without starting a call before it is closed.
+pub const GRPC_FIRST_CALL_TIMEOUT: &str = "ataccama.server.grpc.first-call-timeout";
+/// How long a connection may stay without a call in flight before it is closed.
+pub const GRPC_MAX_CONNECTION_IDLE: &str = "ataccama.server.grpc.max-connection-idle";
 /// Prefix of the gRPC server's TLS: `<GRPC_TLS>.enabled`, `.cert-chain`, `.private-key`, `.mtls`
 /// (`NONE`/`OPTIONAL`/`REQUIRED`), `.trust-store` (client CA). Files are PEM, relative to the home.
 pub const GRPC_TLS: &str = "ataccama.server.grpc.tls";
@@ -176,6 +184,10 @@ pub const KNOWN: &[&str] = &[
     GRPC_REQUEST_TIMEOUT,
     GRPC_KEEP_ALIVE_TIME,
     GRPC_KEEP_ALIVE_TIMEOUT,
+    GRPC_MAX_CONNECTIONS,
+    GRPC_MAX_CONNECTIONS_PER_PEER,
+    GRPC_FIRST_CALL_TIMEOUT,
+    GRPC_MAX_CONNECTION_IDLE,
     GENERATOR_KEY,
     TOKEN_EXPIRATION,
     IMPERSONATION_ROLE,

@@ -75,6 +75,16 @@ pub struct GrpcLimits {
     pub keep_alive_time: Option<Duration>,
     /// How long a ping may stay unanswered before the connection is closed (20s).
     pub keep_alive_timeout: Duration,
+    /// Connections held at once; one over it is closed at accept (1000).
+    pub max_connections: usize,
+    /// Connections one peer address may hold at once (100).
+    pub max_connections_per_peer: usize,
+    /// A connection that starts no call within this is closed (10s): a peer that only opens
+    /// connections, or sends its first headers a byte at a time, holds nothing for long.
+    pub first_call_timeout: Duration,
+    /// A connection with no call in flight for this long is closed (5m); clients reconnect
+    /// transparently.
+    pub max_connection_idle: Duration,
 }
 
 impl Default for GrpcLimits {
@@ -86,6 +96,10 @@ impl Default for GrpcLimits {
             request_timeout: Duration::from_secs(30),
             keep_alive_time: Some(Duration::from_secs(60)),
             keep_alive_timeout: Duration::from_secs(20),
+            max_connections: 1000,
+            max_connections_per_peer: 100,
+            first_call_timeout: Duration::from_secs(10),
+            max_connection_idle: Duration::from_secs(5 * 60),
         }
     }
 }

@@ -33,6 +33,7 @@ use tracing::Instrument;
 
 use svcid_client::CORRELATION_ID_HEADER;
 
+use crate::connections::{CallGuard, GuardedInfo};
 use crate::refusals::{MAX_TRACKED_REFUSALS, REFUSAL_WINDOW, Refusal, RefusalLog};
 use crate::status;
 
@@ -161,7 +162,8 @@ where
 
         if OPEN_PREFIXES.iter().any(|p| method.starts_with(p)) {
             let span = tracing::info_span!("call", correlationId = %correlation_id.unwrap_or_else(fresh_id));
-            return Box::pin(serve_in(span, &mut inner, request));
+            let call = CallGuard::of(&request);
+            return Box::pin(serve_in(span, &mut inner, request, call));
         }
         let values: Vec<&[u8]> = request
             .headers()
@@ -222,7 +224,10 @@ where
             .unwrap_or_else(fresh_id);
         let span = tracing::info_span!("call", authenticatedUser = %caller, correlationId = %correlation_id);
         request.extensions_mut().insert(Arc::new(caller));
-        Box::pin(serve_in(span, &mut inner, request))
+        // Only calls that are served keep a connection out of its first-call bound: a stranger
+        // sending refused tokens is closed like one that sends nothing (crate::connections).
+        let call = CallGuard::of(&request);
+        Box::pin(serve_in(span, &mut inner, request, call))
     }
 }
 
@@ -230,11 +235,13 @@ where
 /// whatever the routes or the handler log carries the span's call context.
 ///
 /// A streaming response body is polled by the transport after this future completes, outside the
-/// span; svcid's authenticated methods are all unary, so their work is covered.
+/// span; svcid's authenticated methods are all unary, so their work is covered. `call` counts the
+/// call on its connection until the response is ready.
 fn serve_in<S, R, B>(
     span: tracing::Span,
     inner: &mut S,
     request: R,
+    call: Option<CallGuard>,
 ) -> impl std::future::Future<Output = Result<Response<B>, S::Error>> + Send + 'static
 where
     S: Service<R, Response = Response<B>>,
@@ -243,6 +250,7 @@ where
     let future = span.in_scope(|| inner.call(request)).instrument(span);
     async move {
         let mut response = future.await?;
+        drop(call);
         oversized_is_resource_exhausted(response.headers_mut());
         Ok(response)
     }
@@ -287,9 +295,17 @@ fn fresh_id() -> String {
 
 fn peer_address<B>(request: &Request<B>) -> String {
     let extensions = request.extensions();
-    // On a TLS port the TCP details are wrapped in the TLS connection's.
+    // The daemons serve guarded connections (crate::connections); on a TLS port the TCP details
+    // are wrapped in the TLS connection's. Plain tonic servers (tests) give TcpConnectInfo.
     extensions
-        .get::<TcpConnectInfo>()
+        .get::<GuardedInfo>()
+        .map(|info| &info.tcp)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<GuardedInfo>>()
+                .map(|info| &info.get_ref().tcp)
+        })
+        .or_else(|| extensions.get::<TcpConnectInfo>())
         .or_else(|| {
             extensions
                 .get::<TlsConnectInfo<TcpConnectInfo>>()

@@ -242,7 +242,9 @@ pub async fn run<M: Module>(
             stopping.await;
         }
     };
-    let served = crate::server::serve(router, listener, server_tls, graceful).await;
+    let gate =
+        crate::connections::Gate::new(&settings.grpc.limits, Arc::clone(&operations.connections));
+    let served = crate::server::serve(router, listener, gate, server_tls, graceful).await;
 
     operations.set_serving(false);
     // Also when the server failed rather than being asked to stop.

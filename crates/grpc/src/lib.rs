@@ -2,6 +2,7 @@
 //!
 //! - [`auth`]: the server-side layer that authenticates every method but health and reflection,
 //!   authorizes by module, and hands handlers the caller's identity.
+//! - [`connections`]: bounds on a gRPC port's connections (in total, per peer, without a call).
 //! - [`refusals`]: the `authenticationFailed` log, identical refusals folded into counts.
 //! - [`reload`]: live re-reading of the properties file (deployments and generator key).
 //! - [`status`]: the one mapping from authentication errors to gRPC statuses.
@@ -16,6 +17,7 @@
 //! outbound call (endpoint, token, failure reason) is `svcid-client`'s.
 
 pub mod auth;
+pub mod connections;
 pub mod daemon;
 pub mod events;
 pub mod ops;

@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::{Value, json};
 use svcid_actuator::Actuator;
 use svcid_actuator::health::Component;
-use svcid_actuator::instruments::{AuthMetrics, ReloadMetrics, TokenCounts, render_tokens};
+use svcid_actuator::instruments::{
+    AuthMetrics, ConnectionMetrics, ReloadMetrics, TokenCounts, render_tokens,
+};
 use svcid_config::{HttpSettings, ModuleKind};
 use svcid_identity::token::{TokenIssuer, TokenVerifier};
 use tokio::net::TcpListener;
@@ -34,6 +36,8 @@ pub struct Operations {
     pub auth: Arc<AuthMetrics>,
     /// Fed by [`crate::reload::LiveConfig::with_metrics`].
     pub reloads: Arc<ReloadMetrics>,
+    /// Fed by the gRPC port's [`crate::connections::Gate`].
+    pub connections: Arc<ConnectionMetrics>,
     /// True while the gRPC server serves; the `grpc` health component.
     pub serving: Arc<AtomicBool>,
 }
@@ -63,6 +67,7 @@ impl Operations {
         let serving = Arc::clone(&self.serving);
         let auth = Arc::clone(&self.auth);
         let reloads_metrics = Arc::clone(&self.reloads);
+        let connections = Arc::clone(&self.connections);
         let (token_verifier, token_issuer) = (Arc::clone(verifier), Arc::clone(issuer));
         let (info_verifier, info_issuer) = (Arc::clone(verifier), Arc::clone(issuer));
         Actuator::new(kind.as_str(), env!("CARGO_PKG_VERSION"))
@@ -72,6 +77,7 @@ impl Operations {
             })
             .metrics(move |out| auth.render(out))
             .metrics(move |out| reloads_metrics.render(out))
+            .metrics(move |out| connections.render(out))
             .metrics(move |out| {
                 let cache = token_verifier.cache_stats();
                 render_tokens(

@@ -150,25 +150,25 @@ pub type DaemonRouter = tonic::transport::server::Router<
     tower::layer::util::Stack<crate::AuthLayer, tower::layer::util::Identity>,
 >;
 
-/// Serves `router` on `listener`, through the port's TLS when it has one, until `shutdown`.
+/// Serves `router` on the connections of `listener` that `gate` admits, through the port's TLS
+/// when it has one, until `shutdown`.
 pub async fn serve(
     router: DaemonRouter,
     listener: TcpListener,
+    gate: std::sync::Arc<crate::connections::Gate>,
     tls: Option<std::sync::Arc<crate::tls::LiveServerTls>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
+    let admitted = crate::connections::incoming(listener, gate);
     match tls {
         Some(tls) => {
             router
-                .serve_with_incoming_shutdown(crate::tls::incoming(listener, tls), shutdown)
+                .serve_with_incoming_shutdown(crate::tls::incoming(admitted, tls), shutdown)
                 .await
         }
         None => {
             router
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener),
-                    shutdown,
-                )
+                .serve_with_incoming_shutdown(admitted, shutdown)
                 .await
         }
     }

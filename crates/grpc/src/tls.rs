@@ -200,33 +200,32 @@ fn rustls_config(tls: &ServerTls) -> Result<std::sync::Arc<rustls::ServerConfig>
 /// says nothing must not hold a task forever).
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The TLS connections of `listener`, for `serve_with_incoming`: each accepted TCP connection is
-/// handshaken on its own task with the configuration in force at that moment, so a slow client
-/// delays no other. Failed handshakes (plain text, untrusted client certificates) are logged at
-/// DEBUG as `tlsHandshakeFailed` and dropped. Stops accepting when the server drops the stream.
+/// TLS over the guarded connections of `admitted` (see [`crate::connections`]): each handshake
+/// runs on a task of its own, bounded by [`HANDSHAKE_TIMEOUT`], with the configuration in force
+/// when the connection arrived; finished streams come out for tonic.
 pub fn incoming(
-    listener: tokio::net::TcpListener,
+    mut admitted: tokio_stream::wrappers::ReceiverStream<
+        std::io::Result<crate::connections::Guarded>,
+    >,
     tls: std::sync::Arc<LiveServerTls>,
 ) -> tokio_stream::wrappers::ReceiverStream<
-    Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
+    Result<tokio_rustls::server::TlsStream<crate::connections::Guarded>, std::io::Error>,
 > {
+    use tokio_stream::StreamExt as _;
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
+            let next = tokio::select! {
+                next = admitted.next() => next,
                 () = tx.closed() => return,
             };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait a little rather than spin.
-                    tracing::debug!(eventId = "tlsAcceptFailed", error = %error);
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
+            let Some(Ok(stream)) = next else {
+                return;
             };
-            let _ = stream.set_nodelay(true);
+            let peer = tonic::transport::server::Connected::connect_info(&stream)
+                .tcp
+                .remote_addr()
+                .map_or_else(|| "-".to_owned(), |a| a.to_string());
             let acceptor = tls.acceptor();
             let tx = tx.clone();
             tokio::spawn(async move {

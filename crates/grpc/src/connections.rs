@@ -1,0 +1,476 @@
+//! Bounds on the connections of a gRPC port, so strangers who never present a token cannot
+//! exhaust its file descriptors or memory (the gRPC world's `MAX_CONNECTION_IDLE`, Envoy's
+//! connection limits):
+//!
+//! - at most `max-connections` at once, and `max-connections-per-peer` from one address: a
+//!   connection over either is closed at accept, counted and logged (rate-limited);
+//! - a connection that starts no call within `first-call-timeout` is closed (a peer that sends
+//!   only the HTTP/2 preface, or its first headers a byte at a time);
+//! - a connection with no call in flight for `max-connection-idle` is closed.
+//!
+//! [`Gate`] admits connections; each admitted one is a [`Guarded`] stream whose reads fail with
+//! `TimedOut` once a bound is passed, which makes hyper drop the connection (no worker is held: the
+//! bound is a timer polled by the connection's own task). Calls are counted by
+//! [`CallGuard::of`], which the authentication layer takes for every request, so health checks
+//! count as calls too: an idle bound is about silence, not about trust.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use svcid_actuator::instruments::ConnectionMetrics;
+use svcid_config::GrpcLimits;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// How often refused connections are summarised in the log, at most.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Admits connections within the configured bounds.
+#[derive(Debug)]
+pub struct Gate {
+    /// `max-connections`.
+    max_total: usize,
+    /// `max-connections-per-peer`.
+    max_per_peer: usize,
+    /// `first-call-timeout`.
+    first_call: Duration,
+    /// `max-connection-idle`.
+    idle: Duration,
+    /// Connections held, by peer address.
+    held: Mutex<Held>,
+    /// Counts for `/actuator/prometheus`.
+    metrics: Arc<ConnectionMetrics>,
+    /// Refusals since the last `connectionsRefused` line, and when that line was written.
+    refusals: Mutex<(u64, Option<Instant>)>,
+}
+
+/// The connections held, in total and by peer address.
+#[derive(Debug, Default)]
+struct Held {
+    /// All of them.
+    total: usize,
+    /// By peer address (entries removed at zero, so the map is bounded by `total`).
+    by_peer: HashMap<IpAddr, usize>,
+}
+
+impl Gate {
+    /// A gate with the bounds of `limits`, counting into `metrics`.
+    pub fn new(limits: &GrpcLimits, metrics: Arc<ConnectionMetrics>) -> Arc<Self> {
+        Arc::new(Self {
+            max_total: limits.max_connections,
+            max_per_peer: limits.max_connections_per_peer,
+            first_call: limits.first_call_timeout,
+            idle: limits.max_connection_idle,
+            held: Mutex::default(),
+            metrics,
+            refusals: Mutex::default(),
+        })
+    }
+
+    /// Admits a connection from `peer`, or says which limit it is over.
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Admission, Limit> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.total >= self.max_total {
+            return Err(Limit::Total);
+        }
+        let from_peer = held.by_peer.entry(peer).or_insert(0);
+        if *from_peer >= self.max_per_peer {
+            return Err(Limit::PerPeer);
+        }
+        *from_peer += 1;
+        held.total += 1;
+        self.metrics.opened();
+        Ok(Admission {
+            gate: Arc::clone(self),
+            peer,
+        })
+    }
+
+    /// Counts a refusal and logs at most one summary line per [`REFUSAL_LOG_INTERVAL`].
+    fn refused(&self, peer: SocketAddr, limit: Limit) {
+        self.metrics.refused(limit == Limit::PerPeer);
+        let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        refusals.0 += 1;
+        let now = Instant::now();
+        if refusals
+            .1
+            .is_none_or(|last| now.duration_since(last) >= REFUSAL_LOG_INTERVAL)
+        {
+            tracing::warn!(
+                eventId = "connectionsRefused",
+                peer = %peer.ip(),
+                limit = limit.as_str(),
+                refused = refusals.0,
+                "Connections over the limit were closed at accept."
+            );
+            *refusals = (0, Some(now));
+        }
+    }
+
+    /// Wraps an accepted stream, or closes it when it is over a limit.
+    pub fn guard(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) -> Option<Guarded> {
+        match self.admit(peer.ip()) {
+            Ok(admission) => Some(Guarded::new(stream, admission, self.first_call, self.idle)),
+            Err(limit) => {
+                self.refused(peer, limit);
+                None
+            }
+        }
+    }
+}
+
+/// Which bound refused a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limit {
+    /// `max-connections`.
+    Total,
+    /// `max-connections-per-peer`.
+    PerPeer,
+}
+
+impl Limit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Limit::Total => "total",
+            Limit::PerPeer => "peer",
+        }
+    }
+}
+
+/// A held place at the gate; given back when the connection ends.
+#[derive(Debug)]
+struct Admission {
+    /// The gate that admitted it.
+    gate: Arc<Gate>,
+    /// The peer it counts against.
+    peer: IpAddr,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut held = self
+            .gate
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        held.total = held.total.saturating_sub(1);
+        if let Some(count) = held.by_peer.get_mut(&self.peer) {
+            *count -= 1;
+            if *count == 0 {
+                held.by_peer.remove(&self.peer);
+            }
+        }
+        self.gate.metrics.ended();
+    }
+}
+
+/// What a connection's calls tell its timer.
+#[derive(Debug)]
+pub struct Activity {
+    /// Calls in flight.
+    calls: AtomicUsize,
+    /// Whether a call ever started.
+    called: AtomicBool,
+    /// When the last call started or ended, in milliseconds since `epoch`.
+    last_change_ms: AtomicU64,
+    /// The connection's start.
+    epoch: Instant,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            calls: AtomicUsize::new(0),
+            called: AtomicBool::new(false),
+            last_change_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_change_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last_change(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.last_change_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Counts one call on its connection while it lives.
+#[derive(Debug)]
+pub struct CallGuard(Arc<Activity>);
+
+impl CallGuard {
+    /// The guard of `request`'s call, when it came over a [`Guarded`] connection.
+    pub fn of<B>(request: &http::Request<B>) -> Option<Self> {
+        let extensions = request.extensions();
+        let info = extensions.get::<GuardedInfo>().or_else(|| {
+            extensions
+                .get::<tonic::transport::server::TlsConnectInfo<GuardedInfo>>()
+                .map(tonic::transport::server::TlsConnectInfo::get_ref)
+        })?;
+        let activity = Arc::clone(&info.activity);
+        activity.calls.fetch_add(1, Ordering::Relaxed);
+        activity.called.store(true, Ordering::Relaxed);
+        activity.touch();
+        Some(Self(activity))
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.calls.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What tonic hands the services about a guarded connection: the TCP details, and its activity
+/// for [`CallGuard::of`].
+#[derive(Clone, Debug)]
+pub struct GuardedInfo {
+    /// Local and remote address.
+    pub tcp: TcpConnectInfo,
+    /// The connection's calls.
+    activity: Arc<Activity>,
+}
+
+/// An admitted TCP connection with its bounds.
+#[derive(Debug)]
+pub struct Guarded {
+    /// The connection.
+    stream: TcpStream,
+    /// Its place at the gate.
+    admission: Admission,
+    /// Its calls.
+    activity: Arc<Activity>,
+    /// `first-call-timeout`.
+    first_call: Duration,
+    /// `max-connection-idle`.
+    idle: Duration,
+    /// When the bound is next looked at.
+    timer: Pin<Box<Sleep>>,
+    /// Set once a bound closed it (reads then fail at once).
+    closed: bool,
+}
+
+impl Guarded {
+    fn new(stream: TcpStream, admission: Admission, first_call: Duration, idle: Duration) -> Self {
+        Self {
+            stream,
+            admission,
+            activity: Arc::new(Activity::new()),
+            first_call,
+            idle,
+            timer: Box::pin(tokio::time::sleep(first_call)),
+            closed: false,
+        }
+    }
+
+    /// `Some(idle)` when a bound is passed (`idle`: which one); otherwise re-arms the timer.
+    fn over_bound(&mut self, cx: &mut Context<'_>) -> Option<bool> {
+        while self.timer.as_mut().poll(cx).is_ready() {
+            let activity = &self.activity;
+            let next = if activity.calls.load(Ordering::Relaxed) > 0 {
+                Instant::now() + self.idle
+            } else if !activity.called.load(Ordering::Relaxed) {
+                let deadline = activity.epoch + self.first_call;
+                if Instant::now() >= deadline {
+                    return Some(false);
+                }
+                deadline
+            } else {
+                let deadline = activity.last_change() + self.idle;
+                if Instant::now() >= deadline {
+                    return Some(true);
+                }
+                deadline
+            };
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(next));
+        }
+        None
+    }
+}
+
+impl Connected for Guarded {
+    type ConnectInfo = GuardedInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        GuardedInfo {
+            tcp: self.stream.connect_info(),
+            activity: Arc::clone(&self.activity),
+        }
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.closed
+            && let Some(idle) = self.over_bound(cx)
+        {
+            self.closed = true;
+            self.admission.gate.metrics.closed(idle);
+            tracing::debug!(
+                eventId = "connectionClosed",
+                peer = %self.admission.peer,
+                reason = if idle { "idle" } else { "no_call" },
+                "Connection closed by a bound."
+            );
+        }
+        if self.closed {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection bound passed",
+            )));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.closed {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.closed {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Accepts connections on `listener` through `gate` until the receiver is dropped: admitted ones
+/// come out guarded, the others are closed at once.
+pub fn incoming(
+    listener: TcpListener,
+    gate: Arc<Gate>,
+) -> tokio_stream::wrappers::ReceiverStream<io::Result<Guarded>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = tx.closed() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::debug!(eventId = "acceptFailed", error = %error);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(guarded) = gate.guard(stream, peer) else {
+                continue;
+            };
+            let _ = guarded.stream.set_nodelay(true);
+            if tx.send(Ok(guarded)).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Polls a read of `stream` to completion; a test helper for the timer logic.
+#[cfg(test)]
+async fn read_some(stream: &mut Guarded) -> io::Result<usize> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 64];
+    stream.read(&mut buf).await
+}
+
+#[cfg(test)]
+// Tests may unwrap: a panic is how they report a failure.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn limits(total: usize, per_peer: usize, first_call_ms: u64, idle_ms: u64) -> GrpcLimits {
+        GrpcLimits {
+            max_connections: total,
+            max_connections_per_peer: per_peer,
+            first_call_timeout: Duration::from_millis(first_call_ms),
+            max_connection_idle: Duration::from_millis(idle_ms),
+            ..GrpcLimits::default()
+        }
+    }
+
+    async fn pair(listener: &TcpListener) -> (TcpStream, TcpStream, SocketAddr) {
+        let address = listener.local_addr().unwrap();
+        let client = TcpStream::connect(address).await.unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        (client, server, peer)
+    }
+
+    #[tokio::test]
+    async fn limits_refuse_over_total_and_per_peer_and_give_places_back() {
+        let metrics = Arc::new(ConnectionMetrics::default());
+        let gate = Gate::new(&limits(3, 2, 10_000, 10_000), Arc::clone(&metrics));
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "127.0.0.3".parse().unwrap();
+        let first = gate.admit(a).unwrap();
+        let _second = gate.admit(a).unwrap();
+        assert_eq!(gate.admit(a).unwrap_err(), Limit::PerPeer);
+        let _third = gate.admit(b).unwrap();
+        assert_eq!(gate.admit(b).unwrap_err(), Limit::Total);
+        assert_eq!(metrics.open(), 3);
+        drop(first);
+        assert_eq!(metrics.open(), 2);
+        let _again = gate.admit(a).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connection_without_a_call_is_closed_after_the_first_call_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = Arc::new(ConnectionMetrics::default());
+        let gate = Gate::new(&limits(10, 10, 100, 10_000), Arc::clone(&metrics));
+        let (_client, server, peer) = pair(&listener).await;
+        let mut guarded = gate.guard(server, peer).unwrap();
+        let started = Instant::now();
+        let error = read_some(&mut guarded).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(90));
+        drop(guarded);
+        assert_eq!(metrics.open(), 0);
+    }
+}

@@ -1,0 +1,232 @@
+//! End-to-end: a real DPM under a flood of connections that send only the HTTP/2 preface, from a
+//! stranger's address (127.0.0.2), while a real DPE registers from 127.0.0.1 (issue 15).
+//!
+//! The flood is bounded: 10,000 connection attempts in waves of 1,000, each waiting at most a
+//! few seconds for DPM to close it. DPM runs with `max-connections-per-peer=200` and
+//! `first-call-timeout=1s`, so each wave has 800 connections refused at accept and 200 closed
+//! after a second without a call.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Pair};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What an HTTP/2 client sends first.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The flood's source address: another loopback address, so it is another peer.
+const STRANGER: &str = "127.0.0.2";
+/// The documented bound on DPM's resident memory during the flood (README: connection bounds).
+const RSS_BOUND_KIB: u64 = 64 * 1024;
+
+/// One flooding connection: preface, then wait for DPM to close it. Returns how long that took
+/// from the connection being made, or `None` when the connection could not be made or was not
+/// closed within `patience`.
+async fn preface_only(target: SocketAddr, patience: Duration) -> Option<Duration> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.bind(format!("{STRANGER}:0").parse().ok()?).ok()?;
+    let mut stream = socket.connect(target).await.ok()?;
+    let started = Instant::now();
+    let _ = stream.write_all(PREFACE).await;
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(patience, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {} // DPM's SETTINGS frame
+            }
+        }
+    })
+    .await;
+    closed.ok().map(|()| started.elapsed())
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// `GET path` on DPM's actuator port; the body.
+fn get(port: u16, path: &str) -> String {
+    let mut stream = StdTcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in\n{metrics}"))
+}
+
+fn http_port(daemon: &Daemon) -> u16 {
+    let started = daemon.wait_for("httpServerStarted", |e| e["eventId"] == "httpServerStarted");
+    started["port"]
+        .as_str()
+        .map(|p| p.parse().unwrap())
+        .or_else(|| started["port"].as_u64().map(|p| p as u16))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preface_flood_is_bounded_and_engines_keep_registering() {
+    let pair = Pair::linked();
+    let dpm = pair.start_dpm(&[
+        "--server.port=0",
+        "--ataccama.server.grpc.max-connections-per-peer=200",
+        "--ataccama.server.grpc.first-call-timeout=1s",
+        "--ataccama.one.dpm.registry.check-connected-interval=300ms",
+    ]);
+    let target: SocketAddr = format!("127.0.0.1:{}", dpm.port()).parse().unwrap();
+    let actuator = http_port(&dpm);
+    let rss_before = rss_kib(dpm.pid());
+
+    let mut dpe = None;
+    let mut closed_in = Vec::new();
+    let mut not_closed = 0;
+    let mut peak_rss = rss_before;
+    for wave in 0..10 {
+        let flood: Vec<_> = (0..1000)
+            .map(|_| tokio::spawn(preface_only(target, Duration::from_secs(10))))
+            .collect();
+        if wave == 1 {
+            // A real engine registers while DPM is flooded.
+            dpe = Some(pair.start_dpe(dpm.port(), &[]));
+        }
+        for connection in flood {
+            match connection.await.unwrap() {
+                Some(took) => closed_in.push(took),
+                None => not_closed += 1,
+            }
+        }
+        peak_rss = peak_rss.max(rss_kib(dpm.pid()));
+    }
+    let dpe = dpe.unwrap();
+
+    // Every flooding connection was closed: refused at once, or a second after DPM took it. The
+    // margin is DPM's accept queue: 1,000 connections arrive at once on two shared cores.
+    assert_eq!(not_closed, 0, "connections DPM did not close within 10 s");
+    assert_eq!(closed_in.len(), 10_000);
+    closed_in.sort();
+    let (median, slowest) = (closed_in[5_000], closed_in[9_999]);
+    assert!(
+        slowest < Duration::from_secs(6),
+        "slowest close {slowest:?}"
+    );
+    assert!(
+        peak_rss < RSS_BOUND_KIB,
+        "DPM resident memory {peak_rss} KiB (before the flood {rss_before} KiB)"
+    );
+
+    // The engine registered during the flood and stayed READY throughout.
+    let id = dpm.wait_for("READY", |e| {
+        e["eventId"] == "setEngineStatus" && e["newStatus"] == "READY"
+    })["correlationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !dpm.events()
+            .iter()
+            .any(|e| e["eventId"] == "engineDisconnected"),
+        "the engine left READY during the flood"
+    );
+    assert!(
+        dpe.events().iter().all(|e| !e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Unable to register."))),
+        "the engine could not register during the flood"
+    );
+
+    // Refusals and closes are counted and logged (rate-limited); the flood left nothing open.
+    let metrics = get(actuator, "/actuator/prometheus");
+    let refused = sample(
+        &metrics,
+        "svcid_grpc_connections_refused_total{limit=\"peer\"}",
+    );
+    let closed = sample(
+        &metrics,
+        "svcid_grpc_connections_closed_total{reason=\"no_call\"}",
+    );
+    // Each flooding connection was either refused at accept or closed without a call.
+    assert_eq!(
+        refused + closed,
+        10_000.0,
+        "refused {refused}, closed {closed}"
+    );
+    assert!(refused >= 1000.0, "refused {refused}");
+    let refused_lines: Vec<Value> = dpm
+        .events()
+        .into_iter()
+        .filter(|e| e["eventId"] == "connectionsRefused")
+        .collect();
+    assert!(!refused_lines.is_empty());
+    assert!(refused_lines.len() < 10, "{} lines", refused_lines.len());
+    assert_eq!(refused_lines[0]["peer"], STRANGER);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let open = sample(
+            &get(actuator, "/actuator/prometheus"),
+            "svcid_grpc_connections",
+        );
+        // The engine's registration connection and the actuator scrape are all that is left.
+        if open <= 2.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{open} connections still open");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "flood: 10000 connections ({refused} refused at accept, {closed} closed without a call), closed after {median:?} (median), {slowest:?} (slowest); DPM RSS {rss_before} -> peak {peak_rss} KiB; engine {id} READY"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_loris_on_the_grpc_port_is_cut_off() {
+    let pair = Pair::linked();
+    let dpm = pair.start_dpm(&["--ataccama.server.grpc.first-call-timeout=1s"]);
+    let target: SocketAddr = format!("127.0.0.1:{}", dpm.port()).parse().unwrap();
+    let mut stream = tokio::net::TcpStream::connect(target).await.unwrap();
+    let started = Instant::now();
+    // The preface, then a HEADERS frame a byte every 100 ms: the call never starts.
+    let mut slow = PREFACE.to_vec();
+    slow.extend_from_slice(&[0, 0, 64, 1, 4, 0, 0, 0, 1]);
+    slow.extend(std::iter::repeat_n(0u8, 64));
+    let mut cut_after = None;
+    for byte in slow {
+        if stream.write_all(&[byte]).await.is_err() {
+            cut_after = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut buf = [0u8; 256];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await
+        {
+            cut_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut_after = cut_after.expect("DPM never closed the slow connection");
+    assert!(
+        cut_after < Duration::from_secs(3),
+        "cut after {cut_after:?}"
+    );
+}
