@@ -6,6 +6,11 @@
 //! (minted once and reused, as every svcid client does). Phases alternate so both kinds see the
 //! same machine; each phase is bounded in time and in calls. Reports calls per second, p50/p99
 //! latency, DPM's CPU per call, and the authenticated / unauthenticated throughput ratio.
+//!
+//! With `--storm RATE`, the two phases are authenticated calls alone and the same calls while
+//! another connection sends `RATE` calls per second with tokens DPM refuses (a well-formed token
+//! whose `kid` no deployment has): the refused-token storm of issue 15, reported as the stormy /
+//! quiet throughput ratio and both p99s.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +50,10 @@ struct Args {
     /// Upper bound on calls per phase, whatever the duration.
     #[arg(long, default_value_t = 2_000_000)]
     max_calls: u64,
+    /// Refused-token calls per second to send from another connection during the second phase
+    /// (0: the authenticated vs unauthenticated comparison instead).
+    #[arg(long, default_value_t = 0)]
+    storm: u32,
 }
 
 /// Which method a phase calls.
@@ -54,6 +63,8 @@ enum Kind {
     Health,
     /// `IdentityService.WhoAmI` with a token.
     WhoAmI,
+    /// `IdentityService.WhoAmI` with a token while a refused-token storm runs.
+    Storm,
 }
 
 /// What one phase measured.
@@ -126,6 +137,7 @@ async fn run(args: Args) -> Result<()> {
 
     let budget = Duration::from_secs_f64(args.seconds.clamp(0.2, 120.0));
     let kinds: &[Kind] = match args.kinds.as_str() {
+        _ if args.storm > 0 => &[Kind::WhoAmI, Kind::Storm],
         "both" => &[Kind::Health, Kind::WhoAmI],
         "health" => &[Kind::Health],
         "whoami" => &[Kind::WhoAmI],
@@ -139,7 +151,17 @@ async fn run(args: Args) -> Result<()> {
         for &kind in kinds {
             // Warm-up, not counted: connections busy, caches filled, threads awake.
             phase(kind, &channels, &issuer, &args, budget / 5, pid).await?;
+            let storm = (kind == Kind::Storm).then(|| {
+                tokio::spawn(storm(port, args.storm, budget + Duration::from_millis(200)))
+            });
             let measured = phase(kind, &channels, &issuer, &args, budget, pid).await?;
+            if let Some(storm) = storm {
+                let (sent, refused) = storm.await.context("the storm task panicked")??;
+                println!(
+                    "round {round} storm   {} sent, {} refused ({}/s asked)",
+                    sent, refused, args.storm
+                );
+            }
             println!(
                 "round {round} {:<7} {:>10} p50 {:>9} p99 {:>9}  dpm CPU {:>8}/call  failures {}",
                 format!("{kind:?}"),
@@ -149,9 +171,10 @@ async fn run(args: Args) -> Result<()> {
                 human(cpu_per_call(&measured, ticks)),
                 measured.failures
             );
-            rates[usize::from(kind == Kind::WhoAmI)] =
+            rates[usize::from(kind != Kind::Health && (kind == Kind::Storm || args.storm == 0))] =
                 measured.calls as f64 / measured.elapsed.as_secs_f64().max(1e-9);
-            let total = if kind == Kind::Health {
+            // With a storm, `health` holds the quiet authenticated phase and `whoami` the stormy.
+            let total = if kind == Kind::Health || (kind == Kind::WhoAmI && args.storm > 0) {
                 &mut health
             } else {
                 &mut whoami
@@ -193,6 +216,40 @@ async fn run(args: Args) -> Result<()> {
     );
     println!();
     println!("loadgen: load average {} (after)", load_average());
+    if args.storm > 0 {
+        let (quiet, stormy) = (h, w);
+        println!(
+            "  authenticated WhoAmI, quiet:        {} p50 {} p99 {}",
+            per_second(rate(&health)),
+            human(quiet.p50),
+            human(quiet.p99)
+        );
+        println!(
+            "  authenticated WhoAmI, during storm: {} p50 {} p99 {}",
+            per_second(rate(&whoami)),
+            human(stormy.p50),
+            human(stormy.p99)
+        );
+        let p99_ratio = stormy.p99.as_secs_f64() / quiet.p99.as_secs_f64().max(1e-9);
+        Row {
+            figure: "valid calls during a refused-token storm",
+            measured: format!(
+                "{} ({ratio:.2} × quiet, median of rounds); p99 {} ({p99_ratio:.2} × quiet)",
+                per_second(rate(&whoami)),
+                human(stormy.p99)
+            ),
+            reference: format!(
+                "quiet {} (p99 {}); storm {}/s",
+                per_second(rate(&health)),
+                human(quiet.p99),
+                args.storm
+            ),
+            target: "≥ 0.8 × throughput, p99 ≤ 2 ×",
+            verdict: Verdict::from_check(ratio >= 0.8 && p99_ratio <= 2.0),
+        }
+        .print();
+        return Ok(());
+    }
     println!(
         "  unauthenticated Health/Check: {} p50 {} p99 {}, dpm CPU {}/call",
         per_second(rate(&health)),
@@ -268,6 +325,7 @@ async fn phase(
                 }
                 let sent = Instant::now();
                 let ok = match kind {
+                    Kind::Storm => whoami.who_am_i(WhoAmIRequest {}).await.is_ok(),
                     Kind::Health => health
                         .check(HealthCheckRequest {
                             service: String::new(),
@@ -292,4 +350,46 @@ async fn phase(
     result.elapsed = started.elapsed();
     result.dpm_ticks = cpu_ticks(pid)?.saturating_sub(ticks_before);
     Ok(result)
+}
+
+/// Sends `rate` calls per second, for `budget`, from a connection of its own, each with a
+/// well-formed token whose `kid` DPM does not know; returns (sent, refused).
+async fn storm(port: u16, rate: u32, budget: Duration) -> Result<(u64, u64)> {
+    let channel = svcid_client::endpoint("127.0.0.1", port, None)?
+        .connect()
+        .await
+        .context("connecting the storm")?;
+    let stranger = TokenIssuer::new(
+        GeneratorKey::generate(),
+        Duration::from_secs(15 * 60),
+        Arc::new(SystemClock),
+    )?;
+    let value = svcid_client::authorization_value(&stranger.mint("dpm", None))
+        .context("the storm's token is not valid metadata")?;
+    // Batches every 10 ms, each call on its own task, so a slow answer does not slow the storm.
+    let per_tick = (rate / 100).max(1);
+    let mut ticker = tokio::time::interval(Duration::from_millis(10));
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut calls = tokio::task::JoinSet::new();
+    let (mut sent, mut refused) = (0u64, 0u64);
+    while tokio::time::Instant::now() < deadline {
+        ticker.tick().await;
+        for _ in 0..per_tick {
+            let mut client = IdentityServiceClient::new(channel.clone());
+            let mut request = tonic::Request::new(WhoAmIRequest {});
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+            calls.spawn(async move { client.who_am_i(request).await.is_err() });
+            sent += 1;
+        }
+        // Reap what finished so the set stays small.
+        while let Some(done) = calls.try_join_next() {
+            refused += u64::from(done.unwrap_or(false));
+        }
+    }
+    while let Some(done) = calls.join_next().await {
+        refused += u64::from(done.unwrap_or(false));
+    }
+    Ok((sent, refused))
 }
