@@ -119,6 +119,11 @@ pub const TLS_TRUST_CONFLICT: ProblemCode = ProblemCode::new("tls.trust-all-with
 /// Warning: a client TLS block with `trust-all=true`: any server certificate is accepted.
 pub const TLS_TRUST_ALL: ProblemCode = ProblemCode::new("tls.trust-all");
 
+// The registry's database (`spring.datasource.*`).
+
+/// Error: a `spring.datasource.url` that is not a PostgreSQL URL DPM can use.
+pub const DATASOURCE_URL_INVALID: ProblemCode = ProblemCode::new("datasource.url-invalid");
+
 /// Every code above, for documentation checks and uniqueness tests.
 pub const ALL: &[ProblemCode] = &[
     NOT_BOOLEAN,
@@ -161,6 +166,7 @@ pub const ALL: &[ProblemCode] = &[
     TLS_CERTIFICATE_EXPIRED,
     TLS_TRUST_CONFLICT,
     TLS_TRUST_ALL,
+    DATASOURCE_URL_INVALID,
 ];
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 mod bind;
 pub mod codes;
 mod constraints;
+mod datasource;
 mod deployments;
 mod home;
 mod limits;
@@ -22,6 +23,7 @@ mod tls;
 pub use constraints::{
     Capability, CapabilityError, CapabilityType, CapabilityValue, parse_capability,
 };
+pub use datasource::{DEFAULT_POSTGRES_PORT, DatabasePassword, Datasource};
 pub use home::{ModuleHome, ModuleKind};
 pub use load::{Loaded, Overrides, bind, load, read_sources};
 pub use ops::{DPE_HTTP_PORT, DPM_HTTP_PORT, default_http_port};

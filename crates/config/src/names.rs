@@ -144,6 +144,14 @@ pub const CHECKER_TIMEOUT: &str = "ataccama.one.dpm.registry.grpc-checker-timeou
 /// DPM: prefix of the client TLS towards every engine (status checks), fields as [`DPM_TLS`].
 pub const ENGINE_TLS: &str = "ataccama.one.dpm.registry.grpc-client.tls";
 
+/// DPM: the registry's PostgreSQL database (`jdbc:postgresql://host:port/db`); unset keeps the
+/// registry in memory.
+pub const DATASOURCE_URL: &str = "spring.datasource.url";
+/// DPM: the database user.
+pub const DATASOURCE_USERNAME: &str = "spring.datasource.username";
+/// DPM: the database password (a secret: never logged or shown).
+pub const DATASOURCE_PASSWORD: &str = "spring.datasource.password";
+
 /// The fields of a TLS block, relative to its prefix ([`GRPC_TLS`], [`DPM_TLS`], [`ENGINE_TLS`]).
 pub mod tls {
     /// `true` turns TLS on.
@@ -215,6 +223,9 @@ pub const KNOWN: &[&str] = &[
     CHECK_DISCONNECTED_MULTIPLIER,
     CHECK_DISCONNECTED_MAX,
     CHECKER_TIMEOUT,
+    DATASOURCE_URL,
+    DATASOURCE_USERNAME,
+    DATASOURCE_PASSWORD,
 ];
 
 /// Prefixes under which names are free-form map keys, checked by their own binders.

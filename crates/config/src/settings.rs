@@ -10,6 +10,7 @@ use svcid_identity::token::VerifyPolicy;
 use svcid_logging::LogSettings;
 
 use crate::constraints::Capability;
+use crate::datasource::Datasource;
 use crate::home::{ModuleHome, ModuleKind};
 use crate::tls::{ClientTls, ServerTls};
 
@@ -146,6 +147,9 @@ pub struct DpmSettings {
     /// TLS of the status checks to every engine (`ataccama.one.dpm.registry.grpc-client.tls.*`);
     /// `None` calls engines in plain text.
     pub engine_tls: Option<ClientTls>,
+    /// The registry's PostgreSQL database (`spring.datasource.*`); `None` keeps the registry in
+    /// memory (one DPM).
+    pub datasource: Option<Datasource>,
 }
 
 /// DPE's view of DPM and what it advertises.

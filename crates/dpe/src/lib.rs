@@ -38,7 +38,7 @@ impl Module for Dpe {
 
     /// The engine id, the heartbeat service, the registration with DPM (scheduled, and undone
     /// by the stopping step), the `registration` health component and the `engine` info.
-    fn prepare(context: &Context<'_>) -> Result<Parts, DaemonError> {
+    async fn prepare(context: &Context<'_>) -> Result<Parts, DaemonError> {
         let RoleSettings::Dpe(dpe) = context.role else {
             return Err(DaemonError::WrongModule { expected: "dpe" });
         };

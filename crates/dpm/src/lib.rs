@@ -46,7 +46,7 @@ impl Module for Dpm {
     }
 
     /// The engine registry, the services over it, the status checker and the engine metrics.
-    fn prepare(context: &Context<'_>) -> Result<Parts, DaemonError> {
+    async fn prepare(context: &Context<'_>) -> Result<Parts, DaemonError> {
         let RoleSettings::Dpm(dpm) = context.role else {
             return Err(DaemonError::WrongModule { expected: "dpm" });
         };

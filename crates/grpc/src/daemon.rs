@@ -61,8 +61,9 @@ pub trait Module {
     }
 
     /// Builds the module's parts once the shared ones exist and the gRPC port is bound, before
-    /// anything serves.
-    fn prepare(context: &Context<'_>) -> Result<Parts, DaemonError>;
+    /// anything serves. Asynchronous because a part may need the network first (DPM connects to
+    /// its registry database).
+    fn prepare(context: &Context<'_>) -> impl Future<Output = Result<Parts, DaemonError>> + Send;
 }
 
 /// What the life cycle has built when it asks a [`Module`] for its parts.
@@ -194,7 +195,8 @@ pub async fn run<M: Module>(
         issuer: &credentials.issuer,
         verifier: &credentials.verifier,
         stop: stopped,
-    })?;
+    })
+    .await?;
     // Installs the SIGHUP handler now, before the daemon announces that it serves.
     let watcher = tokio::spawn(live.watch(credentials.live_targets(), stop.subscribe()));
     let scheduler =

@@ -2,7 +2,8 @@
 //!
 //! 0 after a graceful shutdown, [`EX_USAGE`] for bad arguments, [`EX_CONFIG`] for a configuration
 //! that does not validate, [`EX_IOERR`] when the log or data folder cannot be written,
-//! [`EX_UNAVAILABLE`] when a port cannot be bound, [`EX_SOFTWARE`] when the server fails while
+//! [`EX_UNAVAILABLE`] when a port cannot be bound or a service needed at start (DPM's database) cannot
+//! be reached, [`EX_SOFTWARE`] when the server fails while
 //! running.
 
 use std::path::PathBuf;
@@ -74,6 +75,15 @@ pub enum DaemonError {
     /// The TLS settings, valid at load, could not be turned into a TLS configuration.
     #[error("gRPC TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// A service the module needs at start (DPM's registry database) cannot be reached. The
+    /// message names what and where, never a password.
+    #[error("{what} is unavailable: {reason}")]
+    Unavailable {
+        /// What could not be reached, and where (`the registry database postgresql://one@h:5432/dpm`).
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// Reflection descriptors could not be loaded (a build defect).
     #[error("gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -83,7 +93,9 @@ impl DaemonError {
     /// The sysexits code for this error.
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            DaemonError::Bind { .. } | DaemonError::BindHttp { .. } => EX_UNAVAILABLE,
+            DaemonError::Bind { .. }
+            | DaemonError::BindHttp { .. }
+            | DaemonError::Unavailable { .. } => EX_UNAVAILABLE,
             DaemonError::Io { .. } => EX_IOERR,
             DaemonError::Key(_) | DaemonError::Tls(_) => EX_CONFIG,
             DaemonError::Serve(_)
