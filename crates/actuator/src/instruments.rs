@@ -41,6 +41,16 @@ pub const TOKEN_CACHE_HITS: &str = "svcid_token_cache_hits_total";
 pub const TOKEN_CACHE_MISSES: &str = "svcid_token_cache_misses_total";
 /// `svcid_tokens_minted_total`.
 pub const TOKENS_MINTED: &str = "svcid_tokens_minted_total";
+/// `svcid_registry_db_connections{state}` gauge (DPM on PostgreSQL): pool connections in use
+/// and idle.
+pub const REGISTRY_DB_CONNECTIONS: &str = "svcid_registry_db_connections";
+/// `svcid_registry_db_queries_total{result}` (DPM on PostgreSQL).
+pub const REGISTRY_DB_QUERIES: &str = "svcid_registry_db_queries_total";
+/// `svcid_registry_db_query_duration_seconds` histogram (DPM on PostgreSQL).
+pub const REGISTRY_DB_QUERY_DURATION: &str = "svcid_registry_db_query_duration_seconds";
+/// `svcid_registry_lease_takeovers_total` (DPM on PostgreSQL): engines claimed from a replica
+/// whose lease had expired.
+pub const REGISTRY_LEASE_TAKEOVERS: &str = "svcid_registry_lease_takeovers_total";
 /// `svcid_engines{status}` gauge (DPM).
 pub const ENGINES: &str = "svcid_engines";
 

@@ -1,4 +1,5 @@
-//! `EngineAdminService.ListEngines`: the operator's view of the [`EngineRegistry`], printed by
+//! `EngineAdminService.ListEngines`: the operator's view of the engine registry (the whole fleet,
+//! every replica's engines when it is kept in PostgreSQL), printed by
 //! `svcid engines`. Read-only; the access policy admits any trusted peer (see
 //! [`crate::Dpm`]'s access rules), since it shows only what engines advertised and DPM observed.
 
@@ -11,18 +12,19 @@ use svcid_proto::pb::engines::{ListEnginesRequest, engine_info};
 use svcid_proto::pb::registry::EngineAddress;
 use tonic::{Request, Response, Status};
 
-use crate::engines::{Engine, EngineRegistry, EngineStatus};
+use crate::engines::{Engine, EngineStatus};
+use crate::store::EngineStore;
 
 /// The gRPC face of the registry for operators.
 #[derive(Debug, Clone)]
 pub struct EngineAdmin {
-    /// Shared with the registration handlers and the status checker.
-    registry: Arc<EngineRegistry>,
+    /// Shared with the registration handlers.
+    registry: Arc<dyn EngineStore>,
 }
 
 impl EngineAdmin {
     /// Lists `registry`.
-    pub fn new(registry: Arc<EngineRegistry>) -> Self {
+    pub fn new(registry: Arc<dyn EngineStore>) -> Self {
         Self { registry }
     }
 }
@@ -62,7 +64,7 @@ impl EngineAdminService for EngineAdmin {
         &self,
         _request: Request<ListEnginesRequest>,
     ) -> Result<Response<ListEnginesResponse>, Status> {
-        let mut engines = self.registry.snapshot();
+        let mut engines = self.registry.engines().await?;
         engines.sort_by(|a, b| a.id.cmp(&b.id));
         tracing::debug!(
             eventId = "listEngines",
@@ -84,7 +86,7 @@ mod tests {
     use svcid_proto::pb::constraint::constraints::{Capability, capability};
 
     use super::*;
-    use crate::engines::{CheckSchedule, EngineAddress as Address, Registrant};
+    use crate::engines::{CheckSchedule, EngineAddress as Address, EngineRegistry, Registrant};
 
     fn by(identity: &str) -> Registrant {
         Registrant {
@@ -118,7 +120,7 @@ mod tests {
         registry.start_due_checks(tokio::time::Instant::now());
         registry.finish_check("b", &address(2), true);
 
-        let listed = EngineAdmin::new(Arc::clone(&registry))
+        let listed = EngineAdmin::new(crate::store::in_memory(Arc::clone(&registry)))
             .list_engines(Request::new(ListEnginesRequest {}))
             .await
             .map(Response::into_inner)

@@ -31,13 +31,30 @@ pub enum EngineStatus {
     Disconnected,
 }
 
-impl fmt::Display for EngineStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl EngineStatus {
+    /// The status as written: `NEW`, `READY`, `DISCONNECTED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             EngineStatus::New => "NEW",
             EngineStatus::Ready => "READY",
             EngineStatus::Disconnected => "DISCONNECTED",
-        })
+        }
+    }
+
+    /// The status written as [`EngineStatus::as_str`] does.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "NEW" => Some(EngineStatus::New),
+            "READY" => Some(EngineStatus::Ready),
+            "DISCONNECTED" => Some(EngineStatus::Disconnected),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EngineStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -125,6 +142,69 @@ pub struct Engine {
     retry_delay: Duration,
     /// A check is running; the checker must not start a second one.
     checking: bool,
+}
+
+/// What a store keeps of an engine (SPEC 9): everything but the checker's own timing. A
+/// registry [adopts](EngineRegistry::adopt) records it loads or takes over, and listings of the
+/// whole fleet are built from them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineRecord {
+    /// The engine's id.
+    pub id: String,
+    /// Where it is checked.
+    pub address: EngineAddress,
+    /// The encoded constraints, as received.
+    pub constraints: Vec<u8>,
+    /// Its status when last recorded.
+    pub status: EngineStatus,
+    /// Since when.
+    pub status_since: SystemTime,
+    /// The identity that registered it, as logged.
+    pub registered_by: String,
+    /// The deployment that registered it.
+    pub registered_by_deployment: String,
+    /// When it first became known.
+    pub registered_at: SystemTime,
+    /// When a status check last succeeded.
+    pub last_seen: Option<SystemTime>,
+}
+
+impl Engine {
+    /// An engine as recorded, its next check due at once.
+    fn from_record(record: EngineRecord, retry_delay: Duration) -> Self {
+        Self {
+            id: record.id,
+            address: record.address,
+            constraints: record.constraints,
+            status: record.status,
+            status_since: record.status_since,
+            registered_by: record.registered_by,
+            registered_by_deployment: record.registered_by_deployment,
+            registered_at: record.registered_at,
+            last_seen: record.last_seen,
+            next_check: Instant::now(),
+            retry_delay,
+            checking: false,
+        }
+    }
+
+    /// An engine for a listing of the whole fleet (not checked by this registry).
+    pub fn listed(record: EngineRecord) -> Self {
+        Self::from_record(record, Duration::ZERO)
+    }
+}
+
+/// What the status checker last found of an engine: what a store writes back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// The engine.
+    pub id: String,
+    /// Its status.
+    pub status: EngineStatus,
+    /// Since when.
+    pub status_since: SystemTime,
+    /// Its last successful check.
+    pub last_seen: Option<SystemTime>,
 }
 
 /// What a registration did.
@@ -303,6 +383,64 @@ impl EngineRegistry {
         };
         self.changed.notify_one();
         outcome
+    }
+
+    /// Takes over an engine another DPM registered or checked (a store loaded it): it keeps its
+    /// recorded status, so a READY engine is not "new" again, and is checked at once. False (and
+    /// nothing changes) when the engine is already known here.
+    pub fn adopt(&self, record: EngineRecord) -> bool {
+        let adopted = {
+            let mut engines = self.lock();
+            if engines.contains_key(&record.id) {
+                false
+            } else {
+                let id = record.id.clone();
+                let engine = Engine::from_record(record, self.schedule.disconnected_interval);
+                let at = engine.next_check;
+                engines.insert(id.clone(), engine);
+                engines.schedule(&id, at);
+                true
+            }
+        };
+        if adopted {
+            self.changed.notify_one();
+        }
+        adopted
+    }
+
+    /// True when `id` is known here with this address, constraints and registrant: a
+    /// registration that changes nothing a store keeps.
+    pub fn is_unchanged(
+        &self,
+        id: &str,
+        address: &EngineAddress,
+        constraints: &[u8],
+        registrant: &Registrant,
+    ) -> bool {
+        self.lock().get(id).is_some_and(|e| {
+            &e.address == address
+                && e.constraints == constraints
+                && e.registered_by == registrant.identity
+                && e.registered_by_deployment == registrant.deployment
+        })
+    }
+
+    /// The status of every engine here, for a store to write back.
+    pub fn observed(&self) -> Vec<Observed> {
+        self.lock()
+            .values()
+            .map(|e| Observed {
+                id: e.id.clone(),
+                status: e.status,
+                status_since: e.status_since,
+                last_seen: e.last_seen,
+            })
+            .collect()
+    }
+
+    /// The ids of every engine here.
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
     }
 
     /// Forgets an engine; returns it when it was known.

@@ -11,6 +11,7 @@ pub mod checker;
 pub mod engines;
 pub mod ops;
 pub mod service;
+pub mod store;
 
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ use crate::admin::EngineAdmin;
 use crate::checker::StatusChecker;
 use crate::engines::{CheckSchedule, EngineRegistry};
 use crate::service::RegistryApi;
+use crate::store::EngineStore;
+use crate::store::postgres::PostgresStore;
 
 /// The Data Processing Module, as the shared daemon life cycle runs it
 /// (`svcid_grpc::daemon::main::<Dpm>()`).
@@ -56,6 +59,17 @@ impl Module for Dpm {
             multiplier: dpm.check_disconnected_multiplier,
             disconnected_max: dpm.check_disconnected_max,
         }));
+        let store: Arc<dyn EngineStore> = match &dpm.datasource {
+            None => store::in_memory(Arc::clone(&registry)),
+            Some(source) => PostgresStore::open(source, Arc::clone(&registry))
+                .await
+                .map_err(
+                    |store::StoreError::Unavailable(reason)| DaemonError::Unavailable {
+                        what: format!("the registry database {}", source.shown_url()),
+                        reason,
+                    },
+                )?,
+        };
         let metrics = Arc::new(EngineMetrics::default());
         let checker = StatusChecker::new(
             Arc::clone(&registry),
@@ -68,20 +82,25 @@ impl Module for Dpm {
         let max = context.limits.max_message_size;
         let services = Routes::new(
             RegistryServiceServer::new(
-                RegistryApi::new(Arc::clone(&registry)).with_metrics(Arc::clone(&metrics)),
+                RegistryApi::new(Arc::clone(&store)).with_metrics(Arc::clone(&metrics)),
             )
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
         )
         .add_service(
-            EngineAdminServiceServer::new(EngineAdmin::new(Arc::clone(&registry)))
+            EngineAdminServiceServer::new(EngineAdmin::new(Arc::clone(&store)))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
         Ok(Parts {
             services,
-            scheduled: Box::pin(checker.run(context.stop.clone())),
-            actuator: Box::new(move |shared| ops::actuator(shared, registry, metrics)),
+            scheduled: Box::pin({
+                let (stop, upkeep) = (context.stop.clone(), Arc::clone(&store));
+                async move {
+                    tokio::join!(checker.run(stop.clone()), upkeep.maintain(stop));
+                }
+            }),
+            actuator: Box::new(move |shared| ops::actuator(shared, store, metrics)),
             stopping: nothing(),
             engine_id: None,
         })

@@ -1,7 +1,8 @@
-//! DPM's part of the actuator: the `engines` health component and the engine metrics
-//! (`svcid_engines{status}`, registrations, unregistrations, status checks and their latency).
-//! The shared parts (configuration, gRPC, authentication, tokens, keys) come from
-//! `svcid_grpc::ops`.
+//! DPM's part of the actuator: the `engines` health component (and `database` when the registry
+//! is kept in PostgreSQL), the engine metrics (`svcid_engines{status}`, registrations,
+//! unregistrations, status checks and their latency) and the store's own (connections, queries,
+//! lease takeovers). The shared parts (configuration, gRPC, authentication, tokens, keys) come
+//! from `svcid_grpc::ops`.
 
 use std::sync::Arc;
 
@@ -9,42 +10,36 @@ use svcid_actuator::Actuator;
 use svcid_actuator::health::Component;
 use svcid_actuator::instruments::{EngineMetrics, render_engines};
 
-use crate::engines::{EngineRegistry, EngineStatus};
-
-/// Engines by status, every status present: `[("NEW", n), ("READY", n), ("DISCONNECTED", n)]`.
-pub fn engines_by_status(registry: &EngineRegistry) -> [(&'static str, u64); 3] {
-    let mut counts = [("NEW", 0), ("READY", 0), ("DISCONNECTED", 0)];
-    for engine in registry.snapshot() {
-        let slot = match engine.status {
-            EngineStatus::New => 0,
-            EngineStatus::Ready => 1,
-            EngineStatus::Disconnected => 2,
-        };
-        counts[slot].1 += 1;
-    }
-    counts
-}
+use crate::store::EngineStore;
 
 /// Adds DPM's parts to the shared actuator.
 ///
 /// The `engines` component is `UP` whatever the engines' states: an unreachable engine is the
-/// engine's problem, and DPM keeps serving the others; its details give the counts by status.
+/// engine's problem, and DPM keeps serving the others; its details give the counts by status
+/// (the whole fleet). The `database` component is DOWN while the registry database is
+/// unreachable.
 pub fn actuator(
     shared: Actuator,
-    registry: Arc<EngineRegistry>,
+    store: Arc<dyn EngineStore>,
     metrics: Arc<EngineMetrics>,
 ) -> Actuator {
-    let health_registry = Arc::clone(&registry);
-    shared
-        .health("engines", move || {
-            let mut component = Component::up_if(true);
-            for (status, count) in engines_by_status(&health_registry) {
-                component = component.with(status, count);
-            }
-            component
-        })
-        .metrics(move |out| {
-            render_engines(out, &engines_by_status(&registry));
-            metrics.render(out);
-        })
+    let health_store = Arc::clone(&store);
+    let mut actuator = shared.health("engines", move || {
+        let mut component = Component::up_if(true);
+        for (status, count) in health_store.by_status() {
+            component = component.with(status, count);
+        }
+        component
+    });
+    if store.health().is_some() {
+        let database = Arc::clone(&store);
+        actuator = actuator.health("database", move || {
+            database.health().unwrap_or_else(|| Component::up_if(true))
+        });
+    }
+    actuator.metrics(move |out| {
+        render_engines(out, &store.by_status());
+        metrics.render(out);
+        store.render_metrics(out);
+    })
 }

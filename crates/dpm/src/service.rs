@@ -14,24 +14,25 @@ use svcid_proto::pb::registry::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::engines::{EngineAddress, EngineRegistry, Registrant, Registration};
+use crate::engines::{EngineAddress, Registrant, Registration};
+use crate::store::EngineStore;
 
 /// The logger of the product's registration and status events (`registerEngine`,
 /// `setEngineStatus`), so saved searches on `logger_name` keep working (README: log events).
 pub const REGISTRY_LOGGER: &str = "com.ataccama.dpm.registry.EngineRegistryServiceImpl";
 
-/// The gRPC face of the [`EngineRegistry`].
+/// The gRPC face of the engine registry.
 #[derive(Debug, Clone)]
 pub struct RegistryApi {
-    /// Shared with the status checker.
-    registry: Arc<EngineRegistry>,
+    /// Where the registry is kept (in memory, shared with the status checker, or in PostgreSQL).
+    registry: Arc<dyn EngineStore>,
     /// Registrations and unregistrations by result, for `/actuator/prometheus`.
     metrics: Arc<EngineMetrics>,
 }
 
 impl RegistryApi {
     /// Serves `registry`.
-    pub fn new(registry: Arc<EngineRegistry>) -> Self {
+    pub fn new(registry: Arc<dyn EngineStore>) -> Self {
         Self {
             registry,
             metrics: Arc::default(),
@@ -105,7 +106,19 @@ impl RegistryService for RegistryApi {
         let status = match self
             .registry
             .register(id, address.clone(), constraints, registrant)
-        {
+            .await
+            .inspect_err(|error| {
+                self.metrics.registered("unavailable");
+                tracing::warn!(
+                    target: REGISTRY_LOGGER,
+                    correlationId = %id,
+                    eventId = "registerEngine",
+                    engineId = %id,
+                    engine = %address,
+                    reason = %error,
+                    "Registration not recorded: the registry database is unavailable."
+                );
+            })? {
             Registration::New => {
                 self.metrics.registered("new");
                 tracing::info!(
@@ -157,14 +170,14 @@ impl RegistryService for RegistryApi {
         request: Request<UnregistrationRequest>,
     ) -> Result<Response<UnregistrationResponse>, Status> {
         let id = engine_id(&request.get_ref().engine_id)?.to_owned();
-        let status = match self.registry.unregister(&id) {
-            Some(engine) => {
+        let status = match self.registry.unregister(&id).await? {
+            Some(address) => {
                 self.metrics.unregistered("success");
                 tracing::info!(
                     correlationId = %id,
                     eventId = "unregisterEngine",
                     engineId = %id,
-                    engine = %engine.address,
+                    engine = %address,
                     "Engine unregistered."
                 );
                 unregistration_response::Status::Success

@@ -1,0 +1,46 @@
+//! The registry in memory: one DPM, its [`EngineRegistry`] the whole registry (the default, and
+//! the behaviour before PostgreSQL). Nothing survives a restart; engines re-register.
+
+use std::sync::Arc;
+
+use super::{EngineStore, StatusCounts, StoreError, count_by_status};
+use crate::engines::{Engine, EngineAddress, EngineRegistry, Registrant, Registration};
+
+/// The local registry as the store.
+#[derive(Debug)]
+pub struct MemoryStore {
+    /// Every engine there is.
+    registry: Arc<EngineRegistry>,
+}
+
+impl MemoryStore {
+    /// The store of `registry`.
+    pub fn new(registry: Arc<EngineRegistry>) -> Self {
+        Self { registry }
+    }
+}
+
+#[tonic::async_trait]
+impl EngineStore for MemoryStore {
+    async fn register(
+        &self,
+        id: &str,
+        address: EngineAddress,
+        constraints: Vec<u8>,
+        registrant: Registrant,
+    ) -> Result<Registration, StoreError> {
+        Ok(self.registry.register(id, address, constraints, registrant))
+    }
+
+    async fn unregister(&self, id: &str) -> Result<Option<EngineAddress>, StoreError> {
+        Ok(self.registry.unregister(id).map(|e| e.address))
+    }
+
+    async fn engines(&self) -> Result<Vec<Engine>, StoreError> {
+        Ok(self.registry.snapshot())
+    }
+
+    fn by_status(&self) -> StatusCounts {
+        count_by_status(self.registry.observed().into_iter().map(|o| o.status))
+    }
+}
