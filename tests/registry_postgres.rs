@@ -1,0 +1,397 @@
+//! End-to-end: DPM's registry on a real PostgreSQL server (SPEC 9), started by the harness in
+//! `tests/pg`. Restarts without re-registration, two replicas as one registry, a replica killed
+//! while its engines stay READY, exactly one replica checking each engine, the database lost and
+//! back under a running pair, two replicas migrating an empty database at once, and an
+//! unreachable database at start. Observed as an operator would: logs, `svcid engines`, the
+//! actuator, exit codes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod pg;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Daemon, PATIENCE, Pair, bin, free_port};
+use pg::{PASSWORD, Postgres};
+use serde_json::Value;
+
+/// A DPM home on `pg`, with the status checks logged (`engineChecked` is TRACE).
+fn on_postgres(home: &Path, pg: &Postgres) {
+    for line in pg.dpm_properties().lines() {
+        Pair::append(home, line);
+    }
+    Pair::append(home, "logging.level.svcid_dpm=TRACE");
+}
+
+/// A second home beside `home` with the same configuration (same keys: README, "Replicas") and
+/// nothing else (no log, no data).
+fn sibling(home: &Path, name: &str) -> PathBuf {
+    let to = home.parent().unwrap().join(name);
+    std::fs::create_dir_all(to.join("etc")).unwrap();
+    std::fs::copy(
+        home.join("etc/application.properties"),
+        to.join("etc/application.properties"),
+    )
+    .unwrap();
+    to
+}
+
+fn start_dpm(home: &Path) -> Daemon {
+    let dpm = Daemon::start("dpm", home, &[]);
+    dpm.wait_for("grpcServerStarted", |e| e["eventId"] == "grpcServerStarted");
+    dpm
+}
+
+fn start_dpe(home: &Path, dpm: &Daemon, args: &[&str]) -> Daemon {
+    let mut all = vec![format!(
+        "--ataccama.client.connection.dpm.grpc.port={}",
+        dpm.port()
+    )];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    Daemon::start("dpe", home, &all)
+}
+
+/// The engine id a DPE persisted.
+fn engine_id(home: &Path) -> String {
+    let path = home.join("data/engine-id");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && text.ends_with('\n')
+        {
+            return text.trim().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never written",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn about(id: &str) -> impl Fn(&Value) -> bool + '_ {
+    move |e| e["engineId"] == id || e["engine"].as_str().is_some_and(|s| s.contains(id))
+}
+
+fn became_ready(id: &str) -> impl Fn(&Value) -> bool + '_ {
+    move |e| e["eventId"] == "setEngineStatus" && e["newStatus"] == "READY" && about(id)(e)
+}
+
+/// How many events of `daemon` after line `skip` are `event_id` about engine `id`.
+fn count(daemon: &Daemon, skip: usize, event_id: &str, id: &str) -> usize {
+    daemon
+        .events()
+        .into_iter()
+        .skip(skip)
+        .filter(|e| e["eventId"] == event_id && about(id)(e))
+        .count()
+}
+
+/// `svcid engines --json` against `dpm`: engine id → status.
+fn listing(dpm: &Daemon, dpe_home: &Path) -> Vec<(String, String)> {
+    let out = Command::new(bin("svcid"))
+        .args(["engines", "--json", "--dpm"])
+        .arg(format!("127.0.0.1:{}", dpm.port()))
+        .arg("--home")
+        .arg(dpe_home)
+        .output()
+        .expect("svcid runs");
+    assert!(
+        out.status.success(),
+        "svcid engines: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let document: Value = serde_json::from_slice(&out.stdout).unwrap();
+    document["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["engineId"].as_str().unwrap().to_owned(),
+                e["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `dpm`'s listing shows exactly `ids`, all READY.
+fn wait_listing_ready(dpm: &Daemon, dpe_home: &Path, ids: &[&str]) {
+    let mut expected: Vec<(String, String)> = ids
+        .iter()
+        .map(|id| (id.to_string(), "READY".to_owned()))
+        .collect();
+    expected.sort();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let listed = listing(dpm, dpe_home);
+        if listed == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "listing {listed:?}, expected {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The actuator port of `daemon`'s run that logged after line `skip`.
+fn http_port(daemon: &Daemon, skip: usize) -> u16 {
+    let started = daemon.wait_for_after(skip, "httpServerStarted", |e| {
+        e["eventId"] == "httpServerStarted"
+    });
+    started["port"].as_str().unwrap().parse().unwrap()
+}
+
+/// `GET path`: status code and body.
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, body.to_owned())
+}
+
+/// Waits until `/actuator/health` shows the `database` component `status`.
+fn wait_database(port: u16, status: &str) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_, body) = get(port, "/actuator/health");
+        let report: Value = serde_json::from_str(&body).unwrap_or_default();
+        if report["components"]["database"]["status"] == status {
+            return report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "database never {status}: {report}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn assert_no_password(daemon: &Daemon) {
+    assert!(
+        !pg::file_contains(&daemon.log, PASSWORD),
+        "the database password is in {}",
+        daemon.log.display()
+    );
+}
+
+#[test]
+fn a_restarted_dpm_knows_its_engines_and_checks_them_without_reregistration() {
+    let pg = Postgres::start();
+    let pair = Pair::linked();
+    on_postgres(&pair.dpm, &pg);
+    let mut dpm = start_dpm(&pair.dpm);
+    // Registers once: it will not re-assert within this test.
+    let mut dpe = start_dpe(
+        &pair.dpe,
+        &dpm,
+        &["--ataccama.one.dpe.service.dpm.check-connection-interval=1h"],
+    );
+    let id = engine_id(&pair.dpe);
+    dpm.wait_for("READY", became_ready(&id));
+    wait_listing_ready(&dpm, &pair.dpe, &[&id]);
+
+    dpm.signal("TERM");
+    assert!(dpm.wait_exit().success());
+    let skip = dpm.events().len();
+    let dpm = Daemon::start("dpm", &pair.dpm, &[]);
+    let opened = dpm.wait_for_after(skip, "registryOpened", |e| e["eventId"] == "registryOpened");
+    assert_eq!(opened["engines"], "1", "{opened}");
+    assert!(
+        opened["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("postgresql://one@127.0.0.1:")),
+        "{opened}"
+    );
+    // Known at once and still READY, and checked: the DPE never registered again.
+    wait_listing_ready(&dpm, &pair.dpe, &[&id]);
+    dpm.wait_for_after(skip, "engineChecked", |e| {
+        e["eventId"] == "engineChecked" && about(&id)(e)
+    });
+    assert_eq!(count(&dpm, skip, "registerEngine", &id), 0);
+    assert_eq!(count(&dpm, skip, "setEngineStatus", &id), 0);
+
+    // The restarted DPM checks it: the engine gone is noticed.
+    dpe.signal("KILL");
+    dpe.wait_exit();
+    dpm.wait_for_after(skip, "engineDisconnected", |e| {
+        e["eventId"] == "engineDisconnected" && about(&id)(e)
+    });
+
+    // The password is nowhere an operator looks.
+    let http = http_port(&dpm, skip);
+    for path in ["/actuator/info", "/actuator/health", "/actuator/prometheus"] {
+        let (_, body) = get(http, path);
+        assert!(!body.contains(PASSWORD), "{path}: {body}");
+    }
+    let (code, body) = get(http, "/actuator/health/database");
+    assert_eq!(code, 200, "{body}");
+    assert_no_password(&dpm);
+}
+
+#[test]
+fn two_replicas_are_one_registry_each_engine_checked_by_one_and_a_killed_one_is_taken_over() {
+    let pg = Postgres::start();
+    let pair = Pair::linked();
+    on_postgres(&pair.dpm, &pg);
+    let home_b = sibling(&pair.dpm, "dpm-b");
+    let dpe_home_2 = sibling(&pair.dpe, "dpe-2");
+    let mut dpm_a = start_dpm(&pair.dpm);
+    let dpm_b = start_dpm(&home_b);
+    let _dpe_1 = start_dpe(&pair.dpe, &dpm_a, &[]);
+    let _dpe_2 = start_dpe(&dpe_home_2, &dpm_b, &[]);
+    let (e1, e2) = (engine_id(&pair.dpe), engine_id(&dpe_home_2));
+    dpm_a.wait_for("e1 READY", became_ready(&e1));
+    dpm_b.wait_for("e2 READY", became_ready(&e2));
+
+    // One registry: either replica lists the whole fleet.
+    wait_listing_ready(&dpm_a, &pair.dpe, &[&e1, &e2]);
+    wait_listing_ready(&dpm_b, &pair.dpe, &[&e1, &e2]);
+
+    // Exactly one replica checks each engine: over two seconds, every check of e1 is A's and
+    // every check of e2 is B's.
+    let (mark_a, mark_b) = (dpm_a.events().len(), dpm_b.events().len());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(count(&dpm_a, mark_a, "engineChecked", &e1) >= 3);
+    assert_eq!(count(&dpm_b, mark_b, "engineChecked", &e1), 0);
+    assert!(count(&dpm_b, mark_b, "engineChecked", &e2) >= 3);
+    assert_eq!(count(&dpm_a, mark_a, "engineChecked", &e2), 0);
+    assert_eq!(count(&dpm_a, 0, "setEngineStatus", &e1), 1, "logged once");
+    assert_eq!(count(&dpm_b, 0, "setEngineStatus", &e1), 0, "logged once");
+
+    // A dies; B takes e1 over within a few seconds, and e1 never leaves READY.
+    let mark_b = dpm_b.events().len();
+    dpm_a.signal("KILL");
+    let killed = Instant::now();
+    dpm_a.wait_exit();
+    dpm_b.wait_for_after(mark_b, "e1 checked by B", |e| {
+        e["eventId"] == "engineChecked" && about(&e1)(e)
+    });
+    let takeover = killed.elapsed();
+    assert!(takeover < Duration::from_secs(5), "took {takeover:?}");
+    dpm_b.wait_for_after(mark_b, "enginesTakenOver", |e| {
+        e["eventId"] == "enginesTakenOver"
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    for id in [&e1, &e2] {
+        assert_eq!(count(&dpm_b, mark_b, "engineDisconnected", id), 0);
+        assert_eq!(count(&dpm_b, mark_b, "setEngineStatus", id), 0);
+    }
+    wait_listing_ready(&dpm_b, &pair.dpe, &[&e1, &e2]);
+    assert_no_password(&dpm_b);
+}
+
+#[test]
+fn the_database_lost_and_back_under_a_running_pair_loses_nothing() {
+    let pg = Postgres::start();
+    let pair = Pair::linked();
+    on_postgres(&pair.dpm, &pg);
+    let home_b = sibling(&pair.dpm, "dpm-b");
+    let dpe_home_2 = sibling(&pair.dpe, "dpe-2");
+    let dpe_home_3 = sibling(&pair.dpe, "dpe-3");
+    let mut dpm_a = start_dpm(&pair.dpm);
+    let mut dpm_b = start_dpm(&home_b);
+    let _dpe_1 = start_dpe(&pair.dpe, &dpm_a, &[]);
+    let _dpe_2 = start_dpe(&dpe_home_2, &dpm_b, &[]);
+    let (e1, e2) = (engine_id(&pair.dpe), engine_id(&dpe_home_2));
+    dpm_a.wait_for("e1 READY", became_ready(&e1));
+    dpm_b.wait_for("e2 READY", became_ready(&e2));
+    let http_a = http_port(&dpm_a, 0);
+
+    pg.stop_server();
+    let down = wait_database(http_a, "DOWN");
+    assert_eq!(down["status"], "DOWN", "{down}");
+    // Engines already owned are still checked, and stay READY.
+    let (mark_a, mark_b) = (dpm_a.events().len(), dpm_b.events().len());
+    dpm_a.wait_for_after(mark_a, "e1 checked", |e| {
+        e["eventId"] == "engineChecked" && about(&e1)(e)
+    });
+    dpm_b.wait_for_after(mark_b, "e2 checked", |e| {
+        e["eventId"] == "engineChecked" && about(&e2)(e)
+    });
+    // A new engine is told UNAVAILABLE (and retries), not silently dropped.
+    let dpe_3 = start_dpe(&dpe_home_3, &dpm_a, &[]);
+    dpe_3.wait_for("Unable to register", |e| {
+        e["eventId"] == "register"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Unable to register"))
+            && e.to_string().contains("Unavailable")
+    });
+    assert!(dpm_a.is_running() && dpm_b.is_running());
+
+    pg.start_server();
+    wait_database(http_a, "UP");
+    let e3 = engine_id(&dpe_home_3);
+    dpm_a.wait_for("e3 READY", became_ready(&e3));
+    wait_listing_ready(&dpm_a, &pair.dpe, &[&e1, &e2, &e3]);
+    wait_listing_ready(&dpm_b, &pair.dpe, &[&e1, &e2, &e3]);
+    for id in [&e1, &e2] {
+        assert_eq!(count(&dpm_a, mark_a, "engineDisconnected", id), 0);
+        assert_eq!(count(&dpm_b, mark_b, "engineDisconnected", id), 0);
+    }
+    assert_eq!(
+        pg.sql("SELECT count(*), count(DISTINCT owner) FROM dpm_engine"),
+        "3|2"
+    );
+}
+
+#[test]
+fn two_replicas_starting_at_once_on_an_empty_database_migrate_it_once() {
+    let pg = Postgres::start();
+    let pair = Pair::linked();
+    on_postgres(&pair.dpm, &pg);
+    let home_b = sibling(&pair.dpm, "dpm-b");
+    let mut dpm_a = Daemon::start("dpm", &pair.dpm, &[]);
+    let mut dpm_b = Daemon::start("dpm", &home_b, &[]);
+    for dpm in [&dpm_a, &dpm_b] {
+        dpm.wait_for("registryOpened", |e| e["eventId"] == "registryOpened");
+    }
+    assert!(dpm_a.is_running() && dpm_b.is_running());
+    assert_eq!(pg.sql("SELECT count(*) FROM refinery_schema_history"), "1");
+    assert_eq!(pg.sql("SELECT count(*) FROM dpm_replica"), "2");
+}
+
+#[test]
+fn an_unreachable_database_at_start_exits_69_naming_the_url_without_the_password() {
+    let pair = Pair::linked();
+    let port = free_port();
+    let out = Command::new(bin("dpm"))
+        .arg("--home")
+        .arg(&pair.dpm)
+        .arg(format!(
+            "--spring.datasource.url=jdbc:postgresql://127.0.0.1:{port}/dpm"
+        ))
+        .arg("--spring.datasource.username=one")
+        .arg(format!("--spring.datasource.password={PASSWORD}"))
+        .output()
+        .expect("dpm runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains(&format!("postgresql://one@127.0.0.1:{port}/dpm")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
+    let log = pair.dpm.join("log/spring-boot-logger.json.log");
+    assert!(!pg::file_contains(&log, PASSWORD));
+}
