@@ -694,6 +694,50 @@ mod tests {
         assert_eq!(registry.start_due_checks(Instant::now()).len(), 1);
     }
 
+    #[tokio::test]
+    async fn an_adopted_ready_engine_stays_ready_is_checked_at_once_and_is_not_new() {
+        let registry = EngineRegistry::new(schedule());
+        let record = EngineRecord {
+            id: "e1".into(),
+            address: address(1),
+            constraints: vec![1, 2, 3],
+            status: EngineStatus::Ready,
+            status_since: SystemTime::UNIX_EPOCH,
+            registered_by: "ServiceIdentity(module=dpe, id=x, roles=[])".into(),
+            registered_by_deployment: "x".into(),
+            registered_at: SystemTime::UNIX_EPOCH,
+            last_seen: Some(SystemTime::UNIX_EPOCH),
+        };
+        assert!(registry.adopt(record.clone()));
+        assert!(!registry.adopt(record), "adopted once");
+        assert_eq!(registry.start_due_checks(Instant::now()).len(), 1);
+        let t = registry
+            .finish_check("e1", &address(1), true)
+            .expect("known");
+        assert_eq!((t.old, t.new), (EngineStatus::Ready, EngineStatus::Ready));
+        // A re-assertion that changes nothing a store keeps; then one that does.
+        assert!(registry.is_unchanged("e1", &address(1), &[1, 2, 3], &by("x")));
+        assert!(!registry.is_unchanged("e1", &address(2), &[1, 2, 3], &by("x")));
+        assert!(!registry.is_unchanged("e1", &address(1), &[], &by("x")));
+        assert!(!registry.is_unchanged("e2", &address(1), &[1, 2, 3], &by("x")));
+        assert_eq!(
+            registry.register("e1", address(1), vec![1, 2, 3], by("x")),
+            Registration::AlreadyRegistered { moved_from: None }
+        );
+    }
+
+    #[test]
+    fn statuses_are_written_as_they_parse() {
+        for status in [
+            EngineStatus::New,
+            EngineStatus::Ready,
+            EngineStatus::Disconnected,
+        ] {
+            assert_eq!(EngineStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(EngineStatus::parse("ready"), None);
+    }
+
     #[test]
     fn engine_references_render_like_the_product() {
         assert_eq!(
