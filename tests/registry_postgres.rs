@@ -349,10 +349,19 @@ fn the_database_lost_and_back_under_a_running_pair_loses_nothing() {
         assert_eq!(count(&dpm_a, mark_a, "engineDisconnected", id), 0);
         assert_eq!(count(&dpm_b, mark_b, "engineDisconnected", id), 0);
     }
+    // Past the claim grace after the outage (6 s): each replica still checks its own engines.
+    std::thread::sleep(Duration::from_secs(8));
     assert_eq!(
         pg.sql("SELECT count(*), count(DISTINCT owner) FROM dpm_engine"),
         "3|2"
     );
+    for dpm in [&dpm_a, &dpm_b] {
+        let taken = dpm
+            .events()
+            .into_iter()
+            .filter(|e| e["eventId"] == "enginesTakenOver");
+        assert_eq!(taken.count(), 0, "no replica took the other's engines");
+    }
 }
 
 #[test]

@@ -55,6 +55,10 @@ const CLAIM_BATCH: i64 = 500;
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// The advisory lock held while migrating, so replicas starting together migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x7376_6369_6464_706d;
+/// After the database comes back, claims wait this long: every replica's lease ran out during
+/// the outage, and each needs a tick (which may first wait out a connection attempt) to renew
+/// it before the others may take its engines.
+const RECOVERY_GRACE: Duration = Duration::from_secs(LEASE.as_secs() + QUERY_TIMEOUT.as_secs());
 /// A `last_seen` that moved without a status change is written back at most this often.
 const LAST_SEEN_EVERY: Duration = Duration::from_secs(30);
 
@@ -263,8 +267,8 @@ impl PostgresStore {
         migrated.map(|_| ())
     }
 
-    /// One round of upkeep; `claim` is false on the first round after the database came back,
-    /// so every replica renews its lease before any takes another's engines.
+    /// One round of upkeep; `claim` is false for [`RECOVERY_GRACE`] after the database came
+    /// back, so every replica renews its lease before any takes another's engines.
     async fn tick(&self, claim: bool) -> Result<(), StoreError> {
         let client = self.client().await?;
         let lease = LEASE.as_secs_f64();
@@ -603,24 +607,26 @@ impl EngineStore for PostgresStore {
     }
 
     async fn maintain(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut recovering = false;
+        // While the database is away, and for RECOVERY_GRACE after: no claims.
+        let mut claims_from: Option<Instant> = None;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(TICK) => {}
                 _ = stop.changed() => break,
             }
-            match self.tick(!recovering).await {
+            let claim = claims_from.is_none_or(|at| Instant::now() >= at);
+            match self.tick(claim).await {
                 Ok(()) => {
                     if !self.reachable.swap(true, Ordering::Relaxed) {
                         tracing::info!(eventId = "databaseAvailable", url = %self.shown_url, "Registry database reachable again.");
-                        recovering = false;
+                        claims_from = Some(Instant::now() + RECOVERY_GRACE);
                     }
                 }
                 Err(error) => {
                     if self.reachable.swap(false, Ordering::Relaxed) {
                         tracing::warn!(eventId = "databaseUnavailable", url = %self.shown_url, reason = %error, "Registry database unreachable; engines already owned are still checked.");
                     }
-                    recovering = true;
+                    claims_from = Some(Instant::now() + Duration::from_secs(3600));
                 }
             }
         }
