@@ -38,6 +38,7 @@ fn millis(at: SystemTime) -> i64 {
 
 /// One engine as the protocol shows it, its constraints the bytes the engine sent.
 pub fn engine_info(engine: Engine) -> EngineInfo {
+    let engine = engine.record;
     let status = match engine.status {
         EngineStatus::New => engine_info::Status::New,
         EngineStatus::Ready => engine_info::Status::Ready,

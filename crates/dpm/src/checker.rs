@@ -134,7 +134,7 @@ impl StatusChecker {
                     .registry
                     .snapshot()
                     .into_iter()
-                    .map(|e| e.address)
+                    .map(|e| e.record.address)
                     .collect();
                 channels.retain(|address, _| live.contains(address));
             }

@@ -114,34 +114,32 @@ pub struct DueCheck {
     pub deployment: String,
 }
 
-/// One registered engine.
+/// One registered engine: what a store keeps of it, and when this registry checks it next.
+/// Reads and writes of the record's fields go through `Deref` (`engine.status`).
 #[derive(Clone, Debug)]
 pub struct Engine {
-    /// The engine's id (its persisted UUID).
-    pub id: String,
-    /// Where it is checked.
-    pub address: EngineAddress,
-    /// What it advertised: the encoded `ataccama.dppapi.constraint.Constraints` exactly as
-    /// received (SPEC 4.2: kept whole, handed back unchanged).
-    pub constraints: Vec<u8>,
-    /// Current lifecycle status.
-    pub status: EngineStatus,
-    /// When it entered `status` (for `ListEngines`: "READY since …").
-    pub status_since: SystemTime,
-    /// The identity that registered it, as logged.
-    pub registered_by: String,
-    /// The deployment that registered it.
-    pub registered_by_deployment: String,
-    /// When it (last) became known.
-    pub registered_at: SystemTime,
-    /// When the status checker last heard from it.
-    pub last_seen: Option<SystemTime>,
+    /// What is known of the engine (what a store keeps).
+    pub record: EngineRecord,
     /// When the next status check is due.
     next_check: Instant,
     /// The delay before the next retry while DISCONNECTED (grows with back-off).
     retry_delay: Duration,
     /// A check is running; the checker must not start a second one.
     checking: bool,
+}
+
+impl std::ops::Deref for Engine {
+    type Target = EngineRecord;
+
+    fn deref(&self) -> &EngineRecord {
+        &self.record
+    }
+}
+
+impl std::ops::DerefMut for Engine {
+    fn deref_mut(&mut self) -> &mut EngineRecord {
+        &mut self.record
+    }
 }
 
 /// What a store keeps of an engine (SPEC 9): everything but the checker's own timing. A
@@ -173,15 +171,7 @@ impl Engine {
     /// An engine as recorded, its next check due at once.
     fn from_record(record: EngineRecord, retry_delay: Duration) -> Self {
         Self {
-            id: record.id,
-            address: record.address,
-            constraints: record.constraints,
-            status: record.status,
-            status_since: record.status_since,
-            registered_by: record.registered_by,
-            registered_by_deployment: record.registered_by_deployment,
-            registered_at: record.registered_at,
-            last_seen: record.last_seen,
+            record,
             next_check: Instant::now(),
             retry_delay,
             checking: false,
@@ -362,15 +352,17 @@ impl EngineRegistry {
                     engines.insert(
                         id.to_owned(),
                         Engine {
-                            id: id.to_owned(),
-                            address,
-                            constraints,
-                            status: EngineStatus::New,
-                            status_since: SystemTime::now(),
-                            registered_by: registrant.identity,
-                            registered_by_deployment: registrant.deployment,
-                            registered_at: SystemTime::now(),
-                            last_seen: None,
+                            record: EngineRecord {
+                                id: id.to_owned(),
+                                address,
+                                constraints,
+                                status: EngineStatus::New,
+                                status_since: SystemTime::now(),
+                                registered_by: registrant.identity,
+                                registered_by_deployment: registrant.deployment,
+                                registered_at: SystemTime::now(),
+                                last_seen: None,
+                            },
                             next_check: now,
                             retry_delay: self.schedule.disconnected_interval,
                             checking: false,

@@ -33,7 +33,7 @@ impl EngineStore for MemoryStore {
     }
 
     async fn unregister(&self, id: &str) -> Result<Option<EngineAddress>, StoreError> {
-        Ok(self.registry.unregister(id).map(|e| e.address))
+        Ok(self.registry.unregister(id).map(|e| e.record.address))
     }
 
     async fn engines(&self) -> Result<Vec<Engine>, StoreError> {

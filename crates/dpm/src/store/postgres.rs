@@ -530,7 +530,7 @@ impl EngineStore for PostgresStore {
                 &[&id],
             )
             .await?;
-        let local = self.registry.unregister(id).map(|e| e.address);
+        let local = self.registry.unregister(id).map(|e| e.record.address);
         self.written_lock().remove(id);
         let stored = rows.first().and_then(|row| {
             let port: i32 = row.try_get("port").ok()?;
