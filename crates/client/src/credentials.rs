@@ -10,8 +10,7 @@ use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-/// The authorization scheme this module sends (servers also accept `Bearer`).
-pub const SCHEME: &str = "Internal-jwt";
+pub use svcid_identity::token::SCHEME;
 
 /// The gRPC metadata key of the correlation id, propagated between modules (SPEC section 6).
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";

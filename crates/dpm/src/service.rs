@@ -98,7 +98,6 @@ impl RegistryService for RegistryApi {
                 "constraints are not an ataccama.dppapi.constraint.Constraints: {e}"
             ))
         })?;
-        let rendered = svcid_proto::text::constraints(&decoded);
         let registrant = Registrant {
             identity: caller.to_string(),
             deployment: caller.service.id.clone(),
@@ -127,7 +126,8 @@ impl RegistryService for RegistryApi {
                     eventId = "registerEngine",
                     engineId = %id,
                     engine = %address,
-                    engineConstraints = %rendered,
+                    // Rendered only here: keep-alives every few seconds never need the text.
+                    engineConstraints = %svcid_proto::text::constraints(&decoded),
                     "New engine registered."
                 );
                 registry::Status::Success

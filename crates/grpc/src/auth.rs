@@ -297,14 +297,8 @@ fn peer_address<B>(request: &Request<B>) -> String {
     let extensions = request.extensions();
     // The daemons serve guarded connections (crate::connections); on a TLS port the TCP details
     // are wrapped in the TLS connection's. Plain tonic servers (tests) give TcpConnectInfo.
-    extensions
-        .get::<GuardedInfo>()
+    GuardedInfo::of(extensions)
         .map(|info| &info.tcp)
-        .or_else(|| {
-            extensions
-                .get::<TlsConnectInfo<GuardedInfo>>()
-                .map(|info| &info.get_ref().tcp)
-        })
         .or_else(|| extensions.get::<TcpConnectInfo>())
         .or_else(|| {
             extensions

@@ -212,12 +212,7 @@ pub struct CallGuard(Arc<Activity>);
 impl CallGuard {
     /// The guard of `request`'s call, when it came over a [`Guarded`] connection.
     pub fn of<B>(request: &http::Request<B>) -> Option<Self> {
-        let extensions = request.extensions();
-        let info = extensions.get::<GuardedInfo>().or_else(|| {
-            extensions
-                .get::<tonic::transport::server::TlsConnectInfo<GuardedInfo>>()
-                .map(tonic::transport::server::TlsConnectInfo::get_ref)
-        })?;
+        let info = GuardedInfo::of(request.extensions())?;
         let activity = Arc::clone(&info.activity);
         activity.calls.fetch_add(1, Ordering::Relaxed);
         activity.called.store(true, Ordering::Relaxed);
@@ -241,6 +236,17 @@ pub struct GuardedInfo {
     pub tcp: TcpConnectInfo,
     /// The connection's calls.
     activity: Arc<Activity>,
+}
+
+impl GuardedInfo {
+    /// The info of the guarded connection a request came over (through TLS or not).
+    pub fn of(extensions: &http::Extensions) -> Option<&GuardedInfo> {
+        extensions.get::<GuardedInfo>().or_else(|| {
+            extensions
+                .get::<tonic::transport::server::TlsConnectInfo<GuardedInfo>>()
+                .map(tonic::transport::server::TlsConnectInfo::get_ref)
+        })
+    }
 }
 
 /// An admitted TCP connection with its bounds.

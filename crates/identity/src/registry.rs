@@ -100,6 +100,9 @@ pub struct DeploymentRegistry {
     deployments: Vec<Deployment>,
     /// Fingerprint → key; exact `String` equality, no normalisation.
     by_fingerprint: HashMap<String, KeySlot>,
+    /// Deployment name → index in `deployments` (DPM looks up the profile of an engine's
+    /// deployment before every status check).
+    by_name: HashMap<String, usize>,
 }
 
 impl fmt::Debug for DeploymentRegistry {
@@ -118,9 +121,9 @@ impl DeploymentRegistry {
     pub fn new(deployments: Vec<Deployment>) -> Result<DeploymentRegistry, Vec<RegistryError>> {
         let mut errors = Vec::new();
         let mut by_fingerprint: HashMap<String, KeySlot> = HashMap::new();
-        let mut names: HashMap<&str, ()> = HashMap::new();
+        let mut by_name: HashMap<String, usize> = HashMap::new();
         for (d, deployment) in deployments.iter().enumerate() {
-            if names.insert(deployment.name.as_str(), ()).is_some() {
+            if by_name.insert(deployment.name.clone(), d).is_some() {
                 errors.push(RegistryError::DuplicateDeployment {
                     name: deployment.name.clone(),
                 });
@@ -159,6 +162,7 @@ impl DeploymentRegistry {
             Ok(DeploymentRegistry {
                 deployments,
                 by_fingerprint,
+                by_name,
             })
         } else {
             Err(errors)
@@ -170,6 +174,7 @@ impl DeploymentRegistry {
         DeploymentRegistry {
             deployments: Vec::new(),
             by_fingerprint: HashMap::new(),
+            by_name: HashMap::new(),
         }
     }
 
@@ -180,9 +185,7 @@ impl DeploymentRegistry {
 
     /// The deployment named `name` (exactly, as configured).
     pub fn deployment(&self, name: &str) -> Option<&Deployment> {
-        self.deployments
-            .iter()
-            .find(|deployment| deployment.name == name)
+        self.by_name.get(name).map(|&d| &self.deployments[d])
     }
 
     /// The token profile of the deployment named `name`; `None` when there is no such deployment.

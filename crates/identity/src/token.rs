@@ -76,6 +76,9 @@ pub use verify::{CacheStats, TokenVerifier, VerifyPolicy};
 
 /// The largest `authorization` value accepted, in bytes; larger ones are refused before decoding.
 pub const MAX_TOKEN_BYTES: usize = 8192;
+/// The `authorization` scheme svcid sends (`Internal-jwt <token>`); verifiers also accept
+/// `Bearer`, in any case.
+pub const SCHEME: &str = "Internal-jwt";
 /// Default lifetime of minted tokens (`…jwt.generator.token-expiration`).
 pub const DEFAULT_TOKEN_EXPIRATION: Duration = Duration::from_secs(15);
 /// Default leeway on `iat`, `nbf` and `exp` (`…jwt.clock-skew`).

@@ -30,7 +30,7 @@ use crate::strict_json;
 /// Verified tokens remembered at most; enough for every live token of a large deployment.
 pub(super) const VERIFIED_CACHE_CAPACITY: usize = 4096;
 /// Schemes accepted before the token, compared without regard to ASCII case.
-const SCHEMES: [&str; 2] = ["Internal-jwt", "Bearer"];
+const SCHEMES: [&str; 2] = [super::SCHEME, "Bearer"];
 /// Header members that would let a token choose or fetch its own key (RFC 8725 §3.10).
 const FORBIDDEN_HEADER_MEMBERS: [&str; 5] = ["jwk", "jku", "x5u", "x5c", "crit"];
 
