@@ -1,5 +1,5 @@
-//! End-to-end: DPM's registry on a real PostgreSQL server (SPEC 9), started by the harness in
-//! `tests/pg`. Restarts without re-registration, two replicas as one registry, a replica killed
+//! End-to-end: DPM's registry on a real PostgreSQL server (SPEC 9), started by the harness of
+//! `svcid-pgserver`. Restarts without re-registration, two replicas as one registry, a replica killed
 //! while its engines stay READY, exactly one replica checking each engine, the database lost and
 //! back under a running pair, two replicas migrating an empty database at once, and an
 //! unreachable database at start. Observed as an operator would: logs, `svcid engines`, the
@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-mod pg;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -17,8 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Daemon, PATIENCE, Pair, bin, free_port};
-use pg::{PASSWORD, Postgres};
 use serde_json::Value;
+use svcid_pgserver::{PASSWORD, Postgres, file_contains};
 
 /// A DPM home on `pg`, with the status checks logged (`engineChecked` is TRACE).
 fn on_postgres(home: &Path, pg: &Postgres) {
@@ -188,7 +187,7 @@ fn wait_database(port: u16, status: &str) -> Value {
 
 fn assert_no_password(daemon: &Daemon) {
     assert!(
-        !pg::file_contains(&daemon.log, PASSWORD),
+        !file_contains(&daemon.log, PASSWORD),
         "the database password is in {}",
         daemon.log.display()
     );
@@ -196,7 +195,7 @@ fn assert_no_password(daemon: &Daemon) {
 
 #[test]
 fn a_restarted_dpm_knows_its_engines_and_checks_them_without_reregistration() {
-    let pg = Postgres::start();
+    let pg = Postgres::start().expect("a PostgreSQL server starts");
     let pair = Pair::linked();
     on_postgres(&pair.dpm, &pg);
     let mut dpm = start_dpm(&pair.dpm);
@@ -250,7 +249,7 @@ fn a_restarted_dpm_knows_its_engines_and_checks_them_without_reregistration() {
 
 #[test]
 fn two_replicas_are_one_registry_each_engine_checked_by_one_and_a_killed_one_is_taken_over() {
-    let pg = Postgres::start();
+    let pg = Postgres::start().expect("a PostgreSQL server starts");
     let pair = Pair::linked();
     on_postgres(&pair.dpm, &pg);
     let home_b = sibling(&pair.dpm, "dpm-b");
@@ -302,7 +301,7 @@ fn two_replicas_are_one_registry_each_engine_checked_by_one_and_a_killed_one_is_
 
 #[test]
 fn the_database_lost_and_back_under_a_running_pair_loses_nothing() {
-    let pg = Postgres::start();
+    let pg = Postgres::start().expect("a PostgreSQL server starts");
     let pair = Pair::linked();
     on_postgres(&pair.dpm, &pg);
     let home_b = sibling(&pair.dpm, "dpm-b");
@@ -317,7 +316,7 @@ fn the_database_lost_and_back_under_a_running_pair_loses_nothing() {
     dpm_b.wait_for("e2 READY", became_ready(&e2));
     let http_a = http_port(&dpm_a, 0);
 
-    pg.stop_server();
+    pg.stop_server().expect("PostgreSQL stops");
     let down = wait_database(http_a, "DOWN");
     assert_eq!(down["status"], "DOWN", "{down}");
     // Engines already owned are still checked, and stay READY.
@@ -339,7 +338,7 @@ fn the_database_lost_and_back_under_a_running_pair_loses_nothing() {
     });
     assert!(dpm_a.is_running() && dpm_b.is_running());
 
-    pg.start_server();
+    pg.start_server().expect("PostgreSQL starts again");
     wait_database(http_a, "UP");
     let e3 = engine_id(&dpe_home_3);
     dpm_a.wait_for("e3 READY", became_ready(&e3));
@@ -352,7 +351,8 @@ fn the_database_lost_and_back_under_a_running_pair_loses_nothing() {
     // Past the claim grace after the outage (6 s): each replica still checks its own engines.
     std::thread::sleep(Duration::from_secs(8));
     assert_eq!(
-        pg.sql("SELECT count(*), count(DISTINCT owner) FROM dpm_engine"),
+        pg.sql("SELECT count(*), count(DISTINCT owner) FROM dpm_engine")
+            .expect("psql runs"),
         "3|2"
     );
     for dpm in [&dpm_a, &dpm_b] {
@@ -366,7 +366,7 @@ fn the_database_lost_and_back_under_a_running_pair_loses_nothing() {
 
 #[test]
 fn two_replicas_starting_at_once_on_an_empty_database_migrate_it_once() {
-    let pg = Postgres::start();
+    let pg = Postgres::start().expect("a PostgreSQL server starts");
     let pair = Pair::linked();
     on_postgres(&pair.dpm, &pg);
     let home_b = sibling(&pair.dpm, "dpm-b");
@@ -376,8 +376,16 @@ fn two_replicas_starting_at_once_on_an_empty_database_migrate_it_once() {
         dpm.wait_for("registryOpened", |e| e["eventId"] == "registryOpened");
     }
     assert!(dpm_a.is_running() && dpm_b.is_running());
-    assert_eq!(pg.sql("SELECT count(*) FROM refinery_schema_history"), "1");
-    assert_eq!(pg.sql("SELECT count(*) FROM dpm_replica"), "2");
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM refinery_schema_history")
+            .expect("psql runs"),
+        "1"
+    );
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM dpm_replica")
+            .expect("psql runs"),
+        "2"
+    );
 }
 
 #[test]
@@ -402,5 +410,5 @@ fn an_unreachable_database_at_start_exits_69_naming_the_url_without_the_password
     );
     assert!(!stderr.contains(PASSWORD), "{stderr}");
     let log = pair.dpm.join("log/spring-boot-logger.json.log");
-    assert!(!pg::file_contains(&log, PASSWORD));
+    assert!(!file_contains(&log, PASSWORD));
 }

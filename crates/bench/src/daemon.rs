@@ -198,6 +198,43 @@ impl Dpm {
     }
 }
 
+/// `GET path` of the HTTP port on 127.0.0.1:`port` (the actuator); the body of a 200 answer.
+pub fn http_get(port: u16, path: &str) -> Result<String> {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+        .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let Some((head, body)) = answer.split_once("\r\n\r\n") else {
+        bail!("GET {path}: no complete HTTP answer");
+    };
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
+    }
+    Ok(body.to_owned())
+}
+
+/// The sum of every sample of `family` (any labels) in Prometheus text; 0 when absent.
+pub fn metric_sum(text: &str, family: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let rest = line.strip_prefix(family)?;
+            // `family{...} v` or `family v`, not `family_bucket…`.
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.rsplit_once('}')?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.trim().parse::<f64>().ok()
+        })
+        .sum()
+}
+
 /// A child process that is killed if still running when dropped, so a failing bench never
 /// leaves a daemon behind.
 #[derive(Debug)]
@@ -314,6 +351,14 @@ mod tests {
         let second = tail.poll().unwrap();
         assert_eq!(second, vec![serde_json::json!({"b": 2})]);
         assert!(tail.poll().unwrap().is_empty());
+    }
+
+    #[test]
+    fn metric_sums_add_every_labelled_sample_of_one_family() {
+        let text = "# TYPE q counter\nq{result=\"ok\"} 3\nq{result=\"error\"} 1\nq_bucket{le=\"1\"} 9\nqq 5\n";
+        assert!((metric_sum(text, "q") - 4.0).abs() < f64::EPSILON);
+        assert!((metric_sum(text, "qq") - 5.0).abs() < f64::EPSILON);
+        assert!(metric_sum(text, "none").abs() < f64::EPSILON);
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub enum Verdict {
     NotMet,
     /// Could not be measured in this run (the reason is in `measured`).
     Unmeasured,
+    /// A figure reported beside its reference, with no target of its own.
+    Reported,
 }
 
 impl Verdict {
@@ -24,6 +26,7 @@ impl Verdict {
             Verdict::Met => "met",
             Verdict::NotMet => "NOT MET",
             Verdict::Unmeasured => "not measured",
+            Verdict::Reported => "reported",
         }
     }
 }

@@ -24,33 +24,20 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use serde_json::Value;
 use svcid_bench::daemon::{
     ChildGuard, Dpm, LogTail, TrustedPeer, free_port, log_path, sibling_binary, write_dpm_home,
 };
+use svcid_bench::engines::{check_intervals, dpm_trust, stamps_between, start_engine};
+use svcid_bench::fleet::{DpmView, wait_until};
 use svcid_bench::procfs::{CpuWindow, rss_kib, ticks_by_thread_name, ticks_per_second};
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::{Spread, human};
-use svcid_client::{OutboundCredentials, with_correlation_id};
-use svcid_grpc::AuthLayer;
-use svcid_identity::{
-    AccessPolicy, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, SystemClock,
-    TokenIssuer, TokenProfile, TokenVerifier, VerifyPolicy,
-};
-use svcid_proto::pb::constraint::Constraints;
-use svcid_proto::pb::heartbeat::heartbeat_service_server::{
-    HeartbeatService, HeartbeatServiceServer, SERVICE_NAME,
-};
-use svcid_proto::pb::heartbeat::{self, HeartbeatRequest, HeartbeatResponse};
-use svcid_proto::pb::registry::registry_service_client::RegistryServiceClient;
-use svcid_proto::pb::registry::{self, EngineAddress, RegistrationRequest};
+use svcid_identity::GeneratorKey;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
 
 /// Many engines against one real dpm.
 #[derive(Debug, Parser)]
@@ -89,12 +76,8 @@ struct Args {
     register_interval_ms: u64,
 }
 
-/// Token lifetime of the engines: `dpe`'s default `token-expiration`.
-const TOKEN_LIFETIME: Duration = Duration::from_secs(15);
 /// DPM's default `check-connected-interval`: the expected time between two checks.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
-/// At most this many check times are kept per engine (a run is minutes long).
-const MAX_CHECK_STAMPS: usize = 2048;
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -108,53 +91,6 @@ fn main() -> Result<()> {
     let result = runtime.block_on(run(&args));
     runtime.shutdown_timeout(Duration::from_secs(5));
     result
-}
-
-/// What the engines of this process share with the measuring code.
-#[derive(Debug)]
-struct SimEngine {
-    /// Engine id (a UUID, as `dpe` persists).
-    id: String,
-    /// When status checks arrived (answered or not), oldest first.
-    checks: Arc<Mutex<Vec<Instant>>>,
-    /// When its registrations returned `SUCCESS` (a new registration at DPM).
-    registered: Arc<Mutex<Vec<Instant>>>,
-    /// True while frozen.
-    frozen: watch::Sender<bool>,
-}
-
-/// DPM's view, from its JSON log.
-#[derive(Debug, Default)]
-struct DpmView {
-    /// Engines whose latest status event says READY.
-    ready: HashSet<String>,
-    /// Engines whose latest status event says DISCONNECTED.
-    disconnected: HashSet<String>,
-    /// `registerEngine` events seen.
-    registrations: u64,
-}
-
-impl DpmView {
-    fn apply(&mut self, events: Vec<Value>) {
-        for event in events {
-            let id = event["correlationId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            match event["eventId"].as_str() {
-                Some("setEngineStatus") if event["newStatus"] == "READY" => {
-                    self.disconnected.remove(&id);
-                    self.ready.insert(id);
-                }
-                Some("engineDisconnected") => {
-                    self.ready.remove(&id);
-                    self.disconnected.insert(id);
-                }
-                Some("registerEngine") => self.registrations += 1,
-                _ => {}
-            }
-        }
-    }
 }
 
 async fn run(args: &Args) -> Result<()> {
@@ -236,22 +172,7 @@ async fn run(args: &Args) -> Result<()> {
     view.disconnected.clear();
 
     // 3. Storm.
-    let dpm_trust = DeploymentRegistry::new(vec![Deployment {
-        name: "dpm-bench".into(),
-        module: "dpm".into(),
-        environment: None,
-        uri: None,
-        token_profile: TokenProfile::Strict,
-        roles: Vec::new(),
-        keys: vec![DeploymentKey {
-            name: "key".into(),
-            fingerprint: dpm_key.kid().into(),
-            public: dpm_key.public_key(),
-            revoked: false,
-        }],
-    }])
-    .map_err(|e| anyhow::anyhow!("DPM's deployment: {e:?}"))?;
-    let dpm_trust = Arc::new(dpm_trust);
+    let dpm_trust = dpm_trust(&dpm_key)?;
     let (stop_tx, stop) = watch::channel(false);
     let mut listeners = Vec::with_capacity(n);
     for _ in 0..n {
@@ -283,7 +204,7 @@ async fn run(args: &Args) -> Result<()> {
     }
     let last_start = Instant::now();
     let ids: HashSet<String> = engines.iter().map(|e| e.id.clone()).collect();
-    let storm = wait_until(&mut tail, &mut view, patience, |v| {
+    let storm = wait_until(&mut [&mut tail], &mut view, patience, |v| {
         ids.iter().all(|id| v.ready.contains(id))
     })
     .await?;
@@ -354,7 +275,7 @@ async fn run(args: &Args) -> Result<()> {
         for engine in &engines[..frozen_count] {
             let _ = engine.frozen.send(true);
         }
-        let all_down = wait_until(&mut tail, &mut view, patience, |v| {
+        let all_down = wait_until(&mut [&mut tail], &mut view, patience, |v| {
             frozen.iter().all(|id| v.disconnected.contains(id))
         })
         .await?;
@@ -370,7 +291,7 @@ async fn run(args: &Args) -> Result<()> {
         for engine in &engines[..frozen_count] {
             let _ = engine.frozen.send(false);
         }
-        let back = wait_until(&mut tail, &mut view, patience, |v| {
+        let back = wait_until(&mut [&mut tail], &mut view, patience, |v| {
             frozen.iter().all(|id| v.ready.contains(id))
         })
         .await?;
@@ -409,7 +330,7 @@ async fn run(args: &Args) -> Result<()> {
         dpm2.wait_started(&mut tail, patience)?;
         let restarted_at = Instant::now();
         pid = dpm2.pid()?;
-        let back = wait_until(&mut tail, &mut view2, patience, |v| {
+        let back = wait_until(&mut [&mut tail], &mut view2, patience, |v| {
             ids.iter().all(|id| v.ready.contains(id))
         })
         .await?;
@@ -563,188 +484,6 @@ async fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Starts one simulated engine: its server and its registration loop.
-fn start_engine(
-    listener: tokio::net::TcpListener,
-    key: &GeneratorKey,
-    dpm_trust: &Arc<DeploymentRegistry>,
-    dpm_port: u16,
-    stop: watch::Receiver<bool>,
-    tasks: &mut tokio::task::JoinSet<()>,
-    interval: Duration,
-) -> Result<SimEngine> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let port = listener.local_addr()?.port();
-    let checks = Arc::new(Mutex::new(Vec::with_capacity(64)));
-    let registered = Arc::new(Mutex::new(Vec::with_capacity(8)));
-    // Born frozen: the caller releases every engine at once.
-    let (frozen, thawed) = watch::channel(true);
-
-    // The server: DPM's token checked by svcid's layer, then the heartbeat.
-    let verifier = Arc::new(TokenVerifier::new(
-        VerifyPolicy::new("dpe"),
-        clone_registry(dpm_trust)?,
-        Arc::new(SystemClock),
-    ));
-    let policy = AccessPolicy::new().allow(&format!("/{SERVICE_NAME}/"), "dpm");
-    let heartbeat = SimHeartbeat {
-        engine_id: id.clone(),
-        checks: Arc::clone(&checks),
-        thawed: thawed.clone(),
-    };
-    let mut server_stop = stop.clone();
-    let server = tonic::transport::Server::builder()
-        .layer(AuthLayer::new(verifier, policy))
-        .add_service(HeartbeatServiceServer::new(heartbeat))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
-            let _ = server_stop.wait_for(|stopped| *stopped).await;
-        });
-    tasks.spawn(async move {
-        let _ = server.await;
-    });
-
-    // The registration loop, as dpe's: register, then wait the (jittered) interval.
-    let issuer = Arc::new(TokenIssuer::new(
-        GeneratorKey::from_base64(&key.to_base64())?,
-        TOKEN_LIFETIME,
-        Arc::new(SystemClock),
-    )?);
-    let channel = svcid_client::endpoint("127.0.0.1", dpm_port, None)?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(5))
-        .connect_lazy();
-    let mut client =
-        RegistryServiceClient::with_interceptor(channel, OutboundCredentials::new(issuer, "dpm"));
-    let request = RegistrationRequest {
-        engine_id: id.clone(),
-        address: Some(EngineAddress {
-            hostname: "127.0.0.1".into(),
-            port: i32::from(port),
-        }),
-        constraints: Some(Constraints::default()),
-    };
-    let mut stop_loop = stop;
-    let mut thawed_loop = thawed;
-    let stamps = Arc::clone(&registered);
-    let loop_id = id.clone();
-    tasks.spawn(async move {
-        // Bounded: a run is minutes long; this many registrations would be hours.
-        for _ in 0..100_000u32 {
-            if *stop_loop.borrow() {
-                return;
-            }
-            // Frozen: nothing happens until thawed (or stopped).
-            tokio::select! {
-                _ = thawed_loop.wait_for(|frozen| !*frozen) => {}
-                _ = stop_loop.wait_for(|stopped| *stopped) => return,
-            }
-            let call = with_correlation_id(tonic::Request::new(request.clone()), &loop_id);
-            if let Ok(response) = client.register_engine(call).await
-                && response.into_inner().status() == registry::Status::Success
-            {
-                push_bounded(&stamps, Instant::now());
-            }
-            tokio::select! {
-                () = tokio::time::sleep(jittered(interval)) => {}
-                _ = stop_loop.wait_for(|stopped| *stopped) => return,
-            }
-        }
-    });
-
-    Ok(SimEngine {
-        id,
-        checks,
-        registered,
-        frozen,
-    })
-}
-
-/// The registration interval with the jitter `dpe` applies: uniformly 0.8–1.0 of it.
-fn jittered(interval: Duration) -> Duration {
-    let random = (uuid::Uuid::new_v4().as_u128() >> 64) as u64;
-    let fraction = 0.8 + 0.2 * (random as f64 / u64::MAX as f64);
-    interval.mul_f64(fraction)
-}
-
-/// A registry with the same deployments (each engine verifies with its own, as each `dpe` does).
-fn clone_registry(registry: &DeploymentRegistry) -> Result<DeploymentRegistry> {
-    DeploymentRegistry::new(registry.deployments().to_vec())
-        .map_err(|e| anyhow::anyhow!("registry: {e:?}"))
-}
-
-/// `HeartbeatService` of a simulated engine: notes when DPM checked, then answers like `dpe` —
-/// unless frozen, in which case the answer waits for the thaw.
-#[derive(Debug)]
-struct SimHeartbeat {
-    /// The id answered; DPM refuses an answer carrying another.
-    engine_id: String,
-    /// Arrival times of checks.
-    checks: Arc<Mutex<Vec<Instant>>>,
-    /// False while frozen.
-    thawed: watch::Receiver<bool>,
-}
-
-#[tonic::async_trait]
-impl HeartbeatService for SimHeartbeat {
-    async fn get_status(
-        &self,
-        _request: tonic::Request<HeartbeatRequest>,
-    ) -> Result<tonic::Response<HeartbeatResponse>, tonic::Status> {
-        let mut thawed = self.thawed.clone();
-        if *thawed.borrow() {
-            // Frozen: a stopped process neither answers nor notes anything. The wait is bounded
-            // by DPM's own deadline (it drops the call) and by the end of the run.
-            let _ =
-                tokio::time::timeout(Duration::from_secs(600), thawed.wait_for(|frozen| !*frozen))
-                    .await;
-        } else {
-            push_bounded(&self.checks, Instant::now());
-        }
-        Ok(tonic::Response::new(HeartbeatResponse {
-            status: heartbeat::Status::Ok.into(),
-            constraints: Some(Constraints::default()),
-            engine_id: self.engine_id.clone(),
-        }))
-    }
-}
-
-fn push_bounded(stamps: &Mutex<Vec<Instant>>, at: Instant) {
-    let mut stamps = stamps.lock().unwrap_or_else(PoisonError::into_inner);
-    if stamps.len() >= MAX_CHECK_STAMPS {
-        stamps.drain(..MAX_CHECK_STAMPS / 2);
-    }
-    stamps.push(at);
-}
-
-fn stamps_between(stamps: &Mutex<Vec<Instant>>, from: Instant, to: Instant) -> Vec<Instant> {
-    stamps
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .copied()
-        .filter(|at| *at >= from && *at <= to)
-        .collect()
-}
-
-/// Intervals between consecutive checks of each selected engine within [from, to].
-fn check_intervals(
-    engines: &[SimEngine],
-    from: Instant,
-    to: Instant,
-    selected: impl Fn(&SimEngine) -> bool,
-) -> Vec<Duration> {
-    let mut intervals = Vec::new();
-    for engine in engines.iter().filter(|e| selected(e)) {
-        let stamps = stamps_between(&engine.checks, from, to);
-        intervals.extend(
-            stamps
-                .windows(2)
-                .map(|w| w[1].saturating_duration_since(w[0])),
-        );
-    }
-    intervals
-}
-
 /// The most stamps (sorted) within any window of length `width`.
 fn max_in_window(sorted: &[Instant], width: Duration) -> usize {
     let mut best = 0;
@@ -756,26 +495,6 @@ fn max_in_window(sorted: &[Instant], width: Duration) -> usize {
         best = best.max(end - start + 1);
     }
     best
-}
-
-/// Polls DPM's log until `done` holds (returns when) or `patience` passes (returns `None`).
-async fn wait_until(
-    tail: &mut LogTail,
-    view: &mut DpmView,
-    patience: Duration,
-    done: impl Fn(&DpmView) -> bool,
-) -> Result<Option<Instant>> {
-    let deadline = Instant::now() + patience;
-    loop {
-        view.apply(tail.poll()?);
-        if done(view) {
-            return Ok(Some(Instant::now()));
-        }
-        if Instant::now() > deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Starts a real `dpe` process against DPM and returns the time from spawning it to DPM logging it
@@ -837,7 +556,7 @@ async fn real_dpe_to_ready(
             .spawn()
             .context("starting dpe")?;
         let mut child = ChildGuard(Some(child));
-        let ready = wait_until(tail, &mut view, patience, |v| !v.ready.is_empty()).await?;
+        let ready = wait_until(&mut [tail], &mut view, patience, |v| !v.ready.is_empty()).await?;
         let Some(ready) = ready else {
             bail!(
                 "the real dpe never became READY; see {}",

@@ -1,33 +1,40 @@
-//! A real PostgreSQL server for the registry tests: `initdb` and `pg_ctl` of the installed
-//! `postgresql` package, on a free loopback port, in a temporary folder, stopped on drop. The
-//! server refuses to run as root, so under root it runs as the `postgres` user (`runuser`) in a
-//! folder that user owns. Connections over 127.0.0.1 need the password (scram-sha-256), so the
-//! tests exercise `spring.datasource.password`.
+//! A real PostgreSQL server for DPM's registry tests and benchmarks: `initdb` and `pg_ctl` of the
+//! installed `postgresql` package, on a free loopback port, in a temporary folder, stopped on drop.
+//!
+//! The server refuses to run as root, so under root it runs as the `postgres` user (`runuser`) in
+//! a folder that user owns. Connections over 127.0.0.1 need the password (scram-sha-256), so
+//! whoever uses it exercises `spring.datasource.password`. `fsync` is off: the data is thrown
+//! away, and a benchmark then measures DPM, not the disk.
+//!
+//! Every failure is an [`std::io::Error`] naming the program and what it printed.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
+use std::io;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The database user the tests' DPMs log in as.
+/// The database user DPM logs in as.
 pub const USER: &str = "one";
 /// Its password: must never appear in a log, an error or `/actuator/*`.
 pub const PASSWORD: &str = "pw-9f3c2e-never-logged";
+/// The database created for DPM.
+pub const DATABASE: &str = "dpm";
 
 /// A running PostgreSQL server; stopped (and its folder removed) on drop.
+#[derive(Debug)]
 pub struct Postgres {
     /// Owns the folder (data, socket, server log).
     dir: tempfile::TempDir,
-    /// The folder with `initdb`, `pg_ctl`, `createdb`.
+    /// The folder with `initdb`, `pg_ctl`, `createdb`, `psql`.
     bin: PathBuf,
     /// The server's loopback port.
     pub port: u16,
 }
 
 /// The installed server's programs: `$PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`.
-fn bin_dir() -> PathBuf {
+fn bin_dir() -> io::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("PG_BIN") {
-        return PathBuf::from(dir);
+        return Ok(PathBuf::from(dir));
     }
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|entries| {
@@ -38,9 +45,12 @@ fn bin_dir() -> PathBuf {
         })
         .unwrap_or_default();
     found.sort();
-    found.pop().expect(
-        "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): apt-get install postgresql, or set PG_BIN",
-    )
+    found.pop().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): apt-get install postgresql, or set PG_BIN",
+        )
+    })
 }
 
 fn is_root() -> bool {
@@ -51,26 +61,35 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A loopback port that was free a moment ago.
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 impl Postgres {
-    /// Initialises a cluster with user [`USER`] and database `dpm`, and starts it.
-    pub fn start() -> Postgres {
-        let bin = bin_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("svcid-pg-")
-            .tempdir()
-            .expect("temp dir");
-        std::fs::write(dir.path().join("pwfile"), format!("{PASSWORD}\n")).unwrap();
+    /// Initialises a cluster with user [`USER`] and database [`DATABASE`], and starts it.
+    pub fn start() -> io::Result<Postgres> {
+        let bin = bin_dir()?;
+        let dir = tempfile::Builder::new().prefix("svcid-pg-").tempdir()?;
+        std::fs::write(dir.path().join("pwfile"), format!("{PASSWORD}\n"))?;
         if is_root() {
             let status = Command::new("chown")
                 .arg("-R")
                 .arg("postgres:postgres")
                 .arg(dir.path())
-                .status()
-                .expect("chown runs");
-            assert!(status.success(), "chown to postgres failed");
+                .status()?;
+            if !status.success() {
+                return Err(io::Error::other(format!(
+                    "chown -R postgres:postgres {} failed ({status})",
+                    dir.path().display()
+                )));
+            }
         }
-        let port = super::common::free_port();
-        let pg = Postgres { dir, bin, port };
+        let pg = Postgres {
+            dir,
+            bin,
+            port: free_port()?,
+        };
         pg.run_ok(
             "initdb",
             &[
@@ -84,21 +103,21 @@ impl Postgres {
                 &pg.path("pwfile"),
                 "--no-sync",
             ],
-        );
-        pg.start_server();
+        )?;
+        pg.start_server()?;
         pg.run_ok(
             "createdb",
             &[
                 "-h",
                 &pg.path(""),
                 "-p",
-                &port.to_string(),
+                &pg.port.to_string(),
                 "-U",
                 USER,
-                "dpm",
+                DATABASE,
             ],
-        );
-        pg
+        )?;
+        Ok(pg)
     }
 
     fn path(&self, name: &str) -> String {
@@ -110,7 +129,7 @@ impl Postgres {
     }
 
     /// Runs one of the server's programs (as `postgres` under root).
-    fn run(&self, program: &str, args: &[&str]) -> Output {
+    fn run(&self, program: &str, args: &[&str]) -> io::Result<Output> {
         let exe = self.bin.join(program);
         let mut command = if is_root() {
             let mut c = Command::new("runuser");
@@ -123,21 +142,25 @@ impl Postgres {
             .args(args)
             .current_dir(self.dir.path())
             .output()
-            .unwrap_or_else(|e| panic!("{program} runs: {e}"))
+            .map_err(|e| io::Error::new(e.kind(), format!("running {}: {e}", exe.display())))
     }
 
-    fn run_ok(&self, program: &str, args: &[&str]) {
-        let out = self.run(program, args);
-        assert!(
-            out.status.success(),
-            "{program} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    /// Runs `program`; its standard output, or an error with what it printed.
+    fn run_ok(&self, program: &str, args: &[&str]) -> io::Result<String> {
+        let out = self.run(program, args)?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "{program} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
     /// Starts the server (again) on its port and waits until it accepts connections.
-    pub fn start_server(&self) {
+    pub fn start_server(&self) -> io::Result<()> {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
@@ -155,28 +178,30 @@ impl Postgres {
                 "-w",
                 "start",
             ],
-        );
+        )
+        .map(drop)
     }
 
     /// Stops the server now (`immediate`: as if it crashed or the network dropped).
-    pub fn stop_server(&self) {
+    pub fn stop_server(&self) -> io::Result<()> {
         self.run_ok(
             "pg_ctl",
             &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
-        );
+        )
+        .map(drop)
     }
 
-    /// The properties that point a DPM at this server's `dpm` database.
+    /// The properties that point a DPM at this server's [`DATABASE`].
     pub fn dpm_properties(&self) -> String {
         format!(
-            "spring.datasource.url=jdbc:postgresql://127.0.0.1:{}/dpm\nspring.datasource.username={USER}\nspring.datasource.password={PASSWORD}\n",
+            "spring.datasource.url=jdbc:postgresql://127.0.0.1:{}/{DATABASE}\nspring.datasource.username={USER}\nspring.datasource.password={PASSWORD}\n",
             self.port
         )
     }
 
     /// Runs SQL with `psql` over the socket; its output, unaligned, tuples only.
-    pub fn sql(&self, sql: &str) -> String {
-        let out = self.run(
+    pub fn sql(&self, sql: &str) -> io::Result<String> {
+        self.run_ok(
             "psql",
             &[
                 "-h",
@@ -186,27 +211,18 @@ impl Postgres {
                 "-U",
                 USER,
                 "-d",
-                "dpm",
+                DATABASE,
                 "-At",
                 "-c",
                 sql,
             ],
-        );
-        assert!(
-            out.status.success(),
-            "psql failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        )
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = self.run(
-            "pg_ctl",
-            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
-        );
+        let _ = self.stop_server();
     }
 }
 
