@@ -230,3 +230,172 @@ async fn a_slow_loris_on_the_grpc_port_is_cut_off() {
         "cut after {cut_after:?}"
     );
 }
+
+/// Connects from the stranger's address with a small receive buffer, so that what the daemon
+/// writes and the test never reads fills the buffers quickly.
+async fn stranger_connection(target: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(format!("{STRANGER}:0").parse().unwrap())
+        .unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(target).await.unwrap()
+}
+
+/// Writes `chunk` again and again until a write stays blocked for a second (the daemon stopped
+/// reading because its own writes to us are blocked) or fails (it closed the connection).
+async fn write_until_blocked(stream: &mut tokio::net::TcpStream, chunk: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(1), stream.write_all(chunk)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return,
+        }
+    }
+    panic!("the daemon kept reading for 30 s without its writes ever blocking");
+}
+
+/// Polls `/actuator/prometheus` on `port` until `sample` reaches at least 1; how long it took.
+fn wait_for_sample(port: u16, name: &str, since: Instant) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let metrics = get(port, "/actuator/prometheus");
+        if sample(&metrics, name) >= 1.0 {
+            return since.elapsed();
+        }
+        assert!(Instant::now() < deadline, "{name} stayed 0:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_cut_off_on_the_grpc_port() {
+    let pair = Pair::linked();
+    let dpm = pair.start_dpm(&[
+        "--server.port=0",
+        "--ataccama.server.grpc.write-timeout=1s",
+        "--ataccama.server.grpc.first-call-timeout=60s",
+    ]);
+    let target: SocketAddr = format!("127.0.0.1:{}", dpm.port()).parse().unwrap();
+    let actuator = http_port(&dpm);
+    let mut stream = stranger_connection(target).await;
+    // The preface and empty SETTINGS, then PING frames: HTTP/2 obliges DPM to answer each with a
+    // PING ACK, which this client never reads.
+    let mut opening = PREFACE.to_vec();
+    opening.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    stream.write_all(&opening).await.unwrap();
+    let ping = [0u8, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+    let pings: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 4096)
+        .collect();
+    write_until_blocked(&mut stream, &pings).await;
+    let blocked = Instant::now();
+    let cut = wait_for_sample(
+        actuator,
+        "svcid_grpc_connections_closed_total{reason=\"write_stalled\"}",
+        blocked,
+    );
+    // DPM answers the pings it has read as fast as the kernel takes them, so its own writes
+    // block only once its send buffer (up to the kernel's 4 MiB) is full: that takes a few
+    // seconds after this client's writes block, then the write timeout (1 s) runs.
+    assert!(cut < Duration::from_secs(20), "cut after {cut:?}");
+    // DPM still serves everyone else.
+    assert!(get(actuator, "/actuator/health").contains("\"status\":\"UP\""));
+    println!("grpc: a client that never reads was cut off {cut:?} after its writes blocked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_port_bounds_slow_loris_greedy_peers_and_clients_that_never_read() {
+    let pair = Pair::linked();
+    let dpm = pair.start_dpm(&[
+        "--server.port=0",
+        "--server.connection-timeout=1s",
+        "--server.max-connections-per-peer=3",
+        "--server.write-timeout=1s",
+    ]);
+    let actuator = http_port(&dpm);
+    let target: SocketAddr = format!("127.0.0.1:{actuator}").parse().unwrap();
+
+    // A slow-loris: request headers a byte every 100 ms; cut off after the connection timeout.
+    let mut stream = stranger_connection(target).await;
+    let started = Instant::now();
+    let mut cut_after = None;
+    for byte in b"GET /actuator/health HTTP/1.1\r\nHost: x\r\nX-Slow: "
+        .iter()
+        .cycle()
+        .take(200)
+    {
+        if stream.write_all(&[*byte]).await.is_err() {
+            cut_after = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut buf = [0u8; 256];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await
+        {
+            cut_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut_after = cut_after.expect("the HTTP port never closed the slow connection");
+    assert!(
+        cut_after < Duration::from_secs(3),
+        "cut after {cut_after:?}"
+    );
+    drop(stream);
+
+    // A greedy peer: three connections held, the fourth closed at accept and counted; others
+    // are still served.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(stranger_connection(target).await);
+    }
+    let mut fourth = stranger_connection(target).await;
+    let mut buf = [0u8; 16];
+    let answer = tokio::time::timeout(Duration::from_secs(2), fourth.read(&mut buf))
+        .await
+        .expect("the connection over the per-peer cap was not closed");
+    assert!(matches!(answer, Ok(0) | Err(_)), "{answer:?}");
+    let metrics = get(actuator, "/actuator/prometheus");
+    assert!(
+        sample(
+            &metrics,
+            "svcid_http_connections_refused_total{limit=\"peer\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+    drop(held);
+    // Their places come back once DPM has seen them close.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sample(
+        &get(actuator, "/actuator/prometheus"),
+        "svcid_http_connections",
+    ) > 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the held connections were never given back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A client that pipelines scrapes and never reads the answers: cut off once DPM's writes
+    // stay blocked for the write timeout.
+    let mut greedy = stranger_connection(target).await;
+    let scrapes = b"GET /actuator/prometheus HTTP/1.1\r\nHost: x\r\n\r\n".repeat(64);
+    write_until_blocked(&mut greedy, &scrapes).await;
+    let blocked = Instant::now();
+    let cut = wait_for_sample(
+        actuator,
+        "svcid_http_connections_closed_total{reason=\"write_stalled\"}",
+        blocked,
+    );
+    assert!(cut < Duration::from_secs(5), "cut after {cut:?}");
+    println!(
+        "http: slow-loris cut after {cut_after:?}; a peer over its cap refused at accept; a client that never reads cut {cut:?} after its writes blocked"
+    );
+}

@@ -2,11 +2,12 @@
 //! `/actuator/health/<component>`, `/actuator/prometheus` and `/actuator/info`; nothing else.
 //!
 //! Built on hyper directly (already in the dependency tree through tonic) rather than a web
-//! framework: four read-only routes need no router, and hyper exposes the limits that matter on
-//! a port anyone on the network can reach: request headers must arrive within
-//! [`HEADER_READ_TIMEOUT`] (a slow client cannot pin a connection), at most [`MAX_CONNECTIONS`]
-//! connections are served at once (the rest wait in the kernel's backlog), request bodies are
-//! never read, and every answer is computed from atomics and short locks.
+//! framework: four read-only routes need no router. The server serves the [`Connection`]s it is
+//! handed: the daemons admit them through the same connection gate as their gRPC port
+//! (`svcid_grpc::connections`: a cap in total and per peer, the first request within
+//! `server.connection-timeout`, idle connections closed, writes that stall cut off), telling the
+//! gate when a request is in flight through [`Connection::requests`]. Request bodies are never
+//! read, and every answer is computed from atomics and short locks.
 //!
 //! The endpoints need no token, like Spring Boot's health and Prometheus endpoints on a
 //! management port: probes and Prometheus scrapers cannot mint svcid tokens, and nothing served
@@ -15,25 +16,22 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::Actuator;
 
-/// How long a client may take to send its request headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once.
-pub const MAX_CONNECTIONS: usize = 64;
 /// Prometheus' text format, version 0.0.4.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The JSON media type Spring Boot Actuator answers with.
@@ -50,53 +48,75 @@ pub async fn listen(address: &str, port: u16) -> std::io::Result<TcpListener> {
     TcpListener::bind((address, port)).await
 }
 
-/// Serves `actuator` on `listener` until `shutdown` resolves; then open connections are closed
-/// (every answer is a snapshot; nothing is lost by cutting a scrape short).
-pub async fn serve(
+/// A connection the server is handed: a byte stream that tells whoever bounds it when a request
+/// is in flight.
+pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Counts this connection's requests.
+    type Requests: Requests;
+
+    /// The counter of this connection's requests.
+    fn requests(&self) -> Self::Requests;
+}
+
+/// Counts the requests of one connection: [`Requests::started`] is called when a request's
+/// headers have arrived, and what it returns is dropped once the answer is ready.
+pub trait Requests: Send + Sync + 'static {
+    /// Held while a request is in flight.
+    type InFlight: Send + 'static;
+
+    /// A request started.
+    fn started(&self) -> Self::InFlight;
+}
+
+/// No counting: a bare TCP connection, for callers that bound connections otherwise (tests).
+impl Requests for () {
+    type InFlight = ();
+
+    fn started(&self) {}
+}
+
+impl Connection for TcpStream {
+    type Requests = ();
+
+    fn requests(&self) {}
+}
+
+/// Serves `actuator` on the connections received from `connections` until `shutdown` resolves
+/// or the sender is dropped; then open connections are closed (every answer is a snapshot;
+/// nothing is lost by cutting a scrape short).
+pub async fn serve<C: Connection>(
     actuator: Arc<Actuator>,
-    listener: TcpListener,
+    mut connections: mpsc::Receiver<io::Result<C>>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
+    let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
+        let connection = tokio::select! {
             () = &mut shutdown => break,
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let stream = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // A failed accept (e.g. too many open files) must not end the server.
-                Err(error) => {
-                    tracing::debug!(eventId = "actuatorAcceptFailed", error = %error);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            next = connections.recv() => match next {
+                Some(Ok(connection)) => connection,
+                Some(Err(_)) => continue,
+                None => break,
             },
         };
         let actuator = Arc::clone(&actuator);
-        connections.spawn(async move {
+        let requests = Arc::new(connection.requests());
+        tasks.spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let actuator = Arc::clone(&actuator);
-                async move { Ok::<_, Infallible>(handle(&actuator, &request)) }
+                let in_flight = requests.started();
+                let response = handle(&actuator, &request);
+                drop(in_flight);
+                async move { Ok::<_, Infallible>(response) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(connection), service)
                 .await;
-            drop(permit);
         });
         // Reap finished connections so the set does not grow with the server's lifetime.
-        while connections.try_join_next().is_some() {}
+        while tasks.try_join_next().is_some() {}
     }
-    connections.abort_all();
+    tasks.abort_all();
 }
 
 /// Answers one request and logs it at DEBUG.
@@ -202,6 +222,8 @@ fn printable_path(path: &str) -> String {
 // Tests may unwrap: a panic is how they report a failure.
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::time::Duration;
+
     use http_body_util::BodyExt as _;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -212,6 +234,24 @@ mod tests {
         Actuator::new("dpe", "0.1.0")
             .health("registration", move || Component::up_if(up))
             .info("keys", || serde_json::json!({"signing": {"kid": "k"}}))
+    }
+
+    /// Accepts every connection on `listener` into a channel for [`serve`], unbounded (the
+    /// daemons admit connections through their gate instead).
+    fn accept_all(listener: TcpListener) -> mpsc::Receiver<io::Result<TcpStream>> {
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = tx.closed() => return,
+                };
+                if tx.send(accepted.map(|(stream, _)| stream)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        rx
     }
 
     async fn body(response: Response<Full<Bytes>>) -> String {
@@ -267,9 +307,13 @@ mod tests {
         let listener = listen("127.0.0.1", 0).await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(Arc::new(actuator(false)), listener, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(serve(
+            Arc::new(actuator(false)),
+            accept_all(listener),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
         stream
             .write_all(b"GET /actuator/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

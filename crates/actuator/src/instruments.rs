@@ -176,10 +176,77 @@ pub const GRPC_CONNECTIONS: &str = "svcid_grpc_connections";
 pub const GRPC_CONNECTIONS_REFUSED: &str = "svcid_grpc_connections_refused_total";
 /// `svcid_grpc_connections_closed_total{reason}`: connections the port closed for a bound.
 pub const GRPC_CONNECTIONS_CLOSED: &str = "svcid_grpc_connections_closed_total";
+/// `svcid_http_connections`: connections the HTTP port holds now.
+pub const HTTP_CONNECTIONS: &str = "svcid_http_connections";
+/// `svcid_http_connections_refused_total{limit}`: connections closed at accept.
+pub const HTTP_CONNECTIONS_REFUSED: &str = "svcid_http_connections_refused_total";
+/// `svcid_http_connections_closed_total{reason}`: connections the port closed for a bound.
+pub const HTTP_CONNECTIONS_CLOSED: &str = "svcid_http_connections_closed_total";
 
-/// The connection bounds of a gRPC port (`ataccama.server.grpc.max-connections` and friends).
+/// Which listening port a [`ConnectionMetrics`] counts for: it names the families.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Port {
+    /// The gRPC port (`ataccama.server.grpc.port`), bounded by `ataccama.server.grpc.*`.
+    #[default]
+    Grpc,
+    /// The HTTP port (`server.port`), bounded by `server.*`.
+    Http,
+}
+
+impl Port {
+    /// `grpc` or `http`, as logs name the port.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Port::Grpc => "grpc",
+            Port::Http => "http",
+        }
+    }
+
+    /// The three families: held now, refused at accept, closed for a bound.
+    fn families(self) -> [&'static str; 3] {
+        match self {
+            Port::Grpc => [
+                GRPC_CONNECTIONS,
+                GRPC_CONNECTIONS_REFUSED,
+                GRPC_CONNECTIONS_CLOSED,
+            ],
+            Port::Http => [
+                HTTP_CONNECTIONS,
+                HTTP_CONNECTIONS_REFUSED,
+                HTTP_CONNECTIONS_CLOSED,
+            ],
+        }
+    }
+}
+
+/// Why a port closed a connection it had admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClosedBy {
+    /// No call (no request) started within `first-call-timeout` (`server.connection-timeout`).
+    NoCall,
+    /// No call in flight for `max-connection-idle` (`server.idle-timeout`).
+    Idle,
+    /// A write made no progress for `write-timeout`: the peer does not read.
+    WriteStalled,
+}
+
+impl ClosedBy {
+    /// The `reason` label and log field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClosedBy::NoCall => "no_call",
+            ClosedBy::Idle => "idle",
+            ClosedBy::WriteStalled => "write_stalled",
+        }
+    }
+}
+
+/// The connection bounds of one port (`ataccama.server.grpc.max-connections`, `server.*` and
+/// friends).
 #[derive(Debug, Default)]
 pub struct ConnectionMetrics {
+    /// The port counted.
+    port: Port,
     /// Connections held now.
     open: AtomicU64,
     /// Closed at accept: `max-connections` reached.
@@ -190,9 +257,24 @@ pub struct ConnectionMetrics {
     closed_no_call: Counter,
     /// Closed after `max-connection-idle` without a call in flight.
     closed_idle: Counter,
+    /// Closed because a write made no progress for `write-timeout`.
+    closed_write_stalled: Counter,
 }
 
 impl ConnectionMetrics {
+    /// Counts for `port`.
+    pub fn new(port: Port) -> Self {
+        Self {
+            port,
+            ..Self::default()
+        }
+    }
+
+    /// The port counted.
+    pub fn port(&self) -> Port {
+        self.port
+    }
+
     /// A connection was admitted.
     pub fn opened(&self) {
         self.open.fetch_add(1, Ordering::Relaxed);
@@ -212,12 +294,12 @@ impl ConnectionMetrics {
         }
     }
 
-    /// A connection was closed by a bound; `idle` tells which.
-    pub fn closed(&self, idle: bool) {
-        if idle {
-            self.closed_idle.inc();
-        } else {
-            self.closed_no_call.inc();
+    /// A connection was closed by a bound.
+    pub fn closed(&self, by: ClosedBy) {
+        match by {
+            ClosedBy::NoCall => self.closed_no_call.inc(),
+            ClosedBy::Idle => self.closed_idle.inc(),
+            ClosedBy::WriteStalled => self.closed_write_stalled.inc(),
         }
     }
 
@@ -228,42 +310,52 @@ impl ConnectionMetrics {
 
     /// Writes the three families.
     pub fn render(&self, out: &mut Exposition) {
+        let [held, refused, closed] = self.port.families();
+        let (port, names) = match self.port {
+            Port::Grpc => (
+                "gRPC",
+                "no_call: none started within first-call-timeout; idle: none in flight for max-connection-idle; write_stalled: the peer read nothing for write-timeout",
+            ),
+            Port::Http => (
+                "HTTP",
+                "no_call: no request within connection-timeout; idle: none in flight for idle-timeout; write_stalled: the peer read nothing for write-timeout",
+            ),
+        };
         out.family(
-            GRPC_CONNECTIONS,
+            held,
             Kind::Gauge,
-            "Connections the gRPC port holds now.",
+            &format!("Connections the {port} port holds now."),
         );
-        out.sample(GRPC_CONNECTIONS, &[], self.open() as f64);
+        out.sample(held, &[], self.open() as f64);
         out.family(
-            GRPC_CONNECTIONS_REFUSED,
+            refused,
             Kind::Counter,
-            "Connections closed at accept, by the limit reached (total: max-connections; peer: max-connections-per-peer).",
+            &format!(
+                "Connections closed at accept by the {port} port, by the limit reached (total: max-connections; peer: max-connections-per-peer)."
+            ),
         );
         out.sample(
-            GRPC_CONNECTIONS_REFUSED,
+            refused,
             &[("limit", "total")],
             self.refused_total.get() as f64,
         );
         out.sample(
-            GRPC_CONNECTIONS_REFUSED,
+            refused,
             &[("limit", "peer")],
             self.refused_per_peer.get() as f64,
         );
         out.family(
-            GRPC_CONNECTIONS_CLOSED,
+            closed,
             Kind::Counter,
-            "Connections the gRPC port closed, by reason (no_call: none started within first-call-timeout; idle: none in flight for max-connection-idle).",
+            &format!("Connections the {port} port closed, by reason ({names})."),
         );
-        out.sample(
-            GRPC_CONNECTIONS_CLOSED,
-            &[("reason", "no_call")],
-            self.closed_no_call.get() as f64,
-        );
-        out.sample(
-            GRPC_CONNECTIONS_CLOSED,
-            &[("reason", "idle")],
-            self.closed_idle.get() as f64,
-        );
+        for (by, counter) in [
+            (ClosedBy::NoCall, &self.closed_no_call),
+            (ClosedBy::Idle, &self.closed_idle),
+            (ClosedBy::WriteStalled, &self.closed_write_stalled),
+        ] {
+            out.sample(closed, &[("reason", by.as_str())], counter.get() as f64);
+        }
     }
 }
 

@@ -28,8 +28,8 @@ pub use home::{ModuleHome, ModuleKind};
 pub use load::{Loaded, Overrides, bind, load, read_sources};
 pub use ops::{DPE_HTTP_PORT, DPM_HTTP_PORT, default_http_port};
 pub use settings::{
-    DpeSettings, DpmSettings, GrpcLimits, GrpcSettings, HttpSettings, JwtSettings, RoleSettings,
-    Settings,
+    ConnectionBounds, DpeSettings, DpmSettings, GrpcLimits, GrpcSettings, HttpSettings,
+    JwtSettings, RoleSettings, Settings,
 };
 pub use svcid_properties::{Problem, ProblemCode, Severity};
 pub use tls::{

@@ -9,7 +9,7 @@ use svcid_properties::DurationUnit;
 use crate::bind::{Binder, shown};
 use crate::codes;
 use crate::names;
-use crate::settings::GrpcLimits;
+use crate::settings::{ConnectionBounds, GrpcLimits};
 
 /// The smallest message or metadata limit accepted: below it not even a token fits.
 const MIN_SIZE: u64 = 1024;
@@ -61,6 +61,45 @@ pub(crate) fn bind(b: &mut Binder<'_>) -> GrpcLimits {
     );
     let keep_alive_timeout =
         b.positive_duration(names::GRPC_KEEP_ALIVE_TIMEOUT, defaults.keep_alive_timeout);
+    let connections = bind_bounds(
+        b,
+        &BoundNames {
+            max_connections: names::GRPC_MAX_CONNECTIONS,
+            max_connections_per_peer: names::GRPC_MAX_CONNECTIONS_PER_PEER,
+            first_call_timeout: names::GRPC_FIRST_CALL_TIMEOUT,
+            max_connection_idle: names::GRPC_MAX_CONNECTION_IDLE,
+            write_timeout: names::GRPC_WRITE_TIMEOUT,
+        },
+        defaults.connections,
+    );
+    GrpcLimits {
+        connections,
+        max_message_size,
+        max_concurrent_streams,
+        max_metadata_size,
+        request_timeout,
+        // Zero is how an operator turns the pings off.
+        keep_alive_time: (!keep_alive_time.is_zero()).then_some(keep_alive_time),
+        keep_alive_timeout,
+    }
+}
+
+/// The property names of one port's [`ConnectionBounds`].
+pub(crate) struct BoundNames {
+    pub(crate) max_connections: &'static str,
+    pub(crate) max_connections_per_peer: &'static str,
+    pub(crate) first_call_timeout: &'static str,
+    pub(crate) max_connection_idle: &'static str,
+    pub(crate) write_timeout: &'static str,
+}
+
+/// Binds one port's connection bounds, recording a problem (and keeping the default) for each
+/// bad value.
+pub(crate) fn bind_bounds(
+    b: &mut Binder<'_>,
+    names: &BoundNames,
+    defaults: ConnectionBounds,
+) -> ConnectionBounds {
     let count = |b: &mut Binder<'_>, name: &str, default: usize| {
         b.parsed(
             name,
@@ -76,30 +115,18 @@ pub(crate) fn bind(b: &mut Binder<'_>) -> GrpcLimits {
             },
         )
     };
-    let max_connections = count(b, names::GRPC_MAX_CONNECTIONS, defaults.max_connections);
-    let max_connections_per_peer = count(
-        b,
-        names::GRPC_MAX_CONNECTIONS_PER_PEER,
-        defaults.max_connections_per_peer,
-    );
-    let first_call_timeout =
-        b.positive_duration(names::GRPC_FIRST_CALL_TIMEOUT, defaults.first_call_timeout);
-    let max_connection_idle = b.positive_duration(
-        names::GRPC_MAX_CONNECTION_IDLE,
-        defaults.max_connection_idle,
-    );
-    GrpcLimits {
-        max_connections,
-        max_connections_per_peer,
-        first_call_timeout,
-        max_connection_idle,
-        max_message_size,
-        max_concurrent_streams,
-        max_metadata_size,
-        request_timeout,
-        // Zero is how an operator turns the pings off.
-        keep_alive_time: (!keep_alive_time.is_zero()).then_some(keep_alive_time),
-        keep_alive_timeout,
+    ConnectionBounds {
+        max_connections: count(b, names.max_connections, defaults.max_connections),
+        max_connections_per_peer: count(
+            b,
+            names.max_connections_per_peer,
+            defaults.max_connections_per_peer,
+        ),
+        first_call_timeout: b
+            .positive_duration(names.first_call_timeout, defaults.first_call_timeout),
+        max_connection_idle: b
+            .positive_duration(names.max_connection_idle, defaults.max_connection_idle),
+        write_timeout: b.positive_duration(names.write_timeout, defaults.write_timeout),
     }
 }
 
@@ -206,7 +233,8 @@ mod tests {
              ataccama.server.grpc.maxConnections=50\n\
              ataccama.server.grpc.max-connections-per-peer=5\n\
              ataccama.server.grpc.first-call-timeout=2s\n\
-             ataccama.server.grpc.max_connection_idle=1m\n",
+             ataccama.server.grpc.max_connection_idle=1m\n\
+             ataccama.server.grpc.writeTimeout=7s\n",
         );
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(
@@ -218,10 +246,13 @@ mod tests {
                 request_timeout: D::from_secs(5),
                 keep_alive_time: None,
                 keep_alive_timeout: D::from_secs(3),
-                max_connections: 50,
-                max_connections_per_peer: 5,
-                first_call_timeout: D::from_secs(2),
-                max_connection_idle: D::from_secs(60),
+                connections: ConnectionBounds {
+                    max_connections: 50,
+                    max_connections_per_peer: 5,
+                    first_call_timeout: D::from_secs(2),
+                    max_connection_idle: D::from_secs(60),
+                    write_timeout: D::from_secs(7),
+                },
             }
         );
     }

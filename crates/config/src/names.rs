@@ -13,6 +13,8 @@ pub const DPM_CONNECTION: &str = "ataccama.client.connection.dpm";
 pub const DPE: &str = "ataccama.one.dpe";
 /// Prefix of Spring's logging properties.
 pub const LOGGING: &str = "logging";
+/// Prefix of the HTTP port's properties (Spring Boot's `server.*`).
+pub const SERVER: &str = "server";
 /// Prefix of the product's appender switches.
 pub const ATACCAMA_LOGGING: &str = "ataccama.logging";
 
@@ -41,6 +43,9 @@ pub const GRPC_MAX_CONNECTIONS_PER_PEER: &str = "ataccama.server.grpc.max-connec
 pub const GRPC_FIRST_CALL_TIMEOUT: &str = "ataccama.server.grpc.first-call-timeout";
 /// How long a connection may stay without a call in flight before it is closed.
 pub const GRPC_MAX_CONNECTION_IDLE: &str = "ataccama.server.grpc.max-connection-idle";
+/// How long a write to a connection may make no progress (a peer that does not read its answers)
+/// before the connection is closed.
+pub const GRPC_WRITE_TIMEOUT: &str = "ataccama.server.grpc.write-timeout";
 /// Prefix of the gRPC server's TLS: `<GRPC_TLS>.enabled`, `.cert-chain`, `.private-key`, `.mtls`
 /// (`NONE`/`OPTIONAL`/`REQUIRED`), `.trust-store` (client CA). Files are PEM, relative to the home.
 pub const GRPC_TLS: &str = "ataccama.server.grpc.tls";
@@ -106,6 +111,17 @@ pub const LOG_TOTAL_SIZE_CAP: &str = "logging.logback.rollingpolicy.total-size-c
 pub const SERVER_PORT: &str = "server.port";
 /// Actuator HTTP bind address (default: the gRPC host).
 pub const SERVER_ADDRESS: &str = "server.address";
+/// Connections the HTTP port holds at once; a new one over it is closed at accept.
+pub const SERVER_MAX_CONNECTIONS: &str = "server.max-connections";
+/// Connections one peer address may hold at once on the HTTP port.
+pub const SERVER_MAX_CONNECTIONS_PER_PEER: &str = "server.max-connections-per-peer";
+/// How long a new HTTP connection may take to deliver its first request's headers (Spring
+/// Boot's `server.connection-timeout`).
+pub const SERVER_CONNECTION_TIMEOUT: &str = "server.connection-timeout";
+/// How long an HTTP connection may stay without a request in flight before it is closed.
+pub const SERVER_IDLE_TIMEOUT: &str = "server.idle-timeout";
+/// How long a write to an HTTP connection may make no progress before it is closed.
+pub const SERVER_WRITE_TIMEOUT: &str = "server.write-timeout";
 
 /// DPE: where DPM is.
 pub const DPM_HOST: &str = "ataccama.client.connection.dpm.host";
@@ -196,6 +212,7 @@ pub const KNOWN: &[&str] = &[
     GRPC_MAX_CONNECTIONS_PER_PEER,
     GRPC_FIRST_CALL_TIMEOUT,
     GRPC_MAX_CONNECTION_IDLE,
+    GRPC_WRITE_TIMEOUT,
     GENERATOR_KEY,
     TOKEN_EXPIRATION,
     IMPERSONATION_ROLE,
@@ -212,6 +229,11 @@ pub const KNOWN: &[&str] = &[
     LOG_TOTAL_SIZE_CAP,
     SERVER_PORT,
     SERVER_ADDRESS,
+    SERVER_MAX_CONNECTIONS,
+    SERVER_MAX_CONNECTIONS_PER_PEER,
+    SERVER_CONNECTION_TIMEOUT,
+    SERVER_IDLE_TIMEOUT,
+    SERVER_WRITE_TIMEOUT,
     DPM_HOST,
     DPM_PORT,
     SERVICE_HOSTNAME,

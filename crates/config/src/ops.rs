@@ -9,9 +9,9 @@ use svcid_logging::RollingPolicy;
 use crate::bind::{Binder, shown};
 use crate::codes;
 use crate::home::ModuleKind;
-use crate::limits::parse_data_size;
+use crate::limits::{BoundNames, bind_bounds, parse_data_size};
 use crate::names;
-use crate::settings::HttpSettings;
+use crate::settings::{ConnectionBounds, HttpSettings};
 
 /// DPM's default actuator port.
 pub const DPM_HTTP_PORT: u16 = 8031;
@@ -28,10 +28,22 @@ pub fn default_http_port(kind: ModuleKind) -> u16 {
     }
 }
 
-/// Binds `server.port` and `server.address`; the address defaults to the gRPC host, so a daemon
-/// bound to loopback does not expose its endpoints on every interface.
+/// Binds `server.port`, `server.address` and the port's connection bounds; the address defaults
+/// to the gRPC host, so a daemon bound to loopback does not expose its endpoints on every
+/// interface.
 pub(crate) fn bind_http(b: &mut Binder<'_>, kind: ModuleKind, grpc_host: &str) -> HttpSettings {
     let port = b.port(names::SERVER_PORT, default_http_port(kind));
+    let connections = bind_bounds(
+        b,
+        &BoundNames {
+            max_connections: names::SERVER_MAX_CONNECTIONS,
+            max_connections_per_peer: names::SERVER_MAX_CONNECTIONS_PER_PEER,
+            first_call_timeout: names::SERVER_CONNECTION_TIMEOUT,
+            max_connection_idle: names::SERVER_IDLE_TIMEOUT,
+            write_timeout: names::SERVER_WRITE_TIMEOUT,
+        },
+        ConnectionBounds::http(),
+    );
     let address = b.string_or(names::SERVER_ADDRESS, grpc_host);
     if address.parse::<std::net::IpAddr>().is_err()
         && address != "localhost"
@@ -46,9 +58,14 @@ pub(crate) fn bind_http(b: &mut Binder<'_>, kind: ModuleKind, grpc_host: &str) -
         return HttpSettings {
             address: grpc_host.to_owned(),
             port,
+            connections,
         };
     }
-    HttpSettings { address, port }
+    HttpSettings {
+        address,
+        port,
+        connections,
+    }
 }
 
 /// Binds `logging.logback.rollingpolicy.max-file-size`, `max-history` and `total-size-cap`.
@@ -117,11 +134,45 @@ mod tests {
             bind_http(&mut b, ModuleKind::Dpm, "127.0.0.1"),
             HttpSettings {
                 address: "127.0.0.1".into(),
-                port: 8031
+                port: 8031,
+                connections: ConnectionBounds::http(),
             }
         );
         assert_eq!(bind_http(&mut b, ModuleKind::Dpe, "0.0.0.0").port, 8034);
         assert!(b.problems.is_empty());
+    }
+
+    #[test]
+    fn http_connection_bounds_bind_and_bad_ones_name_the_property() {
+        let set = binder_for(
+            "server.max-connections=8\nserver.maxConnectionsPerPeer=2\nserver.connection-timeout=3s\n\
+             server.idle-timeout=0\nserver.write-timeout=soon\n",
+        );
+        let mut b = Binder::new(&set);
+        let http = bind_http(&mut b, ModuleKind::Dpe, "127.0.0.1");
+        let defaults = ConnectionBounds::http();
+        assert_eq!(
+            http.connections,
+            ConnectionBounds {
+                max_connections: 8,
+                max_connections_per_peer: 2,
+                first_call_timeout: std::time::Duration::from_secs(3),
+                max_connection_idle: defaults.max_connection_idle,
+                write_timeout: defaults.write_timeout,
+            }
+        );
+        let problems: Vec<String> = b.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(
+            problems[0].contains("server.idle-timeout"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[1].contains("server.write-timeout"),
+            "{}",
+            problems[1]
+        );
     }
 
     #[test]

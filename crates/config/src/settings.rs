@@ -55,6 +55,56 @@ pub struct HttpSettings {
     pub address: String,
     /// Listen port (dpm 8031, dpe 8034); 0 picks a free one.
     pub port: u16,
+    /// `server.max-connections` and friends; defaults in [`ConnectionBounds::http`].
+    pub connections: ConnectionBounds,
+}
+
+/// Bounds on the connections of one listening port, so peers who never authenticate cannot
+/// exhaust the daemon's file descriptors or memory. The gRPC port's come from
+/// `ataccama.server.grpc.*` ([`ConnectionBounds::grpc`]), the HTTP port's from `server.*`
+/// ([`ConnectionBounds::http`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionBounds {
+    /// Connections held at once; one over it is closed at accept.
+    pub max_connections: usize,
+    /// Connections one peer address may hold at once.
+    pub max_connections_per_peer: usize,
+    /// A connection that starts no call (no request) within this is closed: a peer that only
+    /// opens connections, or sends its first headers a byte at a time, holds nothing for long.
+    pub first_call_timeout: Duration,
+    /// A connection with no call in flight for this long is closed; clients reconnect
+    /// transparently.
+    pub max_connection_idle: Duration,
+    /// A write that makes no progress for this long closes the connection (a peer that never
+    /// reads its answers).
+    pub write_timeout: Duration,
+}
+
+impl ConnectionBounds {
+    /// The gRPC port's defaults: 1000 connections, 100 per peer, the first call within 10 s,
+    /// 5 min idle, 30 s write stall.
+    pub const fn grpc() -> Self {
+        Self {
+            max_connections: 1000,
+            max_connections_per_peer: 100,
+            first_call_timeout: Duration::from_secs(10),
+            max_connection_idle: Duration::from_secs(5 * 60),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The HTTP port's defaults: 64 connections, 16 per peer, the first request within 10 s,
+    /// 30 s idle (above Prometheus' usual 15 s scrape interval, so a scraper's keep-alive
+    /// connection is reused), 30 s write stall.
+    pub const fn http() -> Self {
+        Self {
+            max_connections: 64,
+            max_connections_per_peer: 16,
+            first_call_timeout: Duration::from_secs(10),
+            max_connection_idle: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// The transport limits of the gRPC server (`ataccama.server.grpc.*`): what one peer, hostile or
@@ -76,16 +126,9 @@ pub struct GrpcLimits {
     pub keep_alive_time: Option<Duration>,
     /// How long a ping may stay unanswered before the connection is closed (20s).
     pub keep_alive_timeout: Duration,
-    /// Connections held at once; one over it is closed at accept (1000).
-    pub max_connections: usize,
-    /// Connections one peer address may hold at once (100).
-    pub max_connections_per_peer: usize,
-    /// A connection that starts no call within this is closed (10s): a peer that only opens
-    /// connections, or sends its first headers a byte at a time, holds nothing for long.
-    pub first_call_timeout: Duration,
-    /// A connection with no call in flight for this long is closed (5m); clients reconnect
-    /// transparently.
-    pub max_connection_idle: Duration,
+    /// `max-connections`, `max-connections-per-peer`, `first-call-timeout`,
+    /// `max-connection-idle`, `write-timeout`: see [`ConnectionBounds::grpc`].
+    pub connections: ConnectionBounds,
 }
 
 impl Default for GrpcLimits {
@@ -97,10 +140,7 @@ impl Default for GrpcLimits {
             request_timeout: Duration::from_secs(30),
             keep_alive_time: Some(Duration::from_secs(60)),
             keep_alive_timeout: Duration::from_secs(20),
-            max_connections: 1000,
-            max_connections_per_peer: 100,
-            first_call_timeout: Duration::from_secs(10),
-            max_connection_idle: Duration::from_secs(5 * 60),
+            connections: ConnectionBounds::grpc(),
         }
     }
 }

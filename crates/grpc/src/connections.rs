@@ -1,18 +1,22 @@
-//! Bounds on the connections of a gRPC port, so strangers who never present a token cannot
+//! Bounds on the connections of a listening port, so strangers who never present a token cannot
 //! exhaust its file descriptors or memory (the gRPC world's `MAX_CONNECTION_IDLE`, Envoy's
-//! connection limits):
+//! connection limits). Both ports of a daemon are bounded here: gRPC by
+//! `ataccama.server.grpc.*`, HTTP by `server.*` ([`ConnectionBounds`]):
 //!
 //! - at most `max-connections` at once, and `max-connections-per-peer` from one address: a
 //!   connection over either is closed at accept, counted and logged (rate-limited);
-//! - a connection that starts no call within `first-call-timeout` is closed (a peer that sends
-//!   only the HTTP/2 preface, or its first headers a byte at a time);
-//! - a connection with no call in flight for `max-connection-idle` is closed.
+//! - a connection that starts no call (HTTP: no request) within `first-call-timeout` is closed
+//!   (a peer that sends only the HTTP/2 preface, or its first headers a byte at a time);
+//! - a connection with no call in flight for `max-connection-idle` is closed;
+//! - a write that makes no progress for `write-timeout` closes the connection (a peer that never
+//!   reads its answers cannot keep one, and its buffers, forever).
 //!
-//! [`Gate`] admits connections; each admitted one is a [`Guarded`] stream whose reads fail with
-//! `TimedOut` once a bound is passed, which makes hyper drop the connection (no worker is held: the
-//! bound is a timer polled by the connection's own task). Calls are counted by
+//! [`Gate`] admits connections; each admitted one is a [`Guarded`] stream whose reads and writes
+//! fail with `TimedOut` once a bound is passed, which makes hyper drop the connection (no worker
+//! is held: the bound is a timer polled by the connection's own task). gRPC calls are counted by
 //! [`CallGuard::of`], which the authentication layer takes for every request, so health checks
-//! count as calls too: an idle bound is about silence, not about trust.
+//! count as calls too: an idle bound is about silence, not about trust. HTTP requests are
+//! counted by the actuator's server through [`svcid_actuator::http::Connection`].
 
 use std::collections::HashMap;
 use std::io;
@@ -23,8 +27,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use svcid_actuator::instruments::ConnectionMetrics;
-use svcid_config::GrpcLimits;
+use svcid_actuator::instruments::{ClosedBy, ConnectionMetrics};
+use svcid_config::ConnectionBounds;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
@@ -44,6 +48,8 @@ pub struct Gate {
     first_call: Duration,
     /// `max-connection-idle`.
     idle: Duration,
+    /// `write-timeout`.
+    write_stall: Duration,
     /// Connections held, by peer address.
     held: Mutex<Held>,
     /// Counts for `/actuator/prometheus`.
@@ -62,13 +68,14 @@ struct Held {
 }
 
 impl Gate {
-    /// A gate with the bounds of `limits`, counting into `metrics`.
-    pub fn new(limits: &GrpcLimits, metrics: Arc<ConnectionMetrics>) -> Arc<Self> {
+    /// A gate with `bounds`, counting into `metrics` (which also names the port in logs).
+    pub fn new(bounds: &ConnectionBounds, metrics: Arc<ConnectionMetrics>) -> Arc<Self> {
         Arc::new(Self {
-            max_total: limits.max_connections,
-            max_per_peer: limits.max_connections_per_peer,
-            first_call: limits.first_call_timeout,
-            idle: limits.max_connection_idle,
+            max_total: bounds.max_connections,
+            max_per_peer: bounds.max_connections_per_peer,
+            first_call: bounds.first_call_timeout,
+            idle: bounds.max_connection_idle,
+            write_stall: bounds.write_timeout,
             held: Mutex::default(),
             metrics,
             refusals: Mutex::default(),
@@ -106,6 +113,7 @@ impl Gate {
         {
             tracing::warn!(
                 eventId = "connectionsRefused",
+                port = self.metrics.port().as_str(),
                 peer = %peer.ip(),
                 limit = limit.as_str(),
                 refused = refusals.0,
@@ -118,7 +126,7 @@ impl Gate {
     /// Wraps an accepted stream, or closes it when it is over a limit.
     pub fn guard(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) -> Option<Guarded> {
         match self.admit(peer.ip()) {
-            Ok(admission) => Some(Guarded::new(stream, admission, self.first_call, self.idle)),
+            Ok(admission) => Some(Guarded::new(stream, admission)),
             Err(limit) => {
                 self.refused(peer, limit);
                 None
@@ -213,11 +221,35 @@ impl CallGuard {
     /// The guard of `request`'s call, when it came over a [`Guarded`] connection.
     pub fn of<B>(request: &http::Request<B>) -> Option<Self> {
         let info = GuardedInfo::of(request.extensions())?;
-        let activity = Arc::clone(&info.activity);
+        Some(Self::start(Arc::clone(&info.activity)))
+    }
+
+    /// Counts a call on `activity` until dropped.
+    fn start(activity: Arc<Activity>) -> Self {
         activity.calls.fetch_add(1, Ordering::Relaxed);
         activity.called.store(true, Ordering::Relaxed);
         activity.touch();
-        Some(Self(activity))
+        Self(activity)
+    }
+}
+
+/// Counts the HTTP requests of a guarded connection (the actuator's server calls it).
+#[derive(Debug)]
+pub struct Requests(Arc<Activity>);
+
+impl svcid_actuator::http::Requests for Requests {
+    type InFlight = CallGuard;
+
+    fn started(&self) -> CallGuard {
+        CallGuard::start(Arc::clone(&self.0))
+    }
+}
+
+impl svcid_actuator::http::Connection for Guarded {
+    type Requests = Requests;
+
+    fn requests(&self) -> Requests {
+        Requests(Arc::clone(&self.activity))
     }
 }
 
@@ -258,45 +290,44 @@ pub struct Guarded {
     admission: Admission,
     /// Its calls.
     activity: Arc<Activity>,
-    /// `first-call-timeout`.
-    first_call: Duration,
-    /// `max-connection-idle`.
-    idle: Duration,
-    /// When the bound is next looked at.
+    /// When the first-call or idle bound is next looked at.
     timer: Pin<Box<Sleep>>,
-    /// Set once a bound closed it (reads then fail at once).
+    /// While a write is blocked: when `write-timeout` runs out.
+    stalled: Option<Pin<Box<Sleep>>>,
+    /// Set once a bound closed it (reads and writes then fail at once).
     closed: bool,
 }
 
 impl Guarded {
-    fn new(stream: TcpStream, admission: Admission, first_call: Duration, idle: Duration) -> Self {
+    fn new(stream: TcpStream, admission: Admission) -> Self {
+        let first_call = admission.gate.first_call;
         Self {
             stream,
             admission,
             activity: Arc::new(Activity::new()),
-            first_call,
-            idle,
             timer: Box::pin(tokio::time::sleep(first_call)),
+            stalled: None,
             closed: false,
         }
     }
 
-    /// `Some(idle)` when a bound is passed (`idle`: which one); otherwise re-arms the timer.
-    fn over_bound(&mut self, cx: &mut Context<'_>) -> Option<bool> {
+    /// The bound passed, if any; otherwise re-arms the timer.
+    fn over_bound(&mut self, cx: &mut Context<'_>) -> Option<ClosedBy> {
+        let (first_call, idle) = (self.admission.gate.first_call, self.admission.gate.idle);
         while self.timer.as_mut().poll(cx).is_ready() {
             let activity = &self.activity;
             let next = if activity.calls.load(Ordering::Relaxed) > 0 {
-                Instant::now() + self.idle
+                Instant::now() + idle
             } else if !activity.called.load(Ordering::Relaxed) {
-                let deadline = activity.epoch + self.first_call;
+                let deadline = activity.epoch + first_call;
                 if Instant::now() >= deadline {
-                    return Some(false);
+                    return Some(ClosedBy::NoCall);
                 }
                 deadline
             } else {
-                let deadline = activity.last_change() + self.idle;
+                let deadline = activity.last_change() + idle;
                 if Instant::now() >= deadline {
-                    return Some(true);
+                    return Some(ClosedBy::Idle);
                 }
                 deadline
             };
@@ -305,6 +336,52 @@ impl Guarded {
                 .reset(tokio::time::Instant::from_std(next));
         }
         None
+    }
+
+    /// Marks the connection closed by `by`: counted, logged at DEBUG; reads and writes fail.
+    fn close(&mut self, by: ClosedBy) {
+        self.closed = true;
+        self.admission.gate.metrics.closed(by);
+        tracing::debug!(
+            eventId = "connectionClosed",
+            port = self.admission.gate.metrics.port().as_str(),
+            peer = %self.admission.peer,
+            reason = by.as_str(),
+            "Connection closed by a bound."
+        );
+    }
+
+    /// Runs a write; while it stays blocked, `write-timeout` runs, and once it has run out the
+    /// connection is closed. Any bytes written (or an error) stop the clock.
+    fn bounded_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if self.closed {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        match write(Pin::new(&mut self.stream), cx) {
+            Poll::Pending => {
+                let stall = self.admission.gate.write_stall;
+                let stalled = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                if stalled.as_mut().poll(cx).is_ready() {
+                    self.stalled = None;
+                    self.close(ClosedBy::WriteStalled);
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer read nothing for write-timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
     }
 }
 
@@ -326,16 +403,9 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         if !self.closed
-            && let Some(idle) = self.over_bound(cx)
+            && let Some(by) = self.over_bound(cx)
         {
-            self.closed = true;
-            self.admission.gate.metrics.closed(idle);
-            tracing::debug!(
-                eventId = "connectionClosed",
-                peer = %self.admission.peer,
-                reason = if idle { "idle" } else { "no_call" },
-                "Connection closed by a bound."
-            );
+            self.close(by);
         }
         if self.closed {
             return Poll::Ready(Err(io::Error::new(
@@ -349,17 +419,20 @@ impl AsyncRead for Guarded {
 
 impl AsyncWrite for Guarded {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.closed {
-            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
-        }
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        self.get_mut()
+            .bounded_write(cx, |stream, cx| stream.poll_write(cx, buf))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A TCP stream buffers nothing: its flush is always ready and says nothing of progress,
+        // so it neither starts nor stops the write-timeout clock.
+        if self.closed {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 
@@ -368,14 +441,12 @@ impl AsyncWrite for Guarded {
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if self.closed {
-            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
-        }
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        self.get_mut()
+            .bounded_write(cx, |stream, cx| stream.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -431,13 +502,13 @@ async fn read_some(stream: &mut Guarded) -> io::Result<usize> {
 mod tests {
     use super::*;
 
-    fn limits(total: usize, per_peer: usize, first_call_ms: u64, idle_ms: u64) -> GrpcLimits {
-        GrpcLimits {
+    fn limits(total: usize, per_peer: usize, first_call_ms: u64, idle_ms: u64) -> ConnectionBounds {
+        ConnectionBounds {
             max_connections: total,
             max_connections_per_peer: per_peer,
             first_call_timeout: Duration::from_millis(first_call_ms),
             max_connection_idle: Duration::from_millis(idle_ms),
-            ..GrpcLimits::default()
+            write_timeout: Duration::from_millis(200),
         }
     }
 
@@ -478,5 +549,34 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(90));
         drop(guarded);
         assert_eq!(metrics.open(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_write_the_peer_never_reads_is_cut_off_after_the_write_timeout() {
+        use tokio::io::AsyncWriteExt as _;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = Arc::new(ConnectionMetrics::default());
+        let gate = Gate::new(&limits(10, 10, 10_000, 10_000), Arc::clone(&metrics));
+        // The client never reads: the socket buffers fill and the writes block.
+        let (_client, server, peer) = pair(&listener).await;
+        let mut guarded = gate.guard(server, peer).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        let started = Instant::now();
+        let error = loop {
+            match guarded.write_all(&chunk).await {
+                Ok(()) => assert!(started.elapsed() < Duration::from_secs(10), "never blocked"),
+                Err(error) => break error,
+            }
+        };
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        let text = {
+            let mut out = svcid_actuator::metrics::Exposition::new();
+            metrics.render(&mut out);
+            out.into_text()
+        };
+        assert!(
+            text.contains("svcid_grpc_connections_closed_total{reason=\"write_stalled\"} 1"),
+            "{text}"
+        );
     }
 }

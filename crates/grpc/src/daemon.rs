@@ -225,7 +225,11 @@ pub async fn run<M: Module>(
     let actuator = (parts.actuator)(operations.actuator(M::KIND, bound, &verifier, &issuer));
     // The listener is bound: calls queue in the kernel until the server below takes them.
     operations.set_serving(true);
-    let http = crate::ops::start_http(actuator, http_listener, stop.subscribe())?;
+    let http_gate = crate::connections::Gate::new(
+        &settings.http.connections,
+        Arc::clone(&operations.http_connections),
+    );
+    let http = crate::ops::start_http(actuator, http_listener, http_gate, stop.subscribe())?;
 
     let router = crate::server::router(
         &settings.grpc.limits,
@@ -244,8 +248,10 @@ pub async fn run<M: Module>(
             stopping.await;
         }
     };
-    let gate =
-        crate::connections::Gate::new(&settings.grpc.limits, Arc::clone(&operations.connections));
+    let gate = crate::connections::Gate::new(
+        &settings.grpc.limits.connections,
+        Arc::clone(&operations.connections),
+    );
     let served = crate::server::serve(router, listener, gate, server_tls, graceful).await;
 
     operations.set_serving(false);

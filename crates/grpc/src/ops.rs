@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use svcid_actuator::Actuator;
 use svcid_actuator::health::Component;
 use svcid_actuator::instruments::{
-    AuthMetrics, ConnectionMetrics, ReloadMetrics, TokenCounts, render_tokens,
+    AuthMetrics, ConnectionMetrics, Port, ReloadMetrics, TokenCounts, render_tokens,
 };
 use svcid_config::{HttpSettings, ModuleKind};
 use svcid_identity::token::{TokenIssuer, TokenVerifier};
@@ -27,10 +27,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::connections::Gate;
 use crate::daemon::exit::DaemonError;
 
 /// The instruments shared code feeds, handed to the actuator and to the code that observes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Operations {
     /// Fed by [`crate::AuthLayer::with_metrics`].
     pub auth: Arc<AuthMetrics>,
@@ -38,8 +39,22 @@ pub struct Operations {
     pub reloads: Arc<ReloadMetrics>,
     /// Fed by the gRPC port's [`crate::connections::Gate`].
     pub connections: Arc<ConnectionMetrics>,
+    /// Fed by the HTTP port's [`crate::connections::Gate`].
+    pub http_connections: Arc<ConnectionMetrics>,
     /// True while the gRPC server serves; the `grpc` health component.
     pub serving: Arc<AtomicBool>,
+}
+
+impl Default for Operations {
+    fn default() -> Self {
+        Self {
+            auth: Arc::default(),
+            reloads: Arc::default(),
+            connections: Arc::new(ConnectionMetrics::new(Port::Grpc)),
+            http_connections: Arc::new(ConnectionMetrics::new(Port::Http)),
+            serving: Arc::default(),
+        }
+    }
 }
 
 impl Operations {
@@ -68,6 +83,7 @@ impl Operations {
         let auth = Arc::clone(&self.auth);
         let reloads_metrics = Arc::clone(&self.reloads);
         let connections = Arc::clone(&self.connections);
+        let http_connections = Arc::clone(&self.http_connections);
         let (token_verifier, token_issuer) = (Arc::clone(verifier), Arc::clone(issuer));
         let (info_verifier, info_issuer) = (Arc::clone(verifier), Arc::clone(issuer));
         Actuator::new(kind.as_str(), env!("CARGO_PKG_VERSION"))
@@ -78,6 +94,7 @@ impl Operations {
             .metrics(move |out| auth.render(out))
             .metrics(move |out| reloads_metrics.render(out))
             .metrics(move |out| connections.render(out))
+            .metrics(move |out| http_connections.render(out))
             .metrics(move |out| {
                 let cache = token_verifier.cache_stats();
                 render_tokens(
@@ -135,10 +152,12 @@ pub async fn listen_http(settings: &HttpSettings) -> Result<TcpListener, DaemonE
         })
 }
 
-/// Logs `httpServerStarted` and serves `actuator` on `listener` until `stop` turns true.
+/// Logs `httpServerStarted` and serves `actuator` on the connections of `listener` that `gate`
+/// admits (the `server.*` bounds) until `stop` turns true.
 pub fn start_http(
     actuator: Actuator,
     listener: TcpListener,
+    gate: Arc<Gate>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, DaemonError> {
     let address = crate::daemon::startup::local_address(&listener, "HTTP")?;
@@ -158,7 +177,7 @@ pub fn start_http(
     };
     Ok(tokio::spawn(svcid_actuator::http::serve(
         Arc::new(actuator),
-        listener,
+        crate::connections::incoming(listener, gate).into_inner(),
         shutdown,
     )))
 }

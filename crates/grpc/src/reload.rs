@@ -79,7 +79,7 @@ impl StartOnly {
             changed.push(format!("{}.*", names::GRPC));
         }
         if self.http != new.http {
-            changed.push(format!("{}, {}", names::SERVER_PORT, names::SERVER_ADDRESS));
+            changed.push(format!("{}.*", names::SERVER));
         }
         if self.role != new.role {
             changed.push(match new.role {
