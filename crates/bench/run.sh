@@ -4,6 +4,8 @@
 #   loadgen — authenticated WhoAmI vs unauthenticated Health/Check against one real dpm
 #   swarm   — 10, 100 and 1,000 simulated engines against one real dpm (storm, steady state,
 #             frozen slice, DPM killed and restarted), and a real dpe's start to READY
+#   replicas — 1,000 simulated engines over two dpm replicas on a real PostgreSQL, beside one
+#             in-memory dpm (READY, statements/s, checks per engine, takeover after SIGKILL)
 # and prints every figure of the issue's table with its reference and a met / NOT MET verdict.
 # Everything runs on 127.0.0.1 and stops by itself. Usage: crates/bench/run.sh [--quick]
 # (--quick: fewer rounds and 100 engines instead of 1,000, for a smoke test).
@@ -40,6 +42,7 @@ if $quick; then
     run "$bin/micro" --rounds 1 --seconds 1 --max-deployments 1000
     run "$bin/loadgen" --rounds 2 --seconds 1
     run "$bin/swarm" --engines 100 --steady-seconds 4
+    run "$bin/replicas" --engines 100 --steady-seconds 5
 else
     run "$bin/micro"
     run "$bin/loadgen"
@@ -47,6 +50,8 @@ else
     run "$bin/swarm" --engines 100 --steady-seconds 5 --freeze-fraction 0 --no-restart --no-real-dpe
     run "$bin/swarm" --engines 1000 --steady-seconds 10
     run "$bin/swarm" --engines 1000 --shared-key --steady-seconds 5 --freeze-fraction 0 --no-restart --no-real-dpe
+    # Issue 13: two DPMs on a real PostgreSQL (needs the postgresql package) beside one in memory.
+    run "$bin/replicas" --engines 1000 --steady-seconds 20
 fi
 sleep 1 # let the tee'd greps finish
 

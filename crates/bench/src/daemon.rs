@@ -62,7 +62,8 @@ impl TrustedPeer {
 }
 
 /// Writes `<home>/etc/application.properties` for a DPM on `127.0.0.1:<port>` signing with `key`
-/// and trusting `peers`; `extra` lines are appended (e.g. faster intervals).
+/// and trusting `peers`, its connection caps raised for a fleet on one address; `extra` lines
+/// are appended (e.g. faster intervals).
 pub fn write_dpm_home(
     home: &Path,
     port: u16,
@@ -75,6 +76,10 @@ pub fn write_dpm_home(
     text.push_str("ataccama.server.grpc.host=127.0.0.1\n");
     let _ = writeln!(text, "ataccama.server.grpc.port={port}");
     text.push_str("ataccama.logging.plainTextConsoleAppender=false\n");
+    // Every simulated engine connects from 127.0.0.1: one peer address, which the default
+    // per-peer cap (100) would refuse beyond its hundredth engine.
+    text.push_str("ataccama.server.grpc.max-connections=20000\n");
+    text.push_str("ataccama.server.grpc.max-connections-per-peer=20000\n");
     let _ = writeln!(
         text,
         "ataccama.authentication.internal.jwt.generator.key={}",

@@ -159,6 +159,11 @@ impl Postgres {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// The server's own log (what it refused, what it ran with `log_statement`).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
     /// Starts the server (again) on its port and waits until it accepts connections.
     pub fn start_server(&self) -> io::Result<()> {
         let options = format!(
