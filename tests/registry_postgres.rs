@@ -386,6 +386,29 @@ fn two_replicas_starting_at_once_on_an_empty_database_migrate_it_once() {
             .expect("psql runs"),
         "2"
     );
+    // The lease row of a replica gone for ten minutes, owning nothing, is deleted by a live one
+    // (every 10 s); the live ones' rows stay.
+    pg.sql(
+        "INSERT INTO dpm_replica (id, expires_at) VALUES ('gone', now() - interval '10 minutes')",
+    )
+    .expect("psql runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg
+        .sql("SELECT count(*) FROM dpm_replica WHERE id = 'gone'")
+        .expect("psql runs")
+        != "0"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the dead replica's row was never deleted"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM dpm_replica")
+            .expect("psql runs"),
+        "2"
+    );
 }
 
 #[test]

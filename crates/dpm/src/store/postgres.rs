@@ -61,6 +61,11 @@ const MIGRATION_LOCK: i64 = 0x7376_6369_6464_706d;
 const RECOVERY_GRACE: Duration = Duration::from_secs(LEASE.as_secs() + QUERY_TIMEOUT.as_secs());
 /// A `last_seen` that moved without a status change is written back at most this often.
 const LAST_SEEN_EVERY: Duration = Duration::from_secs(30);
+/// How often a replica deletes the lease rows of replicas that are gone.
+const FORGET_EVERY: Duration = Duration::from_secs(10);
+/// A lease row expired longer ago than this, owning no engine, belongs to a replica that is gone
+/// (killed, or its host lost): it is deleted, so `dpm_replica` does not grow with every crash.
+const FORGET_AFTER: Duration = Duration::from_secs(60);
 
 /// The columns of an engine row, in [`record`]'s order.
 const COLUMNS: &str = "id, hostname, port, constraints, status, status_since, registered_by, \
@@ -88,6 +93,8 @@ pub struct PostgresStore {
     latency: Histogram,
     /// Engines claimed from a replica whose lease had expired.
     takeovers: AtomicU64,
+    /// When the rows of dead replicas were last deleted.
+    forgotten: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -191,6 +198,7 @@ impl PostgresStore {
             queries: CounterVec::new(&["result"]),
             latency: Histogram::new(LATENCY_BOUNDS),
             takeovers: AtomicU64::new(0),
+            forgotten: Mutex::new(None),
         });
         store.migrate().await?;
         store.tick(true).await?;
@@ -301,6 +309,7 @@ impl PostgresStore {
 
         if claim {
             self.claim(&client).await?;
+            self.forget_dead_replicas(&client).await?;
         }
 
         let rows = self
@@ -375,6 +384,37 @@ impl PostgresStore {
                 engines = taken_over,
                 replica = %self.replica,
                 "Engines taken over from a DPM whose lease expired."
+            );
+        }
+        Ok(())
+    }
+
+    /// Every [`FORGET_EVERY`], deletes the lease rows of replicas gone for [`FORGET_AFTER`] whose
+    /// engines have all been claimed.
+    async fn forget_dead_replicas(&self, client: &Object) -> Result<(), StoreError> {
+        {
+            let mut forgotten = self
+                .forgotten
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if forgotten.is_some_and(|at| at.elapsed() < FORGET_EVERY) {
+                return Ok(());
+            }
+            *forgotten = Some(Instant::now());
+        }
+        let rows = self
+            .query(
+                client,
+                "DELETE FROM dpm_replica AS r WHERE r.expires_at < now() - make_interval(secs => $1) \
+                 AND NOT EXISTS (SELECT 1 FROM dpm_engine e WHERE e.owner = r.id) RETURNING r.id",
+                &[&FORGET_AFTER.as_secs_f64()],
+            )
+            .await?;
+        if !rows.is_empty() {
+            tracing::debug!(
+                eventId = "replicasForgotten",
+                replicas = rows.len(),
+                "Lease rows of DPMs gone for a minute deleted."
             );
         }
         Ok(())
