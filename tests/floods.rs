@@ -399,3 +399,57 @@ async fn the_http_port_bounds_slow_loris_greedy_peers_and_clients_that_never_rea
         "http: slow-loris cut after {cut_after:?}; a peer over its cap refused at accept; a client that never reads cut {cut:?} after its writes blocked"
     );
 }
+
+#[test]
+fn an_engine_stays_ready_when_its_quiet_connections_are_closed_for_idleness() {
+    // DPM closes connections that carry no call for 1 s; the engine registers every 2 s and DPM
+    // checks it every 3 s, so both sides' connections go idle between calls, are closed, and are
+    // made again by the next call without the engine ever leaving READY.
+    let pair = Pair::linked();
+    let dpm = pair.start_dpm(&[
+        "--server.port=0",
+        "--ataccama.server.grpc.max-connection-idle=1s",
+        "--ataccama.one.dpm.registry.check-connected-interval=3s",
+    ]);
+    let actuator = http_port(&dpm);
+    let dpe = pair.start_dpe(
+        dpm.port(),
+        &[
+            "--ataccama.server.grpc.max-connection-idle=1s",
+            "--ataccama.one.dpe.service.dpm.check-connection-interval=2s",
+        ],
+    );
+    dpm.wait_for("READY", |e| {
+        e["eventId"] == "setEngineStatus" && e["newStatus"] == "READY"
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = get(actuator, "/actuator/prometheus");
+        if sample(
+            &metrics,
+            "svcid_grpc_connections_closed_total{reason=\"idle\"}",
+        ) >= 2.0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no idle connection was closed:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Let a few more checks and registrations run over fresh connections.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !dpm.events()
+            .iter()
+            .any(|e| e["eventId"] == "engineDisconnected"),
+        "the engine left READY when its idle connections were closed"
+    );
+    assert!(
+        dpe.events().iter().all(|e| !e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Unable to register."))),
+        "a registration failed when its idle connection was closed"
+    );
+}

@@ -311,31 +311,37 @@ impl Guarded {
         }
     }
 
-    /// The bound passed, if any; otherwise re-arms the timer.
+    /// The bound passed, if any; otherwise arms the timer for the bound that applies now: the
+    /// first-call deadline until a call started, then the idle deadline after the last call
+    /// ended (moved on by every call), and a look again one idle period on while calls run.
     fn over_bound(&mut self, cx: &mut Context<'_>) -> Option<ClosedBy> {
         let (first_call, idle) = (self.admission.gate.first_call, self.admission.gate.idle);
-        while self.timer.as_mut().poll(cx).is_ready() {
+        loop {
             let activity = &self.activity;
-            let next = if activity.calls.load(Ordering::Relaxed) > 0 {
-                Instant::now() + idle
-            } else if !activity.called.load(Ordering::Relaxed) {
-                let deadline = activity.epoch + first_call;
-                if Instant::now() >= deadline {
-                    return Some(ClosedBy::NoCall);
-                }
-                deadline
+            let now = Instant::now();
+            let deadline = if activity.calls.load(Ordering::Relaxed) > 0 {
+                // Busy: nothing can pass until the calls end; look again later.
+                let armed = self.timer.deadline().into_std();
+                if armed > now { armed } else { now + idle }
             } else {
-                let deadline = activity.last_change() + idle;
-                if Instant::now() >= deadline {
-                    return Some(ClosedBy::Idle);
+                let (deadline, by) = if activity.called.load(Ordering::Relaxed) {
+                    (activity.last_change() + idle, ClosedBy::Idle)
+                } else {
+                    (activity.epoch + first_call, ClosedBy::NoCall)
+                };
+                if now >= deadline {
+                    return Some(by);
                 }
                 deadline
             };
-            self.timer
-                .as_mut()
-                .reset(tokio::time::Instant::from_std(next));
+            let deadline = tokio::time::Instant::from_std(deadline);
+            if self.timer.deadline() != deadline {
+                self.timer.as_mut().reset(deadline);
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return None;
+            }
         }
-        None
     }
 
     /// Marks the connection closed by `by`: counted, logged at DEBUG; reads and writes fail.
@@ -549,6 +555,25 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(90));
         drop(guarded);
         assert_eq!(metrics.open(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_without_a_call_in_flight_is_closed_after_the_idle_bound() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = Arc::new(ConnectionMetrics::default());
+        let gate = Gate::new(&limits(10, 10, 10_000, 300), Arc::clone(&metrics));
+        let (_client, server, peer) = pair(&listener).await;
+        let mut guarded = gate.guard(server, peer).unwrap();
+        // A call comes and goes at once; the connection is idle from then on.
+        drop(CallGuard::start(Arc::clone(&guarded.activity)));
+        let started = Instant::now();
+        let error = read_some(&mut guarded).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+            "closed after {took:?}"
+        );
     }
 
     #[tokio::test]
