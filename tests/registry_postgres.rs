@@ -185,6 +185,24 @@ fn wait_database(port: u16, status: &str) -> Value {
     }
 }
 
+/// Polls the console's `engines` view until its fleet snapshot (read by the store's tick once
+/// the console asked) holds `engines` engines.
+fn wait_console_fleet(port: u16, engines: usize) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (code, body) = get(port, "/console/api/engines");
+        let view: Value = serde_json::from_str(&body).unwrap_or_default();
+        if code == 200 && view["pending"].is_null() && view["total"] == engines {
+            return view;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the console never showed {engines} engines: {code} {view}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn assert_no_password(daemon: &Daemon) {
     assert!(
         !file_contains(&daemon.log, PASSWORD),
@@ -238,7 +256,13 @@ fn a_restarted_dpm_knows_its_engines_and_checks_them_without_reregistration() {
 
     // The password is nowhere an operator looks.
     let http = http_port(&dpm, skip);
-    for path in ["/actuator/info", "/actuator/health", "/actuator/prometheus"] {
+    for path in [
+        "/actuator/info",
+        "/actuator/health",
+        "/actuator/prometheus",
+        "/console/api",
+        "/console/api/engines",
+    ] {
         let (_, body) = get(http, path);
         assert!(!body.contains(PASSWORD), "{path}: {body}");
     }
@@ -276,6 +300,46 @@ fn two_replicas_are_one_registry_each_engine_checked_by_one_and_a_killed_one_is_
     assert_eq!(count(&dpm_a, mark_a, "engineChecked", &e2), 0);
     assert_eq!(count(&dpm_a, 0, "setEngineStatus", &e1), 1, "logged once");
     assert_eq!(count(&dpm_b, 0, "setEngineStatus", &e1), 0, "logged once");
+
+    // The console of either replica shows the whole fleet and which replica checks which engine.
+    let replica_of = |dpm: &Daemon| -> String {
+        dpm.wait_for("registryOpened", |e| e["eventId"] == "registryOpened")["replica"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (replica_a, replica_b) = (replica_of(&dpm_a), replica_of(&dpm_b));
+    let console = wait_console_fleet(http_port(&dpm_a, 0), 2);
+    let checked_by = |id: &str| {
+        console["engines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .map(|e| e["checkedBy"].clone())
+    };
+    assert_eq!(
+        checked_by(&e1),
+        Some(Value::from(replica_a.clone())),
+        "{console}"
+    );
+    assert_eq!(
+        checked_by(&e2),
+        Some(Value::from(replica_b.clone())),
+        "{console}"
+    );
+    let replicas = console["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 2, "{console}");
+    let a = replicas
+        .iter()
+        .find(|r| r["id"] == replica_a.as_str())
+        .unwrap();
+    assert_eq!(
+        (a["this"].clone(), a["engines"].clone()),
+        (true.into(), 1.into()),
+        "{console}"
+    );
+    assert!(!console.to_string().contains(PASSWORD));
 
     // A dies; B takes e1 over within a few seconds, and e1 never leaves READY.
     let mark_b = dpm_b.events().len();

@@ -1,5 +1,6 @@
 //! The actuator's HTTP/1.1 server: `GET` (and `HEAD`) of `/actuator`, `/actuator/health`,
-//! `/actuator/health/<component>`, `/actuator/prometheus` and `/actuator/info`; nothing else.
+//! `/actuator/health/<component>`, `/actuator/prometheus` and `/actuator/info`, and the
+//! operations console's paths (`/`, `/console…`, see [`crate::console`]); nothing else.
 //!
 //! Built on hyper directly (already in the dependency tree through tonic) rather than a web
 //! framework: four read-only routes need no router. The server serves the [`Connection`]s it is
@@ -121,7 +122,8 @@ pub async fn serve<C: Connection>(
 
 /// Answers one request and logs it at DEBUG.
 fn handle(actuator: &Actuator, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let response = respond(actuator, request.method(), request.uri().path());
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let response = respond(actuator, request.method(), target);
     tracing::debug!(
         eventId = "actuatorRequest",
         method = %request.method(),
@@ -132,8 +134,9 @@ fn handle(actuator: &Actuator, request: &Request<Incoming>) -> Response<Full<Byt
     response
 }
 
-/// The answer to `method path`, without any I/O: what the routes are.
+/// The answer to `method path` (`path` may end in `?query`), without any I/O: what the routes are.
 pub fn respond(actuator: &Actuator, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     if method != Method::GET && method != Method::HEAD {
         let mut response = json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -162,10 +165,12 @@ pub fn respond(actuator: &Actuator, method: &Method, path: &str) -> Response<Ful
             .and_then(|name| actuator.component(name))
         {
             Some(component) => json(code(component.status.http_code()), &component.to_json()),
-            None => json(
-                StatusCode::NOT_FOUND,
-                &serde_json::json!({"status": 404, "error": "Not Found", "path": printable_path(path)}),
-            ),
+            None => crate::console::respond(actuator, path, query).unwrap_or_else(|| {
+                json(
+                    StatusCode::NOT_FOUND,
+                    &serde_json::json!({"status": 404, "error": "Not Found", "path": printable_path(path)}),
+                )
+            }),
         },
     }
 }
@@ -190,7 +195,11 @@ fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     text(status, ACTUATOR_JSON, body.to_string())
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+pub(crate) fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -8,12 +8,15 @@
 //! - [`EngineMetrics`]: DPM's registrations, unregistrations and status checks.
 //! - [`RegistrationState`]: DPE's registration with DPM; also the `registration` health component.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::health::Component;
-use crate::metrics::{Counter, CounterVec, Exposition, Histogram, Kind, LATENCY_BOUNDS};
+use crate::metrics::{
+    Counter, CounterVec, Exposition, Histogram, Kind, LATENCY_BOUNDS, OVERFLOW_LABEL,
+};
 
 /// `svcid_authentications_accepted_total{deployment}`.
 pub const AUTH_ACCEPTED: &str = "svcid_authentications_accepted_total";
@@ -100,6 +103,14 @@ pub fn render_engines(out: &mut Exposition, by_status: &[(&str, u64)]) {
     }
 }
 
+/// Most (reason, deployment, peer) rows [`AuthMetrics`] keeps for the console; refusals from
+/// further peers are counted under the peer [`OVERFLOW_LABEL`], so a flood of distinct peers
+/// cannot grow memory.
+pub const MAX_REFUSAL_ROWS: usize = 256;
+/// Overflow rows allowed beyond [`MAX_REFUSAL_ROWS`] (one per reason and deployment; both come
+/// from a fixed set, so these are few); past them everything shares one `other` row.
+const MAX_OVERFLOW_ROWS: usize = 64;
+
 /// What the authentication layer decided, per peer.
 #[derive(Debug)]
 pub struct AuthMetrics {
@@ -107,8 +118,26 @@ pub struct AuthMetrics {
     accepted: CounterVec,
     /// Refused calls by reason code and the deployment the token's `kid` names (`-`: none).
     refused: CounterVec,
+    /// The same refusals by reason, deployment and peer address, with the last time: the
+    /// console's table. Bounded by [`MAX_REFUSAL_ROWS`].
+    refused_by_peer: Mutex<HashMap<(String, String, String), RefusalRow>>,
     /// Verified callers refused by the access policy (`PERMISSION_DENIED`), by deployment.
     denied: CounterVec,
+}
+
+/// Refusals of one reason, deployment and peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusalRow {
+    /// The verifier's reason code.
+    pub reason: String,
+    /// The deployment the `kid` names, or `-`.
+    pub deployment: String,
+    /// The peer's IP address (no port), or [`OVERFLOW_LABEL`] once the table is full.
+    pub peer: String,
+    /// How many since start.
+    pub count: u64,
+    /// When the last one was.
+    pub last: SystemTime,
 }
 
 impl Default for AuthMetrics {
@@ -116,6 +145,7 @@ impl Default for AuthMetrics {
         Self {
             accepted: CounterVec::new(&["deployment"]),
             refused: CounterVec::new(&["reason", "deployment"]),
+            refused_by_peer: Mutex::new(HashMap::new()),
             denied: CounterVec::new(&["deployment"]),
         }
     }
@@ -127,9 +157,49 @@ impl AuthMetrics {
         self.accepted.inc(deployment);
     }
 
-    /// A refused call: the verifier's reason code and the `kid`'s deployment (or `-`).
-    pub fn refused(&self, reason: &str, deployment: &str) {
+    /// A refused call: the verifier's reason code, the `kid`'s deployment (or `-`) and the peer's
+    /// address without its port (or `-`). Counted for Prometheus by reason and deployment, and
+    /// for the console by all three with the time.
+    pub fn refused(&self, reason: &str, deployment: &str, peer: &str) {
         self.refused.inc2(reason, deployment);
+        let now = SystemTime::now();
+        let mut table = self
+            .refused_by_peer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut key = (reason.to_owned(), deployment.to_owned(), peer.to_owned());
+        if !table.contains_key(&key) && table.len() >= MAX_REFUSAL_ROWS {
+            key.2 = OVERFLOW_LABEL.to_owned();
+            if !table.contains_key(&key) && table.len() >= MAX_REFUSAL_ROWS + MAX_OVERFLOW_ROWS {
+                key = (
+                    OVERFLOW_LABEL.to_owned(),
+                    OVERFLOW_LABEL.to_owned(),
+                    OVERFLOW_LABEL.to_owned(),
+                );
+            }
+        }
+        let entry = table.entry(key).or_insert_with_key(|key| RefusalRow {
+            reason: key.0.clone(),
+            deployment: key.1.clone(),
+            peer: key.2.clone(),
+            count: 0,
+            last: now,
+        });
+        entry.count = entry.count.saturating_add(1);
+        entry.last = now;
+    }
+
+    /// Every refusal row, the most recent first.
+    pub fn refusal_rows(&self) -> Vec<RefusalRow> {
+        let mut rows: Vec<RefusalRow> = self
+            .refused_by_peer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        rows.sort_by(|a, b| b.last.cmp(&a.last).then_with(|| b.count.cmp(&a.count)));
+        rows
     }
 
     /// A verified caller the access policy turned away.
@@ -373,6 +443,8 @@ pub struct ReloadMetrics {
     failed: Counter,
     /// [`NEVER`], [`APPLIED`] or [`FAILED`]: the last outcome.
     last: AtomicU8,
+    /// When the last reload ended, for the console.
+    last_at: Mutex<Option<SystemTime>>,
 }
 
 impl ReloadMetrics {
@@ -380,12 +452,37 @@ impl ReloadMetrics {
     pub fn applied(&self) {
         self.applied.inc();
         self.last.store(APPLIED, Ordering::Relaxed);
+        self.stamp();
     }
 
     /// A reload failed validation.
     pub fn failed(&self) {
         self.failed.inc();
         self.last.store(FAILED, Ordering::Relaxed);
+        self.stamp();
+    }
+
+    fn stamp(&self) {
+        *self.last_at.lock().unwrap_or_else(PoisonError::into_inner) = Some(SystemTime::now());
+    }
+
+    /// The last reload's result (`none`, `applied`, `failed`) and when it ended.
+    pub fn last(&self) -> (&'static str, Option<SystemTime>) {
+        let at = *self.last_at.lock().unwrap_or_else(PoisonError::into_inner);
+        (self.last_name(), at)
+    }
+
+    /// Reloads applied and failed since start.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.applied.get(), self.failed.get())
+    }
+
+    fn last_name(&self) -> &'static str {
+        match self.last.load(Ordering::Relaxed) {
+            NEVER => "none",
+            APPLIED => "applied",
+            _ => "failed",
+        }
     }
 
     /// Writes `svcid_configuration_reloads_total`.
@@ -411,13 +508,8 @@ impl ReloadMetrics {
     /// start or at its last successful reload; a failed reload changed nothing), with the counts
     /// and whether the file on disk is currently rejected.
     pub fn health(&self) -> Component {
-        let last = match self.last.load(Ordering::Relaxed) {
-            NEVER => "none",
-            APPLIED => "applied",
-            _ => "failed",
-        };
         Component::up_if(true)
-            .with("lastReload", last)
+            .with("lastReload", self.last_name())
             .with("reloadsApplied", self.applied.get())
             .with("reloadsFailed", self.failed.get())
     }
@@ -627,11 +719,57 @@ mod tests {
     }
 
     #[test]
+    fn refusals_by_peer_sum_to_the_prometheus_counts_and_stay_bounded() {
+        let auth = AuthMetrics::default();
+        auth.refused("revoked_key", "dpe-dev", "10.0.0.1");
+        auth.refused("revoked_key", "dpe-dev", "10.0.0.1");
+        auth.refused("revoked_key", "dpe-dev", "10.0.0.2");
+        auth.refused("unknown_kid", "-", "10.0.0.1");
+        let rows = auth.refusal_rows();
+        assert_eq!(rows.len(), 3);
+        let count = |reason: &str, peer: &str| {
+            rows.iter()
+                .find(|r| r.reason == reason && r.peer == peer)
+                .map(|r| r.count)
+        };
+        assert_eq!(count("revoked_key", "10.0.0.1"), Some(2));
+        assert_eq!(count("unknown_kid", "10.0.0.1"), Some(1));
+        assert_eq!(auth.refused_count("revoked_key", "dpe-dev"), 3);
+
+        // A flood of distinct peers: the table stops growing, no count is lost.
+        for i in 0..5_000u32 {
+            auth.refused(
+                "bad_signature",
+                "-",
+                &format!("10.1.{}.{}", i / 256, i % 256),
+            );
+        }
+        let rows = auth.refusal_rows();
+        assert!(
+            rows.len() <= MAX_REFUSAL_ROWS + MAX_OVERFLOW_ROWS,
+            "{}",
+            rows.len()
+        );
+        let flood: u64 = rows
+            .iter()
+            .filter(|r| r.reason == "bad_signature")
+            .map(|r| r.count)
+            .sum();
+        assert_eq!(flood, 5_000);
+        assert_eq!(flood, auth.refused_count("bad_signature", "-"));
+        assert!(rows.iter().any(|r| r.peer == OVERFLOW_LABEL));
+    }
+
+    #[test]
     fn reloads_report_both_results() {
         let reloads = ReloadMetrics::default();
         assert_eq!(reloads.health().details["lastReload"], "none");
+        assert_eq!(reloads.last(), ("none", None));
         reloads.applied();
         reloads.failed();
+        assert_eq!(reloads.last().0, "failed");
+        assert!(reloads.last().1.is_some());
+        assert_eq!(reloads.counts(), (1, 1));
         let health = reloads.health();
         assert_eq!(health.status, Status::Up);
         assert_eq!(health.details["lastReload"], "failed");

@@ -6,12 +6,14 @@
 //! - [`instruments`]: every metric family svcid exports, named once.
 //! - [`health`]: components, their aggregation and the 503 rule.
 //! - [`http`]: the small HTTP/1.1 server (hyper) that answers the three endpoints, read-only.
+//! - [`console`]: the operations console, a read-only web page and its JSON on the same port.
 //!
 //! An [`Actuator`] is assembled by a daemon from closures: health checks, metric sources and info
 //! sections that read the daemon's live state when asked, so nothing is copied or goes stale.
 //! This crate knows nothing of tokens, gRPC or engines: the daemons decide what to show, and they
 //! show only public facts (key fingerprints, never keys).
 
+pub mod console;
 pub mod health;
 pub mod http;
 pub mod instruments;
@@ -22,6 +24,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
+use crate::console::{Console, Query, QueryError};
 use crate::health::{Component, Status};
 use crate::metrics::{Exposition, Kind};
 
@@ -46,6 +49,8 @@ pub struct Actuator {
     metrics: Vec<MetricSource>,
     /// Info sections in the order added.
     info: Vec<(String, InfoSection)>,
+    /// The operations console's sections and views, and whether it is on.
+    console: Console,
 }
 
 impl fmt::Debug for Actuator {
@@ -62,6 +67,7 @@ impl fmt::Debug for Actuator {
                 "info",
                 &self.info.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
+            .field("console", &self.console)
             .finish()
     }
 }
@@ -81,6 +87,7 @@ impl Actuator {
             health: Vec::new(),
             metrics: Vec::new(),
             info: Vec::new(),
+            console: Console::default(),
         }
     }
 
@@ -109,9 +116,53 @@ impl Actuator {
         self
     }
 
+    /// Turns the operations console on (the default) or off: off, its paths answer 404.
+    #[must_use]
+    pub fn console_enabled(mut self, enabled: bool) -> Self {
+        self.console.set_enabled(enabled);
+        self
+    }
+
+    /// Adds a section of the console's `/console/api` under `key`.
+    #[must_use]
+    pub fn console_section(
+        mut self,
+        key: &str,
+        section: impl Fn() -> Value + Send + Sync + 'static,
+    ) -> Self {
+        self.console.add_section(key, Box::new(section));
+        self
+    }
+
+    /// Adds the console view `/console/api/<name>`, answering a query.
+    #[must_use]
+    pub fn console_view(
+        mut self,
+        name: &str,
+        view: impl Fn(&Query) -> Result<Value, QueryError> + Send + Sync + 'static,
+    ) -> Self {
+        self.console.add_view(name, Box::new(view));
+        self
+    }
+
+    /// The console's parts, for [`console::respond`].
+    pub(crate) fn console_parts(&self) -> &Console {
+        &self.console
+    }
+
     /// The module name given at construction.
     pub fn module(&self) -> &str {
         &self.module
+    }
+
+    /// The version given at construction.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// When this actuator (the process) started.
+    pub fn started(&self) -> SystemTime {
+        self.started
     }
 
     /// The overall status and the `/actuator/health` report.

@@ -7,8 +7,10 @@
 //! holds what they have in common: module homes and the `dpm` process ([`daemon`]), simulated
 //! engines ([`engines`]), the fleet as DPM's logs tell it ([`fleet`]), reading
 //! `/proc` ([`procfs`]), percentiles ([`stats`]) and the result lines `run.sh` collects
-//! ([`report`]). Everything runs on loopback; every wait is bounded.
+//! ([`report`]); `swarm --console` also loads the operations console in headless chromium
+//! ([`console`]). Everything runs on loopback; every wait is bounded.
 
+pub mod console;
 pub mod daemon;
 pub mod engines;
 pub mod fleet;

@@ -122,6 +122,8 @@ pub const SERVER_CONNECTION_TIMEOUT: &str = "server.connection-timeout";
 pub const SERVER_IDLE_TIMEOUT: &str = "server.idle-timeout";
 /// How long a write to an HTTP connection may make no progress before it is closed.
 pub const SERVER_WRITE_TIMEOUT: &str = "server.write-timeout";
+/// The operations console on the actuator HTTP port (`/console`): `true` (default) or `false`.
+pub const CONSOLE_ENABLED: &str = "svcid.console.enabled";
 
 /// DPE: where DPM is.
 pub const DPM_HOST: &str = "ataccama.client.connection.dpm.host";
@@ -234,6 +236,7 @@ pub const KNOWN: &[&str] = &[
     SERVER_CONNECTION_TIMEOUT,
     SERVER_IDLE_TIMEOUT,
     SERVER_WRITE_TIMEOUT,
+    CONSOLE_ENABLED,
     DPM_HOST,
     DPM_PORT,
     SERVICE_HOSTNAME,

@@ -1,5 +1,6 @@
 //! Binding of the operations properties: the actuator HTTP port (`server.port`,
-//! `server.address`, Spring Boot's names) into [`HttpSettings`], and the log files' rolling
+//! `server.address`, Spring Boot's names) and its console switch (`svcid.console.enabled`) into
+//! [`HttpSettings`], and the log files' rolling
 //! policy (`logging.logback.rollingpolicy.*`) into [`RollingPolicy`].
 //!
 //! Only values are checked here; the daemons bind the port and the logging crate rolls the files.
@@ -31,6 +32,8 @@ pub fn default_http_port(kind: ModuleKind) -> u16 {
 /// Binds `server.port`, `server.address` and the port's connection bounds; the address defaults
 /// to the gRPC host, so a daemon bound to loopback does not expose its endpoints on every
 /// interface.
+/// Binds `server.port`, `server.address` and `svcid.console.enabled`; the address defaults to the
+/// gRPC host, so a daemon bound to loopback does not expose its endpoints on every interface.
 pub(crate) fn bind_http(b: &mut Binder<'_>, kind: ModuleKind, grpc_host: &str) -> HttpSettings {
     let port = b.port(names::SERVER_PORT, default_http_port(kind));
     let connections = bind_bounds(
@@ -45,6 +48,7 @@ pub(crate) fn bind_http(b: &mut Binder<'_>, kind: ModuleKind, grpc_host: &str) -
         ConnectionBounds::http(),
     );
     let address = b.string_or(names::SERVER_ADDRESS, grpc_host);
+    let console = b.bool(names::CONSOLE_ENABLED, true);
     if address.parse::<std::net::IpAddr>().is_err()
         && address != "localhost"
         && let Some(v) = b.props.get(names::SERVER_ADDRESS)
@@ -59,12 +63,14 @@ pub(crate) fn bind_http(b: &mut Binder<'_>, kind: ModuleKind, grpc_host: &str) -
             address: grpc_host.to_owned(),
             port,
             connections,
+            console,
         };
     }
     HttpSettings {
         address,
         port,
         connections,
+        console,
     }
 }
 
@@ -136,6 +142,7 @@ mod tests {
                 address: "127.0.0.1".into(),
                 port: 8031,
                 connections: ConnectionBounds::http(),
+                console: true,
             }
         );
         assert_eq!(bind_http(&mut b, ModuleKind::Dpe, "0.0.0.0").port, 8034);
@@ -172,6 +179,24 @@ mod tests {
             problems[1].contains("server.write-timeout"),
             "{}",
             problems[1]
+        );
+    }
+
+    #[test]
+    fn the_console_switch_is_a_boolean() {
+        let set = binder_for("svcid.console.enabled=false\n");
+        let mut b = Binder::new(&set);
+        assert!(!bind_http(&mut b, ModuleKind::Dpm, "127.0.0.1").console);
+        assert!(b.problems.is_empty());
+
+        let set = binder_for("svcid.console.enabled=maybe\n");
+        let mut b = Binder::new(&set);
+        assert!(bind_http(&mut b, ModuleKind::Dpe, "127.0.0.1").console);
+        let problems: Vec<String> = b.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("svcid.console.enabled"),
+            "{problems:?}"
         );
     }
 

@@ -57,6 +57,8 @@ pub struct HttpSettings {
     pub port: u16,
     /// `server.max-connections` and friends; defaults in [`ConnectionBounds::http`].
     pub connections: ConnectionBounds,
+    /// Whether the port also serves the operations console (`svcid.console.enabled`, true).
+    pub console: bool,
 }
 
 /// Bounds on the connections of one listening port, so peers who never authenticate cannot

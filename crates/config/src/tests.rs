@@ -1825,3 +1825,17 @@ fn bind_never_panics_on_garbage() {
         }
     }
 }
+
+#[test]
+fn the_readme_documents_every_property() {
+    let readme = include_str!("../../../README.md");
+    let missing: Vec<&str> = names::KNOWN
+        .iter()
+        .copied()
+        .filter(|name| !readme.contains(&format!("`{name}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README.md's configuration reference lacks {missing:?}"
+    );
+}

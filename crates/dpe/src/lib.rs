@@ -26,6 +26,17 @@ use crate::registration::Registrar;
 /// How long shutdown waits for the unregistration before stopping anyway.
 const UNREGISTER_GRACE: Duration = Duration::from_secs(5);
 
+/// The console's `registration` section: this engine's id and its registration with DPM (the
+/// `registration` health component's details: `dpmUrl`, `since`, `lastError`).
+fn registration_view(state: &RegistrationState, engine_id: &str) -> serde_json::Value {
+    let health = state.health();
+    let mut view = serde_json::Map::new();
+    view.insert("engineId".to_owned(), engine_id.into());
+    view.insert("registered".to_owned(), state.is_registered().into());
+    view.extend(health.details);
+    serde_json::Value::Object(view)
+}
+
 /// The Data Processing Engine, as the shared daemon life cycle runs it
 /// (`svcid_grpc::daemon::main::<Dpe>()`).
 #[derive(Debug)]
@@ -105,12 +116,17 @@ impl Module for Dpe {
                 .max_encoding_message_size(max),
         );
         let info_engine_id = engine_id.clone();
+        let console_engine_id = engine_id.clone();
         let actuator = move |shared: svcid_actuator::Actuator| {
             let health_state = Arc::clone(&state);
+            let console_state = Arc::clone(&state);
             shared
                 .health("registration", move || health_state.health())
                 .metrics(move |out| state.render(out))
                 .info("engine", move || serde_json::json!({"id": info_engine_id}))
+                .console_section("registration", move || {
+                    registration_view(&console_state, &console_engine_id)
+                })
         };
         Ok(Parts {
             services,

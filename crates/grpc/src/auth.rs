@@ -34,7 +34,7 @@ use tracing::Instrument;
 use svcid_client::CORRELATION_ID_HEADER;
 
 use crate::connections::{CallGuard, GuardedInfo};
-use crate::refusals::{MAX_TRACKED_REFUSALS, REFUSAL_WINDOW, Refusal, RefusalLog};
+use crate::refusals::{MAX_TRACKED_REFUSALS, REFUSAL_WINDOW, Refusal, RefusalLog, peer_ip};
 use crate::status;
 
 /// Method path prefixes served without a token.
@@ -187,7 +187,8 @@ where
                     .kid()
                     .and_then(|kid| self.verifier.deployment_of(kid))
                     .unwrap_or_else(|| "-".to_owned());
-                self.metrics.refused(error.reason(), &deployment);
+                self.metrics
+                    .refused(error.reason(), &deployment, peer_ip(&peer));
                 // Never the token: only the reason code and the verifier's escaped, short kid.
                 self.refusals.refused(&Refusal {
                     reason: error.reason(),

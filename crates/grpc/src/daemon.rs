@@ -222,7 +222,10 @@ pub async fn run<M: Module>(
     );
     crate::tls::log_serving(settings.grpc.tls.as_ref());
     crate::tls::warn_if_trusting_all(&settings.role);
-    let actuator = (parts.actuator)(operations.actuator(M::KIND, bound, &verifier, &issuer));
+    let shared = operations
+        .actuator(M::KIND, bound, &verifier, &issuer)
+        .console_enabled(settings.http.console);
+    let actuator = (parts.actuator)(shared);
     // The listener is bound: calls queue in the kernel until the server below takes them.
     operations.set_serving(true);
     let http_gate = crate::connections::Gate::new(

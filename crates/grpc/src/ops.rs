@@ -10,18 +10,27 @@
 //! `/actuator/info` shows the `kid` this module signs with and, per trusted deployment, its
 //! module, roles and key fingerprints with their revocation flags: public facts an operator
 //! compares with the peer's `svcid check`. Never a key, never a `d`.
+//!
+//! The operations console (`/console`, [`svcid_actuator::console`]) gets the sections both
+//! daemons share: `trust` (the same keys, each with when it last proved a call), `refusals`
+//! (refused calls by reason, deployment and peer, from the counters behind
+//! `svcid_authentications_refused_total`) and `configuration` (the last live reload and its
+//! result). Like the info, nothing in them is secret: no key, no token, no password.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
-use svcid_actuator::Actuator;
+use serde_json::{Map, Value, json};
 use svcid_actuator::health::Component;
 use svcid_actuator::instruments::{
     AuthMetrics, ConnectionMetrics, Port, ReloadMetrics, TokenCounts, render_tokens,
 };
+use svcid_actuator::{Actuator, rfc3339};
 use svcid_config::{HttpSettings, ModuleKind};
+use svcid_identity::registry::DeploymentKey;
 use svcid_identity::token::{TokenIssuer, TokenVerifier};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,6 +38,9 @@ use tokio::task::JoinHandle;
 
 use crate::connections::Gate;
 use crate::daemon::exit::DaemonError;
+
+/// A key that proved a call within this long is "used recently" on the console.
+pub const KEY_RECENTLY_USED: Duration = Duration::from_secs(300);
 
 /// The instruments shared code feeds, handed to the actuator and to the code that observes.
 #[derive(Debug)]
@@ -86,6 +98,9 @@ impl Operations {
         let http_connections = Arc::clone(&self.http_connections);
         let (token_verifier, token_issuer) = (Arc::clone(verifier), Arc::clone(issuer));
         let (info_verifier, info_issuer) = (Arc::clone(verifier), Arc::clone(issuer));
+        let (trust_verifier, trust_issuer) = (Arc::clone(verifier), Arc::clone(issuer));
+        let console_auth = Arc::clone(&self.auth);
+        let console_reloads = Arc::clone(&self.reloads);
         Actuator::new(kind.as_str(), env!("CARGO_PKG_VERSION"))
             .health("configuration", move || reloads.health())
             .health("grpc", move || {
@@ -107,11 +122,79 @@ impl Operations {
                 );
             })
             .info("keys", move || keys_info(&info_verifier, &info_issuer))
+            .console_section("configuration", move || {
+                configuration_view(&console_reloads)
+            })
+            .console_section("trust", move || trust_view(&trust_verifier, &trust_issuer))
+            .console_section("refusals", move || refusals_view(&console_auth))
     }
 }
 
 /// The `keys` info section: the signing `kid` and every trusted deployment's fingerprints.
 pub fn keys_info(verifier: &TokenVerifier, issuer: &TokenIssuer) -> Value {
+    keys_report(verifier, issuer, |_, _| {})
+}
+
+/// The console's `trust` section: [`keys_info`] with, per key, when it last proved a call
+/// (`lastUsed`, RFC 3339, or null) and whether that was within [`KEY_RECENTLY_USED`].
+pub fn trust_view(verifier: &TokenVerifier, issuer: &TokenIssuer) -> Value {
+    let used: HashMap<String, i64> = verifier.keys_last_used();
+    let now = SystemTime::now();
+    let mut report = keys_report(verifier, issuer, |key, out| {
+        let at = used
+            .get(&key.fingerprint)
+            .and_then(|secs| u64::try_from(*secs).ok())
+            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs));
+        let recent = at.is_some_and(|at| {
+            now.duration_since(at)
+                .map_or(true, |ago| ago <= KEY_RECENTLY_USED)
+        });
+        out.insert("lastUsed".to_owned(), at.map(rfc3339).into());
+        out.insert("usedRecently".to_owned(), recent.into());
+    });
+    report["recentlySeconds"] = KEY_RECENTLY_USED.as_secs().into();
+    report
+}
+
+/// The console's `refusals` section: every (reason, deployment, peer) row with its count and
+/// last time, the most recent first, and the total (equal to the sum of
+/// `svcid_authentications_refused_total`).
+pub fn refusals_view(auth: &AuthMetrics) -> Value {
+    let rows = auth.refusal_rows();
+    let total: u64 = rows.iter().map(|row| row.count).sum();
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "reason": row.reason,
+                "deployment": row.deployment,
+                "peer": row.peer,
+                "count": row.count,
+                "last": rfc3339(row.last),
+            })
+        })
+        .collect();
+    json!({"total": total, "rows": rows})
+}
+
+/// The console's `configuration` section: the last live reload (`none`, `applied`, `failed`)
+/// and when, and the counts.
+pub fn configuration_view(reloads: &ReloadMetrics) -> Value {
+    let (result, at) = reloads.last();
+    let (applied, failed) = reloads.counts();
+    json!({
+        "lastReload": {"result": result, "at": at.map(rfc3339)},
+        "reloadsApplied": applied,
+        "reloadsFailed": failed,
+    })
+}
+
+/// The signing `kid` and every trusted deployment's keys, `extra` adding fields to each key.
+fn keys_report(
+    verifier: &TokenVerifier,
+    issuer: &TokenIssuer,
+    mut extra: impl FnMut(&DeploymentKey, &mut Map<String, Value>),
+) -> Value {
     let registry = verifier.registry();
     let trusted: Vec<Value> = registry
         .deployments()
@@ -121,11 +204,12 @@ pub fn keys_info(verifier: &TokenVerifier, issuer: &TokenIssuer) -> Value {
                 .keys
                 .iter()
                 .map(|key| {
-                    json!({
-                        "name": key.name,
-                        "fingerprint": key.fingerprint,
-                        "revoked": key.revoked,
-                    })
+                    let mut out = Map::new();
+                    out.insert("name".to_owned(), key.name.clone().into());
+                    out.insert("fingerprint".to_owned(), key.fingerprint.clone().into());
+                    out.insert("revoked".to_owned(), key.revoked.into());
+                    extra(key, &mut out);
+                    Value::Object(out)
                 })
                 .collect();
             json!({

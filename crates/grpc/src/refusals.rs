@@ -280,7 +280,7 @@ fn write_summary(summary: &Summary, window: Duration) {
 }
 
 /// The address without its port (`127.0.0.1:5000` → `127.0.0.1`, `[::1]:5000` → `[::1]`).
-fn peer_ip(peer: &str) -> &str {
+pub(crate) fn peer_ip(peer: &str) -> &str {
     match peer.rsplit_once(':') {
         Some((ip, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => ip,
         _ => peer,

@@ -78,8 +78,14 @@ impl StartOnly {
         if without_tls(&self.grpc) != without_tls(&new.grpc) {
             changed.push(format!("{}.*", names::GRPC));
         }
-        if self.http != new.http {
+        // Where and how the HTTP port listens; the console switch is named on its own.
+        if (&self.http.address, self.http.port, self.http.connections)
+            != (&new.http.address, new.http.port, new.http.connections)
+        {
             changed.push(format!("{}.*", names::SERVER));
+        }
+        if self.http.console != new.http.console {
+            changed.push(names::CONSOLE_ENABLED.to_owned());
         }
         if self.role != new.role {
             changed.push(match new.role {

@@ -18,6 +18,11 @@
 //! 6. restart: DPM is killed (SIGKILL) and started again on the same port; all engines must be
 //!    READY again, and how bunched their re-registrations were is reported.
 //!
+//! With `--console DIR`, right after the storm (every engine READY) a real `dpe` is started and
+//! kept running, and both daemons' operations consoles are loaded in headless chromium: a
+//! screenshot of each into `DIR` (`console-dpm.png`, `console-dpe.png`), the page and JSON sizes
+//! and the time to the first complete render.
+//!
 //! Everything is on 127.0.0.1; nothing outlives the run.
 
 use std::collections::HashSet;
@@ -28,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use serde_json::Value;
 use svcid_bench::daemon::{
     ChildGuard, Dpm, LogTail, TrustedPeer, free_port, log_path, sibling_binary, write_dpm_home,
 };
@@ -74,6 +80,10 @@ struct Args {
     /// Engines' registration interval in milliseconds (`dpe`'s default: 5000).
     #[arg(long, default_value_t = 5000)]
     register_interval_ms: u64,
+    /// After the storm, screenshot and measure both daemons' operations consoles into this
+    /// folder (needs Debian's chromium).
+    #[arg(long)]
+    console: Option<std::path::PathBuf>,
 }
 
 /// DPM's default `check-connected-interval`: the expected time between two checks.
@@ -126,7 +136,13 @@ async fn run(args: &Args) -> Result<()> {
         println!("wrote {}", home.display());
         return Ok(());
     }
-    write_dpm_home(&dpm_home, port, &dpm_key, &peers, &[])?;
+    // The console phase reads DPM's HTTP port from its log; otherwise the default port.
+    let http_extra = if args.console.is_some() {
+        vec!["server.port=0".to_owned()]
+    } else {
+        Vec::new()
+    };
+    write_dpm_home(&dpm_home, port, &dpm_key, &peers, &http_extra)?;
     let mut dpm = Dpm::start_wrapped(&dpm_home, &args.dpm_wrapper)?;
     let mut tail = LogTail::from_end(dpm.log_path());
     let started = Instant::now();
@@ -220,6 +236,22 @@ async fn run(args: &Args) -> Result<()> {
         )),
         view.registrations
     );
+
+    // The operations console at full load.
+    let mut console_figures = Vec::new();
+    if let Some(shots) = &args.console {
+        console_figures = console_phase(
+            shots,
+            dir.path(),
+            &dpm_home,
+            port,
+            &dpm_key,
+            &real_dpe_key,
+            n as u64,
+            patience,
+        )
+        .await?;
+    }
 
     // 4. Steady state.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -430,6 +462,36 @@ async fn run(args: &Args) -> Result<()> {
         }
         .print();
     }
+    for figures in &console_figures {
+        let mut render = figures.render.clone();
+        let spread = Spread::of(&mut render);
+        println!(
+            "FIGURE\t{} console at {n} engines: page (html+js+css)\t{:.1} KiB",
+            figures.module,
+            figures.page_bytes as f64 / 1024.0
+        );
+        println!(
+            "FIGURE\t{} console at {n} engines: /console/api\t{:.1} KiB",
+            figures.module,
+            figures.overview_bytes as f64 / 1024.0
+        );
+        if let Some((page, all)) = figures.engines_bytes {
+            println!(
+                "FIGURE\t{} console at {n} engines: /console/api/engines, limit=200 (as the page asks) and limit=1000\t{:.1} KiB and {:.1} KiB",
+                figures.module,
+                page as f64 / 1024.0,
+                all as f64 / 1024.0
+            );
+        }
+        println!(
+            "FIGURE\t{} console at {n} engines: navigation to first complete render ({} loads, {} rows shown)\tp50 {} max {}",
+            figures.module,
+            figures.render.len(),
+            figures.rows,
+            human(spread.p50),
+            human(spread.max)
+        );
+    }
     let mut figures = String::new();
     let _ = writeln!(
         figures,
@@ -507,39 +569,7 @@ async fn real_dpe_to_ready(
     tail: &mut LogTail,
     patience: Duration,
 ) -> Result<Duration> {
-    let home = dir.join("dpe-real");
-    std::fs::create_dir_all(home.join("etc"))?;
-    let dpm_peer = TrustedPeer {
-        name: "dpm-bench".into(),
-        module: "dpm".into(),
-        key_kid: dpm_key.kid().into(),
-        key_content: dpm_key.public_key().content_json(),
-    };
-    let mut text = String::new();
-    let _ = writeln!(text, "ataccama.server.grpc.host=127.0.0.1");
-    let _ = writeln!(text, "ataccama.server.grpc.port=0");
-    let _ = writeln!(text, "ataccama.client.connection.dpm.host=127.0.0.1");
-    let _ = writeln!(text, "ataccama.client.connection.dpm.grpc.port={dpm_port}");
-    let _ = writeln!(text, "ataccama.one.dpe.service.hostname=127.0.0.1");
-    let _ = writeln!(text, "ataccama.logging.plainTextConsoleAppender=false");
-    let _ = writeln!(
-        text,
-        "ataccama.authentication.internal.jwt.generator.key={}",
-        dpe_key.to_base64()
-    );
-    let p = format!("ataccama.one.platform.deployments.{}", dpm_peer.name);
-    let _ = writeln!(text, "{p}.module=dpm");
-    let _ = writeln!(
-        text,
-        "{p}.security.jwt-keys.key.fingerprint={}",
-        dpm_peer.key_kid
-    );
-    let _ = writeln!(
-        text,
-        "{p}.security.jwt-keys.key.content={}",
-        dpm_peer.key_content
-    );
-    std::fs::write(home.join("etc/application.properties"), text)?;
+    let home = write_real_dpe_home(&dir.join("dpe-real"), dpm_port, dpm_key, dpe_key, &[])?;
     let binary = sibling_binary("dpe")?;
 
     let mut times = Vec::new();
@@ -580,4 +610,128 @@ async fn real_dpe_to_ready(
             .join(", ")
     );
     Ok(median)
+}
+
+/// Writes the home of a real `dpe` on loopback, trusting DPM's key and signing with `dpe_key`;
+/// `extra` lines are appended.
+fn write_real_dpe_home(
+    home: &Path,
+    dpm_port: u16,
+    dpm_key: &GeneratorKey,
+    dpe_key: &GeneratorKey,
+    extra: &[&str],
+) -> Result<std::path::PathBuf> {
+    std::fs::create_dir_all(home.join("etc"))?;
+    let dpm_peer = TrustedPeer {
+        name: "dpm-bench".into(),
+        module: "dpm".into(),
+        key_kid: dpm_key.kid().into(),
+        key_content: dpm_key.public_key().content_json(),
+    };
+    let mut text = String::new();
+    let _ = writeln!(text, "ataccama.server.grpc.host=127.0.0.1");
+    let _ = writeln!(text, "ataccama.server.grpc.port=0");
+    let _ = writeln!(text, "ataccama.client.connection.dpm.host=127.0.0.1");
+    let _ = writeln!(text, "ataccama.client.connection.dpm.grpc.port={dpm_port}");
+    let _ = writeln!(text, "ataccama.one.dpe.service.hostname=127.0.0.1");
+    let _ = writeln!(text, "ataccama.logging.plainTextConsoleAppender=false");
+    let _ = writeln!(
+        text,
+        "ataccama.authentication.internal.jwt.generator.key={}",
+        dpe_key.to_base64()
+    );
+    let p = format!("ataccama.one.platform.deployments.{}", dpm_peer.name);
+    let _ = writeln!(text, "{p}.module=dpm");
+    let _ = writeln!(
+        text,
+        "{p}.security.jwt-keys.key.fingerprint={}",
+        dpm_peer.key_kid
+    );
+    let _ = writeln!(
+        text,
+        "{p}.security.jwt-keys.key.content={}",
+        dpm_peer.key_content
+    );
+    for line in extra {
+        let _ = writeln!(text, "{line}");
+    }
+    std::fs::write(home.join("etc/application.properties"), text)?;
+    Ok(home.to_owned())
+}
+
+/// Starts a real `dpe` (kept running meanwhile) with an HTTP port, then measures both consoles.
+#[allow(clippy::too_many_arguments)]
+async fn console_phase(
+    shots: &Path,
+    dir: &Path,
+    dpm_home: &Path,
+    dpm_port: u16,
+    dpm_key: &GeneratorKey,
+    dpe_key: &GeneratorKey,
+    engines: u64,
+    patience: Duration,
+) -> Result<Vec<svcid_bench::console::ConsoleFigures>> {
+    std::fs::create_dir_all(shots)?;
+    let home = write_real_dpe_home(
+        &dir.join("dpe-console"),
+        dpm_port,
+        dpm_key,
+        dpe_key,
+        &["server.port=0"],
+    )?;
+    let child = Command::new(sibling_binary("dpe")?)
+        .arg("--home")
+        .arg(&home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting dpe")?;
+    let mut child = ChildGuard(Some(child));
+    let dpe_http = wait_http_port(&log_path(&home), patience).await?;
+    let dpm_http = wait_http_port(&log_path(dpm_home), patience).await?;
+    let (dpm_png, dpe_png) = (shots.join("console-dpm.png"), shots.join("console-dpe.png"));
+    let figures = tokio::task::spawn_blocking(move || {
+        // The real dpe makes the fleet one larger.
+        let dpm =
+            svcid_bench::console::measure("dpm", dpm_http, Some(engines + 1), &dpm_png, patience)?;
+        let dpe = svcid_bench::console::measure("dpe", dpe_http, None, &dpe_png, patience)?;
+        anyhow::Ok(vec![dpm, dpe])
+    })
+    .await
+    .context("the console measurement")??;
+    for figure in &figures {
+        println!(
+            "console {}: page {} B, /console/api {} B, engines {:?} B, render {:?}, {} rows",
+            figure.module,
+            figure.page_bytes,
+            figure.overview_bytes,
+            figure.engines_bytes,
+            figure.render,
+            figure.rows
+        );
+    }
+    child.terminate(Duration::from_secs(10))?;
+    Ok(figures)
+}
+
+/// The port of the last `httpServerStarted` in a JSON log, waiting for it.
+async fn wait_http_port(log: &Path, patience: Duration) -> Result<u16> {
+    let deadline = Instant::now() + patience;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let port = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|e| e["eventId"] == "httpServerStarted")
+            .filter_map(|e| e["port"].as_str().and_then(|p| p.parse().ok()))
+            .last();
+        if let Some(port) = port {
+            return Ok(port);
+        }
+        if Instant::now() > deadline {
+            bail!("no httpServerStarted in {}", log.display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -2,8 +2,9 @@
 //! the behaviour before PostgreSQL). Nothing survives a restart; engines re-register.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use super::{EngineStore, StatusCounts, StoreError, count_by_status};
+use super::{EngineStore, Fleet, FleetEngine, StatusCounts, StoreError, count_by_status};
 use crate::engines::{Engine, EngineAddress, EngineRegistry, Registrant, Registration};
 
 /// The local registry as the store.
@@ -42,5 +43,23 @@ impl EngineStore for MemoryStore {
 
     fn by_status(&self) -> StatusCounts {
         count_by_status(self.registry.observed().into_iter().map(|o| o.status))
+    }
+
+    fn fleet(&self) -> Option<Arc<Fleet>> {
+        let mut engines: Vec<FleetEngine> = self
+            .registry
+            .snapshot()
+            .into_iter()
+            .map(|engine| FleetEngine {
+                record: engine.record,
+                checked_by: None,
+            })
+            .collect();
+        engines.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+        Some(Arc::new(Fleet {
+            engines,
+            replicas: None,
+            as_of: SystemTime::now(),
+        }))
     }
 }

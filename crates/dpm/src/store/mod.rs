@@ -14,12 +14,15 @@ pub mod memory;
 pub mod postgres;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use svcid_actuator::health::Component;
 use svcid_actuator::metrics::Exposition;
 use tokio::sync::watch;
 
-use crate::engines::{Engine, EngineAddress, EngineRegistry, Registrant, Registration};
+use crate::engines::{
+    Engine, EngineAddress, EngineRecord, EngineRegistry, Registrant, Registration,
+};
 
 /// Why a store could not answer. Registration handlers turn it into `UNAVAILABLE` (the DPE
 /// retries); the message never carries the database password.
@@ -38,6 +41,43 @@ impl From<StoreError> for tonic::Status {
 
 /// Engines by status, every status present: `[("NEW", n), ("READY", n), ("DISCONNECTED", n)]`.
 pub type StatusCounts = [(&'static str, u64); 3];
+
+/// The whole fleet as the operations console shows it: every engine and which DPM replica
+/// checks it.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    /// Every engine, sorted by id.
+    pub engines: Vec<FleetEngine>,
+    /// The replicas sharing the registry database; `None` for a registry in memory (this DPM
+    /// checks every engine).
+    pub replicas: Option<Vec<Replica>>,
+    /// When this snapshot was taken.
+    pub as_of: SystemTime,
+}
+
+/// One engine of a [`Fleet`].
+#[derive(Clone, Debug)]
+pub struct FleetEngine {
+    /// What is recorded of it.
+    pub record: EngineRecord,
+    /// The replica that checks it (`dpm_engine.owner`); `None` in memory, or while unowned.
+    pub checked_by: Option<String>,
+}
+
+/// A DPM replica holding a lease on the registry database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replica {
+    /// Its lease id (fresh per process, logged as `replica` in `registryOpened`).
+    pub id: String,
+    /// When it first took its lease.
+    pub started: SystemTime,
+    /// Until when its lease holds; past it, its engines are claimed by the others.
+    pub lease_until: SystemTime,
+    /// Engines it checks.
+    pub engines: u64,
+    /// Whether it is the replica answering.
+    pub this: bool,
+}
 
 /// The engine registry's storage: the same calls whether it lives in memory or in PostgreSQL.
 #[tonic::async_trait]
@@ -59,6 +99,10 @@ pub trait EngineStore: std::fmt::Debug + Send + Sync {
 
     /// The fleet by status, as last known (for health and metrics; never waits on the database).
     fn by_status(&self) -> StatusCounts;
+
+    /// The whole fleet for the operations console, as last known (never waits on the database);
+    /// `None` until a first snapshot is there.
+    fn fleet(&self) -> Option<Arc<Fleet>>;
 
     /// The `database` health component; `None` for a registry in memory.
     fn health(&self) -> Option<Component> {

@@ -15,6 +15,11 @@
 //! tick per replica, not one per engine. When the database is lost, the engines already owned
 //! keep being checked, registrations that need the database are answered `UNAVAILABLE`, and the
 //! `database` health component is DOWN until a tick succeeds again.
+//!
+//! The operations console shows the whole fleet and which replica checks each engine. Its
+//! handler cannot wait on the database (the console's HTTP port answers from memory), so the
+//! tick also reads the fleet and the replicas' leases into a snapshot — but only while someone
+//! looked at the console within [`FLEET_WANTED_FOR`]: nobody watching, no extra query.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,7 +39,7 @@ use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use super::{EngineStore, StatusCounts, StoreError, count_by_status};
+use super::{EngineStore, Fleet, FleetEngine, Replica, StatusCounts, StoreError, count_by_status};
 use crate::engines::{
     Engine, EngineAddress, EngineRecord, EngineRegistry, EngineStatus, Observed, Registrant,
     Registration,
@@ -66,6 +71,8 @@ const FORGET_EVERY: Duration = Duration::from_secs(10);
 /// A lease row expired longer ago than this, owning no engine, belongs to a replica that is gone
 /// (killed, or its host lost): it is deleted, so `dpm_replica` does not grow with every crash.
 const FORGET_AFTER: Duration = Duration::from_secs(60);
+/// After the console last asked for the fleet, the tick keeps its snapshot fresh this long.
+pub const FLEET_WANTED_FOR: Duration = Duration::from_secs(30);
 
 /// The columns of an engine row, in [`record`]'s order.
 const COLUMNS: &str = "id, hostname, port, constraints, status, status_since, registered_by, \
@@ -95,6 +102,10 @@ pub struct PostgresStore {
     takeovers: AtomicU64,
     /// When the rows of dead replicas were last deleted.
     forgotten: Mutex<Option<Instant>>,
+    /// The fleet as of the last tick that read it, for the console.
+    fleet: Mutex<Option<Arc<Fleet>>>,
+    /// When the console last asked for the fleet, Unix seconds (0: never).
+    fleet_wanted: AtomicU64,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -120,6 +131,11 @@ fn describe(error: &tokio_postgres::Error) -> String {
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
+}
+
+fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn time_or_now(row: &Row, column: &str) -> SystemTime {
@@ -199,6 +215,8 @@ impl PostgresStore {
             latency: Histogram::new(LATENCY_BOUNDS),
             takeovers: AtomicU64::new(0),
             forgotten: Mutex::new(None),
+            fleet: Mutex::new(None),
+            fleet_wanted: AtomicU64::new(0),
         });
         store.migrate().await?;
         store.tick(true).await?;
@@ -328,7 +346,62 @@ impl PostgresStore {
             }
         }
         *self.counts.lock().unwrap_or_else(PoisonError::into_inner) = counts;
+        let wanted = self.fleet_wanted.load(Ordering::Relaxed);
+        if wanted > 0 && unix_seconds(SystemTime::now()) <= wanted + FLEET_WANTED_FOR.as_secs() {
+            let fleet = self.read_fleet(&client).await?;
+            *self.fleet.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(fleet));
+        }
         Ok(())
+    }
+
+    /// Every engine with its owner, and every replica with its lease and share.
+    async fn read_fleet(&self, client: &Object) -> Result<Fleet, StoreError> {
+        let rows = self
+            .query(
+                client,
+                &format!("SELECT {COLUMNS}, owner FROM dpm_engine ORDER BY id"),
+                &[],
+            )
+            .await?;
+        let engines = rows
+            .iter()
+            .map(|row| {
+                Ok(FleetEngine {
+                    record: record(row)?,
+                    checked_by: row.try_get("owner").ok().flatten(),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let replicas = self
+            .query(
+                client,
+                "SELECT r.id, r.started, r.expires_at, \
+                        (SELECT count(*) FROM dpm_engine e WHERE e.owner = r.id) AS engines \
+                 FROM dpm_replica r ORDER BY r.started, r.id",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                let id: String = row.try_get("id").unwrap_or_default();
+                Replica {
+                    this: id == self.replica,
+                    id,
+                    started: time_or_now(row, "started"),
+                    lease_until: time_or_now(row, "expires_at"),
+                    engines: row
+                        .try_get::<_, i64>("engines")
+                        .ok()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        Ok(Fleet {
+            engines,
+            replicas: Some(replicas),
+            as_of: SystemTime::now(),
+        })
     }
 
     fn written_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Observed>> {
@@ -598,6 +671,15 @@ impl EngineStore for PostgresStore {
 
     fn by_status(&self) -> StatusCounts {
         *self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn fleet(&self) -> Option<Arc<Fleet>> {
+        self.fleet_wanted
+            .store(unix_seconds(SystemTime::now()), Ordering::Relaxed);
+        self.fleet
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn health(&self) -> Option<Component> {

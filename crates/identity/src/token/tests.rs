@@ -962,6 +962,30 @@ fn cache_hits_misses_and_minted_tokens_are_counted() {
 }
 
 #[test]
+fn each_key_remembers_when_it_last_proved_a_call() {
+    let f = Fixture::new();
+    let issuer = TokenIssuer::new(
+        GeneratorKey::from_base64(&f.dpe.to_base64()).unwrap(),
+        Duration::from_secs(15),
+        f.clock.clone(),
+    )
+    .unwrap();
+    assert!(f.verifier.keys_last_used().is_empty());
+    let token = issuer.token_for("dpm");
+    assert_eq!(f.reason(&token), "accepted");
+    assert_eq!(f.verifier.keys_last_used()[f.dpe.kid()], NOW);
+    // A cache hit moves it too; a refusal does not.
+    f.clock.advance(5);
+    assert_eq!(f.reason(&token), "accepted");
+    assert_eq!(f.verifier.keys_last_used()[f.dpe.kid()], NOW + 5);
+    assert_eq!(f.reason(&issuer.mint("dpe", None)), "wrong_aud");
+    assert_eq!(f.verifier.keys_last_used().len(), 1);
+    // A key a reload removes is forgotten.
+    f.verifier.replace_registry(DeploymentRegistry::empty());
+    assert!(f.verifier.keys_last_used().is_empty());
+}
+
+#[test]
 fn row_20_revocation_reaches_cached_tokens_at_once() {
     let f = Fixture::new();
     let issuer = TokenIssuer::new(

@@ -98,6 +98,22 @@ struct VerifiedCache {
     generation: u64,
     /// Full token text → who it proved and until when.
     entries: HashMap<String, Verified>,
+    /// `kid` → when (Unix seconds, the verifier's clock) a call last proved itself with that key:
+    /// the console's "used recently". Updated under the lock a call takes anyway; one entry per
+    /// key of the registry in force (entries of keys a reload removed are dropped with it).
+    last_used: HashMap<String, i64>,
+}
+
+impl VerifiedCache {
+    /// Notes that `kid` proved a call at `now`.
+    fn used(&mut self, kid: &str, now: i64) {
+        match self.last_used.get_mut(kid) {
+            Some(at) => *at = now,
+            None => {
+                self.last_used.insert(kid.to_owned(), now);
+            }
+        }
+    }
 }
 
 /// One cached verification.
@@ -131,6 +147,7 @@ impl TokenVerifier {
             verified: Mutex::new(VerifiedCache {
                 generation: 0,
                 entries: HashMap::new(),
+                last_used: HashMap::new(),
             }),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
@@ -145,6 +162,12 @@ impl TokenVerifier {
         }
     }
 
+    /// When each key last proved a call, `kid` → Unix seconds (the verifier's clock); keys never
+    /// used since start (or since a reload removed and re-added them) are absent.
+    pub fn keys_last_used(&self) -> HashMap<String, i64> {
+        lock(&self.verified).last_used.clone()
+    }
+
     /// Verifies one call. `values`: every `authorization` metadata value of the call, as bytes.
     pub fn verify(&self, values: &[&[u8]]) -> Result<CallerIdentity, AuthError> {
         let token = token_of(values)?;
@@ -153,25 +176,32 @@ impl TokenVerifier {
         let cache_key = std::str::from_utf8(token).ok();
         let (generation, registry) = {
             let mut cache = lock(&self.verified);
+            let VerifiedCache {
+                entries, last_used, ..
+            } = &mut *cache;
             if let Some(key) = cache_key
-                && let Some(hit) = cache.entries.get(key)
+                && let Some(hit) = entries.get(key)
             {
                 if i128::from(now) <= i128::from(hit.exp) + i128::from(self.skew_secs) {
                     self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    if let Some(at) = last_used.get_mut(&hit.caller.kid) {
+                        *at = now;
+                    }
                     return Ok(hit.caller.clone());
                 }
                 // Expired: forget it and let the full check produce the precise refusal.
-                cache.entries.remove(key);
+                entries.remove(key);
             }
             (cache.generation, self.registry())
         };
         self.cache_misses.fetch_add(1, Ordering::Relaxed);
         let (caller, exp) = self.check(token, &registry, now)?;
-        if let Some(key) = cache_key {
-            let mut cache = lock(&self.verified);
-            if cache.generation == generation {
-                cache.remember(key, &caller, exp, now, self.skew_secs);
-            }
+        let mut cache = lock(&self.verified);
+        cache.used(&caller.kid, now);
+        if let Some(key) = cache_key
+            && cache.generation == generation
+        {
+            cache.remember(key, &caller, exp, now, self.skew_secs);
         }
         Ok(caller)
     }
@@ -196,6 +226,7 @@ impl TokenVerifier {
             let old = std::mem::replace(&mut *current, Arc::clone(&new));
             cache.generation = cache.generation.wrapping_add(1);
             cache.entries.clear();
+            cache.last_used.retain(|kid, _| new.lookup(kid).is_some());
             old
         };
         new.diff(&old)
