@@ -16,12 +16,10 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, PATIENCE, Pair};
+use common::{Daemon, PATIENCE, Pair, http_get};
 use headless_chrome::protocol::cdp::Page;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use serde_json::Value;
@@ -40,28 +38,6 @@ const DPM_KEY_IN_DPE: &str =
 fn http_port(daemon: &Daemon) -> u16 {
     let started = daemon.wait_for("httpServerStarted", |e| e["eventId"] == "httpServerStarted");
     started["port"].as_str().unwrap().parse().unwrap()
-}
-
-/// `GET path`: the status code, the header block and the body.
-fn http_get(port: u16, path: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status line");
-    (code, head.to_ascii_lowercase(), body.to_owned())
 }
 
 fn get_json(port: u16, path: &str) -> (u16, Value) {
@@ -121,24 +97,24 @@ fn eval_json(tab: &Tab, expression: &str) -> Value {
     }
 }
 
-/// The engines table as rendered: each row's cells' text.
-fn engine_rows(tab: &Tab) -> Vec<Vec<String>> {
+/// A table's body as rendered (`#engines`, `#refusals`): each row's cells' text.
+fn table_rows(tab: &Tab, table: &str) -> Vec<Vec<String>> {
     let rows = eval_json(
         tab,
-        "JSON.stringify(Array.from(document.querySelectorAll('#engines tbody tr'))\
-            .map(tr => Array.from(tr.cells).map(td => td.textContent)))",
+        &format!(
+            "JSON.stringify(Array.from(document.querySelectorAll('{table} tbody tr'))\
+                .map(tr => Array.from(tr.cells).map(td => td.textContent)))"
+        ),
     );
     serde_json::from_value(rows).unwrap()
 }
 
-/// The refusals table as rendered.
+fn engine_rows(tab: &Tab) -> Vec<Vec<String>> {
+    table_rows(tab, "#engines")
+}
+
 fn refusal_rows(tab: &Tab) -> Vec<Vec<String>> {
-    let rows = eval_json(
-        tab,
-        "JSON.stringify(Array.from(document.querySelectorAll('#refusals tbody tr'))\
-            .map(tr => Array.from(tr.cells).map(td => td.textContent)))",
-    );
-    serde_json::from_value(rows).unwrap()
+    table_rows(tab, "#refusals")
 }
 
 /// Polls `check` on the page until it returns `Some`, or fails with `what` and the last state.

@@ -38,6 +38,30 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// `GET path` on `127.0.0.1:port` over a fresh connection: the status code, the header block
+/// (lower case) and the body.
+pub fn http_get(port: u16, path: &str) -> (u16, String, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    (code, head.to_ascii_lowercase(), body.to_owned())
+}
+
 /// A dpm home and a dpe home, linked by the real `svcid link`.
 pub struct Pair {
     /// Owns the folder; removed on drop.
