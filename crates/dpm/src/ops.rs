@@ -147,7 +147,7 @@ pub fn engines_view(store: &dyn EngineStore, query: &Query) -> Result<Value, Que
             EngineStatus::New => 1,
             EngineStatus::Ready => 2,
         }),
-        Order::Since => matching.sort_by(|a, b| b.record.status_since.cmp(&a.record.status_since)),
+        Order::Since => matching.sort_by_key(|e| std::cmp::Reverse(e.record.status_since)),
         Order::Seen => matching.sort_by_key(|e| e.record.last_seen),
     }
     let replicated = fleet.replicas.is_some();

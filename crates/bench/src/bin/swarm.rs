@@ -727,10 +727,10 @@ async fn wait_http_port(log: &Path, patience: Duration) -> Result<u16> {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let port = text
             .lines()
+            .rev()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .filter(|e| e["eventId"] == "httpServerStarted")
-            .filter_map(|e| e["port"].as_str().and_then(|p| p.parse().ok()))
-            .last();
+            .find_map(|e| e["port"].as_str().and_then(|p| p.parse().ok()));
         if let Some(port) = port {
             return Ok(port);
         }
