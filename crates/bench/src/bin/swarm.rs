@@ -136,14 +136,10 @@ async fn run(args: &Args) -> Result<()> {
         println!("wrote {}", home.display());
         return Ok(());
     }
-    // The console phase reads DPM's HTTP port from its log; otherwise the default port. Every
-    // simulated engine connects from 127.0.0.1: the per-peer connection bound must admit them.
+    // The console phase reads DPM's HTTP port from its log; otherwise the default port
+    // (write_dpm_home already raises the connection caps for a fleet on one address).
     let http_extra = if args.console.is_some() {
-        vec![
-            "server.port=0".to_owned(),
-            format!("ataccama.server.grpc.max-connections-per-peer={}", n + 100),
-            format!("ataccama.server.grpc.max-connections={}", n + 200),
-        ]
+        vec!["server.port=0".to_owned()]
     } else {
         Vec::new()
     };
