@@ -773,7 +773,7 @@ mod tests {
 
     #[test]
     fn the_readme_documents_every_code_and_the_escalated_ones_as_such() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../docs/configuration.md");
         let table = &readme[readme.find("### Problem codes").unwrap()..];
         let table = &table[..table.find("\n## ").unwrap()];
         for code in codes::ALL
@@ -784,7 +784,7 @@ mod tests {
             let row = table
                 .lines()
                 .find(|l| l.starts_with(&format!("| `{code}` |")))
-                .unwrap_or_else(|| panic!("README's problem codes table lacks {code}"));
+                .unwrap_or_else(|| panic!("docs/configuration.md's problem codes table lacks {code}"));
             assert_eq!(
                 row.contains("**check: error**"),
                 ESCALATED.contains(code),
@@ -793,7 +793,7 @@ mod tests {
         }
         let rows = table.lines().filter(|l| l.starts_with("| `")).count();
         let known = codes::ALL.len() + config_codes::ALL.len() + svcid_properties::codes::ALL.len();
-        assert_eq!(rows, known, "README lists codes that do not exist");
+        assert_eq!(rows, known, "docs/configuration.md lists codes that do not exist");
     }
 
     #[test]
