@@ -20,8 +20,10 @@ case "${1:-}" in
 esac
 
 # The three binaries live in their own packages: name them (a bare `cargo build --bins` in the
-# workspace root builds only the root package, which has none).
-cargo build --quiet -p svcid-cli -p svcid-dpm -p svcid-dpe --bins
+# workspace root builds only the root package, which has none). Cargo's progress stays visible: a
+# cold build compiles a few hundred crates and takes minutes; a warm one prints one line.
+echo "== building svcid, dpm and dpe (cargo build; the first build takes a few minutes)"
+cargo build -p svcid-cli -p svcid-dpm -p svcid-dpe --bins
 bin=target/debug
 run=target/local
 

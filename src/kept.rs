@@ -1,7 +1,7 @@
 //! Server-side views of two messages that carry an engine's constraints, keeping them as the
 //! bytes the engine sent instead of decoding and re-encoding them.
 //!
-//! SPEC 4.2: DPM keeps an engine's constraints exactly as received, every variant and `Any`
+//! DPM keeps an engine's constraints exactly as received (docs/wire.md), every variant and `Any`
 //! payload included, and hands them back unchanged. Decoding into the generated types and
 //! encoding again would not: map entries come back in another order, fields a newer product adds
 //! are dropped. On the wire an embedded message and a `bytes` field are the same thing (a

@@ -1,5 +1,5 @@
 //! The gRPC protocol spoken between `dpm` and `dpe`, generated from `proto/` by `build.rs`: the
-//! product's own services and messages (SPEC section 4, packages `ataccama.dppapi.*`, so a real
+//! product's own services and messages (docs/wire.md; packages `ataccama.dppapi.*`, so a real
 //! Ataccama ONE 13.3 module can talk to ours) and svcid's own (`svcid.identity`, `svcid.engines`).
 //!
 //! Everything generated lives behind [`pb`]; the rest of the workspace imports messages and

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// The flood's source address: another loopback address, so it is another peer.
 const STRANGER: &str = "127.0.0.2";
-/// The documented bound on DPM's resident memory during the flood (README: connection bounds).
+/// The documented bound on DPM's resident memory during the flood (docs/limits.md).
 const RSS_BOUND_KIB: u64 = 64 * 1024;
 
 /// One flooding connection: preface, then wait for DPM to close it. Returns how long that took

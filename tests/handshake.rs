@@ -1,4 +1,4 @@
-//! End-to-end: the engine handshake between real `dpm` and `dpe` processes (SPEC section 5),
+//! End-to-end: the engine handshake between real `dpm` and `dpe` processes (docs/wire.md),
 //! asserted from their JSON log files as ops staff would read them.
 
 #![allow(clippy::unwrap_used)]

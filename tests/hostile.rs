@@ -1,4 +1,4 @@
-//! End-to-end hostile input (issue 5, items 1, 3, 4, 5): every row of SECURITY.md's token table
+//! End-to-end hostile input (issue 5, items 1, 3, 4, 5): every hostile token of docs/security.md
 //! sent over real gRPC to a running `dpm` and a running `dpe`, with tokens built by hand (base64url
 //! of handmade JSON, p256 signatures by the right or the wrong key, HMAC with the public key, …),
 //! plus oversized metadata and messages and misbehaving connections.
@@ -235,7 +235,7 @@ enum Expect {
 
 /// One row's input.
 struct Case {
-    /// SECURITY.md row.
+    /// The hostile token's number in docs/security.md.
     row: &'static str,
     /// What is sent, for failure messages.
     what: String,
@@ -283,7 +283,7 @@ struct Keys<'a> {
     trap_port: u16,
 }
 
-/// Every token row of SECURITY.md (1–19, 21; 20 needs a file change and runs separately).
+/// Every hostile token of docs/security.md (1–19, 21; 20 needs a file change, run separately).
 fn matrix(k: &Keys<'_>) -> Vec<Case> {
     let p = k.peer;
     let aud = k.aud;

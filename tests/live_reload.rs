@@ -1,5 +1,5 @@
-//! End-to-end: running daemons pick up changes to their properties file (SPEC section 2.1: "the
-//! deployment registry may change at run time"), and a broken file changes nothing.
+//! End-to-end: running daemons pick up changes to their properties file (docs/configuration.md,
+//! live configuration changes), and a broken file changes nothing.
 
 #![allow(clippy::unwrap_used)]
 

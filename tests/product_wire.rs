@@ -1,7 +1,8 @@
-//! End-to-end interoperability with Ataccama ONE 13.3's own modules, tested against the contract
-//! (SPEC 4 and 4.4) rather than against ourselves: every message this file sends or decodes is
-//! declared here from SPEC 4.2's field numbers (module [`wire`]), never taken from svcid-proto, and
-//! every call goes over real gRPC on the product's exact method paths.
+//! End-to-end interoperability with Ataccama ONE 13.3's own modules, tested against the product's
+//! own wire and token rules (docs/wire.md) rather than against ourselves: every message this
+//! file sends or decodes is declared here from the product's field numbers (module [`wire`]),
+//! never taken from svcid-proto, and every call goes over real gRPC on the product's exact
+//! method paths.
 //!
 //! - The constraints an engine registers come back from DPM byte for byte (map entries in the
 //!   sender's order, `Any` payloads, an unknown field) and are logged and listed decoded.
@@ -57,9 +58,9 @@ const LONG_VALUE_KEY_EXTRACTOR: &str =
     "type.googleapis.com/ataccama.dppapi.constraint.standard.LongValueKeyExtractor";
 
 // ---------------------------------------------------------------------------------------------
-// The product's messages, from SPEC 4.2's field numbers.
+// The product's messages, from the product's own field numbers.
 
-/// The product's wire as SPEC 4.2 writes it. Maps are declared as their wire form (repeated
+/// The product's wire as the product defines it. Maps are declared as their wire form (repeated
 /// key/value entries, which is what `map<string, V>` is on the wire) so the test decides the order
 /// of entries and can tell a DPM that re-encodes from one that keeps the bytes.
 mod wire {
@@ -438,7 +439,7 @@ impl ModuleKey {
         self.sign(&json!({"iat": now, "nbf": now, "exp": now + 15}))
     }
 
-    /// A token of SPEC 3's strict profile for module type `aud`.
+    /// A token of the strict profile for module type `aud`.
     fn strict_token(&self, aud: &str) -> String {
         let now = now();
         self.sign(&json!({
@@ -462,7 +463,7 @@ fn now() -> i64 {
 /// What one verification concluded: the claims of an accepted token, or PyJWT's message.
 type Verdict = Result<Value, String>;
 
-/// The token check of the product's AI Core Python module (SPEC 4.4): PyJWT 2.1 `jwt.decode`
+/// The token check of the product's AI Core Python module (docs/wire.md): PyJWT 2.1 `jwt.decode`
 /// with the header's own `alg` and no `audience`, after the module's own checks that `typ` is
 /// `JWT` and a `kid` is present. In PyJWT's order: signature, then `iat`, `nbf`, `exp` (checked
 /// when present, no leeway), then `aud`, which with no expected audience refuses any token that

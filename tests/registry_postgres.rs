@@ -1,4 +1,4 @@
-//! End-to-end: DPM's registry on a real PostgreSQL server (SPEC 9), started by the harness of
+//! End-to-end: DPM's registry on a real PostgreSQL (docs/postgres.md), started by the harness of
 //! `svcid-pgserver`. Restarts without re-registration, two replicas as one registry, a replica killed
 //! while its engines stay READY, exactly one replica checking each engine, the database lost and
 //! back under a running pair, two replicas migrating an empty database at once, and an
@@ -27,7 +27,7 @@ fn on_postgres(home: &Path, pg: &Postgres) {
     Pair::append(home, "logging.level.svcid_dpm=TRACE");
 }
 
-/// A second home beside `home` with the same configuration (same keys: README, "Replicas") and
+/// A second home beside `home` with the same configuration (same keys: docs/postgres.md) and
 /// nothing else (no log, no data).
 fn sibling(home: &Path, name: &str) -> PathBuf {
     let to = home.parent().unwrap().join(name);

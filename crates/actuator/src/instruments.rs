@@ -1,5 +1,5 @@
-//! The daemons' metrics, each family named and described once here (the README's metric table
-//! follows these names). The code that observes an event holds the instrument behind an `Arc`
+//! The daemons' metrics, each family named and described once here (docs/operations.md's metric
+//! table follows these names). The code that observes an event holds the instrument behind an `Arc`
 //! and calls one method; [`crate::Actuator`] renders them when scraped.
 //!
 //! - [`AuthMetrics`]: the authentication layer's verdicts (both daemons).

@@ -58,7 +58,7 @@ impl SimEngine {
 }
 
 /// The trust of every simulated engine: one `dpm` deployment with DPM's key (every replica of a
-/// DPM fleet signs with the same key, as README's "Replicas" recommends).
+/// DPM fleet signs with the same key, as docs/postgres.md recommends).
 pub fn dpm_trust(dpm_key: &GeneratorKey) -> Result<Arc<DeploymentRegistry>> {
     let registry = DeploymentRegistry::new(vec![Deployment {
         name: "dpm-bench".into(),

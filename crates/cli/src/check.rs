@@ -4,12 +4,12 @@
 //! file only), and every [`Problem`] is reported in its one-line form
 //! `file:line: severity: property: message; fix: …` (with `--json`, also its stable code). Three
 //! findings the daemon only warns about are errors here, because a tool run before a deployment
-//! can afford to be strict: the warnings whose codes are in [`ESCALATED`] (SECURITY.md C2, C3 and
+//! can afford to be strict: the warnings whose codes are in [`ESCALATED`] (docs/security.md C2, C3,
 //! a misspelt `is-revoked=true`). The verdict goes by code only, never by the wording of a
 //! message. Given homes of different module types, each pair is cross-checked: the verifier holds
 //! the signer's current generator key under the right fingerprint and module type, with the same
 //! public point, not revoked, and with a token profile that admits the tokens the signer sends it
-//! (SPEC 4.4). Exit 0 clean, 1 warnings only, 2 errors.
+//! (docs/wire.md). Exit 0 clean, 1 warnings only, 2 errors.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -362,7 +362,7 @@ fn cross_check(
                     Some("replace content with the signer's public JWK (svcid link does it)".to_owned()),
                 ));
             }
-            // SPEC 4.4: the signer leaves aud out of its tokens for this home when its own entry
+            // Token profile: the signer leaves aud out of its tokens for this home when its entry
             // for this home says product; a strict entry here then refuses them all.
             let sent = s.deployments.lookup(v.jwt.generator_key.kid()).map_or_else(
                 || s.deployments.token_profile_for_module(v.kind.as_str()),
@@ -773,7 +773,7 @@ mod tests {
 
     #[test]
     fn the_readme_documents_every_code_and_the_escalated_ones_as_such() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../docs/configuration.md");
         let table = &readme[readme.find("### Problem codes").unwrap()..];
         let table = &table[..table.find("\n## ").unwrap()];
         for code in codes::ALL
@@ -784,7 +784,7 @@ mod tests {
             let row = table
                 .lines()
                 .find(|l| l.starts_with(&format!("| `{code}` |")))
-                .unwrap_or_else(|| panic!("README's problem codes table lacks {code}"));
+                .unwrap_or_else(|| panic!("the problem codes table lacks {code}"));
             assert_eq!(
                 row.contains("**check: error**"),
                 ESCALATED.contains(code),
@@ -793,7 +793,7 @@ mod tests {
         }
         let rows = table.lines().filter(|l| l.starts_with("| `")).count();
         let known = codes::ALL.len() + config_codes::ALL.len() + svcid_properties::codes::ALL.len();
-        assert_eq!(rows, known, "README lists codes that do not exist");
+        assert_eq!(rows, known, "the problem codes table lists unknown codes");
     }
 
     #[test]

@@ -9,9 +9,9 @@
 //! is a decision for `svcid revoke --undo`, not a side effect.
 //!
 //! `--token-profile product` also writes `security.token-profile=product` into both deployment
-//! entries, so the pair talks the way Ataccama ONE's own modules do (SPEC 4.4: no `aud` either
-//! way); `--token-profile strict` writes it back. Without the option a profile already written is
-//! left alone.
+//! entries, so the pair talks the way Ataccama ONE's own modules do (no `aud` either way: see
+//! docs/wire.md); `--token-profile strict` writes it back. Without the option a profile already
+//! written is left alone.
 //!
 //! `--rotate` gives both sides a new key in the order that keeps a running pair READY: first each
 //! verifier's file gets the peer's new key as a new entry beside the old one (both written), then
@@ -33,7 +33,7 @@ use crate::edit::PropertiesFile;
 
 /// The name of the first key entry under a deployment (the manual's); later ones are `key-2`, …
 const FIRST_KEY_ENTRY: &str = "key";
-/// The role `link` grants each peer (SPEC section 7): the one the daemons require by default to
+/// The role `link` grants each peer (docs/keys.md): the one the daemons require by default to
 /// act for a user.
 const PEER_ROLE: &str = DEFAULT_IMPERSONATION_ROLE;
 /// The group generator-key lines are kept with.

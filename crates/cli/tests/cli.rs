@@ -632,7 +632,7 @@ fn inspect_explains_hostile_tokens() {
     )
     .as_bytes());
 
-    // alg none, without and with a signature (SECURITY.md row 2).
+    // alg none, without and with a signature (docs/security.md, hostile token 2).
     let header =
         b64(format!(r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#, dpe_key.kid()).as_bytes());
     let text = inspect_refusal(&format!("{header}.{claims}."), &pair.dpm);

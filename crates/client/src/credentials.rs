@@ -12,7 +12,7 @@ use tonic::{Request, Status};
 
 pub use svcid_identity::token::SCHEME;
 
-/// The gRPC metadata key of the correlation id, propagated between modules (SPEC section 6).
+/// The gRPC metadata key of the correlation id, propagated between modules (docs/wire.md).
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
 
 /// `Internal-jwt <token>` as a metadata value marked sensitive: HTTP/2 never adds it to the HPACK
@@ -24,7 +24,7 @@ pub fn authorization_value(token: &str) -> Option<AsciiMetadataValue> {
     Some(value)
 }
 
-/// Which token profile (SPEC 4.4) the tokens sent to a peer follow. Looked up on every call, so
+/// Which token profile (docs/wire.md) the tokens sent to a peer follow. Looked up on every call, so
 /// a `token-profile` changed in the properties file applies with the next call after the reload.
 #[derive(Clone, Debug)]
 pub enum PeerProfile {

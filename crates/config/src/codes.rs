@@ -1,9 +1,9 @@
 //! The [`ProblemCode`] of every problem this crate reports, defined once. A code names the kind
 //! of finding for programs (`svcid check --json`, and `svcid check`'s own verdicts, which escalate
 //! some of these warnings to errors by code); the message beside it is for people and may change.
-//! The README's "Problem codes" table lists them with those of `svcid_properties::codes` and of
-//! `svcid check`. Each constant says whether it is an error (the module does not start) or a
-//! warning.
+//! docs/configuration.md's "Problem codes" table lists them with those of
+//! `svcid_properties::codes` and of `svcid check`. Each constant says whether it is an error (the
+//! module does not start) or a warning.
 
 use svcid_properties::ProblemCode;
 
@@ -69,7 +69,7 @@ pub const FINGERPRINT_MISSING: ProblemCode = ProblemCode::new("deployment.finger
 /// Error: one fingerprint configured for two keys.
 pub const FINGERPRINT_DUPLICATE: ProblemCode = ProblemCode::new("deployment.fingerprint-duplicate");
 /// Warning (an error in `svcid check`): a `fingerprint` that differs from the `kid` inside its
-/// `content` (SECURITY.md C3).
+/// `content` (docs/security.md C2).
 pub const FINGERPRINT_DIFFERS_FROM_KID: ProblemCode =
     ProblemCode::new("deployment.fingerprint-differs-from-kid");
 /// Error: a key without `content`.
@@ -77,7 +77,7 @@ pub const CONTENT_MISSING: ProblemCode = ProblemCode::new("deployment.content-mi
 /// Error: a `content` that is not a usable public JWK.
 pub const CONTENT_INVALID: ProblemCode = ProblemCode::new("deployment.content-invalid");
 /// Warning (an error in `svcid check`): a peer's `content` holding the private `d`
-/// (SECURITY.md C2).
+/// (docs/security.md C3).
 pub const PRIVATE_KEY_IN_CONTENT: ProblemCode =
     ProblemCode::new("deployment.private-key-in-content");
 /// Warning: the `kid` inside `content` is not the key's RFC 7638 thumbprint.
@@ -90,7 +90,7 @@ pub const UNKNOWN_FIELD: ProblemCode = ProblemCode::new("deployment.unknown-fiel
 /// be revoked is still trusted.
 pub const MISSPELT_REVOCATION: ProblemCode = ProblemCode::new("deployment.misspelt-revocation");
 
-// DPE capabilities (`constraints.<key>=<value>`, SPEC 4.3).
+// DPE capabilities (`constraints.<key>=<value>`, the product's syntax).
 
 /// Error: the value starts with `[…]` that is not a type specifier (or has no `]`).
 pub const CONSTRAINT_UNKNOWN_TYPE: ProblemCode = ProblemCode::new("constraints.unknown-type");

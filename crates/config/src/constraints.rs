@@ -1,4 +1,4 @@
-//! DPE's capabilities, `constraints.<key>=<value>`, parsed by the product's rule (SPEC 4.3) into
+//! DPE's capabilities, `constraints.<key>=<value>`, parsed by the product's rule into
 //! [`Capability`] values that carry their types, so that DPM gets a `[long]` as a number and not
 //! as text.
 //!

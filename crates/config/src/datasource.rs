@@ -1,4 +1,4 @@
-//! `spring.datasource.*`: where DPM keeps its engine registry when it is not in memory (SPEC 9).
+//! `spring.datasource.*`: where DPM keeps its engine registry outside memory (docs/postgres.md).
 //!
 //! The URL is taken as the product writes it (`jdbc:postgresql://host:port/db`) or as PostgreSQL
 //! does (`postgresql://…`, `postgres://…`). The password is a [`DatabasePassword`]: its `Debug`

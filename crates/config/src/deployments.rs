@@ -1,5 +1,5 @@
 //! Binds `ataccama.one.platform.deployments.*` into a [`DeploymentRegistry`], catching every trap of
-//! the vendor's manual (SPEC section 8, SECURITY.md rows C1–C7) with a problem that names the
+//! the vendor's manual (docs/keys.md; docs/security.md, C1–C7) with a problem that names the
 //! property and the line.
 
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! Typed settings of `dpm` and `dpe`, bound from a module home.
 //!
 //! [`load`] reads `etc/application.properties`, then environment variables, then `--name=value`
-//! arguments (later wins), and binds every property of SPEC tables 2.1–2.3 into [`Settings`]. It
+//! arguments (later wins), and binds every property of docs/configuration.md into [`Settings`]. It
 //! never stops at the first problem: all of them come back at once, each naming the file, line,
 //! property and fix, so an operator fixes a file in one pass. The property names live in [`names`],
 //! defined once for the daemons, `svcid` and the docs; the stable code of each problem it reports

@@ -408,9 +408,7 @@ fn check_unknown_properties(b: &mut Binder<'_>) {
     for value in unknown {
         let fix = match did_you_mean(&value.key, names::KNOWN) {
             Some(guess) => format!("did you mean {guess}?"),
-            None => {
-                "check the spelling against the configuration reference in README.md".to_owned()
-            }
+            None => "check the spelling against the properties in docs/configuration.md".to_owned(),
         };
         b.warn_at(
             codes::UNKNOWN_PROPERTY,

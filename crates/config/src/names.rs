@@ -1,5 +1,6 @@
-//! Every property name svcid reads, defined once (SPEC section 2). Names are in Spring's canonical
-//! dashed form; lookups are relaxed, so `isRevoked` and `is_revoked` find `is-revoked` too.
+//! Every property name svcid reads, defined once (see docs/configuration.md). Names are in
+//! Spring's canonical dashed form; lookups are relaxed, so `isRevoked` and `is_revoked` find
+//! `is-revoked` too.
 
 /// Prefix of the gRPC server's properties (what a reload reports as needing a restart).
 pub const GRPC: &str = "ataccama.server.grpc";
@@ -75,7 +76,7 @@ pub mod deployment {
     pub const URI: &str = "uri";
     /// Roles granted to the peer (a list).
     pub const ROLES: &str = "security.roles";
-    /// How tokens to and from the peer are shaped: `strict` (default) or `product` (SPEC 4.4).
+    /// How tokens to and from the peer are shaped: `strict` (default) or `product` (docs/wire.md).
     pub const TOKEN_PROFILE: &str = "security.token-profile";
     /// Prefix of the peer's keys: `security.jwt-keys.<key>.…`.
     pub const JWT_KEYS: &str = "security.jwt-keys";

@@ -1,4 +1,4 @@
-//! The typed settings of one module, every property of SPEC tables 2.1–2.3 with its default.
+//! The typed settings of one module, every property of docs/configuration.md with its default.
 //! Built only by [`crate::load`], so a `Settings` value is always complete and valid.
 
 use std::collections::BTreeMap;

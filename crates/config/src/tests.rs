@@ -1,5 +1,5 @@
-//! Unit tests of the whole binding: defaults (SPEC tables 2.1–2.3), every property form, problems
-//! reported together, the vendor manual's examples verbatim (SPEC section 8), SECURITY rows C1–C7,
+//! Unit tests of the whole binding: defaults (docs/configuration.md), every property form, problems
+//! reported together, the vendor manual's examples verbatim, the hostile inputs C1–C7,
 //! secrecy of the generator key in every message, and no panic on garbage.
 //!
 //! Keys are generated at run time; nothing here touches the network or the process environment
@@ -829,7 +829,7 @@ fn typed_constraints_with_dotted_keys() {
 
 #[test]
 fn the_readmes_constraints_example_binds_as_it_says() {
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../docs/configuration.md");
     let section = &readme[readme
         .find("**Constraints** (the product's syntax)")
         .unwrap()..];
@@ -1083,7 +1083,7 @@ fn manual_first_block_with_the_quotes_restored_loads() {
     assert_eq!(dpm.environment.as_deref(), Some("dev"));
     assert_eq!(dpm.roles, ["IMPERSONATION"]);
     assert!(!key.revoked);
-    // SPEC 8: the sample kid is not the key's thumbprint.
+    // The vendor manual's sample kid is not the key's thumbprint.
     assert_eq!(loaded.warnings.len(), 1, "{}", lines(&loaded.warnings));
     assert!(loaded.warnings[0].message.contains("thumbprint"));
 }
@@ -1151,7 +1151,7 @@ fn the_shipped_products_is_revoked_spelling_is_accepted() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 5. SECURITY C1–C7
+// 5. Hostile configuration C1–C7 (docs/security.md)
 // ---------------------------------------------------------------------------------------------
 
 fn content_property(deployment: &str, key: &str) -> String {
@@ -1828,7 +1828,7 @@ fn bind_never_panics_on_garbage() {
 
 #[test]
 fn the_readme_documents_every_property() {
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../docs/configuration.md");
     let missing: Vec<&str> = names::KNOWN
         .iter()
         .copied()
@@ -1836,6 +1836,6 @@ fn the_readme_documents_every_property() {
         .collect();
     assert!(
         missing.is_empty(),
-        "README.md's configuration reference lacks {missing:?}"
+        "docs/configuration.md lacks {missing:?}"
     );
 }

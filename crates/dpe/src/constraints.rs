@@ -1,11 +1,11 @@
-//! What this engine advertises to DPM, in the product's typed form (SPEC 4.2, 4.3): each
+//! What this engine advertises to DPM, in the product's typed form (docs/configuration.md): each
 //! `constraints.<key>` property becomes capability `<key>` (one element: that capability; several
 //! or none: an `Enumeration`), and `ataccama.one.dpe.environment` becomes capability
 //! `environment` unless a `constraints.environment` property says otherwise.
 //!
 //! The environments were priorities in svcid's own protocol; the product's priorities are
 //! extractor/comparator pairs with no place for a list of names, so they are advertised as a
-//! capability a job's requirements can match (README, DPE properties).
+//! capability a job's requirements can match (docs/configuration.md, DPE only).
 
 use svcid_config::{Capability as Configured, CapabilityValue, DpeSettings};
 use svcid_proto::pb::constraint::Constraints;

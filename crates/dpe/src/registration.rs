@@ -1,4 +1,4 @@
-//! The engine's side of the handshake (SPEC section 5): register with DPM at start-up and then
+//! The engine's side of the handshake (docs/wire.md): register with DPM at start-up and then
 //! every `check-connection-interval`. The call is idempotent and doubles as a keep-alive, which
 //! also heals a DPM restart: the next call after it returns SUCCESS again. On shutdown the engine
 //! unregisters. Runs on the `scheduling-1` thread.
@@ -22,7 +22,7 @@ use tonic::transport::Channel;
 pub const REGISTER_EVENT: &str = "register";
 
 /// The logger of the `register` events, the product DPE's class, so saved searches on
-/// `logger_name` keep working (README: log events).
+/// `logger_name` keep working (docs/operations.md, log events).
 pub const REGISTER_LOGGER: &str = "com.ataccama.dpe.service.StatusChecker";
 
 /// Longest wait for one registration call.
@@ -61,7 +61,7 @@ impl Registrar {
             .timeout(CALL_TIMEOUT);
         let client = RegistryServiceClient::with_interceptor(
             endpoint.connect_lazy(),
-            // A DPM deployment marked as a product module gets tokens without aud (SPEC 4.4).
+            // A DPM deployment marked as a product module gets tokens without aud (docs/wire.md).
             OutboundCredentials::new(issuer, "dpm")
                 .with_profile(PeerProfile::OfModule(verifier, "dpm".to_owned())),
         );

@@ -1,5 +1,5 @@
 //! The status checker: calls every registered engine's `HeartbeatService.GetStatus` with DPM's own
-//! token and moves engines between NEW, READY and DISCONNECTED (SPEC section 5, step 4).
+//! token and moves engines between NEW, READY and DISCONNECTED (docs/wire.md, the handshake).
 //!
 //! It runs on the `scheduling-1` thread. Checks run concurrently, each bounded by
 //! `grpc-checker-timeout`, so a frozen engine never delays the others. One lazily connected channel
@@ -31,7 +31,7 @@ pub struct StatusChecker {
     /// The engines to check.
     registry: Arc<EngineRegistry>,
     /// DPM's token source; checks carry `aud=dpe` unless the engine's deployment is a product
-    /// module (SPEC 4.4).
+    /// module (docs/wire.md).
     issuer: Arc<TokenIssuer>,
     /// The registry in force, for the token profile of the deployment that registered an engine.
     verifier: Arc<TokenVerifier>,

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// An engine's lifecycle status (SPEC section 5).
+/// An engine's lifecycle status (docs/wire.md, the handshake).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EngineStatus {
     /// Registered, not yet checked.
@@ -99,7 +99,7 @@ pub struct Registrant {
     /// The identity as logged: `ServiceIdentity(module=dpe, id=dpe-dev, roles=[…])`.
     pub identity: String,
     /// Its deployment name: the status checks of the engine use that deployment's token
-    /// profile (SPEC 4.4).
+    /// profile (docs/wire.md).
     pub deployment: String,
 }
 
@@ -142,7 +142,7 @@ impl std::ops::DerefMut for Engine {
     }
 }
 
-/// What a store keeps of an engine (SPEC 9): everything but the checker's own timing. A
+/// What a store keeps of an engine (docs/postgres.md): everything but the checker's own timing. A
 /// registry [adopts](EngineRegistry::adopt) records it loads or takes over, and listings of the
 /// whole fleet are built from them.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! `RegistryService`: engines register, re-assert and unregister themselves (SPEC section 5,
-//! steps 2–3 and 5). Only callers whose deployment has `module=dpe` get here (the access policy).
+//! `RegistryService`: engines register, re-assert and unregister themselves (docs/wire.md,
+//! the handshake). Only callers whose deployment has `module=dpe` get here (the access policy).
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use crate::engines::{EngineAddress, Registrant, Registration};
 use crate::store::EngineStore;
 
 /// The logger of the product's registration and status events (`registerEngine`,
-/// `setEngineStatus`), so saved searches on `logger_name` keep working (README: log events).
+/// `setEngineStatus`), so saved searches on `logger_name` keep working (docs/operations.md).
 pub const REGISTRY_LOGGER: &str = "com.ataccama.dpm.registry.EngineRegistryServiceImpl";
 
 /// The gRPC face of the engine registry.
@@ -91,7 +91,7 @@ impl RegistryService for RegistryApi {
             hostname: address.hostname,
             port,
         };
-        // Kept as sent (SPEC 4.2); decoded only to refuse what is not Constraints and to log it.
+        // Kept as sent (docs/wire.md); decoded only to refuse what is not Constraints, and to log.
         let constraints = request.constraints.unwrap_or_default();
         let decoded = Constraints::decode(constraints.as_slice()).map_err(|e| {
             Status::invalid_argument(format!(

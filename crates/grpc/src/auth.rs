@@ -4,7 +4,7 @@
 //! caller is, asks the [`AccessPolicy`] whether that caller may call this method, and only then
 //! lets the call through, with the [`CallerIdentity`] in the request extensions and the handler's
 //! work running inside a `call` span that carries `authenticatedUser` and `correlationId` into every
-//! log event. Health and reflection are open without a token (SPEC section 4): standard probes and
+//! log event. Health and reflection are open without a token (docs/wire.md): standard probes and
 //! tools must work against the daemons.
 //!
 //! A request over the message-size limit, which tonic reports as `OUT_OF_RANGE`, leaves as

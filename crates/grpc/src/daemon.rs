@@ -80,7 +80,7 @@ pub struct Context<'a> {
     /// Mints this module's tokens for its outbound calls.
     pub issuer: &'a Arc<TokenIssuer>,
     /// Verifies peers' tokens; its registry in force also says which token profile a peer takes
-    /// (SPEC 4.4), for outbound calls.
+    /// (docs/wire.md), for outbound calls.
     pub verifier: &'a Arc<svcid_identity::token::TokenVerifier>,
     /// Turns true when the daemon is asked to stop; scheduled work ends on it.
     pub stop: watch::Receiver<bool>,

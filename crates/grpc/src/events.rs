@@ -1,4 +1,4 @@
-//! Log event ids both daemons emit, defined once (README "Log events" documents each). Events that
+//! Log event ids both daemons emit, defined once (docs/operations.md documents each). Events that
 //! belong to one module are named where they are logged.
 
 /// The gRPC server serves; carries the bound host and port.

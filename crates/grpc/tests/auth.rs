@@ -35,7 +35,7 @@ use tonic::{Code, Request, Response, Status};
 
 /// The heartbeat service's method prefix, for policies.
 const HEARTBEAT_PREFIX: &str = "/ataccama.dppapi.heartbeat.HeartbeatService/";
-/// The text `WhoAmI` must return for the `dpe-dev` caller (SPEC 3.1).
+/// The text `WhoAmI` must return for the `dpe-dev` caller: the product's `ServiceIdentity` form.
 const DPE_IDENTITY: &str = "ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION])";
 
 /// A `HeartbeatService` that logs one INFO event while serving, so tests can see which call

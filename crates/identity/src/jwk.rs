@@ -180,7 +180,7 @@ impl KeyError {
 /// What loading a peer's `content` noticed that is not an error by itself but must be reported.
 #[derive(Clone, Debug, Default)]
 pub struct ContentFindings {
-    /// `content` holds a private key `d`: the peer's secret has been shared (SECURITY C3). The key
+    /// `content` holds a private key `d`: a peer's secret was shared (docs/security.md C3). The key
     /// still loads (the public half is usable), but the caller must warn loudly.
     pub private_part: bool,
     /// `content` was base64 of the JSON rather than the JSON itself (both are accepted).
@@ -223,7 +223,7 @@ impl PublicKey {
     /// Validates `kty` EC, `crv` P-256, `alg` ES256 (required: the token's `alg` must equal the
     /// key's), `use` sig when present, a non-empty string `kid` when present, and a point on the
     /// curve. A `d` member does not fail the load: it is reported in [`ContentFindings::private_part`]
-    /// so the caller can warn (SECURITY C3); its value is not even decoded.
+    /// so the caller can warn (docs/security.md C3); its value is not even decoded.
     pub fn from_content(content: &str) -> Result<(PublicKey, ContentFindings), KeyError> {
         let trimmed = content.trim();
         let mut findings = ContentFindings::default();

@@ -32,7 +32,7 @@ pub struct Deployment {
     /// The peer's token keys; several during a rotation.
     pub keys: Vec<DeploymentKey>,
     /// `security.token-profile`: whether the peer is a product module, whose tokens are accepted
-    /// without `aud` and to which tokens are sent without `aud` (SPEC 4.4).
+    /// without `aud` and to which tokens are sent without `aud` (docs/wire.md).
     pub token_profile: TokenProfile,
 }
 
@@ -52,7 +52,7 @@ pub struct DeploymentKey {
 /// Why a set of deployments cannot form a registry.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
-    /// Two keys share a fingerprint, so a token's `kid` could not name one peer (SECURITY C6).
+    /// Two keys share a fingerprint: a token's `kid` could not name one peer (docs/security.md C6).
     #[error("fingerprint {fingerprint} is configured for both {first} and {second}")]
     DuplicateFingerprint {
         /// The shared fingerprint (shortened).
@@ -199,7 +199,7 @@ impl DeploymentRegistry {
     /// The token profile for calls to peers of module type `module` when the caller does not know
     /// which deployment it is calling (a DPE calling its DPM): `product` only when there is at
     /// least one deployment of that type and all of them are `product`; otherwise `strict`, the
-    /// profile of section 3. Deployments of one type that disagree are a configuration mistake
+    /// default profile. Deployments of one type that disagree are a configuration mistake
     /// the caller cannot resolve, so the default profile is used.
     pub fn token_profile_for_module(&self, module: &str) -> TokenProfile {
         let mut of_module = self

@@ -41,7 +41,7 @@
 //! | 22 | `jti`, when present, is a string | `invalid_jti` |
 //! | 23 | `usr`, when present, is `{id, username, roles}` and the peer holds the impersonation role | `invalid_usr`, `impersonation_not_allowed` |
 //!
-//! Token profiles (SPEC 4.4) are per deployment and change row 21 only:
+//! Token profiles (docs/wire.md) are per deployment and change row 21 only:
 //!
 //! | profile of the key's deployment | token without `aud` | token with `aud` |
 //! |---|---|---|

@@ -2,7 +2,7 @@
 //!
 //! Pure functions over an already collected [`Record`]: no I/O, no `tracing` types, no clock
 //! reads, so the exact layout can be tested byte for byte. The JSON layout is the one
-//! logstash-logback-encoder writes for the product (SPEC section 6) except that `message` is
+//! logstash-logback-encoder writes for the product (docs/operations.md) except that `message` is
 //! written once; the console layout is Spring Boot's default `CONSOLE_LOG_PATTERN` without colours.
 
 use std::fmt::Write as _;

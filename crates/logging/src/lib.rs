@@ -1,5 +1,5 @@
 //! The daemons' logging: a `tracing` subscriber that writes the product's JSON log layout
-//! (logstash-logback-encoder style, SPEC section 6) and Spring Boot's console line.
+//! (logstash-logback-encoder style, docs/operations.md) and Spring Boot's console line.
 //!
 //! Daemons emit events with fields named the product's way,
 //! `tracing::info!(eventId = "registerEngine", engineId = %id, correlationId = %id, "New engine registered.")`,

@@ -109,7 +109,7 @@ fn golden_dpm_register_engine() {
         datetime!(2021-04-14 11:26:03.234 +02:00),
         || {
             // The call span carries the token's jti; the event's own correlationId (the
-            // engine id, as SPEC section 6 asks for registration events) must win.
+            // engine id, as the product has it for registration events) must win.
             let call = tracing::info_span!(
                 "call",
                 authenticatedUser = %DPE_IDENTITY,

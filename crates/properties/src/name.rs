@@ -10,7 +10,7 @@
 //! `token-expiration` or `token.expiration`), so they are kept as `_`-separated words and matched
 //! against a name by concatenation: consecutive words must spell one element's uniform form, and
 //! a numeric word is an index. This accepts both Spring's documented rule (dashes removed:
-//! `…_TOKENEXPIRATION`) and the SPEC's (dashes as `_`: `…_TOKEN_EXPIRATION`).
+//! `…_TOKENEXPIRATION`) and the one svcid documents (dashes as `_`: `…_TOKEN_EXPIRATION`).
 //! Nothing here knows which properties exist or where values come from.
 
 /// The comparable form of one name element.

@@ -1,5 +1,5 @@
-//! The registry in PostgreSQL (`spring.datasource.url`, SPEC 9): the fleet survives restarts and
-//! several DPM replicas on one database are one registry.
+//! The registry in PostgreSQL (`spring.datasource.url`, docs/postgres.md): the fleet survives
+//! restarts and several DPM replicas on one database are one registry.
 //!
 //! Every engine is a row of `dpm_engine`, written through on registration. Each replica holds a
 //! lease row in `dpm_replica` and owns a share of the engines (`dpm_engine.owner`): only the owner

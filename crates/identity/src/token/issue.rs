@@ -3,7 +3,7 @@
 //!
 //! What a token says depends on the receiver's [`TokenProfile`]: a strict peer's tokens name its
 //! module type in `aud`; a product peer's tokens have no `aud`, because the product's Python module
-//! refuses every token that carries one (SPEC 4.4). Both carry a fresh `jti`, although the
+//! refuses every token that carries one (docs/wire.md). Both carry a fresh `jti`, although the
 //! product's Java modules mint none: every product verifier ignores it (nimbus and PyJWT 2.1 accept
 //! unknown and unchecked claims), and it is what our own refusal and request logs correlate a call
 //! with, so leaving it out would cost diagnostics and buy no compatibility.

@@ -1,6 +1,6 @@
-//! Token profiles (SPEC 4.4): how tokens to and from one peer are shaped.
+//! Token profiles (docs/wire.md): how tokens to and from one peer are shaped.
 //!
-//! The product's own modules do not speak section 3 as written: its Java modules mint tokens
+//! The product's own modules do not speak the strict profile: its Java modules mint tokens
 //! without `aud` and never check it, and its Python module refuses every token that carries `aud`.
 //! So the profile is chosen per peer (`…deployments.<name>.security.token-profile`), never
 //! globally: a peer marked `product` gets audience-less tokens and may send them; every other peer
@@ -12,13 +12,13 @@ use std::str::FromStr;
 /// How tokens to and from one peer are shaped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum TokenProfile {
-    /// SPEC section 3 as written: tokens we send name the receiver's module type in `aud`, and the
+    /// The default: tokens we send name the receiver's module type in `aud`, and the
     /// peer's tokens must name ours (unless `require-audience=false`).
     #[default]
     Strict,
     /// The peer is a product module: its tokens are accepted without `aud` (one that carries
     /// `aud` must still name us), and the tokens we send it carry no `aud`. Every other check of
-    /// section 3 still applies.
+    /// the validation policy still applies.
     Product,
 }
 

@@ -1,5 +1,5 @@
-//! SECURITY.md token rows 1–21 against `TokenVerifier`, with keys generated at run time and hostile
-//! tokens built by hand; plus minting, reuse and the cache.
+//! The hostile tokens 1–21 of docs/security.md against `TokenVerifier`, with keys generated at
+//! run time and hostile tokens built by hand; plus minting, reuse and the cache.
 
 use std::sync::Arc;
 
