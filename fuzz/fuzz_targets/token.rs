@@ -26,7 +26,7 @@ use libfuzzer_sys::fuzz_target;
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
 use svcid_identity::{
-    CallerIdentity, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, ManualClock,
+    CallerIdentity, Deployment, DeploymentKey, Deployments, GeneratorKey, ManualClock,
     PublicKey, TokenIssuer, TokenProfile, TokenVerifier, VerifyPolicy,
 };
 
@@ -62,7 +62,7 @@ fn setup() -> &'static Setup {
             GeneratorKey::generate(),
             GeneratorKey::generate(),
         );
-        let registry = DeploymentRegistry::new(vec![
+        let registry = Deployments::new(vec![
             deployment(
                 "dpe-dev",
                 &["IMPERSONATION"],
@@ -84,7 +84,7 @@ fn setup() -> &'static Setup {
             .expect("a minted token verifies");
 
         let signers = [signer(), signer()];
-        let registry = DeploymentRegistry::new(vec![
+        let registry = Deployments::new(vec![
             Deployment {
                 keys: vec![signer_key(&signers[0])],
                 ..deployment("dpe-dev", &["IMPERSONATION"], vec![])

@@ -295,7 +295,7 @@ fn answer(
     content_type: &'static str,
     body: impl Into<String>,
 ) -> Response<Full<Bytes>> {
-    let mut response = crate::http::text(status, content_type, body.into());
+    let mut response = crate::response::text(status, content_type, body.into());
     let headers = response.headers_mut();
     headers.insert(
         HeaderName::from_static("content-security-policy"),

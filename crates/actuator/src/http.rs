@@ -1,4 +1,4 @@
-//! The actuator's HTTP/1.1 server: `GET` (and `HEAD`) of `/actuator`, `/actuator/health`,
+//! The HTTP port's server: `GET` (and `HEAD`) of `/actuator`, `/actuator/health`,
 //! `/actuator/health/<component>`, `/actuator/prometheus` and `/actuator/info`, and the
 //! operations console's paths (`/`, `/console…`, see [`crate::console`]); nothing else.
 //!
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::Actuator;
+use crate::response::text;
 
 /// Prometheus' text format, version 0.0.4.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -125,7 +126,7 @@ fn handle(actuator: &Actuator, request: &Request<Incoming>) -> Response<Full<Byt
     let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let response = respond(actuator, request.method(), target);
     tracing::debug!(
-        eventId = "actuatorRequest",
+        eventId = crate::events::ACTUATOR_REQUEST,
         method = %request.method(),
         path = %printable_path(request.uri().path()),
         status = response.status().as_u16(),
@@ -195,36 +196,10 @@ fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     text(status, ACTUATOR_JSON, body.to_string())
 }
 
-pub(crate) fn text(
-    status: StatusCode,
-    content_type: &'static str,
-    body: String,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // Every answer is a snapshot of live state.
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 /// A request path for logs and error bodies: at most 128 characters, control characters escaped
 /// (it comes from whoever connected).
 fn printable_path(path: &str) -> String {
-    let mut out = String::new();
-    for (count, c) in path.chars().enumerate() {
-        if count == 128 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    svcid_printable::excerpt(path, 128)
 }
 
 #[cfg(test)]
@@ -234,6 +209,7 @@ mod tests {
     use std::time::Duration;
 
     use http_body_util::BodyExt as _;
+    use hyper::header::CONTENT_TYPE;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;

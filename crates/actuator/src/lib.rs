@@ -1,23 +1,36 @@
-//! The daemons' operations endpoints, in the conventions of Spring Boot Actuator that ops staff
-//! already use with the product's other modules: `/actuator/health`, `/actuator/prometheus` and
-//! `/actuator/info` on a plain HTTP port (`server.port`).
+//! What the daemons serve on their HTTP port, in the conventions of Spring Boot Actuator that ops
+//! staff already use with the product's other modules: `/actuator/health`, `/actuator/prometheus`
+//! and `/actuator/info` on a plain HTTP port (`server.port`), and the operations console.
+//!
+//! Vocabulary, the same in every crate: the *HTTP port* is each daemon's second port, beside the
+//! gRPC port (its settings, modules and functions are named `http`); the *actuator* is the
+//! endpoints under `/actuator` (and this crate, which serves them); the *console* is the web page
+//! under `/console` on the same port.
 //!
 //! - [`metrics`]: counters, histograms and the Prometheus text format; hot paths touch atomics only.
-//! - [`instruments`]: every metric family svcid exports, named once.
 //! - [`health`]: components, their aggregation and the 503 rule.
-//! - [`http`]: the small HTTP/1.1 server (hyper) that answers the three endpoints, read-only.
+//! - [`http`]: the small HTTP/1.1 server (hyper) that answers the endpoints, read-only.
 //! - [`console`]: the operations console, a read-only web page and its JSON on the same port.
+//! - [`instruments`]: every metric family svcid exports, named once.
+//! - [`events`]: the log event ids this crate emits.
 //!
-//! An [`Actuator`] is assembled by a daemon from closures: health checks, metric sources and info
-//! sections that read the daemon's live state when asked, so nothing is copied or goes stale.
-//! This crate knows nothing of tokens, gRPC or engines: the daemons decide what to show, and they
-//! show only public facts (key fingerprints, never keys).
+//! An [`Actuator`] is assembled by a daemon from closures: health checks, metric sources, info
+//! sections and console sections that read the daemon's live state when asked, so nothing is
+//! copied or goes stale. What the crate knows of the product is exactly [`instruments`]: the
+//! names, help texts and labels of svcid's metric families (authentication verdicts, reloads,
+//! connections, token counts, engines, registration, the engine registry's database) and the
+//! atomic counters behind them, so that every name is written once. It holds no token, key,
+//! gRPC type or engine: the daemons feed the counters and decide what else is shown, and they show
+//! only public facts (key fingerprints, never keys). The server, the health rules, the metric
+//! types and the console are generic and name no part of the product.
 
 pub mod console;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod instruments;
 pub mod metrics;
+mod response;
 
 use std::fmt;
 use std::time::SystemTime;

@@ -14,8 +14,8 @@ use anyhow::Result;
 use svcid_client::{OutboundCredentials, with_correlation_id};
 use svcid_grpc::AuthLayer;
 use svcid_identity::{
-    AccessPolicy, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, SystemClock,
-    TokenIssuer, TokenProfile, TokenVerifier, VerifyPolicy,
+    AccessPolicy, Deployment, DeploymentKey, Deployments, GeneratorKey, SystemClock, TokenIssuer,
+    TokenProfile, TokenVerifier, VerifyPolicy,
 };
 use svcid_proto::pb::constraint::Constraints;
 use svcid_proto::pb::heartbeat::heartbeat_service_server::{
@@ -59,8 +59,8 @@ impl SimEngine {
 
 /// The trust of every simulated engine: one `dpm` deployment with DPM's key (every replica of a
 /// DPM fleet signs with the same key, as docs/postgres.md recommends).
-pub fn dpm_trust(dpm_key: &GeneratorKey) -> Result<Arc<DeploymentRegistry>> {
-    let registry = DeploymentRegistry::new(vec![Deployment {
+pub fn dpm_trust(dpm_key: &GeneratorKey) -> Result<Arc<Deployments>> {
+    let registry = Deployments::new(vec![Deployment {
         name: "dpm-bench".into(),
         module: "dpm".into(),
         environment: None,
@@ -83,7 +83,7 @@ pub fn dpm_trust(dpm_key: &GeneratorKey) -> Result<Arc<DeploymentRegistry>> {
 pub fn start_engine(
     listener: tokio::net::TcpListener,
     key: &GeneratorKey,
-    dpm_trust: &Arc<DeploymentRegistry>,
+    dpm_trust: &Arc<Deployments>,
     dpm_port: u16,
     stop: watch::Receiver<bool>,
     tasks: &mut tokio::task::JoinSet<()>,
@@ -183,8 +183,8 @@ fn jittered(interval: Duration) -> Duration {
 }
 
 /// A registry with the same deployments (each engine verifies with its own, as each `dpe` does).
-fn clone_registry(registry: &DeploymentRegistry) -> Result<DeploymentRegistry> {
-    DeploymentRegistry::new(registry.deployments().to_vec())
+fn clone_registry(registry: &Deployments) -> Result<Deployments> {
+    Deployments::new(registry.deployments().to_vec())
         .map_err(|e| anyhow::anyhow!("registry: {e:?}"))
 }
 

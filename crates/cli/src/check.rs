@@ -19,6 +19,7 @@ use serde_json::json;
 use svcid_config::names::{self, deployment as field};
 use svcid_config::{Problem, ProblemCode, Settings, Severity};
 use svcid_identity::jwk::PublicKey;
+use svcid_identity::{Deployment, DeploymentKey};
 use svcid_properties::{Origin, PropertySet};
 
 use crate::homes::{self, ModuleChoice, OpenedHome};
@@ -288,176 +289,260 @@ fn cross_check(
     s: &Settings,
     signer: &OpenedHome,
 ) -> Vec<Problem> {
-    let mut problems = Vec::new();
     let Some(props) = &verifier.props else {
-        return problems;
+        return Vec::new();
     };
-    let key = &s.jwt.generator_key;
-    let kid = key.kid();
-    let thumbprint = key.public_key().thumbprint();
-    let signer_kind = s.kind.as_str();
-    let who = format!("the {signer_kind} home {}", signer.root.display());
-    let at = |deployment: &str, rest: &str| -> (Option<Origin>, String) {
-        let name = format!("{}.{deployment}.{rest}", names::DEPLOYMENTS);
-        match props.get(&name) {
-            Some(value) => (Some(value.origin.clone()), value.key.clone()),
-            None => (
-                Some(Origin::File {
-                    path: verifier.file.clone(),
-                    line: 0,
-                }),
-                name,
-            ),
-        }
-    };
-    let registry = &v.deployments;
-    match registry.lookup(kid) {
-        Some((deployment, entry)) => {
-            let key_field = |f: &str| format!("{}.{}.{f}", field::JWT_KEYS, entry.name);
-            if deployment.module != signer_kind {
-                let (origin, property) = at(&deployment.name, field::MODULE);
-                problems.push(Problem::error(
-                    codes::PEER_MODULE_MISMATCH,
-                    origin,
-                    property,
-                    format!(
-                        "deployment {} holds the current key of {who} but says module={}: that peer's calls \
-                         would be treated as a {} and refused",
-                        deployment.name, deployment.module, deployment.module
-                    ),
-                    Some(format!("set module={signer_kind}")),
-                ));
-            }
-            if entry.revoked {
-                let (origin, property) = at(&deployment.name, &key_field(field::IS_REVOKED));
-                problems.push(Problem::error(
-                    codes::CURRENT_KEY_REVOKED,
-                    origin,
-                    property,
-                    format!(
-                        "{}/{} is the current key of {who} (kid {kid}) and it is revoked: every call from it \
-                         is refused",
-                        deployment.name, entry.name
-                    ),
-                    Some(
-                        "give the peer a new key (svcid link --rotate), or reinstate this one \
-                         (svcid revoke --undo)"
-                            .to_owned(),
-                    ),
-                ));
-            }
-            if entry.public.thumbprint() != thumbprint {
-                let (origin, property) = at(&deployment.name, &key_field(field::CONTENT));
-                problems.push(Problem::error(
-                    codes::CONTENT_MISMATCH,
-                    origin,
-                    property,
-                    format!(
-                        "{}/{} has the fingerprint of {who}'s key but its content is another public key \
-                         (thumbprint {}, the signing key's is {thumbprint}): every signature will fail",
-                        deployment.name,
-                        entry.name,
-                        entry.public.thumbprint()
-                    ),
-                    Some("replace content with the signer's public JWK (svcid link does it)".to_owned()),
-                ));
-            }
-            // Token profile: the signer leaves aud out of its tokens for this home when its entry
-            // for this home says product; a strict entry here then refuses them all.
-            let sent = s.deployments.lookup(v.jwt.generator_key.kid()).map_or_else(
-                || s.deployments.token_profile_for_module(v.kind.as_str()),
-                |(d, _)| d.token_profile,
-            );
-            if !sent.sends_audience()
-                && deployment.token_profile.requires_audience()
-                && v.jwt.require_audience
-            {
-                // Where to fix it: the token-profile line, or the entry's module line when the
-                // profile is not written (strict by default).
-                let (mut origin, property) = at(&deployment.name, field::TOKEN_PROFILE);
-                if props.get(&property).is_none() {
-                    origin = at(&deployment.name, field::MODULE).0;
-                }
-                problems.push(Problem::error(
-                    codes::TOKEN_PROFILE_MISMATCH,
-                    origin,
-                    property,
-                    format!(
-                        "{who} has token-profile=product for this home, so its tokens carry no aud, but \
-                         deployment {} here is strict: every call from it is refused (missing_aud)",
-                        deployment.name
-                    ),
-                    Some(
-                        "give both sides the same token-profile: product here too, or strict on the \
-                         signer (svcid link --token-profile PROFILE writes both)"
-                            .to_owned(),
-                    ),
-                ));
-            }
-        }
-        None => {
-            let same_point = registry.deployments().iter().find_map(|d| {
-                d.keys
-                    .iter()
-                    .find(|k| k.public.thumbprint() == thumbprint)
-                    .map(|k| (d, k))
-            });
-            match same_point {
-                Some((deployment, entry)) => {
-                    let (origin, property) = at(
-                        &deployment.name,
-                        &format!("{}.{}.{}", field::JWT_KEYS, entry.name, field::FINGERPRINT),
-                    );
-                    problems.push(Problem::error(
-                        codes::FINGERPRINT_MISMATCH,
-                        origin,
-                        property,
-                        format!(
-                            "{}/{} holds {who}'s public key under fingerprint {:?}, but its tokens carry kid \
-                             {kid:?}: they are refused as an unknown kid",
-                            deployment.name, entry.name, entry.fingerprint
-                        ),
-                        Some(format!("set fingerprint to {kid}")),
-                    ));
-                }
-                None => {
-                    let held: Vec<String> = registry
-                        .deployments()
-                        .iter()
-                        .filter(|d| d.module == signer_kind)
-                        .flat_map(|d| {
-                            d.keys.iter().map(move |k| {
-                                format!("{}/{} (kid {})", d.name, k.name, k.fingerprint)
-                            })
-                        })
-                        .collect();
-                    let holding = if held.is_empty() {
-                        format!("it has no {signer_kind} deployment with a key")
-                    } else {
-                        format!("its {signer_kind} keys are {}", held.join(", "))
-                    };
-                    problems.push(Problem::error(
-                        codes::KEY_NOT_TRUSTED,
-                        Some(Origin::File {
-                            path: verifier.file.clone(),
-                            line: 0,
-                        }),
-                        names::DEPLOYMENTS.to_owned(),
-                        format!(
-                            "does not trust the current generator key of {who} (kid {kid}): {holding}; \
-                             that peer's calls are refused as an unknown kid"
-                        ),
-                        Some(
-                            "run svcid link DPM_HOME DPE_HOME (it adds the key beside the old ones), or, if \
-                             the peer's key changed by mistake, restore it"
-                                .to_owned(),
-                        ),
-                    ));
-                }
-            }
+    let pair = Pair::new(verifier, props, v, s, signer);
+    match v.deployments.lookup(pair.kid) {
+        Some((deployment, entry)) => pair.check_trusted_entry(deployment, entry),
+        None => match pair.entry_with_signer_key() {
+            Some((deployment, entry)) => vec![pair.fingerprint_mismatch(deployment, entry)],
+            None => vec![pair.key_not_trusted()],
+        },
+    }
+}
+
+/// One verifier home and one signer home being cross-checked, with what every check reads.
+struct Pair<'a> {
+    /// The verifier's home.
+    verifier: &'a OpenedHome,
+    /// The verifier's properties, to point problems at the lines to fix.
+    props: &'a PropertySet,
+    /// The verifier's settings.
+    v: &'a Settings,
+    /// The signer's settings.
+    s: &'a Settings,
+    /// The signer's current kid.
+    kid: &'a str,
+    /// The RFC 7638 thumbprint of the signer's current public key.
+    thumbprint: String,
+    /// The signer's module type (`dpm`, `dpe`).
+    signer_kind: &'static str,
+    /// The signer as messages name it: `the dpe home <root>`.
+    who: String,
+}
+
+impl<'a> Pair<'a> {
+    fn new(
+        verifier: &'a OpenedHome,
+        props: &'a PropertySet,
+        v: &'a Settings,
+        s: &'a Settings,
+        signer: &OpenedHome,
+    ) -> Self {
+        let key = &s.jwt.generator_key;
+        let signer_kind = s.kind.as_str();
+        Pair {
+            verifier,
+            props,
+            v,
+            s,
+            kid: key.kid(),
+            thumbprint: key.public_key().thumbprint(),
+            signer_kind,
+            who: format!("the {signer_kind} home {}", signer.root.display()),
         }
     }
-    problems
+
+    /// Where `deployments.<deployment>.<rest>` is in the verifier's file, or the file itself
+    /// when the property is not written; and the property's name as written.
+    fn at(&self, deployment: &str, rest: &str) -> (Option<Origin>, String) {
+        let name = format!("{}.{deployment}.{rest}", names::DEPLOYMENTS);
+        match self.props.get(&name) {
+            Some(value) => (Some(value.origin.clone()), value.key.clone()),
+            None => (Some(self.file()), name),
+        }
+    }
+
+    /// The verifier's file, without a line.
+    fn file(&self) -> Origin {
+        Origin::File {
+            path: self.verifier.file.clone(),
+            line: 0,
+        }
+    }
+
+    /// The entry under the signer's kid must name the signer's module, not be revoked, hold the
+    /// signer's public key and take the tokens the signer sends.
+    fn check_trusted_entry(&self, deployment: &Deployment, entry: &DeploymentKey) -> Vec<Problem> {
+        [
+            self.module_mismatch(deployment),
+            self.current_key_revoked(deployment, entry),
+            self.content_mismatch(deployment, entry),
+            self.token_profile_mismatch(deployment),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    fn module_mismatch(&self, deployment: &Deployment) -> Option<Problem> {
+        let signer_kind = self.signer_kind;
+        if deployment.module == signer_kind {
+            return None;
+        }
+        let (origin, property) = self.at(&deployment.name, field::MODULE);
+        Some(Problem::error(
+            codes::PEER_MODULE_MISMATCH,
+            origin,
+            property,
+            format!(
+                "deployment {} holds the current key of {} but says module={}: that peer's calls \
+                 would be treated as a {} and refused",
+                deployment.name, self.who, deployment.module, deployment.module
+            ),
+            Some(format!("set module={signer_kind}")),
+        ))
+    }
+
+    fn current_key_revoked(
+        &self,
+        deployment: &Deployment,
+        entry: &DeploymentKey,
+    ) -> Option<Problem> {
+        if !entry.revoked {
+            return None;
+        }
+        let (origin, property) = self.at(&deployment.name, &key_field(entry, field::IS_REVOKED));
+        Some(Problem::error(
+            codes::CURRENT_KEY_REVOKED,
+            origin,
+            property,
+            format!(
+                "{}/{} is the current key of {} (kid {}) and it is revoked: every call from it \
+                 is refused",
+                deployment.name, entry.name, self.who, self.kid
+            ),
+            Some(
+                "give the peer a new key (svcid link --rotate), or reinstate this one \
+                 (svcid revoke --undo)"
+                    .to_owned(),
+            ),
+        ))
+    }
+
+    fn content_mismatch(&self, deployment: &Deployment, entry: &DeploymentKey) -> Option<Problem> {
+        let held = entry.public.thumbprint();
+        if held == self.thumbprint {
+            return None;
+        }
+        let (origin, property) = self.at(&deployment.name, &key_field(entry, field::CONTENT));
+        Some(Problem::error(
+            codes::CONTENT_MISMATCH,
+            origin,
+            property,
+            format!(
+                "{}/{} has the fingerprint of {}'s key but its content is another public key \
+                 (thumbprint {held}, the signing key's is {}): every signature will fail",
+                deployment.name, entry.name, self.who, self.thumbprint
+            ),
+            Some("replace content with the signer's public JWK (svcid link does it)".to_owned()),
+        ))
+    }
+
+    fn token_profile_mismatch(&self, deployment: &Deployment) -> Option<Problem> {
+        let (v, s) = (self.v, self.s);
+        // Token profile: the signer leaves aud out of its tokens for this home when its own entry
+        // for this home says product; a strict entry here then refuses them all.
+        let sent = s.deployments.lookup(v.jwt.generator_key.kid()).map_or_else(
+            || s.deployments.token_profile_for_module(v.kind.as_str()),
+            |(d, _)| d.token_profile,
+        );
+        if sent.sends_audience()
+            || !deployment.token_profile.requires_audience()
+            || !v.jwt.require_audience
+        {
+            return None;
+        }
+        // Where to fix it: the token-profile line, or the entry's module line when the
+        // profile is not written (strict by default).
+        let (mut origin, property) = self.at(&deployment.name, field::TOKEN_PROFILE);
+        if self.props.get(&property).is_none() {
+            origin = self.at(&deployment.name, field::MODULE).0;
+        }
+        Some(Problem::error(
+            codes::TOKEN_PROFILE_MISMATCH,
+            origin,
+            property,
+            format!(
+                "{} has token-profile=product for this home, so its tokens carry no aud, but \
+                 deployment {} here is strict: every call from it is refused (missing_aud)",
+                self.who, deployment.name
+            ),
+            Some(
+                "give both sides the same token-profile: product here too, or strict on the \
+                 signer (svcid link --token-profile PROFILE writes both)"
+                    .to_owned(),
+            ),
+        ))
+    }
+
+    /// The verifier's entry holding the signer's public key under another fingerprint, if any.
+    fn entry_with_signer_key(&self) -> Option<(&'a Deployment, &'a DeploymentKey)> {
+        self.v.deployments.deployments().iter().find_map(|d| {
+            d.keys
+                .iter()
+                .find(|k| k.public.thumbprint() == self.thumbprint)
+                .map(|k| (d, k))
+        })
+    }
+
+    fn fingerprint_mismatch(&self, deployment: &Deployment, entry: &DeploymentKey) -> Problem {
+        let kid = self.kid;
+        let (origin, property) = self.at(&deployment.name, &key_field(entry, field::FINGERPRINT));
+        Problem::error(
+            codes::FINGERPRINT_MISMATCH,
+            origin,
+            property,
+            format!(
+                "{}/{} holds {}'s public key under fingerprint {:?}, but its tokens carry kid \
+                 {kid:?}: they are refused as an unknown kid",
+                deployment.name, entry.name, self.who, entry.fingerprint
+            ),
+            Some(format!("set fingerprint to {kid}")),
+        )
+    }
+
+    fn key_not_trusted(&self) -> Problem {
+        let signer_kind = self.signer_kind;
+        let held: Vec<String> = self
+            .v
+            .deployments
+            .deployments()
+            .iter()
+            .filter(|d| d.module == signer_kind)
+            .flat_map(|d| {
+                d.keys
+                    .iter()
+                    .map(move |k| format!("{}/{} (kid {})", d.name, k.name, k.fingerprint))
+            })
+            .collect();
+        let holding = if held.is_empty() {
+            format!("it has no {signer_kind} deployment with a key")
+        } else {
+            format!("its {signer_kind} keys are {}", held.join(", "))
+        };
+        Problem::error(
+            codes::KEY_NOT_TRUSTED,
+            Some(self.file()),
+            names::DEPLOYMENTS.to_owned(),
+            format!(
+                "does not trust the current generator key of {} (kid {}): {holding}; \
+                 that peer's calls are refused as an unknown kid",
+                self.who, self.kid
+            ),
+            Some(
+                "run svcid link DPM_HOME DPE_HOME (it adds the key beside the old ones), or, if \
+                 the peer's key changed by mistake, restore it"
+                    .to_owned(),
+            ),
+        )
+    }
+}
+
+/// `jwt-keys.<key>.<rest>`: a property of one of a deployment's keys.
+fn key_field(entry: &DeploymentKey, rest: &str) -> String {
+    format!("{}.{}.{rest}", field::JWT_KEYS, entry.name)
 }
 
 fn write_text(

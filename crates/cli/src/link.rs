@@ -374,145 +374,231 @@ fn trust(
     old_kid: Option<&str>,
     entry: &Entry<'_>,
 ) -> Result<Vec<String>> {
-    let environment = entry.environment;
-    let verifier = match signer {
-        ModuleKind::Dpm => ModuleKind::Dpe,
-        ModuleKind::Dpe => ModuleKind::Dpm,
-    };
     let props = parse(file)?;
     let held = holder_of(&props, key.kid());
     let deployment = held
         .as_ref()
         .map(|(d, _)| d.clone())
         .or_else(|| old_kid.and_then(|kid| holder_of(&props, kid).map(|(d, _)| d)))
-        .unwrap_or_else(|| format!("{signer}-{environment}"));
-    let prefix = deployment_prefix(&deployment);
-    let mut notes = Vec::new();
-
-    if props.entries_under(&prefix).is_empty() {
-        file.comment(&format!(
-            "{deployment}: the {signer} peer this {verifier} trusts (svcid link)"
-        ));
-        notes.push(format!("{verifier}: added deployment {deployment}"));
-    }
-    let module = format!("{prefix}.{}", field::MODULE);
-    match props.get(&module) {
-        Some(v) if v.raw.trim() == signer.as_str() => {}
-        Some(v) => {
-            notes.push(format!(
-                "{verifier}: {deployment}.module was {:?}; set to {signer}",
-                v.raw.trim()
-            ));
-            file.set_in_group(&module, signer.as_str(), &prefix);
-        }
-        None => {
-            file.set_in_group(&module, signer.as_str(), &prefix);
-        }
-    }
-    let env_name = format!("{prefix}.{}", field::ENVIRONMENT);
-    if props.get(&env_name).is_none() {
-        file.set_in_group(&env_name, environment, &prefix);
-    }
+        .unwrap_or_else(|| format!("{signer}-{}", entry.environment));
+    let mut edit = TrustEdit::new(file, &props, signer, key, deployment);
+    edit.introduce_deployment();
+    edit.set_module();
+    edit.set_environment(entry.environment);
     if let Some(profile) = entry.token_profile {
-        let profile_name = format!("{prefix}.{}", field::TOKEN_PROFILE);
-        match props.get(&profile_name) {
+        edit.set_token_profile(profile);
+    }
+    match &held {
+        Some((_, key_name)) => edit.refresh_held_key(key_name)?,
+        None => edit.add_key(),
+    }
+    edit.ensure_peer_role();
+    Ok(edit.notes)
+}
+
+/// The edits [`trust`] makes to one deployment entry of the verifier's file, in the order they
+/// are written, with the notes on what changed.
+struct TrustEdit<'a> {
+    /// The verifier's file being edited.
+    file: &'a mut PropertiesFile,
+    /// The file's properties as they were before any edit.
+    props: &'a PropertySet,
+    /// The signer's module type.
+    signer: ModuleKind,
+    /// The verifier's module type.
+    verifier: ModuleKind,
+    /// The signer's key to trust.
+    key: &'a GeneratorKey,
+    /// The deployment entry's name.
+    deployment: String,
+    /// `<deployments>.<deployment>`.
+    prefix: String,
+    /// What changed, one line each.
+    notes: Vec<String>,
+}
+
+impl<'a> TrustEdit<'a> {
+    fn new(
+        file: &'a mut PropertiesFile,
+        props: &'a PropertySet,
+        signer: ModuleKind,
+        key: &'a GeneratorKey,
+        deployment: String,
+    ) -> Self {
+        let verifier = match signer {
+            ModuleKind::Dpm => ModuleKind::Dpe,
+            ModuleKind::Dpe => ModuleKind::Dpm,
+        };
+        TrustEdit {
+            file,
+            props,
+            signer,
+            verifier,
+            key,
+            prefix: deployment_prefix(&deployment),
+            deployment,
+            notes: Vec::new(),
+        }
+    }
+
+    /// A comment above a deployment the file does not have yet.
+    fn introduce_deployment(&mut self) {
+        let (deployment, signer, verifier) = (&self.deployment, self.signer, self.verifier);
+        if self.props.entries_under(&self.prefix).is_empty() {
+            self.file.comment(&format!(
+                "{deployment}: the {signer} peer this {verifier} trusts (svcid link)"
+            ));
+            self.notes
+                .push(format!("{verifier}: added deployment {deployment}"));
+        }
+    }
+
+    /// `module=<signer>`, replacing another module type.
+    fn set_module(&mut self) {
+        let (deployment, signer, verifier) = (&self.deployment, self.signer, self.verifier);
+        let module = format!("{}.{}", self.prefix, field::MODULE);
+        match self.props.get(&module) {
+            Some(v) if v.raw.trim() == signer.as_str() => {}
+            Some(v) => {
+                self.notes.push(format!(
+                    "{verifier}: {deployment}.module was {:?}; set to {signer}",
+                    v.raw.trim()
+                ));
+                self.file
+                    .set_in_group(&module, signer.as_str(), &self.prefix);
+            }
+            None => {
+                self.file
+                    .set_in_group(&module, signer.as_str(), &self.prefix);
+            }
+        }
+    }
+
+    /// `environment`, unless the entry has one.
+    fn set_environment(&mut self, environment: &str) {
+        let env_name = format!("{}.{}", self.prefix, field::ENVIRONMENT);
+        if self.props.get(&env_name).is_none() {
+            self.file.set_in_group(&env_name, environment, &self.prefix);
+        }
+    }
+
+    /// `security.token-profile=<profile>`, replacing another profile.
+    fn set_token_profile(&mut self, profile: TokenProfile) {
+        let (deployment, verifier) = (&self.deployment, self.verifier);
+        let profile_name = format!("{}.{}", self.prefix, field::TOKEN_PROFILE);
+        match self.props.get(&profile_name) {
             Some(v) if v.raw.trim().parse::<TokenProfile>() == Ok(profile) => {}
             Some(v) => {
-                notes.push(format!(
+                self.notes.push(format!(
                     "{verifier}: {deployment}.token-profile was {:?}; set to {profile}",
                     v.raw.trim()
                 ));
-                file.set_in_group(&profile_name, profile.as_str(), &prefix);
+                self.file
+                    .set_in_group(&profile_name, profile.as_str(), &self.prefix);
             }
             None => {
-                notes.push(format!(
+                self.notes.push(format!(
                     "{verifier}: {deployment}.token-profile set to {profile}"
                 ));
-                file.set_in_group(&profile_name, profile.as_str(), &prefix);
+                self.file
+                    .set_in_group(&profile_name, profile.as_str(), &self.prefix);
             }
         }
     }
 
-    let content = key.public_key().content_json();
-    match &held {
-        Some((_, entry)) => {
-            let entry_prefix = format!("{}.{entry}", keys_prefix(&deployment));
-            let content_name = format!("{entry_prefix}.{}", field::CONTENT);
-            let right = props.get(&content_name).is_some_and(|v| {
-                PublicKey::from_content(&v.raw).is_ok_and(|(public, findings)| {
-                    public.thumbprint() == key.public_key().thumbprint() && !findings.private_part
-                })
-            });
-            if !right {
-                file.set_in_group(&content_name, &content, &prefix);
-                notes.push(format!(
-                    "{verifier}: {deployment}/{entry}: content was not {signer}'s public key; replaced"
+    /// The key entry already under the signer's kid: its content is made the signer's public
+    /// key; a revoked entry is an error (rotating or reinstating is the operator's choice).
+    fn refresh_held_key(&mut self, entry: &str) -> Result<()> {
+        let (deployment, signer, verifier, key) =
+            (&self.deployment, self.signer, self.verifier, self.key);
+        let entry_prefix = format!("{}.{entry}", keys_prefix(deployment));
+        let content_name = format!("{entry_prefix}.{}", field::CONTENT);
+        let right = self.props.get(&content_name).is_some_and(|v| {
+            PublicKey::from_content(&v.raw).is_ok_and(|(public, findings)| {
+                public.thumbprint() == key.public_key().thumbprint() && !findings.private_part
+            })
+        });
+        if !right {
+            let content = key.public_key().content_json();
+            self.file
+                .set_in_group(&content_name, &content, &self.prefix);
+            self.notes.push(format!(
+                "{verifier}: {deployment}/{entry}: content was not {signer}'s public key; replaced"
+            ));
+        }
+        let revoked_name = format!("{entry_prefix}.{}", field::IS_REVOKED);
+        if let Some(v) = self.props.get(&revoked_name)
+            && parse_bool(v.raw.trim()).unwrap_or(false)
+        {
+            bail!(
+                "{}: {deployment}/{entry} holds {signer}'s current key {} but it is revoked; \
+                 give {signer} a new key with svcid link --rotate, or reinstate this one with \
+                 svcid revoke --undo HOME {deployment} {entry}",
+                v.origin,
+                key.kid()
+            );
+        }
+        Ok(())
+    }
+
+    /// A new key entry with the signer's key, beside the deployment's other keys (none revoked).
+    fn add_key(&mut self) {
+        let (deployment, signer, verifier, key) =
+            (&self.deployment, self.signer, self.verifier, self.key);
+        let entry = next_key_name(self.props, deployment);
+        let entry_prefix = format!("{}.{entry}", keys_prefix(deployment));
+        // A new key goes right after the deployment's other keys, else after its other lines.
+        let group = if self
+            .props
+            .entries_under(&keys_prefix(deployment))
+            .is_empty()
+        {
+            self.prefix.clone()
+        } else {
+            keys_prefix(deployment)
+        };
+        let content = key.public_key().content_json();
+        for (field, value) in [
+            (field::FINGERPRINT, key.kid()),
+            (field::CONTENT, content.as_str()),
+            (field::IS_REVOKED, "false"),
+        ] {
+            self.file
+                .set_in_group(&format!("{entry_prefix}.{field}"), value, &group);
+        }
+        let others = self.props.map_keys(&keys_prefix(deployment));
+        self.notes.push(if others.is_empty() {
+            format!(
+                "{verifier}: {deployment}/{entry} trusts {signer}'s key {}",
+                key.kid()
+            )
+        } else {
+            format!(
+                "{verifier}: {deployment}/{entry} trusts {signer}'s key {} (beside {}; nothing is revoked)",
+                key.kid(),
+                others.join(", ")
+            )
+        });
+    }
+
+    /// `security.roles[0]=<peer role>` when the entry has no roles; roles without it are left as
+    /// configured, with a note.
+    fn ensure_peer_role(&mut self) {
+        let (deployment, verifier) = (&self.deployment, self.verifier);
+        let roles_name = format!("{}.{}", self.prefix, field::ROLES);
+        match self.props.get_list(&roles_name) {
+            None => {
+                self.file
+                    .set_in_group(&format!("{roles_name}[0]"), PEER_ROLE, &self.prefix);
+            }
+            Some(roles) if !roles.iter().any(|r| r.raw.trim() == PEER_ROLE) => {
+                self.notes.push(format!(
+                    "{verifier}: {deployment} has roles but not {PEER_ROLE}; left as configured"
                 ));
             }
-            let revoked_name = format!("{entry_prefix}.{}", field::IS_REVOKED);
-            if let Some(v) = props.get(&revoked_name)
-                && parse_bool(v.raw.trim()).unwrap_or(false)
-            {
-                bail!(
-                    "{}: {deployment}/{entry} holds {signer}'s current key {} but it is revoked; \
-                     give {signer} a new key with svcid link --rotate, or reinstate this one with \
-                     svcid revoke --undo HOME {deployment} {entry}",
-                    v.origin,
-                    key.kid()
-                );
-            }
-        }
-        None => {
-            let entry = next_key_name(&props, &deployment);
-            let entry_prefix = format!("{}.{entry}", keys_prefix(&deployment));
-            // A new key goes right after the deployment's other keys, else after its other lines.
-            let group = if props.entries_under(&keys_prefix(&deployment)).is_empty() {
-                prefix.clone()
-            } else {
-                keys_prefix(&deployment)
-            };
-            file.set_in_group(
-                &format!("{entry_prefix}.{}", field::FINGERPRINT),
-                key.kid(),
-                &group,
-            );
-            file.set_in_group(
-                &format!("{entry_prefix}.{}", field::CONTENT),
-                &content,
-                &group,
-            );
-            file.set_in_group(
-                &format!("{entry_prefix}.{}", field::IS_REVOKED),
-                "false",
-                &group,
-            );
-            let others = props.map_keys(&keys_prefix(&deployment));
-            notes.push(if others.is_empty() {
-                format!(
-                    "{verifier}: {deployment}/{entry} trusts {signer}'s key {}",
-                    key.kid()
-                )
-            } else {
-                format!(
-                    "{verifier}: {deployment}/{entry} trusts {signer}'s key {} (beside {}; nothing is revoked)",
-                    key.kid(),
-                    others.join(", ")
-                )
-            });
+            Some(_) => {}
         }
     }
-
-    let roles_name = format!("{prefix}.{}", field::ROLES);
-    match props.get_list(&roles_name) {
-        None => {
-            file.set_in_group(&format!("{roles_name}[0]"), PEER_ROLE, &prefix);
-        }
-        Some(roles) if !roles.iter().any(|r| r.raw.trim() == PEER_ROLE) => notes.push(format!(
-            "{verifier}: {deployment} has roles but not {PEER_ROLE}; left as configured"
-        )),
-        Some(_) => {}
-    }
-    Ok(notes)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! a token from here is byte for byte what that module sends (`--profile product`: what it sends
 //! a product peer, without `aud`). `inspect` first decodes a token without trusting anything in it
 //! (header, claims, times as RFC 3339, signature length), then, given a home, builds the very
-//! [`TokenVerifier`] that home's daemon builds (its registry and `Settings::verify_policy()`) and
+//! [`TokenVerifier`] that home's daemon builds (its deployments and `Settings::verify_policy()`) and
 //! reports its verdict: `accepted as <identity>` with the deployment, key and token profile that
 //! admitted it, or `refused: <reason code>: <message>`, with a line of explanation for the
 //! refusals an operator can act on. Decoding here is lenient on purpose (it must show what a hostile token carries);
@@ -195,7 +195,7 @@ pub fn inspect(
     let Settings { deployments, .. } = settings;
     let verifier = TokenVerifier::new(policy, deployments, Arc::new(SystemClock));
     let verdict = verifier.verify_uncached(&[authorization.as_bytes()]);
-    let registry = verifier.registry();
+    let deployments = verifier.deployments();
     let label = format!(
         "the {kind} home {} ({})",
         home.display(),
@@ -203,7 +203,7 @@ pub fn inspect(
     );
     match verdict {
         Ok(caller) => {
-            let via = registry
+            let via = deployments
                 .lookup(&caller.kid)
                 .map(|(d, k)| {
                     format!(
@@ -224,7 +224,7 @@ pub fn inspect(
             let why = explain(
                 &error,
                 &Explain {
-                    registry: &registry,
+                    deployments: &deployments,
                     props: opened.props.as_ref(),
                     claims: claims.as_ref(),
                     kind: kind.as_str(),
@@ -337,8 +337,8 @@ fn decode_json(what: &str, segment: &str, out: &mut dyn Write) -> Result<Option<
 
 /// What `explain` may consult.
 struct Explain<'a> {
-    /// The home's registry.
-    registry: &'a svcid_identity::registry::DeploymentRegistry,
+    /// The home's deployments.
+    deployments: &'a svcid_identity::deployments::Deployments,
     /// The home's properties, for file:line of a revoked flag.
     props: Option<&'a PropertySet>,
     /// The decoded claims, if any.
@@ -370,7 +370,7 @@ fn profile_note(profile: TokenProfile, require_audience: bool) -> String {
 fn explain(error: &AuthError, cx: &Explain<'_>) -> Option<String> {
     let claim = |name: &str| cx.claims.and_then(|c| c.get(name)).and_then(Value::as_i64);
     let entry = |kid: &str| {
-        cx.registry
+        cx.deployments
             .lookup(kid)
             .map(|(d, k)| format!("{}/{}", d.name, k.name))
     };
@@ -378,7 +378,7 @@ fn explain(error: &AuthError, cx: &Explain<'_>) -> Option<String> {
     match error.kind() {
         AuthErrorKind::UnknownKid => {
             let trusted: Vec<String> = cx
-                .registry
+                .deployments
                 .deployments()
                 .iter()
                 .flat_map(|d| {
@@ -397,7 +397,7 @@ fn explain(error: &AuthError, cx: &Explain<'_>) -> Option<String> {
             ))
         }
         AuthErrorKind::RevokedKey => {
-            let (d, k) = cx.registry.lookup(kid)?;
+            let (d, k) = cx.deployments.lookup(kid)?;
             let flag = format!(
                 "{}.{}.{}.{}.{}",
                 names::DEPLOYMENTS,
@@ -448,7 +448,7 @@ fn explain(error: &AuthError, cx: &Explain<'_>) -> Option<String> {
                 .and_then(|c| c.get("aud"))
                 .map_or_else(|| "absent".to_owned(), Value::to_string);
             let kind = cx.kind;
-            let deployment = cx.registry.lookup(kid).map(|(d, _)| d);
+            let deployment = cx.deployments.lookup(kid).map(|(d, _)| d);
             let required = cx.require_audience
                 && deployment.is_none_or(|d| d.token_profile.requires_audience());
             let mut why = if required {

@@ -30,7 +30,7 @@ pub fn authorization_value(token: &str) -> Option<AsciiMetadataValue> {
 pub enum PeerProfile {
     /// Always this one ([`TokenProfile::Strict`] for tools and tests).
     Fixed(TokenProfile),
-    /// The profile of the named deployment in the registry in force: DPM's checks of an engine
+    /// The profile of the named deployment in the deployments in force: DPM's checks of an engine
     /// use the deployment that registered it.
     OfDeployment(Arc<TokenVerifier>, String),
     /// The profile of the deployments of a module type: a DPE's calls to its DPM.

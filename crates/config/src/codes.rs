@@ -61,9 +61,8 @@ pub const DEPLOYMENT_WITHOUT_KEYS: ProblemCode = ProblemCode::new("deployment.no
 /// Error: a `security.token-profile` that is neither `strict` nor `product`.
 pub const DEPLOYMENT_TOKEN_PROFILE_INVALID: ProblemCode =
     ProblemCode::new("deployment.token-profile-invalid");
-/// Error: the deployments do not form a registry (reported by the identity crate).
-pub const DEPLOYMENT_REGISTRY_INVALID: ProblemCode =
-    ProblemCode::new("deployment.registry-invalid");
+/// Error: the deployments do not form a table (reported by the identity crate).
+pub const DEPLOYMENTS_INVALID: ProblemCode = ProblemCode::new("deployment.registry-invalid");
 /// Error: a key without `fingerprint`, or with an empty one or one holding spaces.
 pub const FINGERPRINT_MISSING: ProblemCode = ProblemCode::new("deployment.fingerprint-missing");
 /// Error: one fingerprint configured for two keys.
@@ -144,7 +143,7 @@ pub const ALL: &[ProblemCode] = &[
     DEPLOYMENT_MODULE_MISSING,
     DEPLOYMENT_WITHOUT_KEYS,
     DEPLOYMENT_TOKEN_PROFILE_INVALID,
-    DEPLOYMENT_REGISTRY_INVALID,
+    DEPLOYMENTS_INVALID,
     FINGERPRINT_MISSING,
     FINGERPRINT_DUPLICATE,
     FINGERPRINT_DIFFERS_FROM_KID,

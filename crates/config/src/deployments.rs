@@ -1,11 +1,11 @@
-//! Binds `ataccama.one.platform.deployments.*` into a [`DeploymentRegistry`], catching every trap of
+//! Binds `ataccama.one.platform.deployments.*` into a [`Deployments`], catching every trap of
 //! the vendor's manual (docs/keys.md; docs/security.md, C1–C7) with a problem that names the
 //! property and the line.
 
 use std::collections::HashMap;
 
+use svcid_identity::deployments::{Deployment, DeploymentKey, Deployments};
 use svcid_identity::jwk::PublicKey;
-use svcid_identity::registry::{Deployment, DeploymentKey, DeploymentRegistry};
 use svcid_identity::token::TokenProfile;
 use svcid_properties::{Origin, Value, did_you_mean, uniform};
 
@@ -58,154 +58,208 @@ const FIELD_PLACES: &[(&str, &str)] = &[
     ("is-revoked", "security.jwt-keys.<key>.is-revoked"),
 ];
 
-/// Reads every deployment; problems go to the binder. Returns the registry when the
+/// Fingerprint -> the `deployment/key` that first configured it and where, for duplicates (C6).
+type SeenFingerprints = HashMap<String, (String, Origin)>;
+
+/// Reads every deployment; problems go to the binder. Returns the table when the
 /// deployments are usable (errors elsewhere in the file are the caller's business).
-pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<DeploymentRegistry> {
+pub(crate) fn bind(binder: &mut Binder<'_>) -> Option<Deployments> {
     let mut deployments = Vec::new();
     let mut failed = false;
-    // Fingerprint -> the `deployment/key` that first configured it and where, for duplicates (C6).
-    let mut seen: HashMap<String, (String, Origin)> = HashMap::new();
-
+    let mut seen = SeenFingerprints::new();
+    // Every deployment is read even after one failed, so that all problems come back at once.
     for name in binder.props.map_keys(names::DEPLOYMENTS) {
-        let prefix = format!("{}.{name}", names::DEPLOYMENTS);
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            let message = format!(
-                "deployment name {} may hold only letters, digits and dashes",
-                shown_id(&name)
-            );
-            let fix = "rename the deployment, e.g. dpe-dev";
-            // A bracketed name (`deployments[a.b]`) is not found under the dotted prefix; the
-            // error must be reported all the same, or the load would fail without a reason.
-            match binder.props.entries_under(&prefix).first().copied() {
-                Some(v) => binder.error_at(codes::DEPLOYMENT_NAME_INVALID, v, message, fix),
-                None => binder.problems.push(svcid_properties::Problem::error(
-                    codes::DEPLOYMENT_NAME_INVALID,
-                    None,
-                    names::DEPLOYMENTS.to_owned(),
-                    message,
-                    Some(fix.to_owned()),
-                )),
-            }
-            failed = true;
-            continue;
-        }
-        check_unknown_fields(binder, &prefix);
-
-        let module = match binder.string(&format!("{prefix}.{}", field::MODULE)) {
-            Some((m, _)) if !m.is_empty() => Some(m),
-            Some((_, v)) => {
-                binder.error_at(
-                    codes::DEPLOYMENT_MODULE_MISSING,
-                    v,
-                    "module is empty",
-                    "set the peer's module type, e.g. dpm or dpe",
-                );
-                None
-            }
-            None => {
-                binder.missing(
-                    codes::DEPLOYMENT_MODULE_MISSING,
-                    &format!("{prefix}.{}", field::MODULE),
-                    format!("add {prefix}.module=<dpm|dpe|…> naming the peer's module type"),
-                );
-                None
-            }
-        };
-        let environment = binder
-            .string(&format!("{prefix}.{}", field::ENVIRONMENT))
-            .map(|(s, _)| s)
-            .filter(|s| !s.is_empty());
-        let uri = binder
-            .string(&format!("{prefix}.{}", field::URI))
-            .map(|(s, _)| s)
-            .filter(|s| !s.is_empty());
-        let roles: Vec<String> = binder
-            .props
-            .get_list(&format!("{prefix}.{}", field::ROLES))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v.raw.trim().to_owned())
-            .filter(|r| !r.is_empty())
-            .collect();
-        let token_profile = bind_token_profile(binder, &prefix);
-
-        let mut keys = Vec::new();
-        let keys_prefix = format!("{prefix}.{}", field::JWT_KEYS);
-        let key_names = binder.props.map_keys(&keys_prefix);
-        for key_name in &key_names {
-            match bind_key(
-                binder,
-                &name,
-                &format!("{keys_prefix}.{key_name}"),
-                key_name,
-            ) {
-                Some((key, origin)) => {
-                    if let Some((other, first)) = seen.get(&key.fingerprint) {
-                        let v = fingerprint_value(binder, &format!("{keys_prefix}.{key_name}"));
-                        let message = format!(
-                            "fingerprint {} of {name}/{key_name} is already configured for {other} at {first}: \
-                             a token with this kid could not name one peer",
-                            shown_id(&key.fingerprint)
-                        );
-                        let fix = "a key belongs to one deployment: remove one of the two entries";
-                        match v {
-                            Some(v) => {
-                                binder.error_at(codes::FINGERPRINT_DUPLICATE, v, message, fix)
-                            }
-                            None => binder.problems.push(svcid_properties::Problem::error(
-                                codes::FINGERPRINT_DUPLICATE,
-                                None,
-                                names::DEPLOYMENTS.to_owned(),
-                                message,
-                                Some(fix.to_owned()),
-                            )),
-                        }
-                        failed = true;
-                    } else {
-                        seen.insert(
-                            key.fingerprint.clone(),
-                            (format!("{name}/{key_name}"), origin),
-                        );
-                    }
-                    keys.push(key);
-                }
-                None => failed = true,
-            }
-        }
-        // Only when no key is configured at all: keys that failed have their own errors.
-        if key_names.is_empty()
-            && let Some(v) = binder.props.entries_under(&prefix).first().copied()
-        {
-            binder.warn_at(
-                codes::DEPLOYMENT_WITHOUT_KEYS,
-                v,
-                format!("deployment {name} has no jwt-keys: no token from it can be verified"),
-                format!("add {keys_prefix}.<key>.fingerprint and .content (svcid link does it)"),
-            );
-        }
-        match module {
-            Some(module) => deployments.push(Deployment {
-                name,
-                module,
-                environment,
-                uri,
-                roles,
-                keys,
-                token_profile,
-            }),
+        match bind_deployment(binder, name, &mut seen) {
+            Some(deployment) => deployments.push(deployment),
             None => failed = true,
         }
     }
-
     if failed {
         return None;
     }
-    match DeploymentRegistry::new(deployments) {
-        Ok(registry) => Some(registry),
+    into_table(binder, deployments)
+}
+
+/// One `<deployments>.<name>` entry. `None` when any part of it is unusable (the problems are
+/// recorded; every part is read all the same).
+fn bind_deployment(
+    binder: &mut Binder<'_>,
+    name: String,
+    seen: &mut SeenFingerprints,
+) -> Option<Deployment> {
+    let prefix = format!("{}.{name}", names::DEPLOYMENTS);
+    if !is_deployment_name(&name) {
+        report_invalid_name(binder, &name, &prefix);
+        return None;
+    }
+    check_unknown_fields(binder, &prefix);
+    let module = bind_module(binder, &prefix);
+    let environment = optional_string(binder, &prefix, field::ENVIRONMENT);
+    let uri = optional_string(binder, &prefix, field::URI);
+    let roles = bind_roles(binder, &prefix);
+    let token_profile = bind_token_profile(binder, &prefix);
+    let keys = bind_keys(binder, &name, &prefix, seen);
+    Some(Deployment {
+        name,
+        module: module?,
+        environment,
+        uri,
+        roles,
+        keys: keys?,
+        token_profile,
+    })
+}
+
+/// A deployment name holds only ASCII letters, digits and dashes.
+fn is_deployment_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn report_invalid_name(binder: &mut Binder<'_>, name: &str, prefix: &str) {
+    let message = format!(
+        "deployment name {} may hold only letters, digits and dashes",
+        shown_id(name)
+    );
+    let fix = "rename the deployment, e.g. dpe-dev";
+    // A bracketed name (`deployments[a.b]`) is not found under the dotted prefix; the
+    // error must be reported all the same, or the load would fail without a reason.
+    match binder.props.entries_under(prefix).first().copied() {
+        Some(v) => binder.error_at(codes::DEPLOYMENT_NAME_INVALID, v, message, fix),
+        None => binder.problems.push(svcid_properties::Problem::error(
+            codes::DEPLOYMENT_NAME_INVALID,
+            None,
+            names::DEPLOYMENTS.to_owned(),
+            message,
+            Some(fix.to_owned()),
+        )),
+    }
+}
+
+/// `<deployment>.module`: required and not empty.
+fn bind_module(binder: &mut Binder<'_>, prefix: &str) -> Option<String> {
+    match binder.string(&format!("{prefix}.{}", field::MODULE)) {
+        Some((m, _)) if !m.is_empty() => Some(m),
+        Some((_, v)) => {
+            binder.error_at(
+                codes::DEPLOYMENT_MODULE_MISSING,
+                v,
+                "module is empty",
+                "set the peer's module type, e.g. dpm or dpe",
+            );
+            None
+        }
+        None => {
+            binder.missing(
+                codes::DEPLOYMENT_MODULE_MISSING,
+                &format!("{prefix}.{}", field::MODULE),
+                format!("add {prefix}.module=<dpm|dpe|…> naming the peer's module type"),
+            );
+            None
+        }
+    }
+}
+
+/// `<deployment>.<field>` when set and not empty (`environment`, `uri`: informational).
+fn optional_string(binder: &Binder<'_>, prefix: &str, field: &str) -> Option<String> {
+    binder
+        .string(&format!("{prefix}.{field}"))
+        .map(|(s, _)| s)
+        .filter(|s| !s.is_empty())
+}
+
+/// `<deployment>.security.roles`, blank entries left out.
+fn bind_roles(binder: &Binder<'_>, prefix: &str) -> Vec<String> {
+    binder
+        .props
+        .get_list(&format!("{prefix}.{}", field::ROLES))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.raw.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Every `<deployment>.security.jwt-keys.<key>`. `None` when any key is unusable or its
+/// fingerprint is already configured (the problems are recorded; every key is read).
+fn bind_keys(
+    binder: &mut Binder<'_>,
+    name: &str,
+    prefix: &str,
+    seen: &mut SeenFingerprints,
+) -> Option<Vec<DeploymentKey>> {
+    let mut keys = Vec::new();
+    let mut failed = false;
+    let keys_prefix = format!("{prefix}.{}", field::JWT_KEYS);
+    let key_names = binder.props.map_keys(&keys_prefix);
+    for key_name in &key_names {
+        let key_prefix = format!("{keys_prefix}.{key_name}");
+        match bind_key(binder, name, &key_prefix, key_name) {
+            Some((key, origin)) => {
+                let label = format!("{name}/{key_name}");
+                if !first_use_of_fingerprint(binder, seen, &key, origin, label, &key_prefix) {
+                    failed = true;
+                }
+                keys.push(key);
+            }
+            None => failed = true,
+        }
+    }
+    // Only when no key is configured at all: keys that failed have their own errors.
+    if key_names.is_empty()
+        && let Some(v) = binder.props.entries_under(prefix).first().copied()
+    {
+        binder.warn_at(
+            codes::DEPLOYMENT_WITHOUT_KEYS,
+            v,
+            format!("deployment {name} has no jwt-keys: no token from it can be verified"),
+            format!("add {keys_prefix}.<key>.fingerprint and .content (svcid link does it)"),
+        );
+    }
+    (!failed).then_some(keys)
+}
+
+/// Records `key`'s fingerprint as configured by `label` (`deployment/key`) at `key_prefix`; false
+/// (with an error) when another key already has it (C6).
+fn first_use_of_fingerprint(
+    binder: &mut Binder<'_>,
+    seen: &mut SeenFingerprints,
+    key: &DeploymentKey,
+    origin: Origin,
+    label: String,
+    key_prefix: &str,
+) -> bool {
+    let Some((other, first)) = seen.get(&key.fingerprint) else {
+        seen.insert(key.fingerprint.clone(), (label, origin));
+        return true;
+    };
+    let message = format!(
+        "fingerprint {} of {label} is already configured for {other} at {first}: \
+         a token with this kid could not name one peer",
+        shown_id(&key.fingerprint)
+    );
+    let fix = "a key belongs to one deployment: remove one of the two entries";
+    match fingerprint_value(binder, key_prefix) {
+        Some(v) => binder.error_at(codes::FINGERPRINT_DUPLICATE, v, message, fix),
+        None => binder.problems.push(svcid_properties::Problem::error(
+            codes::FINGERPRINT_DUPLICATE,
+            None,
+            names::DEPLOYMENTS.to_owned(),
+            message,
+            Some(fix.to_owned()),
+        )),
+    }
+    false
+}
+
+/// The deployments as one table; what only the whole set can show (a fingerprint or a name
+/// twice) is reported here.
+fn into_table(binder: &mut Binder<'_>, deployments: Vec<Deployment>) -> Option<Deployments> {
+    match Deployments::new(deployments) {
+        Ok(table) => Some(table),
         Err(errors) => {
             for error in errors {
                 binder.problems.push(svcid_properties::Problem::error(
-                    codes::DEPLOYMENT_REGISTRY_INVALID,
+                    codes::DEPLOYMENTS_INVALID,
                     None,
                     names::DEPLOYMENTS.to_owned(),
                     error.to_string(),

@@ -13,10 +13,11 @@ mod constraints;
 mod datasource;
 mod deployments;
 mod home;
+mod http;
 mod limits;
 mod load;
 pub mod names;
-mod ops;
+mod rolling;
 mod settings;
 mod tls;
 
@@ -25,8 +26,8 @@ pub use constraints::{
 };
 pub use datasource::{DEFAULT_POSTGRES_PORT, DatabasePassword, Datasource};
 pub use home::{ModuleHome, ModuleKind};
+pub use http::{DPE_HTTP_PORT, DPM_HTTP_PORT, default_http_port};
 pub use load::{Loaded, Overrides, bind, load, read_sources};
-pub use ops::{DPE_HTTP_PORT, DPM_HTTP_PORT, default_http_port};
 pub use settings::{
     ConnectionBounds, DpeSettings, DpmSettings, GrpcLimits, GrpcSettings, HttpSettings,
     JwtSettings, RoleSettings, Settings,

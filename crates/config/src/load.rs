@@ -94,7 +94,7 @@ pub fn bind(
         limits: crate::limits::bind(&mut b),
         tls: crate::tls::bind_server(&mut b, &home),
     };
-    let http = crate::ops::bind_http(&mut b, kind, &grpc.host);
+    let http = crate::http::bind_http(&mut b, kind, &grpc.host);
     let generator_key = bind_generator_key(&mut b);
     let token_expiration = b.positive_duration(names::TOKEN_EXPIRATION, DEFAULT_TOKEN_EXPIRATION);
     let max_token_lifetime =
@@ -308,7 +308,7 @@ fn bind_logging(b: &mut Binder<'_>, home: &ModuleHome) -> LogSettings {
         root_level,
         levels,
         application: "oneApplication".to_owned(),
-        rolling: crate::ops::bind_rolling(b),
+        rolling: crate::rolling::bind_rolling(b),
     }
 }
 

@@ -107,10 +107,10 @@ pub const LOG_MAX_HISTORY: &str = "logging.logback.rollingpolicy.max-history";
 /// Total size of one log's archives beyond which the oldest are deleted (`0B`: no cap).
 pub const LOG_TOTAL_SIZE_CAP: &str = "logging.logback.rollingpolicy.total-size-cap";
 
-/// Actuator HTTP port (`/actuator/health`, `/prometheus`, `/info`): dpm 8031, dpe 8034; 0 picks
+/// The HTTP port (`/actuator/health`, `/prometheus`, `/info`): dpm 8031, dpe 8034; 0 picks
 /// a free port.
 pub const SERVER_PORT: &str = "server.port";
-/// Actuator HTTP bind address (default: the gRPC host).
+/// The HTTP port's bind address (default: the gRPC host).
 pub const SERVER_ADDRESS: &str = "server.address";
 /// Connections the HTTP port holds at once; a new one over it is closed at accept.
 pub const SERVER_MAX_CONNECTIONS: &str = "server.max-connections";
@@ -123,7 +123,7 @@ pub const SERVER_CONNECTION_TIMEOUT: &str = "server.connection-timeout";
 pub const SERVER_IDLE_TIMEOUT: &str = "server.idle-timeout";
 /// How long a write to an HTTP connection may make no progress before it is closed.
 pub const SERVER_WRITE_TIMEOUT: &str = "server.write-timeout";
-/// The operations console on the actuator HTTP port (`/console`): `true` (default) or `false`.
+/// The operations console on the HTTP port (`/console`): `true` (default) or `false`.
 pub const CONSOLE_ENABLED: &str = "svcid.console.enabled";
 
 /// DPE: where DPM is.

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use svcid_identity::deployments::Deployments;
 use svcid_identity::jwk::GeneratorKey;
-use svcid_identity::registry::DeploymentRegistry;
 use svcid_identity::token::VerifyPolicy;
 use svcid_logging::LogSettings;
 
@@ -23,12 +23,12 @@ pub struct Settings {
     pub home: ModuleHome,
     /// Where its gRPC server listens.
     pub grpc: GrpcSettings,
-    /// Where its actuator HTTP endpoints (health, metrics, info) listen.
+    /// Where its HTTP port (the actuator's health, metrics and info, and the console) listens.
     pub http: HttpSettings,
     /// How it mints and verifies service tokens.
     pub jwt: JwtSettings,
     /// The peers it trusts.
-    pub deployments: DeploymentRegistry,
+    pub deployments: Deployments,
     /// Where and how it logs.
     pub logging: LogSettings,
     /// Settings only one of the two daemons reads.
@@ -48,7 +48,7 @@ pub struct GrpcSettings {
     pub tls: Option<ServerTls>,
 }
 
-/// `server.port` / `server.address`: the actuator HTTP endpoints, as Spring Boot names them.
+/// `server.port` / `server.address`: the HTTP port, as Spring Boot names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpSettings {
     /// Bind address (default: the gRPC host).

@@ -30,7 +30,8 @@ const HOME: &str = "/srv/module";
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn props(text: &str) -> PropertySet {
+/// `text` read as the properties file of a test home (the unit tests of other modules use it too).
+pub(crate) fn props(text: &str) -> PropertySet {
     let mut set = PropertySet::new();
     set.load_str(text, Path::new(FILE)).unwrap();
     set
@@ -445,11 +446,15 @@ fn token_profile_is_strict_unless_a_deployment_says_product() {
             "{line}: {}",
             lines(&loaded.warnings)
         );
-        let registry = &loaded.settings.deployments;
-        assert_eq!(registry.token_profile("dpe-dev"), Some(expected), "{line}");
+        let deployments = &loaded.settings.deployments;
+        assert_eq!(
+            deployments.token_profile("dpe-dev"),
+            Some(expected),
+            "{line}"
+        );
         // The profile is per deployment: the other one keeps the default.
         assert_eq!(
-            registry.token_profile("dpe-other"),
+            deployments.token_profile("dpe-other"),
             Some(TokenProfile::Strict),
             "{line}"
         );
@@ -1510,10 +1515,10 @@ fn rotation_two_keys_one_deployment() {
         .collect::<String>();
     let loaded = bind_ok(ModuleKind::Dpm, &format!("{key_line}{first}{second}"));
     assert!(loaded.warnings.is_empty(), "{}", lines(&loaded.warnings));
-    let registry = &loaded.settings.deployments;
-    assert_eq!(registry.deployments().len(), 1);
-    assert!(registry.lookup(old.kid()).unwrap().1.revoked);
-    assert!(!registry.lookup(new.kid()).unwrap().1.revoked);
+    let deployments = &loaded.settings.deployments;
+    assert_eq!(deployments.deployments().len(), 1);
+    assert!(deployments.lookup(old.kid()).unwrap().1.revoked);
+    assert!(!deployments.lookup(new.kid()).unwrap().1.revoked);
 }
 
 // ---------------------------------------------------------------------------------------------

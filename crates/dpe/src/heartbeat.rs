@@ -33,7 +33,7 @@ impl HeartbeatService for Heartbeat {
         &self,
         _request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
-        tracing::trace!(eventId = "getStatus", "Status requested.");
+        tracing::trace!(eventId = crate::events::GET_STATUS, "Status requested.");
         Ok(Response::new(HeartbeatResponse {
             status: heartbeat::Status::Ok.into(),
             constraints: Some((*self.constraints).clone()),

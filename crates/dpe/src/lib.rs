@@ -2,11 +2,12 @@
 //! registered with DPM through [`registration::Registrar`].
 //!
 //! [`Dpe`] is what DPE adds to the daemon life cycle of `svcid_grpc::daemon` (which `main` runs,
-//! and tests can run in-process with `svcid_grpc::daemon::run::<Dpe>` on `127.0.0.1:0`). Its actuator HTTP port
+//! and tests can run in-process with `svcid_grpc::daemon::run::<Dpe>` on `127.0.0.1:0`). Its HTTP port
 //! reports `registration` health: `UP` while the last registration with DPM succeeded.
 
 pub mod constraints;
 pub mod engine_id;
+pub mod events;
 pub mod heartbeat;
 pub mod registration;
 
@@ -97,7 +98,7 @@ impl Module for Dpe {
                 Err(error) => {
                     tracing::error!(
                         target: registration::REGISTER_LOGGER,
-                        eventId = registration::REGISTER_EVENT,
+                        eventId = events::REGISTER,
                         "DPM address is not usable: {error}"
                     );
                     let _ = done_tx.send(());

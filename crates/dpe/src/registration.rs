@@ -18,9 +18,6 @@ use tokio::sync::{oneshot, watch};
 use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
 
-/// Event id of registration outcomes ("Engine registered.", "Unable to register.").
-pub const REGISTER_EVENT: &str = "register";
-
 /// The logger of the `register` events, the product DPE's class, so saved searches on
 /// `logger_name` keep working (docs/operations.md, log events).
 pub const REGISTER_LOGGER: &str = "com.ataccama.dpe.service.StatusChecker";
@@ -107,7 +104,7 @@ impl Registrar {
                     tracing::info!(
                         target: REGISTER_LOGGER,
                         correlationId = %id,
-                        eventId = REGISTER_EVENT,
+                        eventId = crate::events::REGISTER,
                         dpmUrl = %self.dpm_url,
                         "Engine registered."
                     );
@@ -117,7 +114,7 @@ impl Registrar {
                     tracing::debug!(
                         target: REGISTER_LOGGER,
                         correlationId = %id,
-                        eventId = REGISTER_EVENT,
+                        eventId = crate::events::REGISTER,
                         dpmUrl = %self.dpm_url,
                         "Engine already registered."
                     );
@@ -127,7 +124,7 @@ impl Registrar {
                     tracing::warn!(
                         target: REGISTER_LOGGER,
                         correlationId = %id,
-                        eventId = REGISTER_EVENT,
+                        eventId = crate::events::REGISTER,
                         dpmUrl = %self.dpm_url,
                         code = "ERROR",
                         "Unable to register."
@@ -142,7 +139,7 @@ impl Registrar {
                 tracing::warn!(
                     target: REGISTER_LOGGER,
                     correlationId = %id,
-                    eventId = REGISTER_EVENT,
+                    eventId = crate::events::REGISTER,
                     dpmUrl = %self.dpm_url,
                     code = ?status.code(),
                     reason = %reason,
@@ -168,12 +165,12 @@ impl Registrar {
                     unregistration_response::Status::NotRegistered => "Engine was not registered.",
                     unregistration_response::Status::Error => "Unable to unregister.",
                 };
-                tracing::info!(correlationId = %id, eventId = "unregister", dpmUrl = %self.dpm_url, "{message}");
+                tracing::info!(correlationId = %id, eventId = crate::events::UNREGISTER, dpmUrl = %self.dpm_url, "{message}");
             }
             Err(status) => {
                 tracing::warn!(
                     correlationId = %id,
-                    eventId = "unregister",
+                    eventId = crate::events::UNREGISTER,
                     dpmUrl = %self.dpm_url,
                     code = ?status.code(),
                     reason = %status.message(),

@@ -68,7 +68,7 @@ impl EngineAdminService for EngineAdmin {
         let mut engines = self.registry.engines().await?;
         engines.sort_by(|a, b| a.id.cmp(&b.id));
         tracing::debug!(
-            eventId = "listEngines",
+            eventId = crate::events::LIST_ENGINES,
             engines = engines.len(),
             "Engines listed."
         );

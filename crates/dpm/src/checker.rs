@@ -164,13 +164,13 @@ impl StatusChecker {
         };
         match (old, new, result) {
             (EngineStatus::Ready, EngineStatus::Ready, _) => {
-                tracing::trace!(correlationId = %id, eventId = "engineChecked", engine = %engine, "Engine is ready.");
+                tracing::trace!(correlationId = %id, eventId = crate::events::ENGINE_CHECKED, engine = %engine, "Engine is ready.");
             }
             (_, EngineStatus::Ready, _) => {
                 tracing::info!(
                     target: REGISTRY_LOGGER,
                     correlationId = %id,
-                    eventId = "setEngineStatus",
+                    eventId = crate::events::SET_ENGINE_STATUS,
                     engine = %engine,
                     oldStatus = %old,
                     newStatus = %new,
@@ -179,7 +179,7 @@ impl StatusChecker {
             (EngineStatus::Disconnected, _, Err(reason)) => {
                 tracing::debug!(
                     correlationId = %id,
-                    eventId = "engineDisconnected",
+                    eventId = crate::events::ENGINE_DISCONNECTED,
                     engine = %engine,
                     reason = %reason,
                     retryInMs = retry_in.unwrap_or_default().as_millis() as u64,
@@ -189,7 +189,7 @@ impl StatusChecker {
             (_, _, Err(reason)) => {
                 tracing::warn!(
                     correlationId = %id,
-                    eventId = "engineDisconnected",
+                    eventId = crate::events::ENGINE_DISCONNECTED,
                     engine = %engine,
                     oldStatus = %old,
                     newStatus = %new,

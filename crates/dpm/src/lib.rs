@@ -3,13 +3,14 @@
 //!
 //! [`Dpm`] is what DPM adds to the daemon life cycle of `svcid_grpc::daemon` (which `main` runs,
 //! and tests can run in-process with `svcid_grpc::daemon::run::<Dpm>` on `127.0.0.1:0`). Operators list the
-//! engines with [`admin::EngineAdmin`] (`svcid engines`) and watch DPM on its actuator HTTP port
-//! ([`ops`]).
+//! engines with [`admin::EngineAdmin`] (`svcid engines`) and watch DPM on its HTTP port
+//! ([`http`]).
 
 pub mod admin;
 pub mod checker;
 pub mod engines;
-pub mod ops;
+pub mod events;
+pub mod http;
 pub mod service;
 pub mod store;
 
@@ -100,7 +101,7 @@ impl Module for Dpm {
                     tokio::join!(checker.run(stop.clone()), upkeep.maintain(stop));
                 }
             }),
-            actuator: Box::new(move |shared| ops::actuator(shared, store, metrics)),
+            actuator: Box::new(move |shared| http::actuator(shared, store, metrics)),
             stopping: nothing(),
             engine_id: None,
         })

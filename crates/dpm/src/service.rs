@@ -111,7 +111,7 @@ impl RegistryService for RegistryApi {
                 tracing::warn!(
                     target: REGISTRY_LOGGER,
                     correlationId = %id,
-                    eventId = "registerEngine",
+                    eventId = crate::events::REGISTER_ENGINE,
                     engineId = %id,
                     engine = %address,
                     reason = %error,
@@ -123,7 +123,7 @@ impl RegistryService for RegistryApi {
                 tracing::info!(
                     target: REGISTRY_LOGGER,
                     correlationId = %id,
-                    eventId = "registerEngine",
+                    eventId = crate::events::REGISTER_ENGINE,
                     engineId = %id,
                     engine = %address,
                     // Rendered only here: keep-alives every few seconds never need the text.
@@ -139,7 +139,7 @@ impl RegistryService for RegistryApi {
                 tracing::info!(
                     target: REGISTRY_LOGGER,
                     correlationId = %id,
-                    eventId = "registerEngine",
+                    eventId = crate::events::REGISTER_ENGINE,
                     engineId = %id,
                     engine = %address,
                     previousEngine = %old,
@@ -152,7 +152,7 @@ impl RegistryService for RegistryApi {
                 tracing::debug!(
                     target: REGISTRY_LOGGER,
                     correlationId = %id,
-                    eventId = "registerEngine",
+                    eventId = crate::events::REGISTER_ENGINE,
                     engineId = %id,
                     engine = %address,
                     "Engine already registered."
@@ -175,7 +175,7 @@ impl RegistryService for RegistryApi {
                 self.metrics.unregistered("success");
                 tracing::info!(
                     correlationId = %id,
-                    eventId = "unregisterEngine",
+                    eventId = crate::events::UNREGISTER_ENGINE,
                     engineId = %id,
                     engine = %address,
                     "Engine unregistered."
@@ -186,7 +186,7 @@ impl RegistryService for RegistryApi {
                 self.metrics.unregistered("not_registered");
                 tracing::info!(
                     correlationId = %id,
-                    eventId = "unregisterEngine",
+                    eventId = crate::events::UNREGISTER_ENGINE,
                     engineId = %id,
                     "Unregistration of an unknown engine."
                 );

@@ -51,7 +51,7 @@ const MAX_LOGGED_METHOD_CHARS: usize = 128;
 /// Builds [`AuthService`]s around a server's routes.
 #[derive(Clone)]
 pub struct AuthLayer {
-    /// Shared with the reloader, which swaps the registry inside it.
+    /// Shared with the reloader, which swaps the deployments inside it.
     verifier: Arc<TokenVerifier>,
     /// Which module may call which method.
     policy: Arc<AccessPolicy>,
@@ -210,7 +210,7 @@ where
             tracing::warn!(
                 authenticatedUser = %caller,
                 correlationId = %correlation_id.clone().unwrap_or_else(|| caller.jti.clone()),
-                eventId = "accessDenied",
+                eventId = crate::events::ACCESS_DENIED,
                 peer = %peer,
                 method = %logged_method,
                 "{denied}"

@@ -112,7 +112,7 @@ impl Gate {
             .is_none_or(|last| now.duration_since(last) >= REFUSAL_LOG_INTERVAL)
         {
             tracing::warn!(
-                eventId = "connectionsRefused",
+                eventId = crate::events::CONNECTIONS_REFUSED,
                 port = self.metrics.port().as_str(),
                 peer = %peer.ip(),
                 limit = limit.as_str(),
@@ -349,7 +349,7 @@ impl Guarded {
         self.closed = true;
         self.admission.gate.metrics.closed(by);
         tracing::debug!(
-            eventId = "connectionClosed",
+            eventId = crate::events::CONNECTION_CLOSED,
             port = self.admission.gate.metrics.port().as_str(),
             peer = %self.admission.peer,
             reason = by.as_str(),
@@ -477,7 +477,7 @@ pub fn incoming(
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: wait a little rather than spin.
-                    tracing::debug!(eventId = "acceptFailed", error = %error);
+                    tracing::debug!(eventId = crate::events::ACCEPT_FAILED, error = %error);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }

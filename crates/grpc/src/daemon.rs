@@ -1,5 +1,5 @@
 //! The life of a daemon process, written once for both: arguments, configuration (reported before
-//! anything is bound), logging, the runtime, the shared parts (ops state, live configuration, the
+//! anything is bound), logging, the runtime, the shared parts (instruments, live configuration, the
 //! HTTP port, credentials, health, the router), serving, signals and the stop sequence.
 //!
 //! A daemon supplies only what is its own, as a [`Module`]: its kind, its main service, who may
@@ -37,7 +37,7 @@ pub use startup::{
 };
 
 use crate::AuthLayer;
-use crate::ops::Operations;
+use crate::http::Instruments;
 use crate::reload::LiveConfig;
 
 /// A future the life cycle runs for a module; `'static` and `Send`, as tasks need.
@@ -79,7 +79,7 @@ pub struct Context<'a> {
     pub bound: SocketAddr,
     /// Mints this module's tokens for its outbound calls.
     pub issuer: &'a Arc<TokenIssuer>,
-    /// Verifies peers' tokens; its registry in force also says which token profile a peer takes
+    /// Verifies peers' tokens; its deployments in force also says which token profile a peer takes
     /// (docs/wire.md), for outbound calls.
     pub verifier: &'a Arc<svcid_identity::token::TokenVerifier>,
     /// Turns true when the daemon is asked to stop; scheduled work ends on it.
@@ -176,9 +176,9 @@ pub async fn run<M: Module>(
             expected: M::KIND.as_str(),
         });
     }
-    let operations = Operations::new();
-    let live = LiveConfig::new(&settings, overrides).with_metrics(Arc::clone(&operations.reloads));
-    let http_listener = crate::ops::listen_http(&settings.http).await?;
+    let instruments = Instruments::new();
+    let live = LiveConfig::new(&settings, overrides).with_metrics(Arc::clone(&instruments.reloads));
+    let http_listener = crate::http::listen_http(&settings.http).await?;
     let credentials = Credentials::new(
         settings.verify_policy(),
         settings.jwt,
@@ -222,21 +222,21 @@ pub async fn run<M: Module>(
     );
     crate::tls::log_serving(settings.grpc.tls.as_ref());
     crate::tls::warn_if_trusting_all(&settings.role);
-    let shared = operations
+    let shared = instruments
         .actuator(M::KIND, bound, &verifier, &issuer)
         .console_enabled(settings.http.console);
     let actuator = (parts.actuator)(shared);
     // The listener is bound: calls queue in the kernel until the server below takes them.
-    operations.set_serving(true);
+    instruments.set_serving(true);
     let http_gate = crate::connections::Gate::new(
         &settings.http.connections,
-        Arc::clone(&operations.http_connections),
+        Arc::clone(&instruments.http_connections),
     );
-    let http = crate::ops::start_http(actuator, http_listener, http_gate, stop.subscribe())?;
+    let http = crate::http::start_http(actuator, http_listener, http_gate, stop.subscribe())?;
 
     let router = crate::server::router(
         &settings.grpc.limits,
-        AuthLayer::new(verifier, access_policy::<M>()).with_metrics(Arc::clone(&operations.auth)),
+        AuthLayer::new(verifier, access_policy::<M>()).with_metrics(Arc::clone(&instruments.auth)),
         M::KIND.as_str(),
         health_service,
         parts.services,
@@ -253,11 +253,11 @@ pub async fn run<M: Module>(
     };
     let gate = crate::connections::Gate::new(
         &settings.grpc.limits.connections,
-        Arc::clone(&operations.connections),
+        Arc::clone(&instruments.connections),
     );
     let served = crate::server::serve(router, listener, gate, server_tls, graceful).await;
 
-    operations.set_serving(false);
+    instruments.set_serving(false);
     // Also when the server failed rather than being asked to stop.
     let _ = stop.send(true);
     let _ = scheduler.join();

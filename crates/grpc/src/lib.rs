@@ -9,7 +9,8 @@
 //! - [`daemon`]: the life cycle both daemons share ([`daemon::Module`] is what each adds):
 //!   arguments, configuration and logging at start-up, serving, the stop sequence, exit codes.
 //! - [`server`]: runtime, the router with the standard services, listening, signals.
-//! - [`ops`]: the actuator HTTP endpoints (health, Prometheus, info) both daemons serve.
+//! - [`http`]: the HTTP port both daemons serve: the actuator (health, Prometheus, info) and the
+//!   console sections they share.
 //! - [`tls`]: server TLS (mutual TLS optional) from the checked settings, replaceable live.
 //! - [`whoami`]: `IdentityService.WhoAmI`, served by both daemons.
 //!
@@ -20,7 +21,7 @@ pub mod auth;
 pub mod connections;
 pub mod daemon;
 pub mod events;
-pub mod ops;
+pub mod http;
 pub mod refusals;
 pub mod reload;
 pub mod server;

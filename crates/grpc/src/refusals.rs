@@ -159,7 +159,7 @@ impl RefusalLog {
         if log_now {
             tracing::warn!(
                 correlationId = %refusal.correlation_id,
-                eventId = "authenticationFailed",
+                eventId = crate::events::AUTHENTICATION_FAILED,
                 reason = refusal.reason,
                 kid = %refusal.kid,
                 deployment = %refusal.deployment,
@@ -266,7 +266,7 @@ fn take_due(state: &mut State, window: Duration, now: Instant, all: bool) -> Vec
 
 fn write_summary(summary: &Summary, window: Duration) {
     tracing::warn!(
-        eventId = "authenticationFailedRepeated",
+        eventId = crate::events::AUTHENTICATION_FAILED_REPEATED,
         reason = %summary.reason,
         kid = %summary.kid,
         deployment = %summary.deployment,

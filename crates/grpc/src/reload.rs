@@ -1,12 +1,12 @@
 //! Live configuration: a running daemon notices a change to its `etc/application.properties`
 //! (the file is polled every [`POLL_INTERVAL`]; SIGHUP forces a re-read), validates the whole
-//! file again exactly as at start-up, and only then swaps in the new deployment registry and
+//! file again exactly as at start-up, and only then swaps in the new deployments and
 //! generator key — atomically, so every call is verified against either the old or the new
-//! registry, never a mix. What changed is logged; a file that fails validation changes nothing
+//! deployments, never a mix. What changed is logged; a file that fails validation changes nothing
 //! and is logged as ERROR with the same diagnostics `svcid check` prints.
 //!
 //! Applied live: the deployments (keys added, revoked, reinstated, removed, and each peer's token
-//! profile — cached verifications are dropped with the old registry), the generator key (key
+//! profile — cached verifications are dropped with the old deployments), the generator key (key
 //! rotation) and the log levels (`logging.level.*`, logged as `logLevelsChanged`). Everything
 //! else (ports, hosts, intervals, token policy, log files and appenders) takes effect at the next
 //! start and is logged as `restartRequired` rather than half-applied. Each reload is counted, by
@@ -221,13 +221,13 @@ impl LiveConfig {
                 let errors: Vec<&svcid_config::Problem> =
                     problems.iter().filter(|p| p.is_error()).collect();
                 tracing::error!(
-                    eventId = "configurationReloadFailed",
+                    eventId = crate::events::CONFIGURATION_RELOAD_FAILED,
                     trigger = trigger,
                     errors = errors.len(),
                     "The changed configuration is not valid; the previous one stays in force."
                 );
                 for problem in errors {
-                    tracing::error!(eventId = "configurationProblem", code = %problem.code, problem = %problem, "{problem}");
+                    tracing::error!(eventId = crate::events::CONFIGURATION_PROBLEM, code = %problem.code, problem = %problem, "{problem}");
                 }
                 self.metrics.failed();
                 return false;
@@ -256,7 +256,7 @@ impl LiveConfig {
             .collect();
         // WARN, so the change is visible whatever the new levels are.
         tracing::warn!(
-            eventId = "logLevelsChanged",
+            eventId = crate::events::LOG_LEVELS_CHANGED,
             root = %wanted.0,
             levels = %shown.join(" "),
             "Log levels changed."
@@ -273,13 +273,13 @@ impl LiveConfig {
         if new_kid != targets.issuer.kid() {
             match targets.issuer.replace_key(&settings.jwt.generator_key) {
                 Ok(old_kid) => tracing::info!(
-                    eventId = "generatorKeyChanged",
+                    eventId = crate::events::GENERATOR_KEY_CHANGED,
                     oldKid = %old_kid,
                     newKid = %new_kid,
                     "This module now signs with a new key."
                 ),
                 Err(error) => tracing::error!(
-                    eventId = "generatorKeyChanged",
+                    eventId = crate::events::GENERATOR_KEY_CHANGED,
                     newKid = %new_kid,
                     "The new generator key cannot sign ({error}); the previous key stays in use."
                 ),
@@ -289,7 +289,7 @@ impl LiveConfig {
         if let (Some(live), Some(tls)) = (&targets.server_tls, settings.grpc.tls.as_ref()) {
             match live.replace(tls) {
                 Ok(true) => tracing::info!(
-                    eventId = "certificateReloaded",
+                    eventId = crate::events::CERTIFICATE_RELOADED,
                     subject = %tls.identity.subject,
                     notAfter = %tls.identity.not_after,
                     clientAuth = ?tls.client_auth,
@@ -297,23 +297,23 @@ impl LiveConfig {
                 ),
                 Ok(false) => {}
                 Err(error) => tracing::error!(
-                    eventId = "certificateReloaded",
+                    eventId = crate::events::CERTIFICATE_RELOADED,
                     "The new TLS configuration cannot be used ({error}); the previous one stays in force."
                 ),
             }
         }
         crate::tls::warn_if_expiring(settings.grpc.tls.as_ref());
         let changed = StartOnly::of(&settings).changes(&self.started_with);
-        let diff = targets.verifier.replace_registry(settings.deployments);
+        let diff = targets.verifier.replace_deployments(settings.deployments);
         if diff.is_empty() {
             tracing::debug!(
-                eventId = "deploymentsReloaded",
+                eventId = crate::events::DEPLOYMENTS_RELOADED,
                 trigger = trigger,
                 "Deployments unchanged."
             );
         } else {
             tracing::info!(
-                eventId = "deploymentsReloaded",
+                eventId = crate::events::DEPLOYMENTS_RELOADED,
                 trigger = trigger,
                 added = %diff.added.join(" "),
                 removed = %diff.removed.join(" "),
@@ -325,7 +325,7 @@ impl LiveConfig {
         }
         if !changed.is_empty() {
             tracing::warn!(
-                eventId = "restartRequired",
+                eventId = crate::events::RESTART_REQUIRED,
                 properties = %changed.join("; "),
                 "Changed properties take effect after a restart."
             );

@@ -15,7 +15,7 @@ pub fn log_serving(tls: Option<&ServerTls>) {
     };
     let identity = &tls.identity;
     tracing::info!(
-        eventId = "grpcTls",
+        eventId = crate::events::GRPC_TLS,
         subject = %identity.subject,
         notAfter = %identity.not_after,
         clientAuth = ?tls.client_auth,
@@ -34,7 +34,7 @@ pub fn warn_if_expiring(tls: Option<&ServerTls>) {
     let identity = &tls.identity;
     if identity.expires_soon() {
         tracing::warn!(
-            eventId = "certificateExpiring",
+            eventId = crate::events::CERTIFICATE_EXPIRING,
             file = %identity.cert_chain_file.display(),
             subject = %identity.subject,
             notAfter = %identity.not_after,
@@ -62,7 +62,7 @@ pub fn warn_if_trusting_all(role: &RoleSettings) {
     };
     if tls.is_some_and(|tls| tls.trust == ServerTrust::TrustAll) {
         tracing::warn!(
-            eventId = "insecureTrustAll",
+            eventId = crate::events::INSECURE_TRUST_ALL,
             connection = %connection,
             property = %format!("{prefix}.{}", names::tls::TRUST_ALL),
             fix = %format!(
@@ -234,10 +234,10 @@ pub fn incoming(
                         let _ = tx.send(Ok(stream)).await;
                     }
                     Ok(Err(error)) => {
-                        tracing::debug!(eventId = "tlsHandshakeFailed", peer = %peer, error = %error);
+                        tracing::debug!(eventId = crate::events::TLS_HANDSHAKE_FAILED, peer = %peer, error = %error);
                     }
                     Err(_) => {
-                        tracing::debug!(eventId = "tlsHandshakeFailed", peer = %peer, error = "timed out");
+                        tracing::debug!(eventId = crate::events::TLS_HANDSHAKE_FAILED, peer = %peer, error = "timed out");
                     }
                 }
             });

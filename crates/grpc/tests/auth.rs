@@ -17,8 +17,8 @@ use serde_json::Value;
 use svcid_client::{OutboundCredentials, with_correlation_id};
 use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
 use svcid_identity::{
-    AccessPolicy, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, SystemClock,
-    TokenIssuer, TokenProfile, TokenVerifier, VerifyPolicy,
+    AccessPolicy, Deployment, DeploymentKey, Deployments, GeneratorKey, SystemClock, TokenIssuer,
+    TokenProfile, TokenVerifier, VerifyPolicy,
 };
 use svcid_logging::{LogSettings, MemorySink, Sinks};
 use svcid_proto::pb::heartbeat::heartbeat_service_server::{
@@ -108,12 +108,12 @@ impl Keys {
     }
 
     /// The registry with both deployments; `dpe-dev`'s key revoked when `dpe_revoked`.
-    fn registry(&self, dpe_revoked: bool) -> DeploymentRegistry {
+    fn registry(&self, dpe_revoked: bool) -> Deployments {
         let mut dpe = self.dpe_deployment.clone();
         for key in &mut dpe.keys {
             key.revoked = dpe_revoked;
         }
-        DeploymentRegistry::new(vec![dpe, self.dpm_deployment.clone()]).unwrap()
+        Deployments::new(vec![dpe, self.dpm_deployment.clone()]).unwrap()
     }
 }
 
@@ -607,7 +607,7 @@ async fn a_revoked_key_refuses_a_token_accepted_and_cached_just_before() {
         assert_eq!(answer.identity, DPE_IDENTITY);
     }
 
-    let diff = server.verifier.replace_registry(keys.registry(true));
+    let diff = server.verifier.replace_deployments(keys.registry(true));
     assert!(!diff.is_empty(), "{diff:?}");
 
     let status = who_am_i_with(&mut client, std::slice::from_ref(&value))
@@ -628,7 +628,7 @@ async fn a_revoked_key_refuses_a_token_accepted_and_cached_just_before() {
     as_dpm.who_am_i(WhoAmIRequest {}).await.unwrap();
 
     // Un-revoking lets the same token in again.
-    server.verifier.replace_registry(keys.registry(false));
+    server.verifier.replace_deployments(keys.registry(false));
     let answer = who_am_i_with(&mut client, std::slice::from_ref(&value))
         .await
         .unwrap();

@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde_json::Value;
 use svcid_grpc::{AuthLayer, WHOAMI_PREFIX, WhoAmI};
 use svcid_identity::{
-    AccessPolicy, Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, SystemClock,
-    TokenIssuer, TokenProfile, TokenVerifier, VerifyPolicy,
+    AccessPolicy, Deployment, DeploymentKey, Deployments, GeneratorKey, SystemClock, TokenIssuer,
+    TokenProfile, TokenVerifier, VerifyPolicy,
 };
 use svcid_logging::{LogSettings, MemorySink, Sinks};
 use svcid_proto::pb::identity::WhoAmIRequest;
@@ -48,7 +48,7 @@ fn fixture() -> (AuthLayer, TokenIssuer, String, String) {
     let key = GeneratorKey::generate();
     let private = key.to_base64();
     let public_x = key.public_key().content_json();
-    let registry = DeploymentRegistry::new(vec![Deployment {
+    let registry = Deployments::new(vec![Deployment {
         name: "dpe-dev".to_owned(),
         module: "dpe".to_owned(),
         environment: None,

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use svcid_identity::{
-    Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, ManualClock, TokenIssuer,
-    TokenProfile, TokenVerifier, VerifyPolicy,
+    Deployment, DeploymentKey, Deployments, GeneratorKey, ManualClock, TokenIssuer, TokenProfile,
+    TokenVerifier, VerifyPolicy,
 };
 
 const NOW: i64 = 1_700_000_000;
@@ -36,7 +36,7 @@ fn deployment(name: String, key: &GeneratorKey) -> Deployment {
 fn tokens(c: &mut Criterion) {
     let clock = Arc::new(ManualClock::new(NOW));
     let key = GeneratorKey::generate();
-    let registry = DeploymentRegistry::new(vec![deployment("dpe-dev".into(), &key)]).unwrap();
+    let registry = Deployments::new(vec![deployment("dpe-dev".into(), &key)]).unwrap();
     let verifier = TokenVerifier::new(VerifyPolicy::new("dpm"), registry, clock.clone());
     let issuer = TokenIssuer::new(key, Duration::from_secs(15), clock).unwrap();
 
@@ -63,7 +63,7 @@ fn lookup(c: &mut Criterion) {
         .enumerate()
         .map(|(n, key)| deployment(format!("dpe-{n}"), key))
         .collect();
-    let registry = DeploymentRegistry::new(deployments).unwrap();
+    let registry = Deployments::new(deployments).unwrap();
     let probe = keys[7_777].kid().to_owned();
     c.bench_function("lookup_among_10000", |b| {
         b.iter(|| registry.lookup(black_box(&probe)).unwrap())

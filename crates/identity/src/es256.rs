@@ -1,7 +1,7 @@
 //! ES256 (ECDSA over P-256 with SHA-256, RFC 7518 §3.4) signing and verification of raw `r‖s`
 //! signatures, straight on OpenSSL's EC API.
 //!
-//! Keys are converted to OpenSSL `EC_KEY`s once (when a registry is built or a generator key is
+//! Keys are converted to OpenSSL `EC_KEY`s once (when the deployment table is built or a generator key is
 //! installed); each operation is then a one-shot SHA-256 and `ECDSA_do_sign` / `ECDSA_do_verify`,
 //! which is what `openssl speed ecdsap256` times. Going through a JWS library instead set up a
 //! fresh EVP digest context per call (provider fetches included) and converted the signature to

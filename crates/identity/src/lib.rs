@@ -1,7 +1,7 @@
 //! Service identity for svcid: who is calling, proven by a short-lived ES256 token.
 //!
 //! This crate owns the security core and nothing else: P-256 JWKs and their RFC 7638 thumbprints
-//! ([`jwk`]), the immutable table of configured peers ([`registry`]), minting and strict verification
+//! ([`jwk`]), the immutable table of configured peers ([`deployments`]), minting and strict verification
 //! of service tokens ([`token`]), the identities handed to request handlers ([`identity`]) and the
 //! module-level access policy checked after authentication ([`authz`]). Time is injected through
 //! [`clock`] so expiry is testable. It depends on no async runtime, no gRPC stack and no other svcid
@@ -9,19 +9,19 @@
 
 pub mod authz;
 pub mod clock;
+pub mod deployments;
 mod es256;
 pub mod identity;
 pub mod jwk;
 pub mod printable;
-pub mod registry;
 mod strict_json;
 pub mod token;
 
 pub use authz::{AccessDenied, AccessPolicy};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use deployments::{Deployment, DeploymentKey, Deployments, DeploymentsDiff, DeploymentsError};
 pub use identity::{CallerIdentity, ImpersonatedUser, ServiceIdentity};
 pub use jwk::{ContentFindings, GeneratorKey, KeyError, PublicKey, thumbprint};
-pub use registry::{Deployment, DeploymentKey, DeploymentRegistry, RegistryDiff, RegistryError};
 pub use strict_json::StrictJsonError;
 pub use token::{
     AuthError, AuthErrorKind, DEFAULT_CLOCK_SKEW, DEFAULT_IMPERSONATION_ROLE,

@@ -5,7 +5,7 @@
 //! `authorization` metadata of one call into a [`CallerIdentity`](crate::identity::CallerIdentity) or a precise [`AuthError`]. It does
 //! its own parsing of the compact JWS (so the order of checks and the refusal reasons are ours, not a
 //! library's) and only hands the final signature check to an OpenSSL key prepared when the
-//! registry was built (`es256`). This module knows nothing about gRPC: the daemons pass metadata
+//! deployment table was built (`es256`). This module knows nothing about gRPC: the daemons pass metadata
 //! bytes in and map errors to `UNAUTHENTICATED` themselves.
 //!
 //! # Validation policy
@@ -58,8 +58,8 @@
 //! roles. Fractional NumericDates are refused (svcid mints integers).
 //!
 //! Verified tokens are cached by their full text until they expire; a cache hit re-checks `exp`
-//! against the clock, and [`TokenVerifier::replace_registry`] empties the cache in the same step
-//! that installs the new registry, so a revoked key's cached tokens are refused at once.
+//! against the clock, and [`TokenVerifier::replace_deployments`] empties the cache in the same step
+//! that installs the new deployments, so a revoked key's cached tokens are refused at once.
 
 mod error;
 mod issue;

@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use svcid_printable::escaped;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::Level;
@@ -128,8 +129,9 @@ pub(crate) fn json_line(record: &Record, application: &str) -> String {
 /// Spring Boot's default console line (without the trailing newline):
 /// `%d{yyyy-MM-dd HH:mm:ss.SSS} %5p ${PID} --- [%15.15t] %-40.40logger{39} : %m`.
 ///
-/// Control characters in the message and names are escaped (`\n`, `\r`, `\u{1b}`, …) so that a
-/// value from the network cannot forge extra log lines or terminal escapes.
+/// Control characters and line separators in the message and names are escaped (`\n`, `\r`,
+/// `\t`, `\u{1b}`, …, the rule of `svcid-printable`) so that a value from the network cannot forge
+/// extra log lines or terminal escapes.
 pub(crate) fn plain_line(record: &Record, pid: u32) -> String {
     let timestamp = record.timestamp;
     let mut line = String::with_capacity(256);
@@ -144,9 +146,9 @@ pub(crate) fn plain_line(record: &Record, pid: u32) -> String {
         timestamp.second(),
         timestamp.millisecond(),
         record.level.name(),
-        keep_last_chars(&escape_controls(&record.thread), 15),
-        keep_last_chars(&abbreviate_logger(&escape_controls(&record.target), 39), 40),
-        escape_controls(&record.message()),
+        keep_last_chars(&escaped(&record.thread), 15),
+        keep_last_chars(&abbreviate_logger(&escaped(&record.target), 39), 40),
+        escaped(&record.message()),
     );
     line
 }
@@ -217,26 +219,6 @@ fn abbreviate_logger(name: &str, target_len: usize) -> String {
         }
     }
     segments.join(separator)
-}
-
-/// Escapes control characters (except tab) so a console line stays one line.
-fn escape_controls(text: &str) -> String {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
-        return text.to_owned();
-    }
-    let mut escaped = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => escaped.push_str("\\n"),
-            '\r' => escaped.push_str("\\r"),
-            '\t' => escaped.push('\t'),
-            c if c.is_control() => {
-                let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => escaped.push(c),
-        }
-    }
-    escaped
 }
 
 #[cfg(test)]
@@ -341,11 +323,11 @@ mod tests {
     #[test]
     fn console_line_escapes_control_characters() {
         let mut r = record();
-        r.text = Some("two\nlines\r\u{1b}[31m\ttab".to_owned());
+        r.text = Some("two\nlines\r\u{1b}[31m\ttab\u{2028}".to_owned());
         let line = plain_line(&r, 1);
-        assert!(!line.contains('\n') && !line.contains('\r') && !line.contains('\u{1b}'));
+        assert!(!line.contains(['\n', '\r', '\t', '\u{1b}', '\u{2028}']));
         assert!(
-            line.ends_with("message=two\\nlines\\r\\u{1b}[31m\ttab"),
+            line.ends_with("message=two\\nlines\\r\\u{1b}[31m\\ttab\\u{2028}"),
             "{line}"
         );
     }

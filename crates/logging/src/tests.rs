@@ -451,7 +451,7 @@ fn quotes_newlines_and_control_characters_are_escaped() {
     // The console line stays one line too.
     assert_eq!(out.plain.len(), 1);
     assert!(
-        out.plain[0].contains("value=say \"hi\"\\nnext\\r\tline"),
+        out.plain[0].contains("value=say \"hi\"\\nnext\\r\\tline"),
         "{}",
         out.plain[0]
     );

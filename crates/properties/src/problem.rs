@@ -7,7 +7,7 @@
 //! message. Deciding whether something is a problem belongs to the callers; so does naming it:
 //! each crate defines the codes of the problems it finds (this crate's are in [`crate::codes`]).
 
-use std::fmt::{self, Display, Write as _};
+use std::fmt::{self, Display};
 use std::path::PathBuf;
 
 /// Where a value came from, so that every error can point at the place to fix.
@@ -224,21 +224,11 @@ impl Display for Problem {
 
 impl std::error::Error for Problem {}
 
-/// Writes `text` with line breaks and other control characters escaped, so that one problem is
-/// always one line of output whatever a file or variable name contains.
+/// Writes `text` with line breaks and other control characters escaped (the rule of
+/// `svcid-printable`), so that one problem is always one line of output whatever a file or
+/// variable name contains.
 fn write_single_line(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
-    for c in text.chars() {
-        match c {
-            '\n' => f.write_str("\\n")?,
-            '\r' => f.write_str("\\r")?,
-            '\t' => f.write_str("\\t")?,
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}') => {
-                write!(f, "\\u{{{:x}}}", u32::from(c))?;
-            }
-            c => f.write_char(c)?,
-        }
-    }
-    Ok(())
+    svcid_printable::write_escaped(f, text)
 }
 
 #[cfg(test)]

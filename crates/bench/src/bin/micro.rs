@@ -18,8 +18,8 @@ use svcid_bench::procfs::thread_cpu;
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::{human, per_second};
 use svcid_identity::{
-    Deployment, DeploymentKey, DeploymentRegistry, GeneratorKey, ManualClock, TokenIssuer,
-    TokenProfile, TokenVerifier, VerifyPolicy,
+    Deployment, DeploymentKey, Deployments, GeneratorKey, ManualClock, TokenIssuer, TokenProfile,
+    TokenVerifier, VerifyPolicy,
 };
 
 /// Token micro-benchmarks beside `openssl speed ecdsap256`.
@@ -133,7 +133,7 @@ fn main() -> Result<()> {
             .enumerate()
             .map(|(n, key)| deployment(format!("dpe-{n}"), key))
             .collect();
-        let registry = DeploymentRegistry::new(deployments)
+        let registry = Deployments::new(deployments)
             .map_err(|e| anyhow::anyhow!("registry of {size}: {e:?}"))?;
         let probe = keys[size * 7 / 10].kid().to_owned();
         let found = measure(budget / 4, 4096, |_| {
@@ -378,7 +378,7 @@ fn deployment(name: String, key: &GeneratorKey) -> Deployment {
 
 fn fresh_verifier(peers: &[Deployment], clock: &Arc<ManualClock>) -> Result<TokenVerifier> {
     let registry =
-        DeploymentRegistry::new(peers.to_vec()).map_err(|e| anyhow::anyhow!("registry: {e:?}"))?;
+        Deployments::new(peers.to_vec()).map_err(|e| anyhow::anyhow!("registry: {e:?}"))?;
     Ok(TokenVerifier::new(
         VerifyPolicy::new("dpm"),
         registry,

@@ -35,7 +35,7 @@ use svcid_bench::fleet::{DpmView, wait_until};
 use svcid_bench::procfs::{CpuWindow, rss_kib, ticks_per_second};
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::human;
-use svcid_identity::{DeploymentRegistry, GeneratorKey};
+use svcid_identity::{Deployments, GeneratorKey};
 use svcid_pgserver::Postgres;
 use tokio::sync::watch;
 
@@ -87,7 +87,7 @@ struct Keys {
     /// Every engine as a deployment DPM trusts.
     peers: Vec<TrustedPeer>,
     /// What the engines trust: DPM's key.
-    dpm_trust: std::sync::Arc<DeploymentRegistry>,
+    dpm_trust: std::sync::Arc<Deployments>,
 }
 
 /// A fleet of simulated engines, engine `i` registering with DPM port `ports[i % ports.len()]`.

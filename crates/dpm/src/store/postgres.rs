@@ -222,7 +222,7 @@ impl PostgresStore {
         store.tick(true).await?;
         store.reachable.store(true, Ordering::Relaxed);
         tracing::info!(
-            eventId = "registryOpened",
+            eventId = crate::events::REGISTRY_OPENED,
             url = %store.shown_url,
             replica = %store.replica,
             engines = store.registry.len() as u64,
@@ -322,7 +322,7 @@ impl PostgresStore {
         for id in held.iter().filter(|id| !owned.contains(*id)) {
             self.registry.unregister(id);
             self.written_lock().remove(id);
-            tracing::debug!(correlationId = %id, eventId = "engineReleased", engineId = %id, "Engine now checked by another DPM.");
+            tracing::debug!(correlationId = %id, eventId = crate::events::ENGINE_RELEASED, engineId = %id, "Engine now checked by another DPM.");
         }
 
         if claim {
@@ -453,7 +453,7 @@ impl PostgresStore {
         if taken_over > 0 {
             self.takeovers.fetch_add(taken_over, Ordering::Relaxed);
             tracing::info!(
-                eventId = "enginesTakenOver",
+                eventId = crate::events::ENGINES_TAKEN_OVER,
                 engines = taken_over,
                 replica = %self.replica,
                 "Engines taken over from a DPM whose lease expired."
@@ -485,7 +485,7 @@ impl PostgresStore {
             .await?;
         if !rows.is_empty() {
             tracing::debug!(
-                eventId = "replicasForgotten",
+                eventId = crate::events::REPLICAS_FORGOTTEN,
                 replicas = rows.len(),
                 "Lease rows of DPMs gone for a minute deleted."
             );
@@ -740,20 +740,20 @@ impl EngineStore for PostgresStore {
             match self.tick(claim).await {
                 Ok(()) => {
                     if !self.reachable.swap(true, Ordering::Relaxed) {
-                        tracing::info!(eventId = "databaseAvailable", url = %self.shown_url, "Registry database reachable again.");
+                        tracing::info!(eventId = crate::events::DATABASE_AVAILABLE, url = %self.shown_url, "Registry database reachable again.");
                         claims_from = Some(Instant::now() + RECOVERY_GRACE);
                     }
                 }
                 Err(error) => {
                     if self.reachable.swap(false, Ordering::Relaxed) {
-                        tracing::warn!(eventId = "databaseUnavailable", url = %self.shown_url, reason = %error, "Registry database unreachable; engines already owned are still checked.");
+                        tracing::warn!(eventId = crate::events::DATABASE_UNAVAILABLE, url = %self.shown_url, reason = %error, "Registry database unreachable; engines already owned are still checked.");
                     }
                     claims_from = Some(Instant::now() + Duration::from_secs(3600));
                 }
             }
         }
         if let Err(error) = self.release().await {
-            tracing::warn!(eventId = "databaseUnavailable", url = %self.shown_url, reason = %error, "Engines not released; other DPMs take them over when the lease expires.");
+            tracing::warn!(eventId = crate::events::DATABASE_UNAVAILABLE, url = %self.shown_url, reason = %error, "Engines not released; other DPMs take them over when the lease expires.");
         }
     }
 }

@@ -22,7 +22,7 @@ impl Credentials {
     pub fn new(
         policy: svcid_identity::token::VerifyPolicy,
         jwt: svcid_config::JwtSettings,
-        deployments: svcid_identity::registry::DeploymentRegistry,
+        deployments: svcid_identity::deployments::Deployments,
         tls: Option<&svcid_config::ServerTls>,
     ) -> Result<Self, DaemonError> {
         let clock = Arc::new(svcid_identity::clock::SystemClock);

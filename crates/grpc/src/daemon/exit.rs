@@ -31,7 +31,7 @@ pub enum DaemonError {
         /// The operating system's reason.
         source: std::io::Error,
     },
-    /// The actuator HTTP port (`server.port`) could not be bound.
+    /// The HTTP port (`server.port`) could not be bound.
     #[error("cannot bind HTTP port {address} (server.port): {source}")]
     BindHttp {
         /// `address:port` as configured.

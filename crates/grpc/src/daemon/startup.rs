@@ -61,7 +61,7 @@ pub fn start_logging(
 pub fn warn_if_exposed(file: &std::path::Path) {
     if let Some(mode) = exposed_mode(file) {
         tracing::warn!(
-            eventId = "insecureFilePermissions",
+            eventId = crate::events::INSECURE_FILE_PERMISSIONS,
             file = %file.display(),
             mode = %format!("{mode:04o}"),
             fix = %format!("chmod 600 {}", file.display()),

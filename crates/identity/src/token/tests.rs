@@ -18,11 +18,11 @@ use std::time::Duration;
 use super::verify::VERIFIED_CACHE_CAPACITY;
 use super::*;
 use crate::clock::ManualClock;
+use crate::deployments::tests::{deployment, key};
+use crate::deployments::{Deployment, Deployments};
 use crate::es256::SIGNATURE_BYTES;
 use crate::identity::{CallerIdentity, ImpersonatedUser, ServiceIdentity};
 use crate::jwk::GeneratorKey;
-use crate::registry::tests::{deployment, key};
-use crate::registry::{Deployment, DeploymentRegistry};
 use crate::strict_json::StrictJsonError;
 
 const NOW: i64 = 1_700_000_000;
@@ -57,8 +57,8 @@ impl Fixture {
         let clock = Arc::new(ManualClock::new(NOW));
         let mut peers = deployments(&dpe, &plain, &old, false);
         peers[0].token_profile = profile;
-        let registry = DeploymentRegistry::new(peers).unwrap();
-        let verifier = TokenVerifier::new(policy, registry, clock.clone());
+        let table = Deployments::new(peers).unwrap();
+        let verifier = TokenVerifier::new(policy, table, clock.clone());
         Fixture {
             clock,
             verifier,
@@ -981,7 +981,7 @@ fn each_key_remembers_when_it_last_proved_a_call() {
     assert_eq!(f.reason(&issuer.mint("dpe", None)), "wrong_aud");
     assert_eq!(f.verifier.keys_last_used().len(), 1);
     // A key a reload removes is forgotten.
-    f.verifier.replace_registry(DeploymentRegistry::empty());
+    f.verifier.replace_deployments(Deployments::empty());
     assert!(f.verifier.keys_last_used().is_empty());
 }
 
@@ -999,19 +999,19 @@ fn row_20_revocation_reaches_cached_tokens_at_once() {
     assert_eq!(f.verifier.cached(), 1);
     assert_eq!(f.reason(&token), "accepted");
 
-    let revoked = DeploymentRegistry::new(deployments(&f.dpe, &f.plain, &f.old, true)).unwrap();
-    let diff = f.verifier.replace_registry(revoked);
+    let revoked = Deployments::new(deployments(&f.dpe, &f.plain, &f.old, true)).unwrap();
+    let diff = f.verifier.replace_deployments(revoked);
     assert_eq!(diff.revoked, [format!("dpe-dev/key1 ({})", f.dpe.kid())]);
     assert!(diff.added.is_empty() && diff.removed.is_empty() && diff.reinstated.is_empty());
     assert_eq!(f.verifier.cached(), 0);
     assert_eq!(f.reason(&token), "revoked_key");
     assert_eq!(f.verifier.cached(), 0);
 
-    // Reinstating brings it back; an empty registry refuses everything.
-    let again = DeploymentRegistry::new(deployments(&f.dpe, &f.plain, &f.old, false)).unwrap();
-    assert_eq!(f.verifier.replace_registry(again).reinstated.len(), 1);
+    // Reinstating brings it back; empty deployments refuse everything.
+    let again = Deployments::new(deployments(&f.dpe, &f.plain, &f.old, false)).unwrap();
+    assert_eq!(f.verifier.replace_deployments(again).reinstated.len(), 1);
     assert_eq!(f.reason(&token), "accepted");
-    let diff = f.verifier.replace_registry(DeploymentRegistry::empty());
+    let diff = f.verifier.replace_deployments(Deployments::empty());
     assert_eq!(diff.removed.len(), 3);
     assert_eq!(f.reason(&token), "unknown_kid");
 }
@@ -1207,7 +1207,7 @@ fn reused_tokens_are_kept_apart_by_profile() {
 }
 
 #[test]
-fn the_profile_of_a_deployment_follows_the_registry_in_force() {
+fn the_profile_of_a_deployment_follows_the_deployments_in_force() {
     let f = Fixture::with_profile(VerifyPolicy::new("dpm"), TokenProfile::Product);
     assert_eq!(
         f.verifier.token_profile_of("dpe-dev"),
@@ -1226,8 +1226,8 @@ fn the_profile_of_a_deployment_follows_the_registry_in_force() {
     let token = f.token(json!({"aud": null}));
     assert_eq!(f.reason(&token), "accepted");
     // A reload that makes dpe-dev strict again refuses its cached audience-less token at once.
-    let diff = f.verifier.replace_registry(
-        DeploymentRegistry::new(deployments(&f.dpe, &f.plain, &f.old, false)).unwrap(),
+    let diff = f.verifier.replace_deployments(
+        Deployments::new(deployments(&f.dpe, &f.plain, &f.old, false)).unwrap(),
     );
     assert_eq!(diff.token_profiles, ["dpe-dev:product->strict"]);
     assert_eq!(f.verifier.token_profile_of("dpe-dev"), TokenProfile::Strict);

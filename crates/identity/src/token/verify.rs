@@ -20,11 +20,11 @@ use super::{
     DEFAULT_REQUIRE_AUDIENCE, MAX_TOKEN_BYTES, TokenProfile, lock,
 };
 use crate::clock::Clock;
+use crate::deployments::{Deployment, Deployments, DeploymentsDiff};
 use crate::es256::{Es256Verifier, SIGNATURE_BYTES};
 use crate::identity::{CallerIdentity, ImpersonatedUser, ServiceIdentity};
 use crate::jwk::{BASE64URL_STRICT, ES256};
 use crate::printable::{EXCERPT_CHARS, excerpt, json_type};
-use crate::registry::{Deployment, DeploymentRegistry, RegistryDiff};
 use crate::strict_json;
 
 /// Verified tokens remembered at most; enough for every live token of a large deployment.
@@ -72,8 +72,9 @@ pub struct TokenVerifier {
     max_lifetime_secs: i64,
     /// Source of "now".
     clock: Arc<dyn Clock>,
-    /// The registry in force; replaced whole on reload. Lock order: `verified`, then `registry`.
-    registry: RwLock<Arc<DeploymentRegistry>>,
+    /// The deployments in force; replaced whole on reload. Lock order: `verified`, then
+    /// `deployments`.
+    deployments: RwLock<Arc<Deployments>>,
     /// Tokens already verified, so repeated calls skip the signature check.
     verified: Mutex<VerifiedCache>,
     /// Calls answered from `verified`, for the daemons' metrics.
@@ -93,14 +94,14 @@ pub struct CacheStats {
 
 /// The cache of verified tokens.
 struct VerifiedCache {
-    /// Bumped by every registry replacement; a verification that started under an older registry
-    /// is not cached, so a token checked against a key revoked meanwhile cannot slip in.
+    /// Bumped by every replacement of the deployments; a verification that started under older
+    /// deployments is not cached, so a token checked against a key revoked meanwhile cannot slip in.
     generation: u64,
     /// Full token text → who it proved and until when.
     entries: HashMap<String, Verified>,
     /// `kid` → when (Unix seconds, the verifier's clock) a call last proved itself with that key:
     /// the console's "used recently". Updated under the lock a call takes anyway; one entry per
-    /// key of the registry in force (entries of keys a reload removed are dropped with it).
+    /// key of the deployments in force (entries of keys a reload removed are dropped with it).
     last_used: HashMap<String, i64>,
 }
 
@@ -128,22 +129,22 @@ impl fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenVerifier")
             .field("policy", &self.policy)
-            .field("registry", &*self.registry())
+            .field("deployments", &*self.deployments())
             .field("cached", &lock(&self.verified).entries.len())
             .finish()
     }
 }
 
 impl TokenVerifier {
-    /// A verifier for `policy` trusting the peers in `registry`.
-    pub fn new(policy: VerifyPolicy, registry: DeploymentRegistry, clock: Arc<dyn Clock>) -> Self {
+    /// A verifier for `policy` trusting the peers in `deployments`.
+    pub fn new(policy: VerifyPolicy, deployments: Deployments, clock: Arc<dyn Clock>) -> Self {
         let seconds = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         TokenVerifier {
             skew_secs: seconds(policy.clock_skew),
             max_lifetime_secs: seconds(policy.max_token_lifetime),
             policy,
             clock,
-            registry: RwLock::new(Arc::new(registry)),
+            deployments: RwLock::new(Arc::new(deployments)),
             verified: Mutex::new(VerifiedCache {
                 generation: 0,
                 entries: HashMap::new(),
@@ -174,7 +175,7 @@ impl TokenVerifier {
         let now = self.clock.now_unix();
         // Only well-formed tokens are ASCII; anything else is refused below and never cached.
         let cache_key = std::str::from_utf8(token).ok();
-        let (generation, registry) = {
+        let (generation, deployments) = {
             let mut cache = lock(&self.verified);
             let VerifiedCache {
                 entries, last_used, ..
@@ -192,10 +193,10 @@ impl TokenVerifier {
                 // Expired: forget it and let the full check produce the precise refusal.
                 entries.remove(key);
             }
-            (cache.generation, self.registry())
+            (cache.generation, self.deployments())
         };
         self.cache_misses.fetch_add(1, Ordering::Relaxed);
-        let (caller, exp) = self.check(token, &registry, now)?;
+        let (caller, exp) = self.check(token, &deployments, now)?;
         let mut cache = lock(&self.verified);
         cache.used(&caller.kid, now);
         if let Some(key) = cache_key
@@ -210,17 +211,17 @@ impl TokenVerifier {
     /// signature, runs. For benchmarks and diagnostics (`svcid token inspect`).
     pub fn verify_uncached(&self, values: &[&[u8]]) -> Result<CallerIdentity, AuthError> {
         let token = token_of(values)?;
-        self.check(token, &self.registry(), self.clock.now_unix())
+        self.check(token, &self.deployments(), self.clock.now_unix())
             .map(|(caller, _)| caller)
     }
 
-    /// Swaps in a new registry atomically and drops every cached verification. Returns the diff.
-    pub fn replace_registry(&self, registry: DeploymentRegistry) -> RegistryDiff {
-        let new = Arc::new(registry);
+    /// Swaps in new deployments atomically and drops every cached verification. Returns the diff.
+    pub fn replace_deployments(&self, deployments: Deployments) -> DeploymentsDiff {
+        let new = Arc::new(deployments);
         let old = {
             let mut cache = lock(&self.verified);
             let mut current = self
-                .registry
+                .deployments
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
             let old = std::mem::replace(&mut *current, Arc::clone(&new));
@@ -232,32 +233,37 @@ impl TokenVerifier {
         new.diff(&old)
     }
 
-    /// The registry in force.
-    pub fn registry(&self) -> Arc<DeploymentRegistry> {
-        Arc::clone(&self.registry.read().unwrap_or_else(PoisonError::into_inner))
+    /// The deployments in force.
+    pub fn deployments(&self) -> Arc<Deployments> {
+        Arc::clone(
+            &self
+                .deployments
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// The deployment a kid maps to, for refusal logs (name only).
     pub fn deployment_of(&self, kid: &str) -> Option<String> {
-        self.registry()
+        self.deployments()
             .lookup(kid)
             .map(|(deployment, _)| deployment.name.clone())
     }
 
-    /// The token profile of the deployment named `deployment` in the registry in force (so a
+    /// The token profile of the deployment named `deployment` in the deployments in force (so a
     /// reload that changes it applies to the next call); `strict`, the default profile, when no
     /// such deployment is configured. For calls back to a verified caller, pass the caller's
     /// deployment name, `caller.service.id`.
     pub fn token_profile_of(&self, deployment: &str) -> TokenProfile {
-        self.registry()
+        self.deployments()
             .token_profile(deployment)
             .unwrap_or_default()
     }
 
-    /// The token profile for calls to peers of module type `module` in the registry in force:
-    /// see [`DeploymentRegistry::token_profile_for_module`]. For a DPE calling its DPM.
+    /// The token profile for calls to peers of module type `module` in the deployments in force:
+    /// see [`Deployments::token_profile_for_module`]. For a DPE calling its DPM.
     pub fn token_profile_for_module(&self, module: &str) -> TokenProfile {
-        self.registry().token_profile_for_module(module)
+        self.deployments().token_profile_for_module(module)
     }
 
     /// The policy this verifier enforces.
@@ -276,13 +282,13 @@ impl TokenVerifier {
     fn check(
         &self,
         token: &[u8],
-        registry: &DeploymentRegistry,
+        deployments: &Deployments,
         now: i64,
     ) -> Result<(CallerIdentity, i64), AuthError> {
         let segments = Segments::split(token)?;
         let header = Header::read(&segments.header)?;
         let with_kid = |kind| AuthError::new(kind, Some(excerpt(&header.kid, EXCERPT_CHARS)));
-        let (deployment, verifier) = key_for(registry, &header).map_err(with_kid)?;
+        let (deployment, verifier) = key_for(deployments, &header).map_err(with_kid)?;
         check_signature(verifier, &segments).map_err(with_kid)?;
         self.check_claims(&segments.payload, deployment, &header.kid, now)
             .map_err(with_kid)
@@ -568,10 +574,10 @@ impl Header {
 /// Rows 12–14: the configured key whose fingerprint is the `kid`, of the token's `alg`, not
 /// revoked. Returns its deployment and its prepared verifier.
 fn key_for<'r>(
-    registry: &'r DeploymentRegistry,
+    deployments: &'r Deployments,
     header: &Header,
 ) -> Result<(&'r Deployment, &'r Es256Verifier), AuthErrorKind> {
-    let Some((deployment, key, verifier)) = registry.slot(&header.kid) else {
+    let Some((deployment, key, verifier)) = deployments.slot(&header.kid) else {
         return Err(AuthErrorKind::UnknownKid);
     };
     if key.public.alg() != header.alg {

@@ -1,8 +1,13 @@
-//! The deployment registry: the configured peers and their token keys, indexed by fingerprint.
+//! The deployments: the table of configured peers (`ataccama.one.platform.deployments.*`) and
+//! their token keys, indexed by fingerprint.
+//!
+//! Vocabulary: *deployments* is this table, everywhere in svcid's code (the config crate binds it,
+//! the verifier holds it, `deploymentsReloaded` logs its changes); *registry* is only DPM's engine
+//! registry, never this table.
 //!
 //! Built once per configuration load from [`Deployment`] values the config crate produced, then
-//! immutable; a reload builds a new registry and swaps it in whole (see
-//! [`crate::TokenVerifier::replace_registry`]). Building checks what only the whole set can show
+//! immutable; a reload builds new deployments and swaps them in whole (see
+//! [`crate::TokenVerifier::replace_deployments`]). Building checks what only the whole set can show
 //! (a fingerprint used twice, a deployment named twice) and prepares one OpenSSL-backed ES256
 //! verifier per key, so verifying a token never parses a key. Lookups match a token's `kid` against
 //! configured fingerprints exactly: no case folding, trimming or other normalisation. Whether a
@@ -49,10 +54,10 @@ pub struct DeploymentKey {
     pub revoked: bool,
 }
 
-/// Why a set of deployments cannot form a registry.
+/// Why a set of deployments cannot form a [`Deployments`] table.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
-    /// Two keys share a fingerprint: a token's `kid` could not name one peer (docs/security.md C6).
+pub enum DeploymentsError {
+    /// Two keys share a fingerprint, so a token's `kid` could not name one peer (docs/security.md C6).
     #[error("fingerprint {fingerprint} is configured for both {first} and {second}")]
     DuplicateFingerprint {
         /// The shared fingerprint (shortened).
@@ -95,7 +100,7 @@ struct KeySlot {
 }
 
 /// The immutable table of configured peers, indexed by exact fingerprint.
-pub struct DeploymentRegistry {
+pub struct Deployments {
     /// The deployments in configuration order.
     deployments: Vec<Deployment>,
     /// Fingerprint → key; exact `String` equality, no normalisation.
@@ -105,38 +110,38 @@ pub struct DeploymentRegistry {
     by_name: HashMap<String, usize>,
 }
 
-impl fmt::Debug for DeploymentRegistry {
+impl fmt::Debug for Deployments {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeploymentRegistry")
+        f.debug_struct("Deployments")
             .field("deployments", &self.deployments.len())
             .field("keys", &self.by_fingerprint.len())
             .finish()
     }
 }
 
-impl DeploymentRegistry {
+impl Deployments {
     /// Indexes `deployments` and prepares a verifier per key. Every problem is reported, not only the
     /// first: duplicate fingerprints (across or within deployments), empty fingerprints, duplicate
     /// deployment names.
-    pub fn new(deployments: Vec<Deployment>) -> Result<DeploymentRegistry, Vec<RegistryError>> {
+    pub fn new(deployments: Vec<Deployment>) -> Result<Deployments, Vec<DeploymentsError>> {
         let mut errors = Vec::new();
         let mut by_fingerprint: HashMap<String, KeySlot> = HashMap::new();
         let mut by_name: HashMap<String, usize> = HashMap::new();
         for (d, deployment) in deployments.iter().enumerate() {
             if by_name.insert(deployment.name.clone(), d).is_some() {
-                errors.push(RegistryError::DuplicateDeployment {
+                errors.push(DeploymentsError::DuplicateDeployment {
                     name: deployment.name.clone(),
                 });
             }
             for (k, key) in deployment.keys.iter().enumerate() {
                 let label = format!("{}/{}", deployment.name, key.name);
                 if key.fingerprint.is_empty() {
-                    errors.push(RegistryError::EmptyFingerprint { key: label });
+                    errors.push(DeploymentsError::EmptyFingerprint { key: label });
                     continue;
                 }
                 if let Some(existing) = by_fingerprint.get(&key.fingerprint) {
                     let holder = &deployments[existing.deployment];
-                    errors.push(RegistryError::DuplicateFingerprint {
+                    errors.push(DeploymentsError::DuplicateFingerprint {
                         fingerprint: excerpt(&key.fingerprint, EXCERPT_CHARS),
                         first: format!("{}/{}", holder.name, holder.keys[existing.key].name),
                         second: label,
@@ -154,12 +159,12 @@ impl DeploymentRegistry {
                             },
                         );
                     }
-                    Err(detail) => errors.push(RegistryError::Verifier { key: label, detail }),
+                    Err(detail) => errors.push(DeploymentsError::Verifier { key: label, detail }),
                 }
             }
         }
         if errors.is_empty() {
-            Ok(DeploymentRegistry {
+            Ok(Deployments {
                 deployments,
                 by_fingerprint,
                 by_name,
@@ -169,9 +174,9 @@ impl DeploymentRegistry {
         }
     }
 
-    /// A registry with no peers: every token is refused with an unknown kid.
-    pub fn empty() -> DeploymentRegistry {
-        DeploymentRegistry {
+    /// A table with no peers: every token is refused with an unknown kid.
+    pub fn empty() -> Deployments {
+        Deployments {
             deployments: Vec::new(),
             by_fingerprint: HashMap::new(),
             by_name: HashMap::new(),
@@ -221,7 +226,7 @@ impl DeploymentRegistry {
         self.slot(kid).map(|(deployment, key, _)| (deployment, key))
     }
 
-    /// Like [`DeploymentRegistry::lookup`], with the key's prepared verifier.
+    /// Like [`Deployments::lookup`], with the key's prepared verifier.
     pub(crate) fn slot(&self, kid: &str) -> Option<(&Deployment, &DeploymentKey, &Es256Verifier)> {
         let slot = self.by_fingerprint.get(kid)?;
         let deployment = self.deployments.get(slot.deployment)?;
@@ -231,10 +236,10 @@ impl DeploymentRegistry {
 
     /// What changed from `old` to `self`, for reload logs. Keys are identified by deployment, key
     /// name and fingerprint together, so a key whose fingerprint changed shows as removed + added.
-    pub fn diff(&self, old: &DeploymentRegistry) -> RegistryDiff {
+    pub fn diff(&self, old: &Deployments) -> DeploymentsDiff {
         let before = old.key_states();
         let after = self.key_states();
-        let mut diff = RegistryDiff::default();
+        let mut diff = DeploymentsDiff::default();
         for (label, revoked) in &after {
             match before.get(label) {
                 None => diff.added.push(label.clone()),
@@ -285,10 +290,10 @@ fn verifier_for(public: &PublicKey) -> Result<Es256Verifier, String> {
     Es256Verifier::new(public.point())
 }
 
-/// How a reloaded registry differs from the previous one; key entries read
+/// How reloaded deployments differ from the previous one; key entries read
 /// `dpe-dev/key1 (<fingerprint>)`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RegistryDiff {
+pub struct DeploymentsDiff {
     /// Keys present now and not before.
     pub added: Vec<String>,
     /// Keys present before and not now.
@@ -301,7 +306,7 @@ pub struct RegistryDiff {
     pub token_profiles: Vec<String>,
 }
 
-impl RegistryDiff {
+impl DeploymentsDiff {
     /// True when the reload changed no key and no token profile.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty()
@@ -342,13 +347,13 @@ pub(crate) mod tests {
     #[test]
     fn lookup_is_exact() {
         let a = GeneratorKey::generate();
-        let registry = DeploymentRegistry::new(vec![deployment(
+        let table = Deployments::new(vec![deployment(
             "dpe-dev",
             "dpe",
             vec![key("key1", &a, false)],
         )])
         .unwrap();
-        let (deployment, found) = registry.lookup(a.kid()).unwrap();
+        let (deployment, found) = table.lookup(a.kid()).unwrap();
         assert_eq!(deployment.name, "dpe-dev");
         assert_eq!(found.name, "key1");
         for variant in [
@@ -360,17 +365,17 @@ pub(crate) mod tests {
             a.kid()[1..].to_owned(),
         ] {
             if variant != a.kid() {
-                assert!(registry.lookup(&variant).is_none(), "{variant}");
+                assert!(table.lookup(&variant).is_none(), "{variant}");
             }
         }
-        assert!(DeploymentRegistry::empty().lookup(a.kid()).is_none());
+        assert!(Deployments::empty().lookup(a.kid()).is_none());
     }
 
     #[test]
     fn duplicate_fingerprints_are_refused_across_and_within_deployments() {
         let a = GeneratorKey::generate();
         let b = GeneratorKey::generate();
-        let errors = DeploymentRegistry::new(vec![
+        let errors = Deployments::new(vec![
             deployment("dpe-dev", "dpe", vec![key("key1", &a, false)]),
             deployment("dpe-prod", "dpe", vec![key("key1", &a, false)]),
             deployment(
@@ -383,12 +388,12 @@ pub(crate) mod tests {
         assert_eq!(
             errors,
             vec![
-                RegistryError::DuplicateFingerprint {
+                DeploymentsError::DuplicateFingerprint {
                     fingerprint: a.kid().into(),
                     first: "dpe-dev/key1".into(),
                     second: "dpe-prod/key1".into(),
                 },
-                RegistryError::DuplicateFingerprint {
+                DeploymentsError::DuplicateFingerprint {
                     fingerprint: b.kid().into(),
                     first: "dpm-dev/key1".into(),
                     second: "dpm-dev/key2".into(),
@@ -402,7 +407,7 @@ pub(crate) mod tests {
         let a = GeneratorKey::generate();
         let mut empty = key("key2", &a, false);
         empty.fingerprint.clear();
-        let errors = DeploymentRegistry::new(vec![
+        let errors = Deployments::new(vec![
             deployment("dpe-dev", "dpe", vec![key("key1", &a, false), empty]),
             deployment("dpe-dev", "dpe", vec![]),
         ])
@@ -410,10 +415,10 @@ pub(crate) mod tests {
         assert_eq!(
             errors,
             vec![
-                RegistryError::EmptyFingerprint {
+                DeploymentsError::EmptyFingerprint {
                     key: "dpe-dev/key2".into()
                 },
-                RegistryError::DuplicateDeployment {
+                DeploymentsError::DuplicateDeployment {
                     name: "dpe-dev".into()
                 },
             ]
@@ -428,7 +433,7 @@ pub(crate) mod tests {
             GeneratorKey::generate(),
             GeneratorKey::generate(),
         );
-        let old = DeploymentRegistry::new(vec![deployment(
+        let old = Deployments::new(vec![deployment(
             "dpe-dev",
             "dpe",
             vec![
@@ -438,7 +443,7 @@ pub(crate) mod tests {
             ],
         )])
         .unwrap();
-        let new = DeploymentRegistry::new(vec![deployment(
+        let new = Deployments::new(vec![deployment(
             "dpe-dev",
             "dpe",
             vec![
@@ -470,7 +475,7 @@ pub(crate) mod tests {
             GeneratorKey::generate(),
             GeneratorKey::generate(),
         );
-        let registry = DeploymentRegistry::new(vec![
+        let table = Deployments::new(vec![
             with_profile(
                 deployment("dpe-product", "dpe", vec![key("key1", &a, false)]),
                 TokenProfile::Product,
@@ -483,34 +488,22 @@ pub(crate) mod tests {
         ])
         .unwrap();
         assert_eq!(
-            registry.token_profile("dpe-product"),
+            table.token_profile("dpe-product"),
             Some(TokenProfile::Product)
         );
-        assert_eq!(
-            registry.token_profile("dpe-dev"),
-            Some(TokenProfile::Strict)
-        );
-        assert_eq!(registry.token_profile("DPE-DEV"), None);
+        assert_eq!(table.token_profile("dpe-dev"), Some(TokenProfile::Strict));
+        assert_eq!(table.token_profile("DPE-DEV"), None);
         // All dpm deployments are product; the dpe ones disagree; there is no ai module.
-        assert_eq!(
-            registry.token_profile_for_module("dpm"),
-            TokenProfile::Product
-        );
-        assert_eq!(
-            registry.token_profile_for_module("dpe"),
-            TokenProfile::Strict
-        );
-        assert_eq!(
-            registry.token_profile_for_module("ai"),
-            TokenProfile::Strict
-        );
+        assert_eq!(table.token_profile_for_module("dpm"), TokenProfile::Product);
+        assert_eq!(table.token_profile_for_module("dpe"), TokenProfile::Strict);
+        assert_eq!(table.token_profile_for_module("ai"), TokenProfile::Strict);
 
-        let flipped = DeploymentRegistry::new(vec![
+        let flipped = Deployments::new(vec![
             deployment("dpe-product", "dpe", vec![key("key1", &a, false)]),
             deployment("dpe-dev", "dpe", vec![key("key1", &b, false)]),
         ])
         .unwrap();
-        let diff = flipped.diff(&registry);
+        let diff = flipped.diff(&table);
         assert_eq!(diff.token_profiles, ["dpe-product:product->strict"]);
         assert!(diff.added.is_empty() && diff.revoked.is_empty());
         assert!(!diff.is_empty());

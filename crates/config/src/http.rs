@@ -1,27 +1,27 @@
-//! Binding of the operations properties: the actuator HTTP port (`server.port`,
-//! `server.address`, Spring Boot's names) and its console switch (`svcid.console.enabled`) into
-//! [`HttpSettings`], and the log files' rolling
-//! policy (`logging.logback.rollingpolicy.*`) into [`RollingPolicy`].
+//! Binding of the HTTP port's properties (`server.port`, `server.address` and the `server.*`
+//! connection bounds, Spring Boot's names) and its console switch (`svcid.console.enabled`) into
+//! [`HttpSettings`].
 //!
-//! Only values are checked here; the daemons bind the port and the logging crate rolls the files.
-
-use svcid_logging::RollingPolicy;
+//! Vocabulary, the same in every crate: the *HTTP port* is each daemon's second port, beside the
+//! gRPC port; its settings, modules and functions are named `http`. It serves the *actuator* (the
+//! endpoints under `/actuator`: health, Prometheus, info) and the *console* (the operations web
+//! page under `/console`).
+//!
+//! Only values are checked here; the daemons bind the port.
 
 use crate::bind::{Binder, shown};
 use crate::codes;
 use crate::home::ModuleKind;
-use crate::limits::{BoundNames, bind_bounds, parse_data_size};
+use crate::limits::{BoundNames, bind_bounds};
 use crate::names;
 use crate::settings::{ConnectionBounds, HttpSettings};
 
-/// DPM's default actuator port.
+/// DPM's default HTTP port.
 pub const DPM_HTTP_PORT: u16 = 8031;
-/// DPE's default actuator port.
+/// DPE's default HTTP port.
 pub const DPE_HTTP_PORT: u16 = 8034;
-/// The smallest `max-file-size` accepted: below it nearly every line would start a file.
-const MIN_LOG_FILE_SIZE: u64 = 4 * 1024;
 
-/// The default actuator port of a module.
+/// The default HTTP port of a module.
 pub fn default_http_port(kind: ModuleKind) -> u16 {
     match kind {
         ModuleKind::Dpm => DPM_HTTP_PORT,
@@ -29,11 +29,9 @@ pub fn default_http_port(kind: ModuleKind) -> u16 {
     }
 }
 
-/// Binds `server.port`, `server.address` and the port's connection bounds; the address defaults
-/// to the gRPC host, so a daemon bound to loopback does not expose its endpoints on every
-/// interface.
-/// Binds `server.port`, `server.address` and `svcid.console.enabled`; the address defaults to the
-/// gRPC host, so a daemon bound to loopback does not expose its endpoints on every interface.
+/// Binds `server.port`, `server.address`, the port's connection bounds and
+/// `svcid.console.enabled`; the address defaults to the gRPC host, so a daemon bound to loopback
+/// does not expose its endpoints on every interface.
 pub(crate) fn bind_http(b: &mut Binder<'_>, kind: ModuleKind, grpc_host: &str) -> HttpSettings {
     let port = b.port(names::SERVER_PORT, default_http_port(kind));
     let connections = bind_bounds(
@@ -74,67 +72,16 @@ pub(crate) fn bind_http(b: &mut Binder<'_>, kind: ModuleKind, grpc_host: &str) -
     }
 }
 
-/// Binds `logging.logback.rollingpolicy.max-file-size`, `max-history` and `total-size-cap`.
-pub(crate) fn bind_rolling(b: &mut Binder<'_>) -> RollingPolicy {
-    let defaults = RollingPolicy::default();
-    let max_file_size = b.parsed(
-        names::LOG_MAX_FILE_SIZE,
-        defaults.max_file_size,
-        codes::INVALID_VALUE,
-        "use a data size of at least 4KB such as 10MB or 64KB (a bare number is bytes)",
-        |raw| match parse_data_size(raw) {
-            Some(size) if size >= MIN_LOG_FILE_SIZE => Ok(size),
-            Some(_) => Err(format!(
-                "{} is smaller than {MIN_LOG_FILE_SIZE} bytes",
-                shown(raw)
-            )),
-            None => Err(format!("{} is not a data size", shown(raw))),
-        },
-    );
-    let max_history = b.parsed(
-        names::LOG_MAX_HISTORY,
-        defaults.max_history,
-        codes::INVALID_VALUE,
-        "use a whole number of days, e.g. 7 (0 keeps archives forever)",
-        |raw| {
-            raw.parse::<u32>()
-                .map_err(|_| format!("{} is not a whole number of days", shown(raw)))
-        },
-    );
-    let total_size_cap = b.parsed(
-        names::LOG_TOTAL_SIZE_CAP,
-        defaults.total_size_cap,
-        codes::INVALID_VALUE,
-        "use a data size such as 1GB (0B means no cap)",
-        |raw| parse_data_size(raw).ok_or_else(|| format!("{} is not a data size", shown(raw))),
-    );
-    RollingPolicy {
-        max_file_size,
-        max_history,
-        total_size_cap,
-    }
-}
-
 #[cfg(test)]
 // Tests may unwrap: a panic is how they report a failure.
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::path::Path;
-
-    use svcid_properties::PropertySet;
-
     use super::*;
-
-    fn binder_for(text: &str) -> PropertySet {
-        let mut set = PropertySet::new();
-        set.load_str(text, Path::new("application.properties"))
-            .unwrap();
-        set
-    }
+    use crate::tests::props;
 
     #[test]
     fn http_defaults_follow_the_module_and_the_grpc_host() {
-        let set = binder_for("");
+        let set = props("");
         let mut b = Binder::new(&set);
         assert_eq!(
             bind_http(&mut b, ModuleKind::Dpm, "127.0.0.1"),
@@ -151,7 +98,7 @@ mod tests {
 
     #[test]
     fn http_connection_bounds_bind_and_bad_ones_name_the_property() {
-        let set = binder_for(
+        let set = props(
             "server.max-connections=8\nserver.maxConnectionsPerPeer=2\nserver.connection-timeout=3s\n\
              server.idle-timeout=0\nserver.write-timeout=soon\n",
         );
@@ -184,12 +131,12 @@ mod tests {
 
     #[test]
     fn the_console_switch_is_a_boolean() {
-        let set = binder_for("svcid.console.enabled=false\n");
+        let set = props("svcid.console.enabled=false\n");
         let mut b = Binder::new(&set);
         assert!(!bind_http(&mut b, ModuleKind::Dpm, "127.0.0.1").console);
         assert!(b.problems.is_empty());
 
-        let set = binder_for("svcid.console.enabled=maybe\n");
+        let set = props("svcid.console.enabled=maybe\n");
         let mut b = Binder::new(&set);
         assert!(bind_http(&mut b, ModuleKind::Dpe, "127.0.0.1").console);
         let problems: Vec<String> = b.problems.iter().map(ToString::to_string).collect();
@@ -202,12 +149,12 @@ mod tests {
 
     #[test]
     fn http_values_are_checked() {
-        let set = binder_for("server.port=0\nserver.address=::1\n");
+        let set = props("server.port=0\nserver.address=::1\n");
         let mut b = Binder::new(&set);
         let http = bind_http(&mut b, ModuleKind::Dpm, "0.0.0.0");
         assert_eq!((http.address.as_str(), http.port), ("::1", 0));
 
-        let set = binder_for("server.port=99999\nserver.address=my host\n");
+        let set = props("server.port=99999\nserver.address=my host\n");
         let mut b = Binder::new(&set);
         let http = bind_http(&mut b, ModuleKind::Dpe, "0.0.0.0");
         assert_eq!((http.address.as_str(), http.port), ("0.0.0.0", 8034));
@@ -215,44 +162,5 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("server.port"), "{problems:?}");
         assert!(problems[1].contains("server.address"), "{problems:?}");
-    }
-
-    #[test]
-    fn rolling_policy_defaults_and_spring_forms() {
-        let set = binder_for("");
-        let mut b = Binder::new(&set);
-        assert_eq!(bind_rolling(&mut b), RollingPolicy::default());
-
-        let set = binder_for(
-            "logging.logback.rollingpolicy.max-file-size=64KB\n\
-             logging.logback.rollingpolicy.maxHistory=30\n\
-             logging.logback.rollingpolicy.total-size-cap=1GB\n",
-        );
-        let mut b = Binder::new(&set);
-        assert_eq!(
-            bind_rolling(&mut b),
-            RollingPolicy {
-                max_file_size: 64 * 1024,
-                max_history: 30,
-                total_size_cap: 1 << 30,
-            }
-        );
-        assert!(b.problems.is_empty());
-    }
-
-    #[test]
-    fn bad_rolling_values_name_the_property() {
-        let set = binder_for(
-            "logging.logback.rollingpolicy.max-file-size=10\n\
-             logging.logback.rollingpolicy.max-history=-1\n\
-             logging.logback.rollingpolicy.total-size-cap=lots\n",
-        );
-        let mut b = Binder::new(&set);
-        assert_eq!(bind_rolling(&mut b), RollingPolicy::default());
-        let problems: Vec<String> = b.problems.iter().map(ToString::to_string).collect();
-        assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems[0].contains("max-file-size"), "{problems:?}");
-        assert!(problems[1].contains("max-history"), "{problems:?}");
-        assert!(problems[2].contains("total-size-cap"), "{problems:?}");
     }
 }

@@ -1,8 +1,14 @@
-//! The operations endpoints both daemons share: the actuator (health, Prometheus, info) with the
-//! parts common to `dpm` and `dpe`, and starting it on `server.port`.
+//! The HTTP port both daemons share: the actuator (health, Prometheus, info) with the parts
+//! common to `dpm` and `dpe`, the console sections they share, and starting the port on
+//! `server.port`.
 //!
-//! [`Operations`] holds the instruments the shared code feeds (the authentication layer, the
-//! live reloader, the gRPC server's state); [`Operations::actuator`] assembles an
+//! Vocabulary, the same in every crate: the *HTTP port* is each daemon's second port, beside the
+//! gRPC port (its settings are `svcid_config::HttpSettings`, its modules are named `http`). It
+//! serves the *actuator* (the endpoints under `/actuator`) and the *console* (the operations web
+//! page under `/console`), both answered by an [`Actuator`].
+//!
+//! [`Instruments`] holds the instruments the shared code feeds (the authentication layer, the
+//! live reloader, the gRPC server's state); [`Instruments::actuator`] assembles an
 //! [`Actuator`] reading them and the verifier's and issuer's counters, to which each daemon adds
 //! its own parts (DPM: engines; DPE: registration). [`listen_http`] and [`start_http`] open and run
 //! it; `httpServerStarted` is logged with the bound port (0 picks one), as `grpcServerStarted` is.
@@ -30,7 +36,7 @@ use svcid_actuator::instruments::{
 };
 use svcid_actuator::{Actuator, rfc3339};
 use svcid_config::{HttpSettings, ModuleKind};
-use svcid_identity::registry::DeploymentKey;
+use svcid_identity::deployments::DeploymentKey;
 use svcid_identity::token::{TokenIssuer, TokenVerifier};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -44,7 +50,7 @@ pub const KEY_RECENTLY_USED: Duration = Duration::from_secs(300);
 
 /// The instruments shared code feeds, handed to the actuator and to the code that observes.
 #[derive(Debug)]
-pub struct Operations {
+pub struct Instruments {
     /// Fed by [`crate::AuthLayer::with_metrics`].
     pub auth: Arc<AuthMetrics>,
     /// Fed by [`crate::reload::LiveConfig::with_metrics`].
@@ -57,7 +63,7 @@ pub struct Operations {
     pub serving: Arc<AtomicBool>,
 }
 
-impl Default for Operations {
+impl Default for Instruments {
     fn default() -> Self {
         Self {
             auth: Arc::default(),
@@ -69,7 +75,7 @@ impl Default for Operations {
     }
 }
 
-impl Operations {
+impl Instruments {
     /// Fresh instruments; the gRPC server is not serving yet.
     pub fn new() -> Self {
         Self::default()
@@ -195,8 +201,8 @@ fn keys_report(
     issuer: &TokenIssuer,
     mut extra: impl FnMut(&DeploymentKey, &mut Map<String, Value>),
 ) -> Value {
-    let registry = verifier.registry();
-    let trusted: Vec<Value> = registry
+    let deployments = verifier.deployments();
+    let trusted: Vec<Value> = deployments
         .deployments()
         .iter()
         .map(|deployment| {
@@ -246,7 +252,7 @@ pub fn start_http(
 ) -> Result<JoinHandle<()>, DaemonError> {
     let address = crate::daemon::startup::local_address(&listener, "HTTP")?;
     tracing::info!(
-        eventId = "httpServerStarted",
+        eventId = crate::events::HTTP_SERVER_STARTED,
         module = %actuator.module(),
         host = %address.ip(),
         port = address.port(),

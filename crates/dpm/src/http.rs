@@ -1,10 +1,13 @@
-//! DPM's part of the actuator: the `engines` health component (and `database` when the registry
+//! DPM's part of what its HTTP port serves (the port is named `http` in every crate; it serves the
+//! actuator under `/actuator` and the console under `/console`).
+//!
+//! The actuator gets the `engines` health component (and `database` when the registry
 //! is kept in PostgreSQL), the engine metrics (`svcid_engines{status}`, registrations,
 //! unregistrations, status checks and their latency) and the store's own (connections, queries,
 //! lease takeovers). The shared parts (configuration, gRPC, authentication, tokens, keys) come
-//! from `svcid_grpc::ops`.
+//! from `svcid_grpc::http`.
 //!
-//! The operations console gets the `engines` view (`/console/api/engines`, [`engines_view`]):
+//! The console gets the `engines` view (`/console/api/engines`, [`engines_view`]):
 //! the fleet filtered, sorted and cut to a page, so the page and its JSON stay small with
 //! thousands of engines, with the counts by status of the whole fleet and, on PostgreSQL,
 //! which replica checks each engine. Constraints are shown in the product's text form
