@@ -57,11 +57,10 @@ fn link_targets(text: &str) -> Vec<String> {
         .map(|t| {
             let t = t.trim();
             // `<path with spaces>` and `path "title"`.
-            let t = t
-                .strip_prefix('<')
-                .and_then(|t| t.strip_suffix('>'))
-                .unwrap_or(t);
-            t.split_once(' ').map_or(t, |(path, _)| path).to_owned()
+            match t.strip_prefix('<').and_then(|t| t.split_once('>')) {
+                Some((path, _)) => path.to_owned(),
+                None => t.split_once(' ').map_or(t, |(path, _)| path).to_owned(),
+            }
         })
         .collect()
 }
