@@ -13,19 +13,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
-use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, PATIENCE, Pair, http_get};
+use common::{PATIENCE, Pair, get_json, http_get, http_port};
 use headless_chrome::protocol::cdp::Page;
-use headless_chrome::{Browser, LaunchOptions, Tab};
+use headless_chrome::{Browser, Tab};
 use serde_json::Value;
+use svcid_testkit::browser::CHROMIUM;
 
-/// Debian's chromium.
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// The constraint value that must stay text.
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 /// DPE's key as DPM trusts it, and DPM's key as DPE trusts it.
@@ -33,17 +31,6 @@ const DPE_KEY_IN_DPM: &str =
     "ataccama.one.platform.deployments.dpe-dev.security.jwt-keys.key.is-revoked";
 const DPM_KEY_IN_DPE: &str =
     "ataccama.one.platform.deployments.dpm-dev.security.jwt-keys.key.is-revoked";
-
-/// The actuator port a daemon logged in `httpServerStarted`.
-fn http_port(daemon: &Daemon) -> u16 {
-    let started = daemon.wait_for("httpServerStarted", |e| e["eventId"] == "httpServerStarted");
-    started["port"].as_str().unwrap().parse().unwrap()
-}
-
-fn get_json(port: u16, path: &str) -> (u16, Value) {
-    let (code, _, body) = http_get(port, path);
-    (code, serde_json::from_str(&body).unwrap())
-}
 
 /// Chromium if it is installed; `None` (skip) outside CI, a failure under CI.
 fn chromium() -> Option<&'static Path> {
@@ -63,28 +50,7 @@ fn chromium() -> Option<&'static Path> {
 /// A headless Chromium as root on a closed network: no sandbox (root), no GPU, nothing that
 /// phones home, a fresh profile.
 fn browser(path: &Path, profile: &Path) -> Browser {
-    let args: Vec<&OsStr> = [
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
-    .iter()
-    .map(OsStr::new)
-    .collect();
-    let options = LaunchOptions::default_builder()
-        .path(Some(path.to_owned()))
-        .headless(true)
-        .sandbox(false)
-        .user_data_dir(Some(profile.to_owned()))
-        .window_size(Some((1280, 900)))
-        .idle_browser_timeout(Duration::from_secs(120))
-        .args(args)
-        .build()
-        .unwrap();
-    Browser::new(options).expect("chromium starts")
+    svcid_testkit::browser::launch(path, profile, &[]).expect("chromium starts")
 }
 
 /// Evaluates `expression` in the page and returns its value as JSON (the expression returns a

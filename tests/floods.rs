@@ -8,13 +8,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Pair};
+use common::{Pair, http_get, http_port};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -48,25 +47,12 @@ async fn preface_only(target: SocketAddr, patience: Duration) -> Option<Duration
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    svcid_testkit::process::rss_kib(pid).unwrap()
 }
 
 /// `GET path` on DPM's actuator port; the body.
 fn get(port: u16, path: &str) -> String {
-    let mut stream = StdTcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text.split_once("\r\n\r\n").unwrap().1.to_owned()
+    http_get(port, path).2
 }
 
 fn sample(metrics: &str, name: &str) -> f64 {
@@ -74,15 +60,6 @@ fn sample(metrics: &str, name: &str) -> f64 {
         .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("{name} not in\n{metrics}"))
-}
-
-fn http_port(daemon: &Daemon) -> u16 {
-    let started = daemon.wait_for("httpServerStarted", |e| e["eventId"] == "httpServerStarted");
-    started["port"]
-        .as_str()
-        .map(|p| p.parse().unwrap())
-        .or_else(|| started["port"].as_u64().map(|p| p as u16))
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

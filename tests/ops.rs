@@ -6,53 +6,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, PATIENCE, Pair, bin, free_port, read_events};
+use common::{Daemon, PATIENCE, Pair, bin, free_port, get_json, http, http_port, read_events};
 use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{PrometheusType, PrometheusValue};
 use serde_json::Value;
-
-/// The actuator port a daemon logged in `httpServerStarted`.
-fn http_port(daemon: &Daemon) -> u16 {
-    let started = daemon.wait_for("httpServerStarted", |e| e["eventId"] == "httpServerStarted");
-    started["port"].as_str().unwrap().parse().unwrap()
-}
-
-/// `METHOD path` over a fresh connection: the status code and the body.
-fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status line");
-    (code, body.to_owned())
-}
-
-/// `GET path` as JSON.
-fn get_json(port: u16, path: &str) -> (u16, Value) {
-    let (code, body) = http(port, "GET", path);
-    (code, serde_json::from_str(&body).unwrap())
-}
 
 /// Polls `GET /actuator/health` until `expected` (code and status), returning the report.
 fn wait_health(port: u16, expected: u16, what: &str) -> Value {

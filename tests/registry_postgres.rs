@@ -7,17 +7,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, PATIENCE, Pair, bin, free_port};
+use common::{Daemon, PATIENCE, Pair, bin, free_port, http_get, http_port_after};
 use serde_json::Value;
-use svcid_pgserver::{PASSWORD, Postgres, file_contains};
+use svcid_testkit::postgres::{PASSWORD, Postgres, file_contains};
 
 /// A DPM home on `pg`, with the status checks logged (`engineChecked` is TRACE).
 fn on_postgres(home: &Path, pg: &Postgres) {
@@ -142,37 +140,11 @@ fn wait_listing_ready(dpm: &Daemon, dpe_home: &Path, ids: &[&str]) {
     }
 }
 
-/// The actuator port of `daemon`'s run that logged after line `skip`.
-fn http_port(daemon: &Daemon, skip: usize) -> u16 {
-    let started = daemon.wait_for_after(skip, "httpServerStarted", |e| {
-        e["eventId"] == "httpServerStarted"
-    });
-    started["port"].as_str().unwrap().parse().unwrap()
-}
-
-/// `GET path`: status code and body.
-fn get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (code, body.to_owned())
-}
-
 /// Waits until `/actuator/health` shows the `database` component `status`.
 fn wait_database(port: u16, status: &str) -> Value {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let (_, body) = get(port, "/actuator/health");
+        let (_, _, body) = http_get(port, "/actuator/health");
         let report: Value = serde_json::from_str(&body).unwrap_or_default();
         if report["components"]["database"]["status"] == status {
             return report;
@@ -190,7 +162,7 @@ fn wait_database(port: u16, status: &str) -> Value {
 fn wait_console_fleet(port: u16, engines: usize) -> Value {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let (code, body) = get(port, "/console/api/engines");
+        let (code, _, body) = http_get(port, "/console/api/engines");
         let view: Value = serde_json::from_str(&body).unwrap_or_default();
         if code == 200 && view["pending"].is_null() && view["total"] == engines {
             return view;
@@ -255,7 +227,7 @@ fn a_restarted_dpm_knows_its_engines_and_checks_them_without_reregistration() {
     });
 
     // The password is nowhere an operator looks.
-    let http = http_port(&dpm, skip);
+    let http = http_port_after(&dpm, skip);
     for path in [
         "/actuator/info",
         "/actuator/health",
@@ -263,10 +235,10 @@ fn a_restarted_dpm_knows_its_engines_and_checks_them_without_reregistration() {
         "/console/api",
         "/console/api/engines",
     ] {
-        let (_, body) = get(http, path);
+        let (_, _, body) = http_get(http, path);
         assert!(!body.contains(PASSWORD), "{path}: {body}");
     }
-    let (code, body) = get(http, "/actuator/health/database");
+    let (code, _, body) = http_get(http, "/actuator/health/database");
     assert_eq!(code, 200, "{body}");
     assert_no_password(&dpm);
 }
@@ -309,7 +281,7 @@ fn two_replicas_are_one_registry_each_engine_checked_by_one_and_a_killed_one_is_
             .to_owned()
     };
     let (replica_a, replica_b) = (replica_of(&dpm_a), replica_of(&dpm_b));
-    let console = wait_console_fleet(http_port(&dpm_a, 0), 2);
+    let console = wait_console_fleet(http_port_after(&dpm_a, 0), 2);
     let checked_by = |id: &str| {
         console["engines"]
             .as_array()
@@ -378,7 +350,7 @@ fn the_database_lost_and_back_under_a_running_pair_loses_nothing() {
     let (e1, e2) = (engine_id(&pair.dpe), engine_id(&dpe_home_2));
     dpm_a.wait_for("e1 READY", became_ready(&e1));
     dpm_b.wait_for("e2 READY", became_ready(&e2));
-    let http_a = http_port(&dpm_a, 0);
+    let http_a = http_port_after(&dpm_a, 0);
 
     pg.stop_server().expect("PostgreSQL stops");
     let down = wait_database(http_a, "DOWN");

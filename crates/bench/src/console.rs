@@ -4,24 +4,16 @@
 //! performance mark: from navigation start to the first complete render, engines table
 //! included).
 //!
-//! The browser runs as the tests run it: no sandbox (root), no GPU, nothing that phones home, a
-//! fresh profile, a 1280×900 window.
+//! The browser runs as the tests run it (`svcid_testkit::browser`), scroll bars hidden.
 
-use std::ffi::OsStr;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
-use headless_chrome::{Browser, LaunchOptions};
 use serde_json::Value;
+use svcid_testkit::browser::{CHROMIUM, launch};
 
-/// Debian's chromium.
-pub const CHROMIUM: &str = "/usr/bin/chromium";
-/// The window and so the screenshot size.
-pub const WINDOW: (u32, u32) = (1280, 900);
 /// Loads measured per page (the median is reported).
 const LOADS: usize = 3;
 
@@ -44,22 +36,8 @@ pub struct ConsoleFigures {
 }
 
 /// `GET path` on `127.0.0.1:port`: the body, failing on a status other than 200.
-pub fn http_get(port: u16, path: &str) -> Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).context("connecting")?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("not an HTTP answer from {path}"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!("{path}: {}", head.lines().next().unwrap_or_default());
-    }
-    Ok(body.to_owned())
+fn ok_body(port: u16, path: &str) -> Result<String> {
+    Ok(svcid_testkit::http::get(port, path)?.ok_body(path)?)
 }
 
 /// Loads `http://127.0.0.1:<port>/console` [`LOADS`] times in a fresh headless chromium,
@@ -77,41 +55,19 @@ pub fn measure(
     }
     let page_bytes = ["/console", "/console/console.js", "/console/console.css"]
         .iter()
-        .map(|path| http_get(port, path).map(|body| body.len()))
+        .map(|path| ok_body(port, path).map(|body| body.len()))
         .sum::<Result<usize>>()?;
-    let overview_bytes = http_get(port, "/console/api")?.len();
+    let overview_bytes = ok_body(port, "/console/api")?.len();
     let engines_bytes = match engines {
         Some(_) => Some((
-            http_get(port, "/console/api/engines?sort=id&limit=200")?.len(),
-            http_get(port, "/console/api/engines?limit=1000")?.len(),
+            ok_body(port, "/console/api/engines?sort=id&limit=200")?.len(),
+            ok_body(port, "/console/api/engines?limit=1000")?.len(),
         )),
         None => None,
     };
 
     let profile = tempfile::tempdir()?;
-    let args: Vec<&OsStr> = [
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-    ]
-    .iter()
-    .map(OsStr::new)
-    .collect();
-    let options = LaunchOptions::default_builder()
-        .path(Some(CHROMIUM.into()))
-        .headless(true)
-        .sandbox(false)
-        .user_data_dir(Some(profile.path().to_owned()))
-        .window_size(Some(WINDOW))
-        .idle_browser_timeout(Duration::from_secs(120))
-        .args(args)
-        .build()
-        .map_err(|e| anyhow!("chromium options: {e}"))?;
-    let browser = Browser::new(options).context("starting chromium")?;
+    let browser = launch(Path::new(CHROMIUM), profile.path(), &["--hide-scrollbars"])?;
     let mut render = Vec::new();
     let mut rows = 0;
     let mut last_png = Vec::new();

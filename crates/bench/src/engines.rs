@@ -7,10 +7,11 @@
 //! can be frozen again (their handlers hang, their registration pauses, as under SIGSTOP). Each
 //! notes when it was checked and when a registration was new to DPM, for the measuring code.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use svcid_client::{OutboundCredentials, with_correlation_id};
 use svcid_grpc::AuthLayer;
 use svcid_identity::{
@@ -260,4 +261,95 @@ pub fn check_intervals(
         );
     }
     intervals
+}
+
+/// A fleet of simulated engines in this process, born frozen: engine `i` signs with
+/// `keys[i % keys.len()]` and registers with the DPM on `ports[i % ports.len()]`.
+#[derive(Debug)]
+pub struct Fleet {
+    /// The engines.
+    pub engines: Vec<SimEngine>,
+    /// Their servers and registration loops.
+    tasks: tokio::task::JoinSet<()>,
+    /// Turns true to stop them all.
+    stop: watch::Sender<bool>,
+}
+
+impl Fleet {
+    /// Starts `count` engines (servers up, registration waiting for [`Fleet::release`]).
+    pub async fn start(
+        count: usize,
+        keys: &[GeneratorKey],
+        dpm_trust: &Arc<Deployments>,
+        ports: &[u16],
+        interval: Duration,
+    ) -> Result<Self> {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut engines = Vec::with_capacity(count);
+        for i in 0..count {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("binding an engine port")?;
+            engines.push(start_engine(
+                listener,
+                &keys[i % keys.len()],
+                dpm_trust,
+                ports[i % ports.len()],
+                stopped.clone(),
+                &mut tasks,
+                interval,
+            )?);
+        }
+        Ok(Self {
+            engines,
+            tasks,
+            stop,
+        })
+    }
+
+    /// Releases every engine at once (a storm, not a trickle paced by how fast engines were
+    /// built); returns when the last was released.
+    pub fn release(&self) -> Instant {
+        for engine in &self.engines {
+            let _ = engine.frozen.send(false);
+        }
+        Instant::now()
+    }
+
+    /// Freezes (`true`) or thaws (`false`) the first `count` engines.
+    pub fn freeze_first(&self, count: usize, frozen: bool) {
+        for engine in &self.engines[..count] {
+            let _ = engine.frozen.send(frozen);
+        }
+    }
+
+    /// The engines' ids.
+    pub fn ids(&self) -> HashSet<String> {
+        self.engines.iter().map(|e| e.id.clone()).collect()
+    }
+
+    /// Checks each engine received in [from, to], per second, sorted.
+    pub fn check_rates(&self, from: Instant, to: Instant) -> Vec<f64> {
+        let seconds = to.saturating_duration_since(from).as_secs_f64().max(1e-3);
+        let mut rates: Vec<f64> = self
+            .engines
+            .iter()
+            .map(|e| stamps_between(&e.checks, from, to).len() as f64 / seconds)
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        rates
+    }
+
+    /// Stops every engine and waits (at most 10 s) for their tasks to end.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            self.tasks.abort_all();
+        }
+    }
 }

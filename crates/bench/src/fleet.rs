@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::Value;
 
-use crate::daemon::LogTail;
+use svcid_testkit::log::LogTail;
 
 /// DPM's view, from its JSON log.
 #[derive(Debug, Default)]

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+pub use svcid_testkit::process::rss_kib;
 
 /// `utime + stime` of process `pid`, in clock ticks.
 pub fn cpu_ticks(pid: u32) -> Result<u64> {
@@ -54,16 +55,6 @@ pub fn ticks_by_thread_name(pid: u32) -> Result<std::collections::BTreeMap<Strin
         *out.entry(name.trim().to_owned()).or_insert(0) += ticks;
     }
     Ok(out)
-}
-
-/// Resident memory of process `pid` (`VmRSS`), in KiB.
-pub fn rss_kib(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("{path}: no VmRSS"))
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100, the Linux value, if that cannot run).

@@ -12,12 +12,13 @@
 //! whose `kid` no deployment has): the refused-token storm of issue 15, reported as the stormy /
 //! quiet throughput ratio and both p99s.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use svcid_bench::daemon::{Dpm, LogTail, TrustedPeer, write_dpm_home};
+use svcid_bench::daemon::{DpmProcess, write_dpm_home};
 use svcid_bench::procfs::{cpu_ticks, ticks_per_second};
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::{Spread, human, per_second};
@@ -25,6 +26,8 @@ use svcid_client::OutboundCredentials;
 use svcid_identity::{GeneratorKey, SystemClock, TokenIssuer};
 use svcid_proto::pb::identity::WhoAmIRequest;
 use svcid_proto::pb::identity::identity_service_client::IdentityServiceClient;
+use svcid_testkit::homes::TrustedPeer;
+use svcid_testkit::log::LogTail;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -89,52 +92,7 @@ fn main() -> Result<()> {
 async fn run(args: Args) -> Result<()> {
     println!("loadgen: load average {} (before)", load_average());
     let dir = tempfile::tempdir().context("creating a temporary folder")?;
-    let home = dir.path().join("dpm");
-    let client_key = GeneratorKey::generate();
-    let peer = TrustedPeer::dpe("loadgen-bench".into(), &client_key);
-    write_dpm_home(&home, 0, &GeneratorKey::generate(), &[peer], &[])?;
-    let mut dpm = Dpm::start(&home)?;
-    let mut tail = LogTail::from_end(dpm.log_path());
-    let port = dpm.wait_started(&mut tail, Duration::from_secs(20))?;
-    let pid = dpm.pid()?;
-    let ticks = ticks_per_second();
-
-    let uri = svcid_client::uri("127.0.0.1", port, false);
-    let mut channels = Vec::new();
-    for _ in 0..args.connections.clamp(1, 64) {
-        let channel = svcid_client::endpoint("127.0.0.1", port, None)?
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .with_context(|| format!("connecting to dpm at {uri}"))?;
-        channels.push(channel);
-    }
-    let issuer = Arc::new(TokenIssuer::new(
-        client_key,
-        Duration::from_secs(15 * 60),
-        Arc::new(SystemClock),
-    )?);
-
-    // A first authenticated call proves the setup (and puts the token in DPM's cache, as any
-    // client's second call finds it).
-    let mut probe = IdentityServiceClient::with_interceptor(
-        channels[0].clone(),
-        OutboundCredentials::new(Arc::clone(&issuer), "dpm"),
-    );
-    let who = probe
-        .who_am_i(WhoAmIRequest {})
-        .await
-        .context("WhoAmI with a token was refused")?
-        .into_inner();
-    println!(
-        "dpm pid {pid} on port {port}; WhoAmI says {}; {} tasks over {} connections, {} rounds of {}s",
-        who.identity,
-        args.concurrency,
-        channels.len(),
-        args.rounds,
-        args.seconds
-    );
-
+    let mut target = Target::start(dir.path(), &args).await?;
     let budget = Duration::from_secs_f64(args.seconds.clamp(0.2, 120.0));
     let kinds: &[Kind] = match args.kinds.as_str() {
         _ if args.storm > 0 => &[Kind::WhoAmI, Kind::Storm],
@@ -143,90 +101,227 @@ async fn run(args: Args) -> Result<()> {
         "whoami" => &[Kind::WhoAmI],
         other => bail!("--kinds takes both, health or whoami, not {other:?}"),
     };
-    let mut health = Phase::default();
-    let mut whoami = Phase::default();
-    let mut ratios = Vec::new();
-    for round in 1..=args.rounds.clamp(1, 50) {
-        let mut rates = [0.0f64; 2];
-        for &kind in kinds {
-            // Warm-up, not counted: connections busy, caches filled, threads awake.
-            phase(kind, &channels, &issuer, &args, budget / 5, pid).await?;
-            let storm = (kind == Kind::Storm).then(|| {
-                tokio::spawn(storm(port, args.storm, budget + Duration::from_millis(200)))
-            });
-            let measured = phase(kind, &channels, &issuer, &args, budget, pid).await?;
-            if let Some(storm) = storm {
-                let (sent, refused) = storm.await.context("the storm task panicked")??;
-                println!(
-                    "round {round} storm   {} sent, {} refused ({}/s asked)",
-                    sent, refused, args.storm
-                );
-            }
-            println!(
-                "round {round} {:<7} {:>10} p50 {:>9} p99 {:>9}  dpm CPU {:>8}/call  failures {}",
-                format!("{kind:?}"),
-                per_second(measured.calls as f64 / measured.elapsed.as_secs_f64()),
-                human(Spread::of(&mut measured.latencies.clone()).p50),
-                human(Spread::of(&mut measured.latencies.clone()).p99),
-                human(cpu_per_call(&measured, ticks)),
-                measured.failures
-            );
-            rates[usize::from(kind != Kind::Health && (kind == Kind::Storm || args.storm == 0))] =
-                measured.calls as f64 / measured.elapsed.as_secs_f64().max(1e-9);
-            // With a storm, `health` holds the quiet authenticated phase and `whoami` the stormy.
-            let total = if kind == Kind::Health || (kind == Kind::WhoAmI && args.storm > 0) {
-                &mut health
-            } else {
-                &mut whoami
-            };
-            total.calls += measured.calls;
-            total.failures += measured.failures;
-            total.elapsed += measured.elapsed;
-            total.dpm_ticks += measured.dpm_ticks;
-            total.latencies.extend(measured.latencies);
+    let totals = target.rounds(&args, kinds, budget).await?;
+    target.dpm.stop(Duration::from_secs(5))?;
+    totals.report(&args, target.ticks)
+}
+
+/// The `dpm` under load and the client's connections to it.
+struct Target {
+    dpm: DpmProcess,
+    /// DPM's gRPC port.
+    port: u16,
+    /// DPM's process id.
+    pid: u32,
+    /// Clock ticks per second.
+    ticks: u64,
+    channels: Vec<Channel>,
+    /// Mints the client's token.
+    issuer: Arc<TokenIssuer>,
+}
+
+impl Target {
+    /// Starts `dpm` trusting the client's key, connects, and proves the setup with a first
+    /// authenticated call (which also puts the token in DPM's cache, as any client's second call
+    /// finds it).
+    async fn start(dir: &Path, args: &Args) -> Result<Self> {
+        let home = dir.join("dpm");
+        let client_key = GeneratorKey::generate();
+        let peer = TrustedPeer::dpe("loadgen-bench", &client_key);
+        write_dpm_home(&home, 0, &GeneratorKey::generate(), &[peer], &[])?;
+        let mut dpm = DpmProcess::start(&home)?;
+        let mut tail = LogTail::from_end(dpm.log_path());
+        let port = dpm.wait_started(&mut tail, Duration::from_secs(20))?;
+        let pid = dpm.pid()?;
+        let ticks = ticks_per_second();
+
+        let uri = svcid_client::uri("127.0.0.1", port, false);
+        let mut channels = Vec::new();
+        for _ in 0..args.connections.clamp(1, 64) {
+            let channel = svcid_client::endpoint("127.0.0.1", port, None)?
+                .connect_timeout(Duration::from_secs(5))
+                .connect()
+                .await
+                .with_context(|| format!("connecting to dpm at {uri}"))?;
+            channels.push(channel);
         }
-        if rates[0] > 0.0 && rates[1] > 0.0 {
-            ratios.push(rates[1] / rates[0]);
-        }
-    }
-    dpm.stop(Duration::from_secs(5))?;
-    if health.failures + whoami.failures > 0 {
-        bail!(
-            "{} health and {} WhoAmI calls failed: the figures would mean nothing",
-            health.failures,
-            whoami.failures
+        let issuer = Arc::new(TokenIssuer::new(
+            client_key,
+            Duration::from_secs(15 * 60),
+            Arc::new(SystemClock),
+        )?);
+
+        let mut probe = IdentityServiceClient::with_interceptor(
+            channels[0].clone(),
+            OutboundCredentials::new(Arc::clone(&issuer), "dpm"),
         );
+        let who = probe
+            .who_am_i(WhoAmIRequest {})
+            .await
+            .context("WhoAmI with a token was refused")?
+            .into_inner();
+        println!(
+            "dpm pid {pid} on port {port}; WhoAmI says {}; {} tasks over {} connections, {} rounds of {}s",
+            who.identity,
+            args.concurrency,
+            channels.len(),
+            args.rounds,
+            args.seconds
+        );
+        Ok(Self {
+            dpm,
+            port,
+            pid,
+            ticks,
+            channels,
+            issuer,
+        })
     }
 
-    let rate = |p: &Phase| p.calls as f64 / p.elapsed.as_secs_f64().max(1e-9);
-    let (h, w) = (
-        Spread::of(&mut health.latencies),
-        Spread::of(&mut whoami.latencies),
-    );
-    // The median of the rounds' ratios: each ratio compares two phases seconds apart.
-    ratios.sort_by(f64::total_cmp);
-    let ratio = ratios.get(ratios.len() / 2).copied().unwrap_or(0.0);
-    println!(
-        "  ratios by round (sorted): {}",
-        ratios
-            .iter()
-            .map(|r| format!("{r:.2}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    println!();
-    println!("loadgen: load average {} (after)", load_average());
-    if args.storm > 0 {
-        let (quiet, stormy) = (h, w);
+    /// The rounds: each runs every kind of phase in turn (after a warm-up of it), with the
+    /// refused-token storm beside the `Storm` phase.
+    async fn rounds(&self, args: &Args, kinds: &[Kind], budget: Duration) -> Result<Totals> {
+        let mut totals = Totals::default();
+        for round in 1..=args.rounds.clamp(1, 50) {
+            let mut rates = [0.0f64; 2];
+            for &kind in kinds {
+                // Warm-up, not counted: connections busy, caches filled, threads awake.
+                phase(
+                    kind,
+                    &self.channels,
+                    &self.issuer,
+                    args,
+                    budget / 5,
+                    self.pid,
+                )
+                .await?;
+                let measured = self.measured_phase(round, kind, args, budget).await?;
+                rates[usize::from(
+                    kind != Kind::Health && (kind == Kind::Storm || args.storm == 0),
+                )] = measured.calls as f64 / measured.elapsed.as_secs_f64().max(1e-9);
+                totals.add(kind, args, measured);
+            }
+            if rates[0] > 0.0 && rates[1] > 0.0 {
+                totals.ratios.push(rates[1] / rates[0]);
+            }
+        }
+        Ok(totals)
+    }
+
+    /// One measured phase of `kind` (with the storm beside it for `Storm`), printed.
+    async fn measured_phase(
+        &self,
+        round: u32,
+        kind: Kind,
+        args: &Args,
+        budget: Duration,
+    ) -> Result<Phase> {
+        let storm = (kind == Kind::Storm).then(|| {
+            tokio::spawn(storm(
+                self.port,
+                args.storm,
+                budget + Duration::from_millis(200),
+            ))
+        });
+        let measured = phase(kind, &self.channels, &self.issuer, args, budget, self.pid).await?;
+        if let Some(storm) = storm {
+            let (sent, refused) = storm.await.context("the storm task panicked")??;
+            println!(
+                "round {round} storm   {} sent, {} refused ({}/s asked)",
+                sent, refused, args.storm
+            );
+        }
+        println!(
+            "round {round} {:<7} {:>10} p50 {:>9} p99 {:>9}  dpm CPU {:>8}/call  failures {}",
+            format!("{kind:?}"),
+            per_second(measured.calls as f64 / measured.elapsed.as_secs_f64()),
+            human(Spread::of(&mut measured.latencies.clone()).p50),
+            human(Spread::of(&mut measured.latencies.clone()).p99),
+            human(cpu_per_call(&measured, self.ticks)),
+            measured.failures
+        );
+        Ok(measured)
+    }
+}
+
+/// Every round's phases added up, by kind, and each round's throughput ratio.
+#[derive(Debug, Default)]
+struct Totals {
+    /// Health/Check; with a storm, the quiet authenticated phases.
+    health: Phase,
+    /// WhoAmI; with a storm, the stormy ones.
+    whoami: Phase,
+    /// Each round's WhoAmI / Health (or stormy / quiet) throughput.
+    ratios: Vec<f64>,
+}
+
+impl Totals {
+    /// Adds a phase of `kind` to its total.
+    fn add(&mut self, kind: Kind, args: &Args, measured: Phase) {
+        // With a storm, `health` holds the quiet authenticated phase and `whoami` the stormy.
+        let total = if kind == Kind::Health || (kind == Kind::WhoAmI && args.storm > 0) {
+            &mut self.health
+        } else {
+            &mut self.whoami
+        };
+        total.calls += measured.calls;
+        total.failures += measured.failures;
+        total.elapsed += measured.elapsed;
+        total.dpm_ticks += measured.dpm_ticks;
+        total.latencies.extend(measured.latencies);
+    }
+
+    /// The figures: the storm's, or authenticated against unauthenticated.
+    fn report(mut self, args: &Args, ticks: u64) -> Result<()> {
+        let (health, whoami) = (&mut self.health, &mut self.whoami);
+        if health.failures + whoami.failures > 0 {
+            bail!(
+                "{} health and {} WhoAmI calls failed: the figures would mean nothing",
+                health.failures,
+                whoami.failures
+            );
+        }
+        let (h, w) = (
+            Spread::of(&mut health.latencies),
+            Spread::of(&mut whoami.latencies),
+        );
+        // The median of the rounds' ratios: each ratio compares two phases seconds apart.
+        self.ratios.sort_by(f64::total_cmp);
+        let ratio = self
+            .ratios
+            .get(self.ratios.len() / 2)
+            .copied()
+            .unwrap_or(0.0);
+        println!(
+            "  ratios by round (sorted): {}",
+            self.ratios
+                .iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        println!();
+        println!("loadgen: load average {} (after)", load_average());
+        if args.storm > 0 {
+            self.report_storm(args, ratio, h, w);
+        } else {
+            self.report_authentication(ratio, ticks, h, w);
+        }
+        Ok(())
+    }
+
+    /// Authenticated calls quiet (`quiet`) and during the refused-token storm (`stormy`).
+    fn report_storm(&self, args: &Args, ratio: f64, quiet: Spread, stormy: Spread) {
+        let (health, whoami) = (&self.health, &self.whoami);
         println!(
             "  authenticated WhoAmI, quiet:        {} p50 {} p99 {}",
-            per_second(rate(&health)),
+            per_second(rate(health)),
             human(quiet.p50),
             human(quiet.p99)
         );
         println!(
             "  authenticated WhoAmI, during storm: {} p50 {} p99 {}",
-            per_second(rate(&whoami)),
+            per_second(rate(whoami)),
             human(stormy.p50),
             human(stormy.p99)
         );
@@ -235,12 +330,12 @@ async fn run(args: Args) -> Result<()> {
             figure: "valid calls during a refused-token storm",
             measured: format!(
                 "{} ({ratio:.2} × quiet, median of rounds); p99 {} ({p99_ratio:.2} × quiet)",
-                per_second(rate(&whoami)),
+                per_second(rate(whoami)),
                 human(stormy.p99)
             ),
             reference: format!(
                 "quiet {} (p99 {}); storm {}/s",
-                per_second(rate(&health)),
+                per_second(rate(health)),
                 human(quiet.p99),
                 args.storm
             ),
@@ -248,46 +343,54 @@ async fn run(args: Args) -> Result<()> {
             verdict: Verdict::from_check(ratio >= 0.8 && p99_ratio <= 2.0),
         }
         .print();
-        return Ok(());
     }
-    println!(
-        "  unauthenticated Health/Check: {} p50 {} p99 {}, dpm CPU {}/call",
-        per_second(rate(&health)),
-        human(h.p50),
-        human(h.p99),
-        human(cpu_per_call(&health, ticks))
-    );
-    println!(
-        "  authenticated WhoAmI:         {} p50 {} p99 {}, dpm CPU {}/call",
-        per_second(rate(&whoami)),
-        human(w.p50),
-        human(w.p99),
-        human(cpu_per_call(&whoami, ticks))
-    );
-    Row {
-        figure: "authenticated unary call throughput",
-        measured: format!(
-            "{} ({ratio:.2} × median; p50 {}, p99 {})",
-            per_second(rate(&whoami)),
-            human(w.p50),
-            human(w.p99)
-        ),
-        reference: format!(
-            "Health/Check {} (p50 {}, p99 {})",
-            per_second(rate(&health)),
+
+    /// Unauthenticated Health/Check (`h`) against authenticated WhoAmI (`w`).
+    fn report_authentication(&self, ratio: f64, ticks: u64, h: Spread, w: Spread) {
+        let (health, whoami) = (&self.health, &self.whoami);
+        println!(
+            "  unauthenticated Health/Check: {} p50 {} p99 {}, dpm CPU {}/call",
+            per_second(rate(health)),
             human(h.p50),
-            human(h.p99)
-        ),
-        target: "≥ 0.9 × unauthenticated",
-        verdict: Verdict::from_check(ratio >= 0.9),
+            human(h.p99),
+            human(cpu_per_call(health, ticks))
+        );
+        println!(
+            "  authenticated WhoAmI:         {} p50 {} p99 {}, dpm CPU {}/call",
+            per_second(rate(whoami)),
+            human(w.p50),
+            human(w.p99),
+            human(cpu_per_call(whoami, ticks))
+        );
+        Row {
+            figure: "authenticated unary call throughput",
+            measured: format!(
+                "{} ({ratio:.2} × median; p50 {}, p99 {})",
+                per_second(rate(whoami)),
+                human(w.p50),
+                human(w.p99)
+            ),
+            reference: format!(
+                "Health/Check {} (p50 {}, p99 {})",
+                per_second(rate(health)),
+                human(h.p50),
+                human(h.p99)
+            ),
+            target: "≥ 0.9 × unauthenticated",
+            verdict: Verdict::from_check(ratio >= 0.9),
+        }
+        .print();
+        println!(
+            "FIGURE\tdpm CPU per call, Health/Check vs WhoAmI with a token\t{} vs {}",
+            human(cpu_per_call(health, ticks)),
+            human(cpu_per_call(whoami, ticks))
+        );
     }
-    .print();
-    println!(
-        "FIGURE\tdpm CPU per call, Health/Check vs WhoAmI with a token\t{} vs {}",
-        human(cpu_per_call(&health, ticks)),
-        human(cpu_per_call(&whoami, ticks))
-    );
-    Ok(())
+}
+
+/// Calls per second of a phase.
+fn rate(phase: &Phase) -> f64 {
+    phase.calls as f64 / phase.elapsed.as_secs_f64().max(1e-9)
 }
 
 fn cpu_per_call(phase: &Phase, ticks_per_second: u64) -> Duration {

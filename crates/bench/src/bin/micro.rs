@@ -54,17 +54,64 @@ fn main() -> Result<()> {
     }
     println!("micro: load average {} (before)", load_average());
 
-    let clock = Arc::new(ManualClock::new(NOW));
-    let key = GeneratorKey::generate();
-    let peer = vec![deployment("dpe-dev".into(), &key)];
-    let issuer = TokenIssuer::new(key, Duration::from_secs(900), clock.clone())?;
-    // Cold verify needs tokens the verifier has never seen: a pool of distinct ones, minted first.
-    let pool: Vec<String> = (0..2048)
-        .map(|_| format!("Internal-jwt {}", issuer.mint("dpm", None)))
-        .collect();
+    let setup = Setup::new()?;
+    let rounds = rounds(&args, &setup, budget)?;
+    let (cached, shared) = cached(&setup, budget)?;
+    let (lookups, cold_big) = lookups(&args, &setup.clock, budget)?;
 
-    // Rounds: ours, then `openssl speed`, then ours again, so both sides see the same stretch of
-    // a shared machine; each round gives a ratio and the median ratio is reported.
+    println!();
+    println!("micro: load average {} (after)", load_average());
+    print_rows(&rounds, &cached);
+    print_details(&rounds, &cached, shared, cold_big.as_ref(), &lookups);
+    Ok(())
+}
+
+/// The issuer, one peer to verify against, and the pool of tokens for the cold verifies.
+struct Setup {
+    clock: Arc<ManualClock>,
+    peer: Vec<Deployment>,
+    issuer: TokenIssuer,
+    /// Distinct tokens, so a cold verify never meets one its verifier has seen.
+    pool: Vec<String>,
+}
+
+impl Setup {
+    fn new() -> Result<Self> {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let key = GeneratorKey::generate();
+        let peer = vec![deployment("dpe-dev".into(), &key)];
+        let issuer = TokenIssuer::new(key, Duration::from_secs(900), clock.clone())?;
+        // Cold verify needs tokens the verifier has never seen: a pool of distinct ones, minted first.
+        let pool: Vec<String> = (0..2048)
+            .map(|_| format!("Internal-jwt {}", issuer.mint("dpm", None)))
+            .collect();
+        Ok(Self {
+            clock,
+            peer,
+            issuer,
+            pool,
+        })
+    }
+}
+
+/// Mint and cold verify over every round, OpenSSL's median figures, and the median ratios.
+struct Rounds {
+    mint: Measured,
+    cold: Measured,
+    openssl: OpensslSpeed,
+    mint_ratio: f64,
+    cold_ratio: f64,
+}
+
+/// Rounds: ours, then `openssl speed`, then ours again, so both sides see the same stretch of
+/// a shared machine; each round gives a ratio and the median ratio is reported.
+fn rounds(args: &Args, setup: &Setup, budget: Duration) -> Result<Rounds> {
+    let Setup {
+        clock,
+        peer,
+        issuer,
+        pool,
+    } = setup;
     let rounds = args.rounds.clamp(1, 20);
     let mut mint = Measured::default();
     let mut cold = Measured::default();
@@ -72,13 +119,13 @@ fn main() -> Result<()> {
     let (mut mint_ratios, mut cold_ratios) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         let before = (
-            measure_mint(&issuer, budget / 2)?,
-            measure_cold(&pool, &peer, &clock, budget / 2)?,
+            measure_mint(issuer, budget / 2)?,
+            measure_cold(pool, peer, clock, budget / 2)?,
         );
         let openssl = openssl_speed(args.openssl_seconds.clamp(1, 30))?;
         let after = (
-            measure_mint(&issuer, budget / 2)?,
-            measure_cold(&pool, &peer, &clock, budget / 2)?,
+            measure_mint(issuer, budget / 2)?,
+            measure_cold(pool, peer, clock, budget / 2)?,
         );
         let round_mint = before.0.plus(&after.0);
         let round_cold = before.1.plus(&after.1);
@@ -98,18 +145,28 @@ fn main() -> Result<()> {
         cold = cold.plus(&round_cold);
         openssl_runs.push(openssl);
     }
-    let openssl = OpensslSpeed {
-        sign: median(openssl_runs.iter().map(|o| o.sign).collect()),
-        verify: median(openssl_runs.iter().map(|o| o.verify).collect()),
-    };
+    Ok(Rounds {
+        mint,
+        cold,
+        openssl: OpensslSpeed {
+            sign: median(openssl_runs.iter().map(|o| o.sign).collect()),
+            verify: median(openssl_runs.iter().map(|o| o.verify).collect()),
+        },
+        mint_ratio: median(mint_ratios),
+        cold_ratio: median(cold_ratios),
+    })
+}
 
+/// Cached verify: the same token again and again, on one thread and then on two at once (wall
+/// time per op per thread).
+fn cached(setup: &Setup, budget: Duration) -> Result<(Measured, Duration)> {
+    let (pool, peer, clock) = (&setup.pool, &setup.peer, &setup.clock);
     // Sanity: the verifier accepts what the issuer mints.
-    fresh_verifier(&peer, &clock)?
+    fresh_verifier(peer, clock)?
         .verify(&[pool[0].as_bytes()])
         .context("a minted token was refused")?;
 
-    // Cached verify: the same token again and again.
-    let verifier = fresh_verifier(&peer, &clock)?;
+    let verifier = fresh_verifier(peer, clock)?;
     let one = pool[0].as_bytes();
     verifier
         .verify(&[one])
@@ -118,8 +175,19 @@ fn main() -> Result<()> {
         black_box(verifier.verify(&[black_box(one)]).ok());
     })?;
     let shared = two_threads_cached(&verifier, one, budget)?;
+    Ok((cached, shared))
+}
 
-    // Lookups and a cold verify among many deployments.
+/// Lookups of a known and an unknown `kid` among 10, 100, … deployments.
+type Lookups = Vec<(usize, Measured, Measured)>;
+
+/// Lookups among 10, 100, … `--max-deployments` deployments, and a cold verify among the
+/// largest registry (its size and figure).
+fn lookups(
+    args: &Args,
+    clock: &Arc<ManualClock>,
+    budget: Duration,
+) -> Result<(Lookups, Option<(usize, Measured)>)> {
     let mut lookups = Vec::new();
     let mut keys: Vec<GeneratorKey> = Vec::new();
     let mut size = 10;
@@ -145,30 +213,46 @@ fn main() -> Result<()> {
         lookups.push((size, found, missed));
         if size * 10 > args.max_deployments.max(10) {
             // The largest registry: does a cold verify cost more among this many peers?
-            let copy = GeneratorKey::from_base64(&keys[size * 7 / 10].to_base64())?;
-            let signer = TokenIssuer::new(copy, Duration::from_secs(900), clock.clone())?;
-            let tokens: Vec<String> = (0..512)
-                .map(|_| format!("Internal-jwt {}", signer.mint("dpm", None)))
-                .collect();
-            let big = TokenVerifier::new(VerifyPolicy::new("dpm"), registry, clock.clone());
-            cold_big = Some((
-                size,
-                measure(budget / 2, 64, |i| {
-                    let value = tokens[i % tokens.len()].as_bytes();
-                    black_box(big.verify_uncached(&[black_box(value)]).ok());
-                })?,
-            ));
+            let signer = &keys[size * 7 / 10];
+            cold_big = Some((size, cold_among(signer, registry, clock, budget)?));
         }
         size *= 10;
     }
+    Ok((lookups, cold_big))
+}
 
-    println!();
-    println!("micro: load average {} (after)", load_average());
+/// Cold verifies of tokens signed by `signer` (one of `registry`'s deployments).
+fn cold_among(
+    signer: &GeneratorKey,
+    registry: Deployments,
+    clock: &Arc<ManualClock>,
+    budget: Duration,
+) -> Result<Measured> {
+    let copy = GeneratorKey::from_base64(&signer.to_base64())?;
+    let signer = TokenIssuer::new(copy, Duration::from_secs(900), clock.clone())?;
+    let tokens: Vec<String> = (0..512)
+        .map(|_| format!("Internal-jwt {}", signer.mint("dpm", None)))
+        .collect();
+    let big = TokenVerifier::new(VerifyPolicy::new("dpm"), registry, clock.clone());
+    measure(budget / 2, 64, |i| {
+        let value = tokens[i % tokens.len()].as_bytes();
+        black_box(big.verify_uncached(&[black_box(value)]).ok());
+    })
+}
+
+/// The figures of issue 6's table, with their references and targets.
+fn print_rows(rounds: &Rounds, cached: &Measured) {
+    let Rounds {
+        mint,
+        cold,
+        openssl,
+        mint_ratio,
+        cold_ratio,
+    } = rounds;
     println!(
         "  {:<44} {:<28} {:<40} {:<22} verdict",
         "figure", "measured", "reference (same run)", "target"
     );
-    let mint_ratio = median(mint_ratios);
     Row {
         figure: "ES256 mint, cold",
         measured: format!(
@@ -178,10 +262,9 @@ fn main() -> Result<()> {
         ),
         reference: format!("openssl sign {} (median)", per_second(openssl.sign)),
         target: "≥ 0.8 × openssl",
-        verdict: Verdict::from_check(mint_ratio >= 0.8),
+        verdict: Verdict::from_check(*mint_ratio >= 0.8),
     }
     .print();
-    let cold_ratio = median(cold_ratios);
     Row {
         figure: "ES256 verify, cold (new token)",
         measured: format!(
@@ -191,7 +274,7 @@ fn main() -> Result<()> {
         ),
         reference: format!("openssl verify {} (median)", per_second(openssl.verify)),
         target: "≥ 0.8 × openssl",
-        verdict: Verdict::from_check(cold_ratio >= 0.8),
+        verdict: Verdict::from_check(*cold_ratio >= 0.8),
     }
     .print();
     Row {
@@ -202,13 +285,23 @@ fn main() -> Result<()> {
         verdict: Verdict::from_check(cached.cpu_per_op() <= Duration::from_micros(1)),
     }
     .print();
+}
 
+/// Every figure per op, and the FIGURE lines.
+fn print_details(
+    rounds: &Rounds,
+    cached: &Measured,
+    shared: Duration,
+    cold_big: Option<&(usize, Measured)>,
+    lookups: &Lookups,
+) {
+    let (mint, cold) = (&rounds.mint, &rounds.cold);
     println!();
     println!("details (per op, CPU time of the measuring thread; wall time in brackets):");
     for (name, m) in [
-        ("mint", &mint),
-        ("verify cold", &cold),
-        ("verify cached", &cached),
+        ("mint", mint),
+        ("verify cold", cold),
+        ("verify cached", cached),
     ] {
         println!(
             "  {name:<34} {:>10} [{:>10}]  {} ops",
@@ -222,16 +315,16 @@ fn main() -> Result<()> {
         "verify cached, 2 threads",
         human(shared)
     );
-    if let Some((size, m)) = &cold_big {
+    if let Some((size, m)) = cold_big {
         println!(
             "  {:<34} {:>10} [{:>10}]  ({} ×openssl)",
             format!("verify cold among {size} deployments"),
             human(m.cpu_per_op()),
             human(m.wall_per_op()),
-            format_args!("{:.2}", m.per_cpu_second() / openssl.verify)
+            format_args!("{:.2}", m.per_cpu_second() / rounds.openssl.verify)
         );
     }
-    for (size, found, missed) in &lookups {
+    for (size, found, missed) in lookups {
         println!(
             "  {:<34} {:>10} (unknown kid {})",
             format!("registry lookup among {size}"),
@@ -249,7 +342,6 @@ fn main() -> Result<()> {
         human(cold.cpu_per_op()),
         human(cached.cpu_per_op())
     );
-    Ok(())
 }
 
 /// Minting fresh tokens (what `token_for` does once per renewal).

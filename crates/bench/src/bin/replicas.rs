@@ -4,7 +4,7 @@
 //! Phases, each bounded in time:
 //! 1. reference: one DPM in memory (the default), `--engines` simulated engines to READY, then its
 //!    CPU and resident memory over the steady window; its engines and it are then stopped;
-//! 2. the pair: a PostgreSQL server started for the run (`svcid-pgserver`, `fsync` off), two DPMs
+//! 2. the pair: a PostgreSQL server started for the run (`svcid_testkit::postgres`, `fsync` off), two DPMs
 //!    started at once on its empty database (the same keys, their own homes and ports); the same
 //!    number of engines, half registering with each replica, released at once; the time from the
 //!    last release until both logs together say every engine is READY;
@@ -20,24 +20,23 @@
 //! Everything is on 127.0.0.1; nothing outlives the run. The engines run in this process, so
 //! raise the open-file limit for 1,000 of them (`ulimit -n 65536`; `run.sh` does).
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
 use svcid_actuator::instruments::{REGISTRY_DB_QUERIES, STATUS_CHECKS};
-use svcid_bench::daemon::{
-    Dpm, LogTail, TrustedPeer, free_port, http_get, metric_sum, write_dpm_home,
-};
-use svcid_bench::engines::{SimEngine, dpm_trust, stamps_between, start_engine};
+use svcid_bench::daemon::{DpmProcess, metric_sum, write_dpm_home};
+use svcid_bench::engines::{Fleet, dpm_trust};
 use svcid_bench::fleet::{DpmView, wait_until};
 use svcid_bench::procfs::{CpuWindow, rss_kib, ticks_per_second};
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::human;
 use svcid_identity::{Deployments, GeneratorKey};
-use svcid_pgserver::Postgres;
-use tokio::sync::watch;
+use svcid_testkit::homes::TrustedPeer;
+use svcid_testkit::log::LogTail;
+use svcid_testkit::net::free_port;
+use svcid_testkit::postgres::Postgres;
 
 /// Two DPM replicas on PostgreSQL beside one in memory.
 #[derive(Debug, Parser)]
@@ -66,16 +65,7 @@ const TAKEOVER_TARGET: Duration = Duration::from_secs(5);
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if args.engines == 0 || args.engines > 20_000 {
-        bail!("--engines must be 1 to 20000");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the engines' runtime")?;
-    let result = runtime.block_on(run(&args));
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    result
+    svcid_bench::engines_main(args.engines, run(&args))
 }
 
 /// The keys of a run: DPM's (every DPM of the run signs with it) and one per engine.
@@ -90,75 +80,73 @@ struct Keys {
     dpm_trust: std::sync::Arc<Deployments>,
 }
 
-/// A fleet of simulated engines, engine `i` registering with DPM port `ports[i % ports.len()]`.
-struct Fleet {
-    /// The engines, born frozen.
-    engines: Vec<SimEngine>,
-    /// Their servers and registration loops.
-    tasks: tokio::task::JoinSet<()>,
-    /// Turns true to stop them all.
-    stop: watch::Sender<bool>,
+impl Keys {
+    /// DPM's key and `n` engines' keys, freshly generated.
+    fn generate(n: usize) -> Result<Self> {
+        let dpm = GeneratorKey::generate();
+        let engines: Vec<GeneratorKey> = (0..n).map(|_| GeneratorKey::generate()).collect();
+        Ok(Self {
+            peers: engines
+                .iter()
+                .enumerate()
+                .map(|(i, key)| TrustedPeer::dpe(format!("dpe-{i}"), key))
+                .collect(),
+            dpm_trust: dpm_trust(&dpm)?,
+            dpm,
+            engines,
+        })
+    }
 }
 
-impl Fleet {
-    async fn start(keys: &Keys, ports: &[u16], interval: Duration) -> Result<Self> {
-        let (stop, stopped) = watch::channel(false);
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut engines = Vec::with_capacity(keys.engines.len());
-        for (i, key) in keys.engines.iter().enumerate() {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .context("binding an engine port")?;
-            engines.push(start_engine(
-                listener,
-                key,
-                &keys.dpm_trust,
-                ports[i % ports.len()],
-                stopped.clone(),
-                &mut tasks,
-                interval,
-            )?);
+/// The run's bounds, from the command line.
+struct Settings {
+    /// Number of engines in each fleet.
+    n: usize,
+    /// Longest wait of any phase.
+    patience: Duration,
+    /// Length of a steady window.
+    window: Duration,
+    /// The engines' registration interval.
+    interval: Duration,
+}
+
+impl Settings {
+    fn of(args: &Args) -> Self {
+        Self {
+            n: args.engines,
+            patience: Duration::from_secs(args.patience.clamp(5, 600)),
+            window: Duration::from_secs_f64(args.steady_seconds.clamp(2.0, 600.0)),
+            interval: Duration::from_millis(args.register_interval_ms.clamp(100, 60_000)),
         }
-        Ok(Self {
-            engines,
-            tasks,
-            stop,
+    }
+
+    /// Starts a fleet registering with the DPMs on `ports`, releases it, and waits until the
+    /// logs of `replicas` together say every engine is READY: the fleet, the time from the last
+    /// release (`None`: timed out) and the view of the logs.
+    async fn fleet_to_ready(
+        &self,
+        keys: &Keys,
+        replicas: &mut [&mut Replica],
+    ) -> Result<(Fleet, Option<Duration>, DpmView)> {
+        let ports: Vec<u16> = replicas.iter().map(|r| r.grpc_port).collect();
+        let fleet = Fleet::start(
+            self.n,
+            &keys.engines,
+            &keys.dpm_trust,
+            &ports,
+            self.interval,
+        )
+        .await?;
+        let ids = fleet.ids();
+        let released = fleet.release();
+        let mut view = DpmView::default();
+        let mut tails: Vec<&mut LogTail> = replicas.iter_mut().map(|r| &mut r.tail).collect();
+        let ready = wait_until(&mut tails, &mut view, self.patience, |v| {
+            ids.iter().all(|id| v.ready.contains(id))
         })
-    }
-
-    /// Releases every engine at once; returns when the last was released.
-    fn release(&self) -> Instant {
-        for engine in &self.engines {
-            let _ = engine.frozen.send(false);
-        }
-        Instant::now()
-    }
-
-    fn ids(&self) -> HashSet<String> {
-        self.engines.iter().map(|e| e.id.clone()).collect()
-    }
-
-    /// Checks each engine received in [from, to], per second, sorted.
-    fn check_rates(&self, from: Instant, to: Instant) -> Vec<f64> {
-        let seconds = to.saturating_duration_since(from).as_secs_f64().max(1e-3);
-        let mut rates: Vec<f64> = self
-            .engines
-            .iter()
-            .map(|e| stamps_between(&e.checks, from, to).len() as f64 / seconds)
-            .collect();
-        rates.sort_by(f64::total_cmp);
-        rates
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        let drained = tokio::time::timeout(Duration::from_secs(10), async {
-            while self.tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            self.tasks.abort_all();
-        }
+        .await?
+        .map(|at| at.saturating_duration_since(released));
+        Ok((fleet, ready, view))
     }
 }
 
@@ -168,7 +156,7 @@ struct Replica {
     name: &'static str,
     /// Its home.
     home: std::path::PathBuf,
-    dpm: Dpm,
+    dpm: DpmProcess,
     grpc_port: u16,
     http_port: u16,
     tail: LogTail,
@@ -184,7 +172,7 @@ impl Replica {
             extra.extend(pg.dpm_properties().lines().map(str::to_owned));
         }
         write_dpm_home(&home, grpc_port, &keys.dpm, &keys.peers, &extra)?;
-        let dpm = Dpm::start(&home)?;
+        let dpm = DpmProcess::start(&home)?;
         let tail = LogTail::from_end(dpm.log_path());
         Ok(Self {
             name,
@@ -198,7 +186,7 @@ impl Replica {
 
     /// Starts it again on the same home and ports (after a kill).
     fn restart(&mut self) -> Result<()> {
-        self.dpm = Dpm::start(&self.home)?;
+        self.dpm = DpmProcess::start(&self.home)?;
         Ok(())
     }
 
@@ -210,8 +198,9 @@ impl Replica {
     }
 
     fn prometheus(&self) -> Result<String> {
-        http_get(self.http_port, "/actuator/prometheus")
-            .with_context(|| format!("scraping replica {}", self.name))
+        let path = "/actuator/prometheus";
+        let scrape = svcid_testkit::http::get(self.http_port, path).and_then(|a| a.ok_body(path));
+        scrape.with_context(|| format!("scraping replica {}", self.name))
     }
 }
 
@@ -286,236 +275,329 @@ fn describe(steady: &Steady) -> String {
     )
 }
 
+/// The phases in order, then the report.
 async fn run(args: &Args) -> Result<()> {
-    let patience = Duration::from_secs(args.patience.clamp(5, 600));
-    let window = Duration::from_secs_f64(args.steady_seconds.clamp(2.0, 600.0));
-    let interval = Duration::from_millis(args.register_interval_ms.clamp(100, 60_000));
-    let n = args.engines;
+    let settings = Settings::of(args);
+    let n = settings.n;
     println!("replicas: {n} engines, load average {}", load_average());
     let dir = tempfile::tempdir().context("creating a temporary folder")?;
-    let dpm = GeneratorKey::generate();
-    let engines: Vec<GeneratorKey> = (0..n).map(|_| GeneratorKey::generate()).collect();
-    let keys = Keys {
-        peers: engines
-            .iter()
-            .enumerate()
-            .map(|(i, key)| TrustedPeer::dpe(format!("dpe-{i}"), key))
-            .collect(),
-        dpm_trust: dpm_trust(&dpm)?,
-        dpm,
-        engines,
+    let keys = Keys::generate(n)?;
+    let reference = if args.no_reference {
+        None
+    } else {
+        Some(reference(&settings, dir.path(), &keys).await?)
     };
-
-    // 1. The in-memory reference.
-    let mut reference = None;
-    if !args.no_reference {
-        let mut memory = Replica::start("memory", dir.path(), &keys, None)?;
-        memory.wait_started(patience)?;
-        let fleet = Fleet::start(&keys, &[memory.grpc_port], interval).await?;
-        let ids = fleet.ids();
-        let released = fleet.release();
-        let mut view = DpmView::default();
-        let ready = wait_until(&mut [&mut memory.tail], &mut view, patience, |v| {
-            ids.iter().all(|id| v.ready.contains(id))
-        })
-        .await?
-        .map(|at| at.saturating_duration_since(released));
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let measured = steady(&[&memory], window).await?.remove(0);
-        println!(
-            "in memory: all {n} READY {} after the last release; steady ({}): {}",
-            ready.map_or("never (timed out)".to_owned(), human),
-            human(window),
-            describe(&measured)
-        );
-        fleet.stop().await;
-        memory.dpm.stop(Duration::from_secs(5))?;
-        reference = Some((ready, measured));
+    let mut pair = ReplicaPair::start(&settings, dir.path(), &keys).await?;
+    let steady = pair.steady(&settings).await?;
+    let takeover = pair.takeover(&settings).await?;
+    pair.come_back(&settings).await?;
+    let ready = pair.ready;
+    pair.stop().await?;
+    Report {
+        n,
+        reference,
+        ready,
+        steady,
+        takeover,
     }
+    .print();
+    Ok(())
+}
 
-    // 2. Two replicas on one empty database, started at once.
-    let pg = Postgres::start().context("starting PostgreSQL")?;
-    // The server logs every statement it runs: the cross-check of the replicas' own counts.
-    pg.sql("ALTER SYSTEM SET log_statement = 'all'")?;
-    pg.sql("SELECT pg_reload_conf()")?;
-    let mut a = Replica::start("A", dir.path(), &keys, Some(&pg))?;
-    let mut b = Replica::start("B", dir.path(), &keys, Some(&pg))?;
-    a.wait_started(patience)?;
-    b.wait_started(patience)?;
-    let fleet = Fleet::start(&keys, &[a.grpc_port, b.grpc_port], interval).await?;
-    let ids = fleet.ids();
-    let released = fleet.release();
-    let mut view = DpmView::default();
-    let ready = wait_until(&mut [&mut a.tail, &mut b.tail], &mut view, patience, |v| {
-        ids.iter().all(|id| v.ready.contains(id))
-    })
-    .await?
-    .map(|at| at.saturating_duration_since(released));
+/// Phase 1: The in-memory reference: one DPM, the fleet to READY, its steady window; then both are
+/// stopped. The time to READY and the steady figures.
+async fn reference(
+    settings: &Settings,
+    dir: &Path,
+    keys: &Keys,
+) -> Result<(Option<Duration>, Steady)> {
+    let mut memory = Replica::start("memory", dir, keys, None)?;
+    memory.wait_started(settings.patience)?;
+    let (fleet, ready, _) = settings.fleet_to_ready(keys, &mut [&mut memory]).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let measured = steady(&[&memory], settings.window).await?.remove(0);
     println!(
-        "pair: all {n} READY {} after the last release ({} registrations logged)",
+        "in memory: all {} READY {} after the last release; steady ({}): {}",
+        settings.n,
         ready.map_or("never (timed out)".to_owned(), human),
-        view.registrations
+        human(settings.window),
+        describe(&measured)
     );
-
-    // 3. Steady state.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let window_start = Instant::now();
-    let log_start = log_size(&pg)?;
-    let measured = steady(&[&a, &b], window).await?;
-    let window_end = Instant::now();
-    let server_rate = statements_logged(&pg, log_start)? as f64
-        / window_end
-            .saturating_duration_since(window_start)
-            .as_secs_f64();
-    let rates = fleet.check_rates(window_start, window_end);
-    let (slowest, median, fastest) = (
-        rates.first().copied().unwrap_or(0.0),
-        rates.get(rates.len() / 2).copied().unwrap_or(0.0),
-        rates.last().copied().unwrap_or(0.0),
-    );
-    println!(
-        "pair steady ({}): A {}; B {}; the server logged {:.1} statements/s; checks per engine per second: \
-         min {slowest:.2} median {median:.2} max {fastest:.2}",
-        human(window),
-        describe(&measured[0]),
-        describe(&measured[1]),
-        server_rate
-    );
-
-    // 4. Takeover after SIGKILL.
-    view.apply(b.tail.poll()?);
-    let disconnections_before = view.disconnections;
-    let taken_before = view.taken_over;
-    a.dpm.kill()?;
-    let killed = Instant::now();
-    let deadline = killed + patience;
-    let takeover = loop {
-        let last = fleet
-            .engines
-            .iter()
-            .map(|e| e.first_check_after(killed))
-            .try_fold(killed, |latest, at| at.map(|at| latest.max(at)));
-        if let Some(last) = last {
-            break Some(last.saturating_duration_since(killed));
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    // Let a few more checks run: an engine left unchecked would go DISCONNECTED now.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    view.apply(b.tail.poll()?);
-    let lost = view.disconnections - disconnections_before;
-    let taken = view.taken_over - taken_before;
-    println!(
-        "takeover: A killed; every engine checked again {} after (B took over {taken} engines; \
-         {lost} engines went DISCONNECTED)",
-        takeover.map_or("never (timed out)".to_owned(), human)
-    );
-
-    // 5. A comes back.
-    let owned_by_newest = "SELECT count(*) FROM dpm_engine WHERE owner = \
-                           (SELECT id FROM dpm_replica ORDER BY started DESC LIMIT 1)";
-    a.restart()?;
-    a.wait_started(patience)?;
-    let back = Instant::now();
-    let mut share = 0.0;
-    let mut spread = None;
-    while back.elapsed() < patience {
-        let owned: f64 = pg.sql(owned_by_newest)?.parse().unwrap_or(0.0);
-        share = owned / n as f64;
-        if share >= 0.4 {
-            spread = Some(back.elapsed());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    println!(
-        "return: A serves again; it owns {:.0} % of the fleet {}",
-        share * 100.0,
-        spread.map_or(
-            format!("after {} (never 40 %)", human(patience)),
-            |at| format!("{} after it served", human(at))
-        )
-    );
-
     fleet.stop().await;
-    a.dpm.stop(Duration::from_secs(5))?;
-    b.dpm.stop(Duration::from_secs(5))?;
+    memory.dpm.stop(Duration::from_secs(5))?;
+    Ok((ready, measured))
+}
 
-    // Report.
-    println!();
-    println!("replicas: load average {} (after)", load_average());
-    let reference_text = |pick: &dyn Fn(&Steady) -> String| {
-        reference.as_ref().map_or("—".to_owned(), |(_, memory)| {
-            format!("in memory {}", pick(memory))
+/// Two replicas on one PostgreSQL database and the fleet they share.
+struct ReplicaPair {
+    pg: Postgres,
+    a: Replica,
+    b: Replica,
+    fleet: Fleet,
+    /// From the last release to every engine READY.
+    ready: Option<Duration>,
+    /// DPM's view of the fleet, from both logs.
+    view: DpmView,
+}
+
+/// The pair's steady window: each replica's figures, the statements per second the server
+/// logged, and the checks per engine per second (slowest, median, fastest).
+struct PairSteady {
+    measured: Vec<Steady>,
+    server_rate: f64,
+    slowest: f64,
+    median: f64,
+    fastest: f64,
+}
+
+/// Replica A killed: the time until every engine was checked again, and how many engines went
+/// DISCONNECTED meanwhile.
+struct Takeover {
+    checked_again: Option<Duration>,
+    lost: u64,
+}
+
+impl ReplicaPair {
+    /// Phase 2: A PostgreSQL server for the run, two replicas started at once on its empty database,
+    /// and the fleet (half registering with each) to READY.
+    async fn start(settings: &Settings, dir: &Path, keys: &Keys) -> Result<Self> {
+        let pg = Postgres::start().context("starting PostgreSQL")?;
+        // The server logs every statement it runs: the cross-check of the replicas' own counts.
+        pg.sql("ALTER SYSTEM SET log_statement = 'all'")?;
+        pg.sql("SELECT pg_reload_conf()")?;
+        let mut a = Replica::start("A", dir, keys, Some(&pg))?;
+        let mut b = Replica::start("B", dir, keys, Some(&pg))?;
+        a.wait_started(settings.patience)?;
+        b.wait_started(settings.patience)?;
+        let (fleet, ready, view) = settings.fleet_to_ready(keys, &mut [&mut a, &mut b]).await?;
+        println!(
+            "pair: all {} READY {} after the last release ({} registrations logged)",
+            settings.n,
+            ready.map_or("never (timed out)".to_owned(), human),
+            view.registrations
+        );
+        Ok(Self {
+            pg,
+            a,
+            b,
+            fleet,
+            ready,
+            view,
         })
-    };
-    Row {
-        figure: &format!("{n} engines over 2 replicas: all READY"),
-        measured: ready.map_or("timed out".to_owned(), human),
-        reference: reference_text(&|_| {
-            reference
-                .as_ref()
-                .and_then(|(ready, _)| *ready)
-                .map_or("timed out".to_owned(), human)
-        }),
-        target: "≤ 5 s for 1,000",
-        verdict: Verdict::from_check(ready.is_some_and(|d| d <= Duration::from_secs(5))),
     }
-    .print();
-    let budget = n as f64 / CHECK_INTERVAL.as_secs_f64();
-    let worst = measured.iter().map(|m| m.queries).fold(0.0_f64, f64::max);
-    Row {
-        figure: "DB statements/s per replica, steady",
-        measured: format!(
-            "A {:.1}, B {:.1} (server log: {server_rate:.1} in all)",
-            measured[0].queries, measured[1].queries
-        ),
-        reference: format!("1 per engine per interval: {budget:.0}/s"),
-        target: "well under: ≤ 1/10 of it",
-        verdict: Verdict::from_check(worst <= budget / 10.0),
+
+    /// Phase 3: Steady state of both replicas, beside the statements the server logged.
+    async fn steady(&mut self, settings: &Settings) -> Result<PairSteady> {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let window_start = Instant::now();
+        let log_start = log_size(&self.pg)?;
+        let measured = steady(&[&self.a, &self.b], settings.window).await?;
+        let window_end = Instant::now();
+        let server_rate = statements_logged(&self.pg, log_start)? as f64
+            / window_end
+                .saturating_duration_since(window_start)
+                .as_secs_f64();
+        let rates = self.fleet.check_rates(window_start, window_end);
+        let (slowest, median, fastest) = (
+            rates.first().copied().unwrap_or(0.0),
+            rates.get(rates.len() / 2).copied().unwrap_or(0.0),
+            rates.last().copied().unwrap_or(0.0),
+        );
+        println!(
+            "pair steady ({}): A {}; B {}; the server logged {:.1} statements/s; checks per engine per second: \
+             min {slowest:.2} median {median:.2} max {fastest:.2}",
+            human(settings.window),
+            describe(&measured[0]),
+            describe(&measured[1]),
+            server_rate
+        );
+        Ok(PairSteady {
+            measured,
+            server_rate,
+            slowest,
+            median,
+            fastest,
+        })
     }
-    .print();
-    Row {
-        figure: "checks per engine per second, steady",
-        measured: format!("median {median:.2}, max {fastest:.2}"),
-        reference: format!("one check per {}", human(CHECK_INTERVAL)),
-        target: "one replica each: max < 1.5",
-        verdict: Verdict::from_check(fastest < 1.5 && slowest > 0.5),
+
+    /// Phase 4: Replica A SIGKILLed: until every engine has been checked again (A's by B).
+    async fn takeover(&mut self, settings: &Settings) -> Result<Takeover> {
+        self.view.apply(self.b.tail.poll()?);
+        let disconnections_before = self.view.disconnections;
+        let taken_before = self.view.taken_over;
+        self.a.dpm.kill()?;
+        let killed = Instant::now();
+        let deadline = killed + settings.patience;
+        let takeover = loop {
+            let last = self
+                .fleet
+                .engines
+                .iter()
+                .map(|e| e.first_check_after(killed))
+                .try_fold(killed, |latest, at| at.map(|at| latest.max(at)));
+            if let Some(last) = last {
+                break Some(last.saturating_duration_since(killed));
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // Let a few more checks run: an engine left unchecked would go DISCONNECTED now.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        self.view.apply(self.b.tail.poll()?);
+        let lost = self.view.disconnections - disconnections_before;
+        let taken = self.view.taken_over - taken_before;
+        println!(
+            "takeover: A killed; every engine checked again {} after (B took over {taken} engines; \
+             {lost} engines went DISCONNECTED)",
+            takeover.map_or("never (timed out)".to_owned(), human)
+        );
+        Ok(Takeover {
+            checked_again: takeover,
+            lost,
+        })
     }
-    .print();
-    Row {
-        figure: "takeover after SIGKILL: all checked again",
-        measured: format!(
-            "{}, {lost} DISCONNECTED",
-            takeover.map_or("timed out".to_owned(), human)
-        ),
-        reference: "lease 3 s, renewed every 1 s".to_owned(),
-        target: "< 5 s, none DISCONNECTED",
-        verdict: Verdict::from_check(takeover.is_some_and(|d| d < TAKEOVER_TARGET) && lost == 0),
+
+    /// Phase 5: A starts again on its ports: until it owns a share of the fleet again.
+    async fn come_back(&mut self, settings: &Settings) -> Result<()> {
+        let owned_by_newest = "SELECT count(*) FROM dpm_engine WHERE owner = \
+                               (SELECT id FROM dpm_replica ORDER BY started DESC LIMIT 1)";
+        self.a.restart()?;
+        self.a.wait_started(settings.patience)?;
+        let back = Instant::now();
+        let mut share = 0.0;
+        let mut spread = None;
+        while back.elapsed() < settings.patience {
+            let owned: f64 = self.pg.sql(owned_by_newest)?.parse().unwrap_or(0.0);
+            share = owned / settings.n as f64;
+            if share >= 0.4 {
+                spread = Some(back.elapsed());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        println!(
+            "return: A serves again; it owns {:.0} % of the fleet {}",
+            share * 100.0,
+            spread.map_or(
+                format!("after {} (never 40 %)", human(settings.patience)),
+                |at| format!("{} after it served", human(at))
+            )
+        );
+        Ok(())
     }
-    .print();
-    for (name, m) in ["A", "B"].iter().zip(&measured) {
+
+    /// Stops the engines, then both replicas (the database server stops when dropped).
+    async fn stop(mut self) -> Result<()> {
+        self.fleet.stop().await;
+        self.a.dpm.stop(Duration::from_secs(5))?;
+        self.b.dpm.stop(Duration::from_secs(5))
+    }
+}
+
+/// Everything measured, for the summary `run.sh` collects.
+struct Report {
+    n: usize,
+    /// The in-memory reference: its time to READY and steady figures.
+    reference: Option<(Option<Duration>, Steady)>,
+    /// The pair's time to READY.
+    ready: Option<Duration>,
+    steady: PairSteady,
+    takeover: Takeover,
+}
+
+impl Report {
+    /// The in-memory reference's figure picked by `pick`, or `—` without a reference.
+    fn reference_text(&self, pick: &dyn Fn(&Steady) -> String) -> String {
+        self.reference
+            .as_ref()
+            .map_or("—".to_owned(), |(_, memory)| {
+                format!("in memory {}", pick(memory))
+            })
+    }
+
+    /// The load after the run and the figures of the issue's table, with their targets.
+    fn print(&self) {
+        let (n, ready, steady) = (self.n, self.ready, &self.steady);
+        println!();
+        println!("replicas: load average {} (after)", load_average());
         Row {
-            figure: &format!("replica {name} at steady state"),
-            measured: format!(
-                "CPU {:.1} %, RSS {:.1} MiB",
-                m.cpu * 100.0,
-                m.rss_kib as f64 / 1024.0
-            ),
-            reference: reference_text(&|memory| {
-                format!(
-                    "CPU {:.1} %, RSS {:.1} MiB",
-                    memory.cpu * 100.0,
-                    memory.rss_kib as f64 / 1024.0
-                )
+            figure: &format!("{n} engines over 2 replicas: all READY"),
+            measured: ready.map_or("timed out".to_owned(), human),
+            reference: self.reference_text(&|_| {
+                self.reference
+                    .as_ref()
+                    .and_then(|(ready, _)| *ready)
+                    .map_or("timed out".to_owned(), human)
             }),
-            target: "—",
-            verdict: Verdict::Reported,
+            target: "≤ 5 s for 1,000",
+            verdict: Verdict::from_check(ready.is_some_and(|d| d <= Duration::from_secs(5))),
         }
         .print();
+        let budget = n as f64 / CHECK_INTERVAL.as_secs_f64();
+        let measured = &steady.measured;
+        let worst = measured.iter().map(|m| m.queries).fold(0.0_f64, f64::max);
+        Row {
+            figure: "DB statements/s per replica, steady",
+            measured: format!(
+                "A {:.1}, B {:.1} (server log: {:.1} in all)",
+                measured[0].queries, measured[1].queries, steady.server_rate
+            ),
+            reference: format!("1 per engine per interval: {budget:.0}/s"),
+            target: "well under: ≤ 1/10 of it",
+            verdict: Verdict::from_check(worst <= budget / 10.0),
+        }
+        .print();
+        Row {
+            figure: "checks per engine per second, steady",
+            measured: format!("median {:.2}, max {:.2}", steady.median, steady.fastest),
+            reference: format!("one check per {}", human(CHECK_INTERVAL)),
+            target: "one replica each: max < 1.5",
+            verdict: Verdict::from_check(steady.fastest < 1.5 && steady.slowest > 0.5),
+        }
+        .print();
+        self.print_takeover_and_replicas();
     }
-    Ok(())
+
+    /// The takeover's row, then each replica's steady figures beside the reference's.
+    fn print_takeover_and_replicas(&self) {
+        let Takeover {
+            checked_again,
+            lost,
+        } = self.takeover;
+        Row {
+            figure: "takeover after SIGKILL: all checked again",
+            measured: format!(
+                "{}, {lost} DISCONNECTED",
+                checked_again.map_or("timed out".to_owned(), human)
+            ),
+            reference: "lease 3 s, renewed every 1 s".to_owned(),
+            target: "< 5 s, none DISCONNECTED",
+            verdict: Verdict::from_check(
+                checked_again.is_some_and(|d| d < TAKEOVER_TARGET) && lost == 0,
+            ),
+        }
+        .print();
+        for (name, m) in ["A", "B"].iter().zip(&self.steady.measured) {
+            Row {
+                figure: &format!("replica {name} at steady state"),
+                measured: format!(
+                    "CPU {:.1} %, RSS {:.1} MiB",
+                    m.cpu * 100.0,
+                    m.rss_kib as f64 / 1024.0
+                ),
+                reference: self.reference_text(&|memory| {
+                    format!(
+                        "CPU {:.1} %, RSS {:.1} MiB",
+                        memory.cpu * 100.0,
+                        memory.rss_kib as f64 / 1024.0
+                    )
+                }),
+                target: "—",
+                verdict: Verdict::Reported,
+            }
+            .print();
+        }
+    }
 }

@@ -9,9 +9,12 @@
 //! Every failure is an [`std::io::Error`] naming the program and what it printed.
 
 use std::io;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use svcid_config::names;
+
+use crate::net::free_port;
 
 /// The database user DPM logs in as.
 pub const USER: &str = "one";
@@ -59,11 +62,6 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl Postgres {
@@ -199,8 +197,11 @@ impl Postgres {
     /// The properties that point a DPM at this server's [`DATABASE`].
     pub fn dpm_properties(&self) -> String {
         format!(
-            "spring.datasource.url=jdbc:postgresql://127.0.0.1:{}/{DATABASE}\nspring.datasource.username={USER}\nspring.datasource.password={PASSWORD}\n",
-            self.port
+            "{}=jdbc:postgresql://127.0.0.1:{}/{DATABASE}\n{}={USER}\n{}={PASSWORD}\n",
+            names::DATASOURCE_URL,
+            self.port,
+            names::DATASOURCE_USERNAME,
+            names::DATASOURCE_PASSWORD
         )
     }
 

@@ -1,0 +1,19 @@
+//! The end-to-end tests: one test binary (linked once), a module per behaviour. They start the
+//! real `dpm`, `dpe` and `svcid` binaries, which `cargo test --workspace` builds beside this
+//! executable (the daemon and cli crates' own integration tests make cargo build them).
+//!
+//! Run one behaviour with its module's name, e.g. `cargo test --test e2e floods::`.
+
+mod common;
+
+mod console;
+mod docs_links;
+mod floods;
+mod handshake;
+mod hostile;
+mod live_reload;
+mod ops;
+mod product_wire;
+mod registry_postgres;
+mod startup;
+mod tls;
