@@ -496,34 +496,38 @@ fn from_jwk(jwk: &Map<String, Value>, form: &str) -> Result<Jwk, UserKeyError> {
     }))
 }
 
-/// Reads one PEM block: a public key, never a private one.
+/// Reads one PEM block: a public key, never a private one. The armor is read by hand and the body
+/// decoded whatever its line breaks, because a key pasted into a properties file often arrives on
+/// one line (a `\` continuation joins lines without a break).
 fn from_pem(pem: &str) -> Result<UserKey, UserKeyError> {
     let form = "the PEM key";
-    let label = pem
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .trim_start_matches("-----BEGIN")
-        .trim_end_matches('-')
-        .trim();
+    let after_begin = pem
+        .strip_prefix("-----BEGIN ")
+        .ok_or(UserKeyError::BadPem)?;
+    let label_end = after_begin.find("-----").ok_or(UserKeyError::BadPem)?;
+    let label = after_begin[..label_end].trim();
     if label.contains("PRIVATE KEY") {
         return Err(UserKeyError::PrivateKey {
             form: format!("PEM \"{}\"", excerpt(label, EXCERPT_CHARS)),
         });
     }
+    if label != "PUBLIC KEY" && label != "RSA PUBLIC KEY" {
+        return Err(UserKeyError::UnsupportedPem {
+            label: excerpt(label, EXCERPT_CHARS),
+        });
+    }
+    let body = &after_begin[label_end + "-----".len()..];
+    let end = format!("-----END {label}-----");
+    let body = &body[..body.find(&end).ok_or(UserKeyError::BadPem)?];
+    let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = BASE64_STANDARD_LENIENT
+        .decode(compact)
+        .map_err(|_| UserKeyError::BadPem)?;
     let key = match label {
-        "PUBLIC KEY" => {
-            PKey::public_key_from_pem(pem.as_bytes()).map_err(|_| UserKeyError::BadPem)?
-        }
-        "RSA PUBLIC KEY" => Rsa::public_key_from_pem_pkcs1(pem.as_bytes())
+        "PUBLIC KEY" => PKey::public_key_from_der(&der).map_err(|_| UserKeyError::BadPem)?,
+        _ => Rsa::public_key_from_der_pkcs1(&der)
             .and_then(PKey::from_rsa)
             .map_err(|_| UserKeyError::BadPem)?,
-        other => {
-            return Err(UserKeyError::UnsupportedPem {
-                label: excerpt(other, EXCERPT_CHARS),
-            });
-        }
     };
     let (algorithm, verifier) = match key.id() {
         Id::RSA => {

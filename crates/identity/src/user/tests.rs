@@ -1066,6 +1066,25 @@ fn private_keys_short_and_long_rsa_and_oversized_sets_are_refused() {
             "{text}"
         );
     }
+    let certificate = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+    assert!(matches!(
+        UserKeySet::parse(certificate, KeyFilter::Signing),
+        Err(UserKeyError::UnsupportedPem { .. })
+    ));
+    // A PEM joined onto one line (a properties-file continuation) still reads.
+    let one_line: String = rsa.public_pem.lines().collect();
+    assert_eq!(
+        UserKeySet::parse(&one_line, KeyFilter::Signing)
+            .unwrap()
+            .keys()
+            .len(),
+        1
+    );
+    let damaged = rsa.public_pem.replace("-----END PUBLIC KEY-----", "");
+    assert!(matches!(
+        UserKeySet::parse(&damaged, KeyFilter::Signing),
+        Err(UserKeyError::BadPem)
+    ));
     // PKCS#1 public PEM is accepted too.
     let pkcs1_public =
         String::from_utf8(rsa.key.rsa().unwrap().public_key_to_pem_pkcs1().unwrap()).unwrap();
