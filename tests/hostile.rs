@@ -941,7 +941,7 @@ fn matrix(k: &Keys<'_>) -> Vec<Case> {
         vec![bearer(&forge(header(kid), claims(aud, usr), p))],
         Expect::Accepted {
             identity: format!(
-                "UserIdentity(id=u-1, username=alice, roles=[ADMIN], via=ServiceIdentity(module={}",
+                "ImpersonatedUserIdentity(id=u-1, roles=[ADMIN], serviceIdentity=ServiceIdentity(module={}",
                 k.other_aud
             ),
             allowed: true,

@@ -601,7 +601,7 @@ fn token_mint_then_inspect_is_accepted_by_the_peer() {
     let token = stdout(&mint).trim().to_owned();
     let out = svcid(&["token", "inspect", &token, "--home", s(&pair.dpm)]);
     assert!(
-        stdout(&out).contains("accepted as UserIdentity(id=42, username=alice, roles=[ADMIN], via=ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION]))"),
+        stdout(&out).contains("accepted as ImpersonatedUserIdentity(id=42, roles=[ADMIN], serviceIdentity=ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION]))"),
         "{}",
         stdout(&out)
     );

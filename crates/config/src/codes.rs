@@ -123,6 +123,21 @@ pub const TLS_TRUST_ALL: ProblemCode = ProblemCode::new("tls.trust-all");
 /// Error: a `spring.datasource.url` that is not a PostgreSQL URL DPM can use.
 pub const DATASOURCE_URL_INVALID: ProblemCode = ProblemCode::new("datasource.url-invalid");
 
+// People's tokens (`ataccama.authentication.keycloak.*`, `mp.jwt.*`, `etc/payara-mp-jwt.properties`).
+
+/// Error: `ataccama.authentication.keycloak.server-url` without `realm`.
+pub const KEYCLOAK_REALM_MISSING: ProblemCode = ProblemCode::new("users.keycloak-realm-missing");
+/// Error: both `mp.jwt.verify.publickey` and `mp.jwt.verify.publickey.location` are set.
+pub const USER_KEY_TWICE: ProblemCode = ProblemCode::new("users.key-twice");
+/// Error: a MicroProfile JWT key without an issuer (`mp.jwt.verify.issuer` or Payara's
+/// `accepted.issuer`).
+pub const USER_ISSUER_MISSING: ProblemCode = ProblemCode::new("users.issuer-missing");
+/// Error: a user-token key that cannot be read or used: unreadable file, not a public key, a
+/// private key, RSA under 2048 or over 4096 bits, a curve other than P-256.
+pub const USER_KEY_UNUSABLE: ProblemCode = ProblemCode::new("users.key-unusable");
+/// Error: Keycloak and MicroProfile JWT configured with the same issuer.
+pub const USER_ISSUER_DUPLICATE: ProblemCode = ProblemCode::new("users.issuer-duplicate");
+
 /// Every code above, for documentation checks and uniqueness tests.
 pub const ALL: &[ProblemCode] = &[
     NOT_BOOLEAN,
@@ -166,6 +181,11 @@ pub const ALL: &[ProblemCode] = &[
     TLS_TRUST_CONFLICT,
     TLS_TRUST_ALL,
     DATASOURCE_URL_INVALID,
+    KEYCLOAK_REALM_MISSING,
+    USER_KEY_TWICE,
+    USER_ISSUER_MISSING,
+    USER_KEY_UNUSABLE,
+    USER_ISSUER_DUPLICATE,
 ];
 
 #[cfg(test)]

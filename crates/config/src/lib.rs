@@ -20,6 +20,7 @@ pub mod names;
 mod rolling;
 mod settings;
 mod tls;
+mod users;
 
 pub use constraints::{
     Capability, CapabilityError, CapabilityType, CapabilityValue, parse_capability,
@@ -36,6 +37,10 @@ pub use svcid_properties::{Problem, ProblemCode, Severity};
 pub use tls::{
     CertifiedKey, ClientAuth, ClientTls, EXPIRY_WARNING_DAYS, PrivateKeyPem, ServerTls,
     ServerTrust, dpm_client_tls_from_args,
+};
+pub use users::{
+    DEFAULT_KEY_CACHE_TTL, DEFAULT_KEY_REFETCH_INTERVAL, DEFAULT_TOKEN_COOKIE, TokenCarrier,
+    UserIssuerSettings, UserKeySource, UserSettings, bind_users,
 };
 
 #[cfg(test)]

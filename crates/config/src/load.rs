@@ -145,6 +145,7 @@ pub fn bind(
     let impersonation_role = b.string_or(names::IMPERSONATION_ROLE, DEFAULT_IMPERSONATION_ROLE);
     let require_audience = b.bool(names::REQUIRE_AUDIENCE, DEFAULT_REQUIRE_AUDIENCE);
     let deployments = crate::deployments::bind(&mut b);
+    let users = crate::users::bind(&mut b, &home);
     let logging = bind_logging(&mut b, &home);
     let role = match kind {
         ModuleKind::Dpm => RoleSettings::Dpm(bind_dpm(&mut b, &home)),
@@ -172,6 +173,7 @@ pub fn bind(
                 deployments,
                 logging,
                 role,
+                users,
             },
             warnings: problems,
         }),

@@ -64,6 +64,63 @@ pub const MAX_TOKEN_LIFETIME: &str = "ataccama.authentication.internal.jwt.max-t
 /// Whether tokens must carry `aud`.
 pub const REQUIRE_AUDIENCE: &str = "ataccama.authentication.internal.jwt.require-audience";
 
+/// Prefix of the Keycloak user-token properties (the product's names).
+pub const KEYCLOAK: &str = "ataccama.authentication.keycloak";
+/// Keycloak's base URL, e.g. `http://localhost:8029/auth`; unset: no Keycloak users.
+pub const KEYCLOAK_SERVER_URL: &str = "ataccama.authentication.keycloak.server-url";
+/// The Keycloak realm; required with the server URL.
+pub const KEYCLOAK_REALM: &str = "ataccama.authentication.keycloak.realm";
+/// `false` turns Keycloak users off.
+pub const KEYCLOAK_TOKEN_ENABLE: &str = "ataccama.authentication.keycloak.token.enable";
+/// The exact `iss` of the realm's tokens (default `<server-url>/realms/<realm>`).
+pub const KEYCLOAK_TOKEN_ISSUER: &str = "ataccama.authentication.keycloak.token.issuer";
+/// When set, a user token's `aud` must contain it.
+pub const KEYCLOAK_TOKEN_AUDIENCE: &str = "ataccama.authentication.keycloak.token.audience";
+/// How long the realm's fetched keys are used before a refetch.
+pub const KEYCLOAK_KEY_CACHE_TTL: &str = "ataccama.authentication.keycloak.token.key-cache-ttl";
+/// At most one key fetch per this period.
+pub const KEYCLOAK_KEY_CACHE_MIN_TIME: &str =
+    "ataccama.authentication.keycloak.token.key-cache-min-time-between-request";
+/// The module's Keycloak client id: accepted, not used to verify Bearer tokens.
+pub const KEYCLOAK_TOKEN_CLIENT_ID: &str = "ataccama.authentication.keycloak.token.client-id";
+/// The module's Keycloak client secret: accepted, never used nor shown.
+pub const KEYCLOAK_TOKEN_SECRET: &str = "ataccama.authentication.keycloak.token.secret";
+
+/// MicroProfile JWT: the verification key as text (PEM, JWK, JWK set, or base64 of a JWK/set).
+pub const MP_JWT_PUBLICKEY: &str = "mp.jwt.verify.publickey";
+/// MicroProfile JWT: where the key is: a file relative to `etc/`, a `file:` URL or an
+/// `http(s)://` URL.
+pub const MP_JWT_PUBLICKEY_LOCATION: &str = "mp.jwt.verify.publickey.location";
+/// MicroProfile JWT: the accepted algorithms, a comma list of `RS256`, `ES256` (default both).
+pub const MP_JWT_PUBLICKEY_ALGORITHM: &str = "mp.jwt.verify.publickey.algorithm";
+/// MicroProfile JWT: the exact `iss`; required with a key.
+pub const MP_JWT_ISSUER: &str = "mp.jwt.verify.issuer";
+/// MicroProfile JWT: a comma list; when set, `aud` must share one value with it.
+pub const MP_JWT_AUDIENCES: &str = "mp.jwt.verify.audiences";
+/// MicroProfile JWT: leeway on `exp` and `nbf`, in seconds (default 60).
+pub const MP_JWT_CLOCK_SKEW: &str = "mp.jwt.verify.clock.skew";
+/// MicroProfile JWT: the oldest `iat` accepted, in seconds ago.
+pub const MP_JWT_TOKEN_AGE: &str = "mp.jwt.verify.token.age";
+/// MicroProfile JWT: `Authorization` (default) or `Cookie` (HTTP port only).
+pub const MP_JWT_TOKEN_HEADER: &str = "mp.jwt.token.header";
+/// MicroProfile JWT: the cookie holding the token with `header=Cookie` (default `Bearer`).
+pub const MP_JWT_TOKEN_COOKIE: &str = "mp.jwt.token.cookie";
+/// Payara's vendor file in the home's `etc/`, read when present.
+pub const PAYARA_MP_JWT_FILE: &str = "payara-mp-jwt.properties";
+/// Keys of [`PAYARA_MP_JWT_FILE`].
+pub mod payara {
+    /// The exact `iss`; wins over `mp.jwt.verify.issuer`.
+    pub const ACCEPTED_ISSUER: &str = "accepted.issuer";
+    /// `true`: strip the namespace from claim names.
+    pub const ENABLE_NAMESPACE: &str = "enable.namespace";
+    /// The namespace to strip (default `https://payara.fish/mp-jwt/`).
+    pub const CUSTOM_NAMESPACE: &str = "custom.namespace";
+    /// `true`: accept a token without `typ`.
+    pub const DISABLE_TYPE_VERIFICATION: &str = "disable.type.verification";
+    /// Lifetime of fetched keys, in milliseconds (default 300000).
+    pub const PUBLIC_KEY_CACHE_TTL: &str = "publicKey.cache.ttl";
+}
+
 /// Prefix of the trusted peers: `<DEPLOYMENTS>.<name>.…`.
 pub const DEPLOYMENTS: &str = "ataccama.one.platform.deployments";
 /// Fields of one deployment, relative to `<DEPLOYMENTS>.<name>`.
@@ -252,6 +309,15 @@ pub const KNOWN: &[&str] = &[
     DATASOURCE_URL,
     DATASOURCE_USERNAME,
     DATASOURCE_PASSWORD,
+    KEYCLOAK_SERVER_URL,
+    KEYCLOAK_REALM,
+    KEYCLOAK_TOKEN_ENABLE,
+    KEYCLOAK_TOKEN_ISSUER,
+    KEYCLOAK_TOKEN_AUDIENCE,
+    KEYCLOAK_KEY_CACHE_TTL,
+    KEYCLOAK_KEY_CACHE_MIN_TIME,
+    KEYCLOAK_TOKEN_CLIENT_ID,
+    KEYCLOAK_TOKEN_SECRET,
 ];
 
 /// Prefixes under which names are free-form map keys, checked by their own binders.

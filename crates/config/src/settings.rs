@@ -33,6 +33,8 @@ pub struct Settings {
     pub logging: LogSettings,
     /// Settings only one of the two daemons reads.
     pub role: RoleSettings,
+    /// The issuers whose user tokens it accepts (none by default).
+    pub users: crate::users::UserSettings,
 }
 
 /// `ataccama.server.grpc.*`.

@@ -3,7 +3,9 @@
 //! A [`ServiceIdentity`] is built only from the local deployment entry that matched the token's
 //! `kid` (module, deployment name, roles), never from token claims. A [`CallerIdentity`] adds the
 //! user the service acts for (`usr` claim, allowed only to peers holding the impersonation role) and
-//! token facts for logs. Their `Display` forms are what logs print as `authenticatedUser`.
+//! token facts for logs. Their `Display` forms are what logs print as `authenticatedUser`; a user
+//! a service acts for prints as the product prints it,
+//! `ImpersonatedUserIdentity(id=…, roles=[…], serviceIdentity=…)`, roles sorted.
 
 use std::fmt;
 
@@ -68,10 +70,9 @@ impl fmt::Display for CallerIdentity {
             None => self.service.fmt(f),
             Some(user) => write!(
                 f,
-                "UserIdentity(id={}, username={}, roles=[{}], via={})",
+                "ImpersonatedUserIdentity(id={}, roles=[{}], serviceIdentity={})",
                 user.id,
-                user.username,
-                user.roles.join(", "),
+                crate::user::roles_text(&user.roles),
                 self.service
             ),
         }
@@ -121,11 +122,11 @@ mod tests {
         caller.user = Some(ImpersonatedUser {
             id: "42".into(),
             username: "alice".into(),
-            roles: vec!["ADMIN".into(), "USER".into()],
+            roles: vec!["USER".into(), "ADMIN".into()],
         });
         assert_eq!(
             caller.to_string(),
-            "UserIdentity(id=42, username=alice, roles=[ADMIN, USER], via=ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION]))"
+            "ImpersonatedUserIdentity(id=42, roles=[ADMIN, USER], serviceIdentity=ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION]))"
         );
     }
 }

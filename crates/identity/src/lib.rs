@@ -6,6 +6,9 @@
 //! module-level access policy checked after authentication ([`authz`]). Time is injected through
 //! [`clock`] so expiry is testable. It depends on no async runtime, no gRPC stack and no other svcid
 //! crate: the daemons feed it metadata bytes and configuration values and get typed answers back.
+//!
+//! People's Bearer tokens from an identity provider (Keycloak, MicroProfile JWT) have their own
+//! rules beside the module tokens' ([`user`]), under the same constraints.
 
 pub mod authz;
 pub mod clock;
@@ -16,6 +19,7 @@ pub mod jwk;
 pub mod printable;
 mod strict_json;
 pub mod token;
+pub mod user;
 
 pub use authz::{AccessDenied, AccessPolicy};
 pub use clock::{Clock, ManualClock, SystemClock};

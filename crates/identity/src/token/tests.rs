@@ -910,11 +910,13 @@ fn row_19_usr_needs_the_impersonation_role() {
     );
     assert_eq!(
         caller.to_string(),
-        "UserIdentity(id=42, username=alice, roles=[ADMIN], via=ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION]))"
+        "ImpersonatedUserIdentity(id=42, roles=[ADMIN], serviceIdentity=ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION]))"
     );
     for bad in [
         json!("alice"),
         json!({"id": "42", "roles": []}),
+        json!({"username": "alice", "roles": []}),
+        json!({"id": "42", "username": "alice"}),
         json!({"id": 42, "username": "alice", "roles": []}),
         json!({"id": "42", "username": "alice", "roles": "ADMIN"}),
         json!(null),
