@@ -16,8 +16,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CACHE_CONTROL, LOCATION};
 use reqwest::Url;
+use reqwest::header::{ACCEPT, CACHE_CONTROL, LOCATION};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
@@ -213,6 +213,9 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<Fetched, FetchError>
 /// A transport error with its causes, without the URL reqwest puts in its text.
 fn transport(error: reqwest::Error) -> FetchError {
     let error = error.without_url();
+    if error.is_timeout() && !error.is_connect() {
+        return FetchError::Unreachable(format!("no answer in time ({error})"));
+    }
     let mut text = error.to_string();
     let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
@@ -233,7 +236,6 @@ fn build_client(trust: &ServerTrust, options: FetchOptions) -> Result<reqwest::C
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .connect_timeout(options.connect_timeout)
-        .timeout(options.timeout)
         .user_agent(concat!("svcid/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| e.to_string())
@@ -339,7 +341,9 @@ mod tests {
             "https://sso.example.com:8443/realms/r/certs?…"
         );
         assert_eq!(
-            shown_url("http://localhost:8029/auth/realms/ataccamaone/protocol/openid-connect/certs"),
+            shown_url(
+                "http://localhost:8029/auth/realms/ataccamaone/protocol/openid-connect/certs"
+            ),
             "http://localhost:8029/auth/realms/ataccamaone/protocol/openid-connect/certs"
         );
         let odd = shown_url("not a url\n?secret=1");

@@ -373,7 +373,8 @@ impl UrlSource {
                 }
                 let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                     return Err(KeysUnavailable {
-                        reason: "keys are fetched on a Tokio runtime and none is running".to_owned(),
+                        reason: "keys are fetched on a Tokio runtime and none is running"
+                            .to_owned(),
                     });
                 };
                 state.fetching = true;
