@@ -7,6 +7,7 @@
 //!   health component.
 //! - [`EngineMetrics`]: DPM's registrations, unregistrations and status checks.
 //! - [`RegistrationState`]: DPE's registration with DPM; also the `registration` health component.
+//! - [`UserKeyMetrics`]: fetches of user-token issuers' keys (both daemons, with users configured).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -56,6 +57,12 @@ pub const REGISTRY_DB_QUERY_DURATION: &str = "svcid_registry_db_query_duration_s
 pub const REGISTRY_LEASE_TAKEOVERS: &str = "svcid_registry_lease_takeovers_total";
 /// `svcid_engines{status}` gauge (DPM).
 pub const ENGINES: &str = "svcid_engines";
+/// `svcid_user_key_fetches_total{issuer,result}`: fetches of an issuer's keys from its URL.
+pub const USER_KEY_FETCHES: &str = "svcid_user_key_fetches_total";
+/// `svcid_user_key_fetch_duration_seconds` histogram: one fetch of an issuer's keys.
+pub const USER_KEY_FETCH_DURATION: &str = "svcid_user_key_fetch_duration_seconds";
+/// `svcid_user_keys{issuer}` gauge: the keys each user-token issuer's tokens are verified with.
+pub const USER_KEYS: &str = "svcid_user_keys";
 
 /// The token counters a daemon's verifier and issuer keep (they live in `svcid-identity`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -682,6 +689,62 @@ impl RegistrationState {
             component = component.with("lastError", error.as_str());
         }
         component
+    }
+}
+
+/// Fetches of user-token issuers' keys from their URLs (`svcid-users` feeds it; the keys held are
+/// a gauge computed when scraped).
+#[derive(Debug)]
+pub struct UserKeyMetrics {
+    /// Fetches by issuer and result (`ok`, or why it failed).
+    fetches: CounterVec,
+    /// How long each fetch took, whatever its result.
+    duration: Histogram,
+}
+
+impl Default for UserKeyMetrics {
+    fn default() -> Self {
+        Self {
+            fetches: CounterVec::new(&["issuer", "result"]),
+            duration: Histogram::new(LATENCY_BOUNDS),
+        }
+    }
+}
+
+impl UserKeyMetrics {
+    /// One fetch of `issuer`'s keys ended with `result` after `took`.
+    pub fn fetched(&self, issuer: &str, result: &str, took: Duration) {
+        self.fetches.inc2(issuer, result);
+        self.duration.observe(took);
+    }
+
+    /// Fetches of `issuer`'s keys that ended with `result` so far.
+    pub fn fetches(&self, issuer: &str, result: &str) -> u64 {
+        self.fetches.get(issuer, result)
+    }
+
+    /// Writes the three families; `keys` is each issuer with the number of keys its tokens are
+    /// verified with now (0 before a first successful fetch).
+    pub fn render(&self, out: &mut Exposition, keys: &[(&str, usize)]) {
+        out.family(
+            USER_KEYS,
+            Kind::Gauge,
+            "Keys each user-token issuer's tokens are verified with now (loaded at start or last fetched; 0: none yet).",
+        );
+        for (issuer, count) in keys {
+            out.sample(USER_KEYS, &[("issuer", issuer)], *count as f64);
+        }
+        out.family(
+            USER_KEY_FETCHES,
+            Kind::Counter,
+            "Fetches of a user-token issuer's keys from its URL, by issuer and result (ok, unreachable, timeout, status, redirect, too_large, invalid, client).",
+        );
+        self.fetches.render(out, USER_KEY_FETCHES);
+        self.duration.render(
+            out,
+            USER_KEY_FETCH_DURATION,
+            "Duration of one fetch of a user-token issuer's keys, successful or not.",
+        );
     }
 }
 

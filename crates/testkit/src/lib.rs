@@ -7,6 +7,8 @@
 //!   `svcid_config::names`, trusted peers included;
 //! - [`log`]: a daemon's JSON log, read whole, tailed as it grows, or waited on for an event;
 //! - [`http`]: one plain HTTP/1.1 request to a daemon's HTTP port;
+//! - [`jwks`]: an identity provider's key endpoint (a Keycloak realm's JWK set) that counts
+//!   requests and can be made slow, broken or redirecting;
 //! - [`net`]: free loopback ports;
 //! - [`browser`]: Debian's headless Chromium, launched the same way everywhere;
 //! - [`postgres`]: a throwaway PostgreSQL server on loopback;
@@ -19,6 +21,7 @@ pub mod browser;
 pub mod daemon_cli;
 pub mod homes;
 pub mod http;
+pub mod jwks;
 pub mod log;
 pub mod net;
 pub mod postgres;
