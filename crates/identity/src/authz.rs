@@ -13,7 +13,7 @@
 //! person ([`AccessPolicy::allow_users`]) or only one holding an administrator role
 //! ([`AccessPolicy::allow_admin_users`], roles from `svcid.authorization.admin-roles`).
 
-use crate::identity::{Caller, ImpersonatedUser, ServiceIdentity};
+use crate::identity::{Caller, ServiceIdentity};
 use crate::printable::{EXCERPT_CHARS, excerpt};
 
 /// The administrator roles when `svcid.authorization.admin-roles` is not set: the product's DPM
@@ -64,7 +64,10 @@ impl Default for AccessPolicy {
     fn default() -> Self {
         Self {
             rules: Vec::new(),
-            admin_roles: DEFAULT_ADMIN_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+            admin_roles: DEFAULT_ADMIN_ROLES
+                .iter()
+                .map(|r| (*r).to_owned())
+                .collect(),
         }
     }
 }
@@ -134,9 +137,9 @@ impl AccessPolicy {
         let admitted = self.rules.iter().any(|rule| {
             rule.covers(method)
                 && match &rule.admits {
-                    Admits::Module(module) => {
-                        module.as_deref().is_none_or(|module| module == caller.module)
-                    }
+                    Admits::Module(module) => module
+                        .as_deref()
+                        .is_none_or(|module| module == caller.module),
                     Admits::People { .. } => false,
                 }
         });
@@ -155,29 +158,25 @@ impl AccessPolicy {
     /// `Ok` when some rule admits `caller` to `method`. A call with a person behind it is judged
     /// by the people's rules and the person's roles alone.
     pub fn authorize_caller(&self, method: &str, caller: &Caller) -> Result<(), AccessDenied> {
-        match (caller.user(), caller.service()) {
-            (None, Some(service)) => self.authorize(method, service),
-            (Some(user), service) => self.authorize_user(method, &user, service),
-            // A caller is a module or has a person behind it; nothing else exists.
-            (None, None) => Err(AccessDenied {
-                method: excerpt(method, 2 * EXCERPT_CHARS),
-                module: "-".to_owned(),
-                deployment: "-".to_owned(),
-                user: None,
-            }),
+        match caller {
+            Caller::Module(module) => match &module.user {
+                None => self.authorize(method, &module.service),
+                Some(user) => {
+                    self.authorize_user(method, &user.id, &user.roles, Some(&module.service))
+                }
+            },
+            Caller::User(user) => self.authorize_user(method, &user.id, &user.roles, None),
         }
     }
 
     fn authorize_user(
         &self,
         method: &str,
-        user: &ImpersonatedUser,
+        id: &str,
+        roles: &[String],
         service: Option<&ServiceIdentity>,
     ) -> Result<(), AccessDenied> {
-        let is_admin = user
-            .roles
-            .iter()
-            .any(|role| self.admin_roles.contains(role));
+        let is_admin = roles.iter().any(|role| self.admin_roles.contains(role));
         let admitted = self.rules.iter().any(|rule| {
             rule.covers(method)
                 && match rule.admits {
@@ -197,7 +196,7 @@ impl AccessPolicy {
             module: service.map_or_else(|| "-".to_owned(), |s| excerpt(&s.module, EXCERPT_CHARS)),
             deployment: service.map_or_else(|| "-".to_owned(), |s| excerpt(&s.id, EXCERPT_CHARS)),
             user: Some(DeniedUser {
-                id: excerpt(&user.id, EXCERPT_CHARS),
+                id: excerpt(id, EXCERPT_CHARS),
                 needs: needs_admin.then(|| excerpt(&self.admin_roles.join(", "), EXCERPT_CHARS)),
             }),
         })
@@ -268,6 +267,7 @@ impl AccessDenied {
 #[allow(clippy::unwrap_used)] // tests may unwrap: a panic is a failed test
 mod tests {
     use super::*;
+    use crate::identity::ImpersonatedUser;
 
     fn caller(module: &str) -> ServiceIdentity {
         ServiceIdentity {
@@ -379,24 +379,37 @@ mod tests {
     fn people_call_what_people_rules_admit_by_their_own_roles() {
         let policy = daemon_like();
         for caller in [person(&[]), acted_for(&[])] {
-            assert!(policy.authorize_caller("/id.Identity/WhoAmI", &caller).is_ok());
+            assert!(
+                policy
+                    .authorize_caller("/id.Identity/WhoAmI", &caller)
+                    .is_ok()
+            );
             // The acting module's own roles (DPM_ADMIN here) grant the person nothing.
             let denied = policy
                 .authorize_caller("/adm.Admin/List", &caller)
                 .unwrap_err();
             assert!(
-                denied.to_string().ends_with("without one of the roles [DPM_ADMIN]"),
+                denied
+                    .to_string()
+                    .ends_with("without one of the roles [DPM_ADMIN]"),
                 "{denied}"
             );
             // Never the product wire, whatever the roles.
-            assert!(policy.authorize_caller("/reg.Registry/Register", &caller).is_err());
+            assert!(
+                policy
+                    .authorize_caller("/reg.Registry/Register", &caller)
+                    .is_err()
+            );
         }
         for caller in [person(&["DPM_ADMIN"]), acted_for(&["USER", "DPM_ADMIN"])] {
             assert!(policy.authorize_caller("/adm.Admin/List", &caller).is_ok());
             let denied = policy
                 .authorize_caller("/reg.Registry/Register", &caller)
                 .unwrap_err();
-            assert_eq!(denied.to_string(), "user f2a1 may not call /reg.Registry/Register");
+            assert_eq!(
+                denied.to_string(),
+                "user f2a1 may not call /reg.Registry/Register"
+            );
         }
         // A module acting on its own keeps its module rules.
         let module = Caller::from(crate::identity::CallerIdentity {
@@ -405,20 +418,32 @@ mod tests {
             kid: "k".into(),
             jti: String::new(),
         });
-        assert!(policy.authorize_caller("/reg.Registry/Register", &module).is_ok());
+        assert!(
+            policy
+                .authorize_caller("/reg.Registry/Register", &module)
+                .is_ok()
+        );
         assert!(policy.authorize_caller("/adm.Admin/List", &module).is_ok());
     }
 
     #[test]
     fn admin_roles_are_configurable() {
         let policy = daemon_like().with_admin_roles(vec!["OPS".into(), "ROOT".into()]);
-        assert!(policy.authorize_caller("/adm.Admin/List", &person(&["ROOT"])).is_ok());
+        assert!(
+            policy
+                .authorize_caller("/adm.Admin/List", &person(&["ROOT"]))
+                .is_ok()
+        );
         let denied = policy
             .authorize_caller("/adm.Admin/List", &person(&["DPM_ADMIN"]))
             .unwrap_err();
         assert!(denied.to_string().ends_with("[OPS, ROOT]"), "{denied}");
         let nobody = daemon_like().with_admin_roles(vec![]);
-        assert!(nobody.authorize_caller("/adm.Admin/List", &person(&["DPM_ADMIN"])).is_err());
+        assert!(
+            nobody
+                .authorize_caller("/adm.Admin/List", &person(&["DPM_ADMIN"]))
+                .is_err()
+        );
         assert_eq!(AccessPolicy::new().admin_roles(), ["DPM_ADMIN"]);
     }
 }
