@@ -144,6 +144,16 @@ pub fn bind(
     let clock_skew = b.duration(names::CLOCK_SKEW, DEFAULT_CLOCK_SKEW, DurationUnit::Millis);
     let impersonation_role = b.string_or(names::IMPERSONATION_ROLE, DEFAULT_IMPERSONATION_ROLE);
     let require_audience = b.bool(names::REQUIRE_AUDIENCE, DEFAULT_REQUIRE_AUDIENCE);
+    let admin_roles: Vec<String> = b
+        .string_or(
+            names::ADMIN_ROLES,
+            &svcid_identity::authz::DEFAULT_ADMIN_ROLES.join(","),
+        )
+        .split(',')
+        .map(str::trim)
+        .filter(|role| !role.is_empty())
+        .map(str::to_owned)
+        .collect();
     let deployments = crate::deployments::bind(&mut b);
     let users = crate::users::bind(&mut b, &home);
     let logging = bind_logging(&mut b, &home);
@@ -166,6 +176,7 @@ pub fn bind(
                     generator_key,
                     token_expiration,
                     impersonation_role,
+                    admin_roles,
                     clock_skew,
                     max_token_lifetime,
                     require_audience,

@@ -182,6 +182,8 @@ pub const SERVER_IDLE_TIMEOUT: &str = "server.idle-timeout";
 pub const SERVER_WRITE_TIMEOUT: &str = "server.write-timeout";
 /// The operations console on the HTTP port (`/console`): `true` (default) or `false`.
 pub const CONSOLE_ENABLED: &str = "svcid.console.enabled";
+/// The roles (comma list, default `DPM_ADMIN`) a person needs for `EngineAdminService`.
+pub const ADMIN_ROLES: &str = "svcid.authorization.admin-roles";
 
 /// DPE: where DPM is.
 pub const DPM_HOST: &str = "ataccama.client.connection.dpm.host";
@@ -295,6 +297,7 @@ pub const KNOWN: &[&str] = &[
     SERVER_IDLE_TIMEOUT,
     SERVER_WRITE_TIMEOUT,
     CONSOLE_ENABLED,
+    ADMIN_ROLES,
     DPM_HOST,
     DPM_PORT,
     SERVICE_HOSTNAME,

@@ -158,6 +158,9 @@ pub struct JwtSettings {
     pub token_expiration: Duration,
     /// Role a peer needs to act for a user (`IMPERSONATION`).
     pub impersonation_role: String,
+    /// Roles of which a person needs one to call `EngineAdminService`
+    /// (`svcid.authorization.admin-roles`, `DPM_ADMIN`); empty: no person may.
+    pub admin_roles: Vec<String>,
     /// Leeway on `exp`/`nbf`/`iat` (60s).
     pub clock_skew: Duration,
     /// Longest accepted `exp - iat` (4h).

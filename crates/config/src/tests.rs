@@ -177,6 +177,7 @@ fn dpm_defaults_follow_spec_tables() {
     assert_eq!(s.jwt.generator_key.kid(), key.kid());
     assert_eq!(s.jwt.token_expiration, Duration::from_secs(15));
     assert_eq!(s.jwt.impersonation_role, "IMPERSONATION");
+    assert_eq!(s.jwt.admin_roles, ["DPM_ADMIN"]);
     assert_eq!(s.jwt.clock_skew, Duration::from_secs(60));
     assert_eq!(s.jwt.max_token_lifetime, Duration::from_secs(4 * 3600));
     assert!(s.jwt.require_audience);
@@ -237,6 +238,7 @@ fn every_property_set_is_bound() {
          ataccama.server.grpc.host=127.0.0.1\n\
          ataccama.authentication.internal.jwt.generator.token-expiration=30s\n\
          ataccama.authentication.internal.jwt.impersonation-role=ACT_AS\n\
+         svcid.authorization.admin-roles=OPS, ROOT,\n\
          ataccama.authentication.internal.jwt.clock-skew=5s\n\
          ataccama.authentication.internal.jwt.max-token-lifetime=1h\n\
          ataccama.authentication.internal.jwt.require-audience=false\n\
@@ -256,6 +258,7 @@ fn every_property_set_is_bound() {
     assert_eq!(s.grpc.host, "127.0.0.1");
     assert_eq!(s.jwt.token_expiration, Duration::from_secs(30));
     assert_eq!(s.jwt.impersonation_role, "ACT_AS");
+    assert_eq!(s.jwt.admin_roles, ["OPS", "ROOT"]);
     assert_eq!(s.jwt.clock_skew, Duration::from_secs(5));
     assert_eq!(s.jwt.max_token_lifetime, Duration::from_secs(3600));
     assert!(!s.jwt.require_audience);

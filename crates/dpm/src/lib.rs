@@ -44,9 +44,11 @@ impl Module for Dpm {
     const CALLER: &'static str = "dpe";
 
     /// Any trusted peer may list the engines (read-only: what engines advertised and DPM
-    /// observed, nothing secret).
+    /// observed, nothing secret); people only with an administrator role
+    /// (`svcid.authorization.admin-roles`).
     fn more_access(policy: AccessPolicy) -> AccessPolicy {
-        policy.allow_any_peer(&format!("/{ADMIN_SERVICE_NAME}/"))
+        let admin = format!("/{ADMIN_SERVICE_NAME}/");
+        policy.allow_any_peer(&admin).allow_admin_users(&admin)
     }
 
     /// The engine registry, the services over it, the status checker and the engine metrics.

@@ -100,7 +100,11 @@ impl RegistryService for RegistryApi {
         })?;
         let registrant = Registrant {
             identity: caller.to_string(),
-            deployment: caller.service.id.clone(),
+            // Only modules reach the product wire (the access policy); a person never does.
+            deployment: caller
+                .service()
+                .map(|service| service.id.clone())
+                .ok_or_else(|| Status::permission_denied("only engines register"))?,
         };
         let status = match self
             .registry

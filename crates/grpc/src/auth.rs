@@ -2,7 +2,7 @@
 //!
 //! For each call it reads the `authorization` metadata, asks the shared [`TokenVerifier`] who the
 //! caller is, asks the [`AccessPolicy`] whether that caller may call this method, and only then
-//! lets the call through, with the [`CallerIdentity`] in the request extensions and the handler's
+//! lets the call through, with the [`Caller`] in the request extensions and the handler's
 //! work running inside a `call` span that carries `authenticatedUser` and `correlationId` into every
 //! log event. Health and reflection are open without a token (docs/wire.md): standard probes and
 //! tools must work against the daemons.
@@ -12,6 +12,11 @@
 //!
 //! Refusals are logged through [`RefusalLog`], which folds identical ones (same reason, `kid`, peer
 //! host and method) arriving within a window into one count.
+//!
+//! People: with user-token issuers configured ([`AuthLayer::with_users`]), one `authorization`
+//! value `Bearer <t>` (scheme in any case) whose token names a configured issuer is verified by
+//! [`Users`] inside the returned future (its issuer's keys may have to be fetched), and the call
+//! carries a [`Caller::User`]. Every other value stays on the synchronous module-token path.
 //!
 //! A layer rather than a tonic `Interceptor` because an interceptor sees neither the method path
 //! (needed for authorization and open methods) nor the handler's future (needed for the span).
@@ -24,17 +29,21 @@ use std::task::{Context, Poll};
 use http::{HeaderMap, Request, Response};
 use svcid_actuator::instruments::AuthMetrics;
 use svcid_identity::authz::AccessPolicy;
-use svcid_identity::identity::CallerIdentity;
-use svcid_identity::printable::excerpt;
+use svcid_identity::identity::Caller;
+use svcid_identity::printable::{EXCERPT_CHARS, excerpt};
 use svcid_identity::token::TokenVerifier;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use svcid_users::Users;
+
 use svcid_client::CORRELATION_ID_HEADER;
 
 use crate::connections::{CallGuard, GuardedInfo};
-use crate::refusals::{MAX_TRACKED_REFUSALS, REFUSAL_WINDOW, Refusal, RefusalLog, peer_ip};
+use crate::refusals::{
+    MAX_TRACKED_REFUSALS, REFUSAL_WINDOW, Refusal, RefusalLog, UserRefusal, peer_ip,
+};
 use crate::status;
 
 /// Method path prefixes served without a token.
@@ -48,6 +57,10 @@ const OPEN_PREFIXES: &[&str] = &[
 /// longer one comes from a hostile or broken peer and must not inflate every refusal line.
 const MAX_LOGGED_METHOD_CHARS: usize = 128;
 
+/// The `deployment` label of people's calls in the authentication counters (no deployment name
+/// has parentheses).
+pub const USER_LABEL: &str = "(user)";
+
 /// Builds [`AuthService`]s around a server's routes.
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -59,6 +72,8 @@ pub struct AuthLayer {
     refusals: Arc<RefusalLog>,
     /// Verdict counters for `/actuator/prometheus`; see [`AuthLayer::with_metrics`].
     metrics: Arc<AuthMetrics>,
+    /// The user-token issuers; `None`: only modules call.
+    users: Option<Arc<Users>>,
 }
 
 impl std::fmt::Debug for AuthLayer {
@@ -88,7 +103,15 @@ impl AuthLayer {
             policy: Arc::new(policy),
             refusals: RefusalLog::new(window, MAX_TRACKED_REFUSALS),
             metrics: Arc::default(),
+            users: None,
         }
+    }
+
+    /// Also accepts people's user tokens of `users`' issuers (`None`: modules only).
+    #[must_use]
+    pub fn with_users(mut self, users: Option<Arc<Users>>) -> Self {
+        self.users = users;
+        self
     }
 
     /// Counts every verdict (accepted, refused by reason, denied) in `metrics`, which the daemon
@@ -110,6 +133,7 @@ impl<S> Layer<S> for AuthLayer {
             policy: Arc::clone(&self.policy),
             refusals: Arc::clone(&self.refusals),
             metrics: Arc::clone(&self.metrics),
+            users: self.users.clone(),
         }
     }
 }
@@ -127,6 +151,8 @@ pub struct AuthService<S> {
     refusals: Arc<RefusalLog>,
     /// See [`AuthLayer::metrics`].
     metrics: Arc<AuthMetrics>,
+    /// See [`AuthLayer::users`].
+    users: Option<Arc<Users>>,
 }
 
 impl<S> std::fmt::Debug for AuthService<S> {
@@ -165,6 +191,20 @@ where
             let call = CallGuard::of(&request);
             return Box::pin(serve_in(span, &mut inner, request, call));
         }
+        if let Some(users) = &self.users
+            && let Some((scheme, token)) = user_token(request.headers(), users)
+        {
+            let call = UserCall {
+                users: Arc::clone(users),
+                policy: Arc::clone(&self.policy),
+                refusals: Arc::clone(&self.refusals),
+                metrics: Arc::clone(&self.metrics),
+                method,
+                correlation_id,
+                scheme,
+            };
+            return Box::pin(call.serve(token, inner, request));
+        }
         let values: Vec<&[u8]> = request
             .headers()
             .get_all(http::header::AUTHORIZATION)
@@ -197,31 +237,28 @@ where
                     peer: &peer,
                     method: &logged_method,
                     correlation_id: &correlation_id.unwrap_or_else(fresh_id),
+                    user: None,
                 });
                 return Box::pin(std::future::ready(Ok(
                     status::unauthenticated(&error).into_http()
                 )));
             }
         };
-        if let Err(denied) = self.policy.authorize(&method, &caller.service) {
-            self.metrics.denied(&caller.service.id);
-            let peer = peer_address(&request);
-            let logged_method = excerpt(&method, MAX_LOGGED_METHOD_CHARS);
-            tracing::warn!(
-                authenticatedUser = %caller,
-                correlationId = %correlation_id.clone().unwrap_or_else(|| caller.jti.clone()),
-                eventId = crate::events::ACCESS_DENIED,
-                peer = %peer,
-                method = %logged_method,
-                "{denied}"
-            );
-            return Box::pin(std::future::ready(Ok(
-                status::permission_denied(&denied).into_http()
-            )));
+        let caller = Caller::Module(caller);
+        if let Err(denied) = self.policy.authorize_caller(&method, &caller) {
+            let label = caller.service().map_or(USER_LABEL, |s| s.id.as_str());
+            self.metrics.denied(label);
+            return Box::pin(std::future::ready(Ok(denial(
+                &request,
+                &method,
+                &caller,
+                correlation_id,
+                &denied,
+            ))));
         }
 
         let correlation_id = correlation_id
-            .or_else(|| (!caller.jti.is_empty()).then(|| caller.jti.clone()))
+            .or_else(|| (!caller.jti().is_empty()).then(|| caller.jti().to_owned()))
             .unwrap_or_else(fresh_id);
         let span = tracing::info_span!("call", authenticatedUser = %caller, correlationId = %correlation_id);
         request.extensions_mut().insert(Arc::new(caller));
@@ -229,6 +266,112 @@ where
         // sending refused tokens is closed like one that sends nothing (crate::connections).
         let call = CallGuard::of(&request);
         Box::pin(serve_in(span, &mut inner, request, call))
+    }
+}
+
+/// Logs `accessDenied` for `caller` and answers `PERMISSION_DENIED`.
+fn denial<B, R: Default>(
+    request: &Request<B>,
+    method: &str,
+    caller: &Caller,
+    correlation_id: Option<String>,
+    denied: &svcid_identity::authz::AccessDenied,
+) -> Response<R> {
+    let peer = peer_address(request);
+    let logged_method = excerpt(method, MAX_LOGGED_METHOD_CHARS);
+    tracing::warn!(
+        authenticatedUser = %caller,
+        correlationId = %correlation_id.unwrap_or_else(|| caller.jti().to_owned()),
+        eventId = crate::events::ACCESS_DENIED,
+        peer = %peer,
+        method = %logged_method,
+        "{denied}"
+    );
+    status::permission_denied(denied).into_http()
+}
+
+/// The scheme and token of a request's one `authorization` value when it is `Bearer <t>` (scheme
+/// in any case) and `t` names one of `users`' issuers; `None` sends the call down the module path.
+fn user_token(headers: &HeaderMap, users: &Users) -> Option<(String, String)> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && users.is_user_token(token))
+        .then(|| (scheme.to_owned(), token.to_owned()))
+}
+
+/// What serving one call with a user token needs, moved into its future.
+struct UserCall {
+    users: Arc<Users>,
+    policy: Arc<AccessPolicy>,
+    refusals: Arc<RefusalLog>,
+    metrics: Arc<AuthMetrics>,
+    method: String,
+    correlation_id: Option<String>,
+    /// The scheme as sent (`Bearer` in some case).
+    scheme: String,
+}
+
+impl UserCall {
+    /// Verifies `token`, authorizes the person and serves the call with `inner`, or answers
+    /// `UNAUTHENTICATED` / `PERMISSION_DENIED`.
+    async fn serve<S, ReqBody, ResBody>(
+        self,
+        token: String,
+        mut inner: S,
+        mut request: Request<ReqBody>,
+    ) -> Result<Response<ResBody>, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+        S::Future: Send + 'static,
+        ResBody: Default,
+    {
+        let user = match self.users.authenticate(&token).await {
+            Ok(user) => user,
+            Err(error) => {
+                let peer = peer_address(&request);
+                let logged_method = excerpt(&self.method, MAX_LOGGED_METHOD_CHARS);
+                let (issuer, kid) = self.users.claimed_origin(&token).unwrap_or_default();
+                let issuer = excerpt(&issuer, 2 * EXCERPT_CHARS);
+                let kid = kid.map_or_else(|| "-".to_owned(), |kid| excerpt(&kid, EXCERPT_CHARS));
+                self.metrics.refused(error.reason(), "-", peer_ip(&peer));
+                // Never the token: the scheme, the reason code, the claimed issuer and kid.
+                self.refusals.refused(&Refusal {
+                    reason: error.reason(),
+                    kid: &kid,
+                    deployment: "-",
+                    peer: &peer,
+                    method: &logged_method,
+                    correlation_id: &self.correlation_id.unwrap_or_else(fresh_id),
+                    user: Some(UserRefusal {
+                        scheme: &excerpt(&self.scheme, 16),
+                        issuer: &issuer,
+                    }),
+                });
+                return Ok(status::unauthenticated_user(&error).into_http());
+            }
+        };
+        let caller = Caller::User(user);
+        if let Err(denied) = self.policy.authorize_caller(&self.method, &caller) {
+            self.metrics.denied(USER_LABEL);
+            return Ok(denial(
+                &request,
+                &self.method,
+                &caller,
+                self.correlation_id,
+                &denied,
+            ));
+        }
+        self.metrics.accepted(USER_LABEL);
+        let correlation_id = self.correlation_id.unwrap_or_else(fresh_id);
+        let span = tracing::info_span!("call", authenticatedUser = %caller, correlationId = %correlation_id);
+        request.extensions_mut().insert(Arc::new(caller));
+        let call = CallGuard::of(&request);
+        serve_in(span, &mut inner, request, call).await
     }
 }
 
@@ -275,8 +418,8 @@ fn oversized_is_resource_exhausted(headers: &mut HeaderMap) {
 }
 
 /// The verified caller of a request that passed [`AuthLayer`]; `None` only for open methods.
-pub fn caller<T>(request: &tonic::Request<T>) -> Option<Arc<CallerIdentity>> {
-    request.extensions().get::<Arc<CallerIdentity>>().cloned()
+pub fn caller<T>(request: &tonic::Request<T>) -> Option<Arc<Caller>> {
+    request.extensions().get::<Arc<Caller>>().cloned()
 }
 
 /// The caller's `x-correlation-id`, when it is a sane id (it ends up in logs, so nothing else).

@@ -179,6 +179,8 @@ pub async fn run<M: Module>(
     let instruments = Instruments::new();
     let live = LiveConfig::new(&settings, overrides).with_metrics(Arc::clone(&instruments.reloads));
     let http_listener = crate::http::listen_http(&settings.http).await?;
+    let users = startup::users(&settings);
+    let admin_roles = settings.jwt.admin_roles.clone();
     let credentials = Credentials::new(
         settings.verify_policy(),
         settings.jwt,
@@ -225,6 +227,15 @@ pub async fn run<M: Module>(
     let shared = instruments
         .actuator(M::KIND, bound, &verifier, &issuer)
         .console_enabled(settings.http.console);
+    let shared = match &users {
+        None => shared,
+        Some(users) => {
+            let (health_of, metrics_of) = (Arc::clone(users), Arc::clone(users));
+            shared
+                .health("userKeys", move || health_of.health())
+                .metrics(move |out| metrics_of.render_metrics(out))
+        }
+    };
     let actuator = (parts.actuator)(shared);
     // The listener is bound: calls queue in the kernel until the server below takes them.
     instruments.set_serving(true);
@@ -236,7 +247,9 @@ pub async fn run<M: Module>(
 
     let router = crate::server::router(
         &settings.grpc.limits,
-        AuthLayer::new(verifier, access_policy::<M>()).with_metrics(Arc::clone(&instruments.auth)),
+        AuthLayer::new(verifier, access_policy::<M>().with_admin_roles(admin_roles))
+            .with_metrics(Arc::clone(&instruments.auth))
+            .with_users(users.clone()),
         M::KIND.as_str(),
         health_service,
         parts.services,
@@ -272,12 +285,13 @@ pub async fn run<M: Module>(
     served.map_err(DaemonError::from)
 }
 
-/// Who may call what on module `M`: [`Module::CALLER`] its main service, any trusted peer
-/// `WhoAmI`, and what [`Module::more_access`] adds.
+/// Who may call what on module `M`: [`Module::CALLER`] its main service, any trusted peer and
+/// any person `WhoAmI`, and what [`Module::more_access`] adds.
 pub fn access_policy<M: Module>() -> AccessPolicy {
     M::more_access(
         AccessPolicy::new()
             .allow(&format!("/{}/", M::SERVICE), M::CALLER)
-            .allow_any_peer(crate::WHOAMI_PREFIX),
+            .allow_any_peer(crate::WHOAMI_PREFIX)
+            .allow_users(crate::WHOAMI_PREFIX),
     )
 }

@@ -93,6 +93,17 @@ pub struct Refusal<'a> {
     pub method: &'a str,
     /// The call's correlation id.
     pub correlation_id: &'a str,
+    /// For a refused user token: its scheme and issuer (the `kid` is in [`Refusal::kid`]).
+    pub user: Option<UserRefusal<'a>>,
+}
+
+/// What a refusal line adds for a user token: never the token, only where it claims to be from.
+#[derive(Clone, Copy, Debug)]
+pub struct UserRefusal<'a> {
+    /// The authorization scheme as sent (`Bearer`, any case; escaped, short).
+    pub scheme: &'a str,
+    /// The token's `iss`, a configured issuer's (escaped, short).
+    pub issuer: &'a str,
 }
 
 /// A folded count that is due to be logged.
@@ -156,7 +167,20 @@ impl RefusalLog {
         for summary in &ended {
             write_summary(summary, self.window);
         }
-        if log_now {
+        if log_now && let Some(user) = &refusal.user {
+            tracing::warn!(
+                correlationId = %refusal.correlation_id,
+                eventId = crate::events::AUTHENTICATION_FAILED,
+                reason = refusal.reason,
+                scheme = %user.scheme,
+                issuer = %user.issuer,
+                kid = %refusal.kid,
+                deployment = %refusal.deployment,
+                peer = %refusal.peer,
+                method = %refusal.method,
+                "Authentication failed."
+            );
+        } else if log_now {
             tracing::warn!(
                 correlationId = %refusal.correlation_id,
                 eventId = crate::events::AUTHENTICATION_FAILED,
@@ -314,6 +338,7 @@ mod tests {
             peer,
             method: "/svcid.identity.IdentityService/WhoAmI",
             correlation_id: "c",
+            user: None,
         }
     }
 

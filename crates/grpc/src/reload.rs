@@ -8,7 +8,8 @@
 //! Applied live: the deployments (keys added, revoked, reinstated, removed, and each peer's token
 //! profile — cached verifications are dropped with the old deployments), the generator key (key
 //! rotation) and the log levels (`logging.level.*`, logged as `logLevelsChanged`). Everything
-//! else (ports, hosts, intervals, token policy, log files and appenders) takes effect at the next
+//! else (ports, hosts, intervals, token policy, user-token issuers and administrator roles, log
+//! files and appenders) takes effect at the next
 //! start and is logged as `restartRequired` rather than half-applied. Each reload is counted, by
 //! result, in the [`ReloadMetrics`] given with [`LiveConfig::with_metrics`].
 //!
@@ -41,6 +42,10 @@ struct StartOnly {
     max_token_lifetime: Duration,
     require_audience: bool,
     impersonation_role: String,
+    admin_roles: Vec<String>,
+    /// The user-token settings as text: compared only, never logged (the issuers are rebuilt
+    /// only at start).
+    users: String,
 }
 
 impl StartOnly {
@@ -60,6 +65,8 @@ impl StartOnly {
             max_token_lifetime: settings.jwt.max_token_lifetime,
             require_audience: settings.jwt.require_audience,
             impersonation_role: settings.jwt.impersonation_role.clone(),
+            admin_roles: settings.jwt.admin_roles.clone(),
+            users: format!("{:?}", settings.users),
         }
     }
 
@@ -115,6 +122,12 @@ impl StartOnly {
             || self.impersonation_role != new.impersonation_role
         {
             changed.push(format!("{}.* (other than generator.key)", names::JWT));
+        }
+        if self.admin_roles != new.admin_roles {
+            changed.push(names::ADMIN_ROLES.to_owned());
+        }
+        if self.users != new.users {
+            changed.push(format!("{}.*, mp.jwt.*", names::KEYCLOAK));
         }
         changed
     }

@@ -12,6 +12,12 @@ pub fn unauthenticated(error: &AuthError) -> Status {
     Status::unauthenticated(format!("{}: {error}", error.reason()))
 }
 
+/// `UNAUTHENTICATED` for a refused user token: the reason code and a short sentence (never the
+/// token).
+pub fn unauthenticated_user(error: &svcid_users::UserAuthError) -> Status {
+    Status::unauthenticated(format!("{}: {error}", error.reason()))
+}
+
 /// `PERMISSION_DENIED`: the caller is known but may not call this method.
 pub fn permission_denied(denied: &AccessDenied) -> Status {
     Status::permission_denied(denied.to_string())

@@ -1,6 +1,7 @@
 //! `IdentityService.WhoAmI`, served by both daemons: how this server sees the caller. The first
 //! thing an operator calls when a key setup does not work.
 
+use svcid_identity::identity::Caller;
 use svcid_proto::pb::identity::identity_service_server::{IdentityService, IdentityServiceServer};
 use svcid_proto::pb::identity::{ImpersonatedUser, WhoAmIRequest, WhoAmIResponse};
 use tonic::{Request, Response, Status};
@@ -32,18 +33,28 @@ impl IdentityService for WhoAmI {
     ) -> Result<Response<WhoAmIResponse>, Status> {
         let caller =
             crate::caller(&request).ok_or_else(|| Status::unauthenticated("no verified caller"))?;
-        Ok(Response::new(WhoAmIResponse {
-            identity: caller.to_string(),
-            module: caller.service.module.clone(),
-            id: caller.service.id.clone(),
-            roles: caller.service.roles.clone(),
-            kid: caller.kid.clone(),
-            user: caller.user.as_ref().map(|u| ImpersonatedUser {
-                id: u.id.clone(),
-                username: u.username.clone(),
-                roles: u.roles.clone(),
-            }),
-            server_module: self.module.clone(),
-        }))
+        Ok(Response::new(answer(&caller, &self.module)))
+    }
+}
+
+/// The `WhoAmI` answer for `caller`, served by a module of type `server_module`. A person calling
+/// directly has no module, deployment, roles or `kid`: only `identity` and `user` are set.
+pub fn answer(caller: &Caller, server_module: &str) -> WhoAmIResponse {
+    let user = caller.user().map(|u| ImpersonatedUser {
+        id: u.id,
+        username: u.username,
+        roles: u.roles,
+    });
+    let (module, id, roles) = caller.service().map_or_else(Default::default, |s| {
+        (s.module.clone(), s.id.clone(), s.roles.clone())
+    });
+    WhoAmIResponse {
+        identity: caller.to_string(),
+        module,
+        id,
+        roles,
+        kid: caller.kid().to_owned(),
+        user,
+        server_module: server_module.to_owned(),
     }
 }

@@ -51,7 +51,7 @@ impl HeartbeatService for LoggingHeartbeat {
     ) -> Result<Response<HeartbeatResponse>, Status> {
         // Handlers read the caller from the extensions the layer filled.
         let caller = svcid_grpc::caller(&request).ok_or_else(|| Status::internal("no caller"))?;
-        tracing::info!(eventId = "heartbeatServed", peerModule = %caller.service.module, "Heartbeat served.");
+        tracing::info!(eventId = "heartbeatServed", peerModule = %caller.service().map_or("-", |s| s.module.as_str()), "Heartbeat served.");
         Ok(Response::new(HeartbeatResponse {
             engine_id: "engine-1".to_owned(),
             ..HeartbeatResponse::default()

@@ -79,6 +79,68 @@ impl fmt::Display for CallerIdentity {
     }
 }
 
+/// Who called, as the authentication layer hands it to authorization, handlers and logs: a
+/// module (with its service token, perhaps acting for a user) or a person whose user token
+/// verified. Prints as `authenticatedUser`: `ServiceIdentity(…)`,
+/// `ImpersonatedUserIdentity(…)` or `SimpleUserIdentity(id=…, roles=[…])`.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// A module, from its `Internal-jwt` (or `Bearer`) service token.
+    Module(CallerIdentity),
+    /// A person, from a verified user token.
+    User(crate::user::UserIdentity),
+}
+
+impl Caller {
+    /// The calling module; `None` for a person calling directly.
+    pub fn service(&self) -> Option<&ServiceIdentity> {
+        match self {
+            Caller::Module(caller) => Some(&caller.service),
+            Caller::User(_) => None,
+        }
+    }
+
+    /// The person behind the call, direct or acted for by a module, as a `usr` claim carries it;
+    /// `None` for a module acting on its own. Its roles are the only roles a person holds.
+    pub fn user(&self) -> Option<ImpersonatedUser> {
+        match self {
+            Caller::Module(caller) => caller.user.clone(),
+            Caller::User(user) => Some(user.to_impersonated()),
+        }
+    }
+
+    /// The `kid` the module signed with; empty for a person.
+    pub fn kid(&self) -> &str {
+        match self {
+            Caller::Module(caller) => &caller.kid,
+            Caller::User(_) => "",
+        }
+    }
+
+    /// The token's `jti` (empty when absent or for a person).
+    pub fn jti(&self) -> &str {
+        match self {
+            Caller::Module(caller) => &caller.jti,
+            Caller::User(_) => "",
+        }
+    }
+}
+
+impl fmt::Display for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Caller::Module(caller) => caller.fmt(f),
+            Caller::User(user) => user.fmt(f),
+        }
+    }
+}
+
+impl From<CallerIdentity> for Caller {
+    fn from(caller: CallerIdentity) -> Self {
+        Caller::Module(caller)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap: a panic is a failed test
 mod tests {
@@ -128,5 +190,26 @@ mod tests {
             caller.to_string(),
             "ImpersonatedUserIdentity(id=42, roles=[ADMIN, USER], serviceIdentity=ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION]))"
         );
+        let module = Caller::from(caller.clone());
+        assert_eq!(module.to_string(), caller.to_string());
+        assert_eq!(module.service(), Some(&service()));
+        assert_eq!(module.user().map(|u| u.username), Some("alice".to_owned()));
+        assert_eq!((module.kid(), module.jti()), ("k", "j"));
+    }
+
+    #[test]
+    fn a_person_calling_directly_has_no_service() {
+        let person = Caller::User(crate::user::UserIdentity {
+            id: "f2a1".into(),
+            username: "alice".into(),
+            roles: vec!["USER".into(), "DPM_ADMIN".into()],
+        });
+        assert_eq!(
+            person.to_string(),
+            "SimpleUserIdentity(id=f2a1, roles=[DPM_ADMIN, USER])"
+        );
+        assert!(person.service().is_none());
+        assert_eq!(person.user().map(|u| u.id), Some("f2a1".to_owned()));
+        assert_eq!((person.kid(), person.jti()), ("", ""));
     }
 }

@@ -24,7 +24,7 @@ pub mod user;
 pub use authz::{AccessDenied, AccessPolicy};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deployments::{Deployment, DeploymentKey, Deployments, DeploymentsDiff, DeploymentsError};
-pub use identity::{CallerIdentity, ImpersonatedUser, ServiceIdentity};
+pub use identity::{Caller, CallerIdentity, ImpersonatedUser, ServiceIdentity};
 pub use jwk::{ContentFindings, GeneratorKey, KeyError, PublicKey, thumbprint};
 pub use strict_json::StrictJsonError;
 pub use token::{

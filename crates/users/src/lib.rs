@@ -112,6 +112,16 @@ impl Users {
         self.verifier.route(token).is_ok()
     }
 
+    /// The `iss` and `kid` a user token claims (read without trusting it), for the log line of a
+    /// refusal; `None` when it is not a user token.
+    pub fn claimed_origin(&self, token: &str) -> Option<(String, Option<String>)> {
+        let routed = self.verifier.route(token).ok()?;
+        Some((
+            routed.issuer().issuer.clone(),
+            routed.kid().map(str::to_owned),
+        ))
+    }
+
     /// Verifies `token` with its issuer's keys, fetching them first when needed.
     pub async fn authenticate(&self, token: &str) -> Result<UserIdentity, UserAuthError> {
         let (index, kid) = {

@@ -115,6 +115,25 @@ mod tests {
     }
 }
 
+/// The module's user-token issuers (`None` when none is configured). Keys behind an `https://` URL
+/// are fetched trusting what the module trusts for its own outbound calls: a DPE its DPM client
+/// TLS trust, DPM its engine-client TLS trust, and the system roots when that TLS is off.
+pub fn users(settings: &svcid_config::Settings) -> Option<std::sync::Arc<svcid_users::Users>> {
+    let client_tls = match &settings.role {
+        svcid_config::RoleSettings::Dpm(dpm) => dpm.engine_tls.as_ref(),
+        svcid_config::RoleSettings::Dpe(dpe) => dpe.dpm_tls.as_ref(),
+    };
+    let trust = client_tls.map_or(svcid_config::ServerTrust::SystemRoots, |tls| {
+        tls.trust.clone()
+    });
+    svcid_users::Users::new(
+        &settings.users,
+        &trust,
+        std::sync::Arc::new(svcid_identity::clock::SystemClock),
+    )
+    .map(std::sync::Arc::new)
+}
+
 /// Opens the configured gRPC listener, mapping failure to [`DaemonError::Bind`].
 pub async fn listen_grpc(host: &str, port: u16) -> Result<TcpListener, DaemonError> {
     crate::server::listen(host, port)
