@@ -1389,6 +1389,19 @@ fn whoami_bearer_sends_the_token_with_the_bearer_scheme() {
     );
     assert!(text.contains("roles: dev"), "{text}");
 
+    // --home: the home's own module token, with the module scheme, as its daemon sends it.
+    let pair = Pair::linked();
+    let output = svcid(&["whoami", "--home", s(&pair.dpe), "--json", &address]);
+    assert_eq!(code(&output), 0, "{output:?}");
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let seen = answer["identity"].as_str().unwrap();
+    let module_token = seen
+        .strip_prefix("UserIdentity(seen=Internal-jwt ")
+        .and_then(|t| t.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{seen}"));
+    let inspected = svcid(&["token", "inspect", module_token, "--home", s(&pair.dpm)]);
+    assert_eq!(code(&inspected), 0, "{}", stdout(&inspected));
+
     // The server lacks EngineAdminService: the error says so, and never shows the token.
     let output = svcid(&["whoami", "--bearer", token, "--engine", "dpe-1", &address]);
     assert_eq!(code(&output), 2, "{output:?}");
