@@ -3,10 +3,88 @@
 //! copies by hand: the base64 generator key, the fingerprint, and the single-line public `content`
 //! without `d` and `use`. This is the one command whose output holds a private key, on purpose;
 //! `svcid link` writes keys straight into the files instead and is what most operators want.
+//!
+//! For people's tokens (`--kty RSA`, `--pem DIR`) it prints what the web generator shows for
+//! the key type (the keypair, the keypair as a set, the public key) or, with `--pem`, writes
+//! `privateKey.pem` and `publicKey.pem` as the MicroProfile JWT guide's `openssl` commands do and
+//! prints only the public key.
+
+use std::path::Path;
 
 use anyhow::{Context, Result};
+use serde_json::{Value, json};
 use svcid_config::names::{self, deployment as field};
 use svcid_identity::jwk::GeneratorKey;
+
+use crate::userkey::KeyPair;
+
+/// What the web generator shows for a key that is not a module's generator key: the keypair,
+/// the keypair as a JWK set, and the public key (`json` for machines).
+pub fn render_keypair(key: &KeyPair, json: bool) -> Result<String> {
+    let keypair = key.private_jwk()?;
+    let public = key.public_jwk()?;
+    let set = json!({ "keys": [keypair.clone()] });
+    if json {
+        let value = json!({
+            "keypair": keypair,
+            "keypairSet": set,
+            "publicKey": public,
+            "kid": key.thumbprint()?,
+        });
+        return Ok(serde_json::to_string_pretty(&value)?);
+    }
+    Ok(format!(
+        "Public and Private Keypair ({kty} {bits}, use sig, alg {alg}, kid = RFC 7638 SHA-256 thumbprint).\n\
+         It holds the private key: keep it secret, never give it to a verifier.\n\
+         {keypair}\n\n\
+         Public and Private Keypair Set\n\
+         {set}\n\n\
+         Public Key (what a verifier is given)\n\
+         {public}",
+        kty = key.kty(),
+        bits = key.bits(),
+        alg = key.alg(),
+        keypair = serde_json::to_string_pretty(&keypair)?,
+        set = serde_json::to_string_pretty(&set)?,
+        public = serde_json::to_string_pretty(&public)?,
+    ))
+}
+
+/// After `--pem DIR`: where the files are and the public key (the private one is only in the file).
+pub fn render_pem_written(
+    key: &KeyPair,
+    private: &Path,
+    public: &Path,
+    json: bool,
+) -> Result<String> {
+    let jwk = key.public_jwk()?;
+    if json {
+        let value = json!({
+            "privateKeyFile": private.display().to_string(),
+            "publicKeyFile": public.display().to_string(),
+            "kid": key.thumbprint()?,
+            "publicKey": jwk,
+        });
+        return Ok(serde_json::to_string_pretty(&value)?);
+    }
+    Ok(format!(
+        "wrote {private} ({kty} {bits}, PKCS#8, mode 600: keep it secret; it signs tokens)\n\
+         wrote {public} (public key, SPKI PEM: give it to verifiers, e.g. mp.jwt.verify.publickey.location={public_name})\n\
+         kid (RFC 7638 SHA-256 thumbprint): {kid}\n\
+         Public Key\n\
+         {jwk}",
+        private = private.display(),
+        public = public.display(),
+        public_name = public
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        kty = key.kty(),
+        bits = key.bits(),
+        kid = key.thumbprint()?,
+        jwk = serde_json::to_string_pretty(&Value::clone(&jwk))?,
+    ))
+}
 
 /// The keypair and the three derived values, as printed (`json` for machines).
 pub fn render(key: &GeneratorKey, json: bool) -> Result<String> {
@@ -69,6 +147,21 @@ mod tests {
         let (public, findings) = PublicKey::from_content(content).unwrap();
         assert_eq!(public.thumbprint(), key.kid());
         assert!(!findings.private_part);
+    }
+
+    #[test]
+    fn rsa_output_has_the_three_forms() {
+        let key = KeyPair::generate_rsa(2048).unwrap();
+        let text = render_keypair(&key, false).unwrap();
+        assert!(text.starts_with("Public and Private Keypair (RSA 2048, use sig, alg RS256"));
+        assert!(text.contains("Public and Private Keypair Set"));
+        assert!(text.contains("Public Key (what a verifier is given)"));
+        let value: serde_json::Value =
+            serde_json::from_str(&render_keypair(&key, true).unwrap()).unwrap();
+        assert_eq!(value["kid"], key.thumbprint().unwrap());
+        assert_eq!(value["keypairSet"]["keys"][0]["kid"], value["kid"]);
+        assert!(value["publicKey"].get("d").is_none());
+        assert_eq!(value["keypair"]["alg"], "RS256");
     }
 
     #[test]

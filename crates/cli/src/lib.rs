@@ -14,6 +14,9 @@ pub mod keygen;
 pub mod link;
 pub mod revoke;
 pub mod token;
+pub mod userkey;
+pub mod usertoken;
+pub mod whoami;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -48,11 +51,24 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Generate an EC P-256 / ES256 signing key (kid = RFC 7638 thumbprint) and print the values
-    /// the manual copies by hand.
+    /// the manual copies by hand; --kty RSA and --pem DIR make keys for people's tokens.
     Keygen {
         /// Print JSON for machines.
         #[arg(long)]
         json: bool,
+        /// Key type: EC (P-256, ES256) or RSA (RS256).
+        #[arg(long, value_enum, default_value = "EC")]
+        kty: userkey::Kty,
+        /// RSA key size: 2048, 3072 or 4096 (only with --kty RSA).
+        #[arg(long)]
+        bits: Option<u32>,
+        /// Write privateKey.pem (PKCS#8, mode 600) and publicKey.pem (SPKI) into DIR and print
+        /// only the public key.
+        #[arg(long, value_name = "DIR")]
+        pem: Option<PathBuf>,
+        /// With --pem: replace existing files.
+        #[arg(long, requires = "pem")]
+        force: bool,
     },
     /// Give both module homes a key and make each trust the other (dpm-<env> / dpe-<env>);
     /// safe to run again. With --rotate, give both new keys without breaking a running pair.
@@ -102,9 +118,43 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Mint or inspect service tokens.
-    #[command(subcommand)]
-    Token(TokenCommand),
+    /// Mint or inspect service tokens; with --user, mint a person's token for tests.
+    Token(TokenArgs),
+    /// Ask a running dpm or dpe as whom it sees the caller (IdentityService.WhoAmI): with a
+    /// person's token (--bearer) or a home's own module token (--home); --engine asks DPM to ask
+    /// that engine on the caller's behalf.
+    Whoami {
+        /// The daemon's gRPC address.
+        #[arg(value_name = "HOST:PORT")]
+        address: String,
+        /// A person's token, sent as "authorization: Bearer TOKEN"; - reads it from standard
+        /// input.
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            conflicts_with = "home",
+            required_unless_present = "home"
+        )]
+        bearer: Option<String>,
+        /// The module home whose generator key signs a module token instead.
+        #[arg(long)]
+        home: Option<PathBuf>,
+        /// The home's module type (default: inferred).
+        #[arg(long, value_enum, default_value_t = ModuleChoice::Auto, requires = "home")]
+        module: ModuleChoice,
+        /// With --home: the module type of the daemon called (the token's aud).
+        #[arg(long, default_value = "dpm", requires = "home")]
+        aud: String,
+        /// Ask DPM to call this engine for the caller (EngineAdminService.WhoAmIOnEngine).
+        #[arg(long, value_name = "ID")]
+        engine: Option<String>,
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for the daemon.
+        #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+        timeout: u64,
+    },
     /// List the engines a running DPM knows (id, address, status, since, last seen, who
     /// registered it, constraints), calling it with a token signed by HOME's key (aud=dpm):
     /// DPM must trust that key (use the DPE home of a linked pair).
@@ -147,7 +197,43 @@ pub enum Command {
     },
 }
 
-/// `svcid token …`.
+/// `svcid token …`: a subcommand, or `--user` and its options.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_required = false)]
+pub struct TokenArgs {
+    /// mint or inspect.
+    #[command(subcommand)]
+    pub command: Option<TokenCommand>,
+    /// A person's token.
+    #[command(flatten)]
+    pub user: UserTokenArgs,
+}
+
+/// `svcid token --user …`.
+#[derive(Debug, clap::Args)]
+pub struct UserTokenArgs {
+    /// Mint a person's token for tests, as the MicroProfile JWT guide's generateJWTString: the
+    /// claims file plus iat = auth_time = now and exp = now + --expires-in; prints only the token.
+    #[arg(long, requires_all = ["claims", "key"])]
+    pub user: bool,
+    /// The claims, a JSON object (iss, sub, upn, groups, …).
+    #[arg(long, value_name = "FILE.json", requires = "user")]
+    pub claims: Option<PathBuf>,
+    /// The private key, PKCS#8 PEM (RSA signs RS256, EC P-256 signs ES256).
+    #[arg(long, value_name = "PEM", requires = "user")]
+    pub key: Option<PathBuf>,
+    /// exp - iat: seconds, or with a unit s, m, h, d.
+    #[arg(long, default_value = "1000s", value_parser = usertoken::parse_duration, requires = "user")]
+    pub expires_in: Duration,
+    /// The header's kid (default: the key's RFC 7638 thumbprint).
+    #[arg(long, requires = "user")]
+    pub kid: Option<String>,
+    /// Make a bad token of this kind, for testing a verifier.
+    #[arg(long, value_enum, requires = "user")]
+    pub invalid: Option<usertoken::Invalid>,
+}
+
+/// `svcid token mint|inspect`.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Print a token minted with a home's own generator key.
@@ -210,11 +296,51 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `svcid keygen`: today's EC values, the web generator's RSA forms, or PEM files.
+fn keygen_command(
+    kty: userkey::Kty,
+    bits: Option<u32>,
+    pem: Option<&std::path::Path>,
+    force: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    if bits.is_some() && kty != userkey::Kty::Rsa {
+        anyhow::bail!("--bits is for --kty RSA; EC keys are P-256");
+    }
+    let (key, generator) = match kty {
+        userkey::Kty::Rsa => (userkey::KeyPair::generate_rsa(bits.unwrap_or(2048))?, None),
+        userkey::Kty::Ec => {
+            let generator = GeneratorKey::generate();
+            (
+                userkey::KeyPair::from_generator(&generator)?,
+                Some(generator),
+            )
+        }
+    };
+    let text = match (pem, generator) {
+        (Some(dir), _) => {
+            let (private, public) = userkey::write_pem_files(&key, dir, force)?;
+            keygen::render_pem_written(&key, &private, &public, json)?
+        }
+        (None, Some(generator)) => keygen::render(&generator, json)?,
+        (None, None) => keygen::render_keypair(&key, json)?,
+    };
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
 /// Runs one command, writing its report to `out`; returns the exit code.
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Keygen { json } => {
-            writeln!(out, "{}", keygen::render(&GeneratorKey::generate(), json)?)?;
+        Command::Keygen {
+            json,
+            kty,
+            bits,
+            pem,
+            force,
+        } => {
+            keygen_command(kty, bits, pem.as_deref(), force, json, out)?;
             Ok(0)
         }
         Command::Link {
@@ -257,14 +383,64 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             }
             check::check(&homes, &module, json, out)
         }
-        Command::Token(TokenCommand::Mint {
-            home,
-            aud,
-            module,
-            profile,
+        Command::Token(TokenArgs {
+            command: None,
             user,
-            username,
-            role,
+        }) => {
+            let (true, Some(claims), Some(key)) = (user.user, user.claims, user.key) else {
+                anyhow::bail!(
+                    "svcid token needs a subcommand (mint, inspect) or --user --claims FILE.json --key PEM"
+                );
+            };
+            let request = usertoken::UserTokenRequest {
+                claims: &claims,
+                key: &key,
+                expires_in: user.expires_in,
+                kid: user.kid,
+                invalid: user.invalid,
+            };
+            use svcid_identity::clock::Clock as _;
+            let now = svcid_identity::clock::SystemClock.now_unix();
+            writeln!(out, "{}", usertoken::mint_user(&request, now)?)?;
+            Ok(0)
+        }
+        Command::Whoami {
+            address,
+            bearer,
+            home,
+            module,
+            aud,
+            engine,
+            json,
+            timeout,
+        } => {
+            let caller = match (bearer, home) {
+                (Some(token), _) => whoami::Caller::Bearer(whoami::read_token(&token)?),
+                (None, Some(home)) => whoami::Caller::Home { home, module, aud },
+                (None, None) => anyhow::bail!("give --bearer TOKEN or --home DIR"),
+            };
+            let query = whoami::WhoamiQuery {
+                address: &address,
+                caller,
+                engine,
+                json,
+                timeout: Duration::from_secs(timeout.max(1)),
+            };
+            whoami::whoami(&query, out)?;
+            Ok(0)
+        }
+        Command::Token(TokenArgs {
+            command:
+                Some(TokenCommand::Mint {
+                    home,
+                    aud,
+                    module,
+                    profile,
+                    user,
+                    username,
+                    role,
+                }),
+            ..
         }) => {
             let user = user.map(|id| ImpersonatedUser {
                 username: username.unwrap_or_else(|| id.clone()),
@@ -279,10 +455,14 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             token::mint(&home, module, &request, out, &mut std::io::stderr())?;
             Ok(0)
         }
-        Command::Token(TokenCommand::Inspect {
-            token,
-            home,
-            module,
+        Command::Token(TokenArgs {
+            command:
+                Some(TokenCommand::Inspect {
+                    token,
+                    home,
+                    module,
+                }),
+            ..
         }) => token::inspect(&token, home.as_deref().map(|h| (h, module)), out),
         Command::Engines {
             dpm,

@@ -931,3 +931,520 @@ fn check_flags_a_bad_token_profile_and_a_pair_that_disagrees() {
     let out = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
 }
+
+// ---- Keys and tokens for people (MicroProfile JWT) ----
+
+/// The claims file of the MicroProfile JWT guide's example, with the issuer these tests trust.
+const MP_ISSUER: &str = "https://server.example.com";
+const MP_CLAIMS: &str = r#"{
+  "iss": "https://server.example.com",
+  "jti": "a-123",
+  "sub": "24400320",
+  "upn": "jdoe@example.com",
+  "preferred_username": "jdoe",
+  "aud": "s6BhdRkqt3",
+  "groups": ["architect", "master", "leader", "dev"]
+}"#;
+
+/// `privateKey.pem` and `publicKey.pem` made independently of svcid: the guide's three openssl
+/// commands when the `openssl` command is installed, else josekit's generator (also PKCS#8).
+fn independent_rsa_pems(dir: &Path) -> (PathBuf, PathBuf) {
+    let private = dir.join("privateKey.pem");
+    let public = dir.join("publicKey.pem");
+    let base = dir.join("baseKey.pem");
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let by_openssl = run(&["genrsa", "-out", s(&base), "2048"])
+        && run(&[
+            "pkcs8",
+            "-topk8",
+            "-inform",
+            "PEM",
+            "-in",
+            s(&base),
+            "-out",
+            s(&private),
+            "-nocrypt",
+        ])
+        && run(&[
+            "rsa",
+            "-in",
+            s(&base),
+            "-pubout",
+            "-outform",
+            "PEM",
+            "-out",
+            s(&public),
+        ]);
+    if !by_openssl {
+        eprintln!("no openssl command: generating the RSA key with josekit");
+        let pair = josekit::jws::RS256.generate_key_pair(2048).unwrap();
+        std::fs::write(&private, pair.to_pem_private_key()).unwrap();
+        std::fs::write(&public, pair.to_pem_public_key()).unwrap();
+    }
+    (private, public)
+}
+
+fn independent_ec_pems(dir: &Path) -> (PathBuf, PathBuf) {
+    let pair = josekit::jws::ES256.generate_key_pair().unwrap();
+    let private = dir.join("ec-private.pem");
+    let public = dir.join("ec-public.pem");
+    std::fs::write(&private, pair.to_pem_private_key()).unwrap();
+    std::fs::write(&public, pair.to_pem_public_key()).unwrap();
+    (private, public)
+}
+
+fn segment_json(token: &str, index: usize) -> serde_json::Value {
+    let part = token.split('.').nth(index).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// svcid's own verdict on `token`: MicroProfile JWT rules for [`MP_ISSUER`] with `public_pem`.
+fn mp_verdict(public_pem: &Path, token: &str) -> Result<String, String> {
+    use svcid_identity::user::{KeyFilter, UserIssuerPolicy, UserKeySet, UserTokenVerifier};
+    let text = std::fs::read_to_string(public_pem).unwrap();
+    let keys = UserKeySet::parse(&text, KeyFilter::Signing).unwrap();
+    let verifier = UserTokenVerifier::new(
+        vec![UserIssuerPolicy::micro_profile(MP_ISSUER)],
+        Arc::new(svcid_identity::clock::SystemClock),
+    )
+    .unwrap();
+    verifier
+        .verify(token, |_| &keys)
+        .map(|user| format!("{} {:?}", user.username, user.roles))
+        .map_err(|e| e.reason().to_owned())
+}
+
+fn token_user(private: &Path, claims: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "token",
+        "--user",
+        "--claims",
+        s(claims),
+        "--key",
+        s(private),
+    ];
+    args.extend_from_slice(extra);
+    svcid(&args)
+}
+
+#[test]
+fn token_user_mints_the_guides_token_that_independent_and_own_verifiers_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let claims = dir.path().join("jwt-token.json");
+    std::fs::write(&claims, MP_CLAIMS).unwrap();
+    let (rsa_private, rsa_public) = independent_rsa_pems(dir.path());
+    let (ec_private, ec_public) = independent_ec_pems(dir.path());
+    let rsa_pem = std::fs::read(&rsa_public).unwrap();
+    let ec_pem = std::fs::read(&ec_public).unwrap();
+    let cases: [(&Path, &Path, &str, Box<dyn josekit::jws::JwsVerifier>); 2] = [
+        (
+            &rsa_private,
+            &rsa_public,
+            "RS256",
+            Box::new(josekit::jws::RS256.verifier_from_pem(&rsa_pem).unwrap()),
+        ),
+        (
+            &ec_private,
+            &ec_public,
+            "ES256",
+            Box::new(josekit::jws::ES256.verifier_from_pem(&ec_pem).unwrap()),
+        ),
+    ];
+    for (private, public, alg, verifier) in cases {
+        let before = time::OffsetDateTime::now_utc().unix_timestamp();
+        let output = token_user(private, &claims, &[]);
+        assert_eq!(code(&output), 0, "{output:?}");
+        let token = stdout(&output);
+        assert_eq!(
+            token.lines().count(),
+            1,
+            "only the token on stdout: {token}"
+        );
+        let token = token.trim();
+        let (payload, header) = josekit::jwt::decode_with_verifier(token, verifier.as_ref())
+            .unwrap_or_else(|e| panic!("josekit refuses the {alg} token: {e}"));
+        assert_eq!(header.algorithm(), Some(alg));
+        assert_eq!(header.token_type(), Some("JWT"));
+        let kid = header.key_id().unwrap().to_owned();
+        assert_eq!(kid.len(), 43, "an RFC 7638 SHA-256 thumbprint: {kid}");
+        let claims_out = payload.claims_set();
+        let iat = claims_out["iat"].as_i64().unwrap();
+        assert!(iat >= before && iat <= before + 5, "iat {iat} is now");
+        assert_eq!(claims_out["auth_time"].as_i64(), Some(iat));
+        assert_eq!(
+            claims_out["exp"].as_i64(),
+            Some(iat + 1000),
+            "the guide's 1000 s"
+        );
+        assert_eq!(claims_out["upn"], "jdoe@example.com");
+        assert_eq!(claims_out["groups"][3], "dev");
+        assert_eq!(
+            mp_verdict(public, token).unwrap(),
+            r#"jdoe@example.com ["architect", "dev", "leader", "master"]"#
+        );
+
+        let output = token_user(
+            private,
+            &claims,
+            &["--expires-in", "60s", "--kid", "/privateKey.pem"],
+        );
+        let token = stdout(&output);
+        let header = segment_json(token.trim(), 0);
+        let payload = segment_json(token.trim(), 1);
+        assert_eq!(header["kid"], "/privateKey.pem");
+        assert_eq!(
+            payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(),
+            60
+        );
+        assert!(mp_verdict(public, token.trim()).is_ok());
+
+        for (invalid, reason) in [
+            ("issuer", "not_user_token"),
+            ("exp", "expired"),
+            ("iat", "iat_after_exp"),
+            ("signer", "bad_signature"),
+            ("alg", "alg_refused"),
+        ] {
+            let output = token_user(private, &claims, &["--invalid", invalid]);
+            assert_eq!(code(&output), 0, "{output:?}");
+            let token = stdout(&output);
+            let token = token.trim();
+            assert_eq!(
+                mp_verdict(public, token).unwrap_err(),
+                reason,
+                "--invalid {invalid} ({alg})"
+            );
+            let payload = segment_json(token, 1);
+            match invalid {
+                "issuer" => {
+                    assert_ne!(payload["iss"], MP_ISSUER);
+                    josekit::jwt::decode_with_verifier(token, verifier.as_ref()).unwrap();
+                }
+                "signer" => {
+                    assert!(josekit::jwt::decode_with_verifier(token, verifier.as_ref()).is_err());
+                }
+                "alg" => {
+                    assert_eq!(segment_json(token, 0)["alg"], "HS256");
+                    let pem = std::fs::read(public).unwrap();
+                    let hmac = josekit::jws::HS256.verifier_from_bytes(&pem).unwrap();
+                    josekit::jwt::decode_with_verifier(token, &hmac).unwrap();
+                }
+                _ => {
+                    josekit::jwt::decode_with_verifier(token, verifier.as_ref()).unwrap();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn token_user_refuses_a_public_key_and_unreadable_files_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let claims = dir.path().join("jwt-token.json");
+    std::fs::write(&claims, MP_CLAIMS).unwrap();
+    let (_, public) = independent_ec_pems(dir.path());
+    let output = token_user(&public, &claims, &[]);
+    assert_eq!(code(&output), 2);
+    assert!(output.stdout.is_empty());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("ec-public.pem") && error.contains("public key"),
+        "{error}"
+    );
+    let missing = dir.path().join("nowhere.pem");
+    let output = token_user(&missing, &claims, &[]);
+    assert_eq!(code(&output), 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nowhere.pem"));
+    let (private, _) = independent_ec_pems(dir.path());
+    let output = token_user(&private, &dir.path().join("no-claims.json"), &[]);
+    assert_eq!(code(&output), 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no-claims.json"));
+    let output = svcid(&["token", "--claims", s(&claims)]);
+    assert_ne!(code(&output), 0, "--claims without --user");
+}
+
+#[test]
+fn keygen_rsa_pem_writes_the_guides_files_and_matching_jwks() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let output = svcid(&["keygen", "--kty", "RSA", "--pem", s(&keys), "--json"]);
+    assert_eq!(code(&output), 0, "{output:?}");
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(
+        !stdout(&output).contains("PRIVATE"),
+        "no private key on stdout"
+    );
+    let private = keys.join("privateKey.pem");
+    let public = keys.join("publicKey.pem");
+    assert!(
+        std::fs::read_to_string(&private)
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
+    assert!(
+        std::fs::read_to_string(&public)
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let jwk = &report["publicKey"];
+    assert_eq!(jwk["kty"], "RSA");
+    assert_eq!(jwk["use"], "sig");
+    assert_eq!(jwk["alg"], "RS256");
+    assert_eq!(jwk["kid"], report["kid"]);
+    // The printed JWK and the PEM files are one key: josekit signs with the PEM, verifies with
+    // the JWK.
+    let signer = josekit::jws::RS256
+        .signer_from_pem(std::fs::read(&private).unwrap())
+        .unwrap();
+    let mut header = josekit::jws::JwsHeader::new();
+    header.set_token_type("JWT");
+    header.set_key_id(report["kid"].as_str().unwrap());
+    let mut payload = josekit::jwt::JwtPayload::new();
+    payload.set_issuer(MP_ISSUER);
+    let token = josekit::jwt::encode_with_signer(&payload, &header, &signer).unwrap();
+    let jwk = josekit::jwk::Jwk::from_bytes(serde_json::to_vec(jwk).unwrap()).unwrap();
+    let verifier = josekit::jws::RS256.verifier_from_jwk(&jwk).unwrap();
+    josekit::jwt::decode_with_verifier(&token, &verifier).unwrap();
+
+    // A second run does not replace the key unless told to.
+    let output = svcid(&["keygen", "--kty", "RSA", "--pem", s(&keys)]);
+    assert_eq!(code(&output), 2);
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("privateKey.pem") && error.contains("--force"),
+        "{error}"
+    );
+    let output = svcid(&[
+        "keygen",
+        "--kty",
+        "RSA",
+        "--bits",
+        "3072",
+        "--pem",
+        s(&keys),
+        "--force",
+    ]);
+    assert_eq!(code(&output), 0, "{output:?}");
+    assert!(stdout(&output).contains("mp.jwt.verify.publickey.location=publicKey.pem"));
+
+    // The minted token carries the thumbprint keygen printed, and verifies.
+    let claims = dir.path().join("jwt-token.json");
+    std::fs::write(&claims, MP_CLAIMS).unwrap();
+    let kid_line = stdout(&output)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("kid (RFC 7638 SHA-256 thumbprint): ")
+                .map(str::to_owned)
+        })
+        .unwrap();
+    let output = token_user(&private, &claims, &[]);
+    let token = stdout(&output);
+    assert_eq!(segment_json(token.trim(), 0)["kid"], kid_line.as_str());
+    assert!(mp_verdict(&public, token.trim()).is_ok());
+
+    // Without --pem: the keypair, its set and the public key, as JSON an independent library reads.
+    let output = svcid(&["keygen", "--kty", "RSA", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let pair =
+        josekit::jwk::Jwk::from_bytes(serde_json::to_vec(&report["keypair"]).unwrap()).unwrap();
+    let signer = josekit::jws::RS256.signer_from_jwk(&pair).unwrap();
+    header.set_key_id(report["kid"].as_str().unwrap());
+    let token = josekit::jwt::encode_with_signer(&payload, &header, &signer).unwrap();
+    let public =
+        josekit::jwk::Jwk::from_bytes(serde_json::to_vec(&report["publicKey"]).unwrap()).unwrap();
+    josekit::jwt::decode_with_verifier(
+        &token,
+        &josekit::jws::RS256.verifier_from_jwk(&public).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["keypairSet"]["keys"][0], report["keypair"]);
+
+    let output = svcid(&["keygen", "--bits", "2048"]);
+    assert_eq!(code(&output), 2, "--bits is for RSA");
+    let output = svcid(&["keygen", "--kty", "RSA", "--bits", "1024"]);
+    assert_eq!(code(&output), 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("2048, 3072 or 4096"));
+}
+
+#[test]
+fn keygen_ec_pem_is_the_same_key_as_its_jwk() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = svcid(&["keygen", "--pem", s(dir.path()), "--json"]);
+    assert_eq!(code(&output), 0, "{output:?}");
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["publicKey"]["alg"], "ES256");
+    let signer = josekit::jws::ES256
+        .signer_from_pem(std::fs::read(dir.path().join("privateKey.pem")).unwrap())
+        .unwrap();
+    let mut header = josekit::jws::JwsHeader::new();
+    header.set_token_type("JWT");
+    header.set_key_id(report["kid"].as_str().unwrap());
+    let token =
+        josekit::jwt::encode_with_signer(&josekit::jwt::JwtPayload::new(), &header, &signer)
+            .unwrap();
+    let jwk =
+        josekit::jwk::Jwk::from_bytes(serde_json::to_vec(&report["publicKey"]).unwrap()).unwrap();
+    josekit::jwt::decode_with_verifier(
+        &token,
+        &josekit::jws::ES256.verifier_from_jwk(&jwk).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A gRPC server with only `IdentityService`, answering with the `authorization` it received.
+struct EchoServer {
+    address: std::net::SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+#[derive(Clone)]
+struct Echo;
+
+#[tonic::async_trait]
+impl svcid_proto::pb::identity::identity_service_server::IdentityService for Echo {
+    async fn who_am_i(
+        &self,
+        request: tonic::Request<svcid_proto::pb::identity::WhoAmIRequest>,
+    ) -> Result<tonic::Response<svcid_proto::pb::identity::WhoAmIResponse>, tonic::Status> {
+        let seen = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(tonic::Response::new(
+            svcid_proto::pb::identity::WhoAmIResponse {
+                identity: format!("UserIdentity(seen={seen})"),
+                module: "user".into(),
+                id: "24400320".into(),
+                roles: vec!["dev".into()],
+                kid: String::new(),
+                user: None,
+                server_module: "dpm".into(),
+            },
+        ))
+    }
+}
+
+fn echo_server() -> EchoServer {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ready.send(listener.local_addr().unwrap()).unwrap();
+            tonic::transport::Server::builder()
+                .add_service(
+                    svcid_proto::pb::identity::identity_service_server::IdentityServiceServer::new(
+                        Echo,
+                    ),
+                )
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    async {
+                        let _ = stopped.await;
+                    },
+                )
+                .await
+                .unwrap();
+        });
+    });
+    EchoServer {
+        address: address.recv().unwrap(),
+        _stop: stop,
+    }
+}
+
+#[test]
+fn whoami_bearer_sends_the_token_with_the_bearer_scheme() {
+    let server = echo_server();
+    let address = server.address.to_string();
+    let token = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln";
+    let output = svcid(&["whoami", "--bearer", token, &address]);
+    assert_eq!(code(&output), 0, "{output:?}");
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(&format!(
+            "dpm at {address} sees you as UserIdentity(seen=Bearer {token})"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("roles: dev"), "{text}");
+
+    // --home: the home's own module token, with the module scheme, as its daemon sends it.
+    let pair = Pair::linked();
+    let output = svcid(&["whoami", "--home", s(&pair.dpe), "--json", &address]);
+    assert_eq!(code(&output), 0, "{output:?}");
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let seen = answer["identity"].as_str().unwrap();
+    let module_token = seen
+        .strip_prefix("UserIdentity(seen=Internal-jwt ")
+        .and_then(|t| t.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{seen}"));
+    let inspected = svcid(&["token", "inspect", module_token, "--home", s(&pair.dpm)]);
+    assert_eq!(code(&inspected), 0, "{}", stdout(&inspected));
+
+    // The server lacks EngineAdminService: the error says so, and never shows the token.
+    let output = svcid(&["whoami", "--bearer", token, "--engine", "dpe-1", &address]);
+    assert_eq!(code(&output), 2, "{output:?}");
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("does not serve EngineAdminService.WhoAmIOnEngine")
+            && error.contains("Unimplemented"),
+        "{error}"
+    );
+    assert!(
+        !error.contains(token) && output.stdout.is_empty(),
+        "{error}"
+    );
+
+    // Nobody listening: a clear error, no token either.
+    drop(server);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_address = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let output = svcid(&[
+        "whoami",
+        "--bearer",
+        token,
+        "--timeout",
+        "2",
+        &closed_address,
+    ]);
+    assert_eq!(code(&output), 2);
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("cannot reach") && !error.contains(token),
+        "{error}"
+    );
+
+    // Arguments: a caller is required, and only one.
+    assert_ne!(code(&svcid(&["whoami", &address])), 0);
+    assert_ne!(
+        code(&svcid(&[
+            "whoami", "--bearer", token, "--home", ".", &address
+        ])),
+        0
+    );
+    let output = svcid(&["whoami", "--bearer", token, "--engine", "dpe-1", "no-port"]);
+    assert_eq!(code(&output), 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("HOST:PORT"));
+}
