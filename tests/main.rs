@@ -17,3 +17,4 @@ mod product_wire;
 mod registry_postgres;
 mod startup;
 mod tls;
+mod users;

@@ -131,7 +131,7 @@ pub(crate) fn bind(b: &mut Binder<'_>, home: &ModuleHome) -> UserSettings {
     }
 }
 
-/// `ataccama.authentication.keycloak.*` (SPEC 10.2): the realm's issuer, audience and key URL.
+/// `ataccama.authentication.keycloak.*` (docs/users.md): the realm's issuer, audience and key URL.
 fn bind_keycloak(b: &mut Binder<'_>) -> Option<UserIssuerSettings> {
     let enabled = b.bool(names::KEYCLOAK_TOKEN_ENABLE, true);
     let key_cache_ttl = b.positive_duration(names::KEYCLOAK_KEY_CACHE_TTL, DEFAULT_KEY_CACHE_TTL);
@@ -183,7 +183,7 @@ fn bind_keycloak(b: &mut Binder<'_>) -> Option<UserIssuerSettings> {
     })
 }
 
-/// `mp.jwt.*` and Payara's vendor file (SPEC 10.3).
+/// `mp.jwt.*` and Payara's vendor file (docs/users.md).
 fn bind_micro_profile(
     b: &mut Binder<'_>,
     home: &ModuleHome,

@@ -411,7 +411,7 @@ fn keycloak_audience_and_roles_in_the_wrong_shape() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SECURITY U1–U5, U7
+// Hostile user tokens (docs/security.md): U1–U5, U7
 
 #[test]
 fn u1_another_signer_or_altered_bytes_are_refused() {
