@@ -944,7 +944,8 @@ fn matrix(k: &Keys<'_>) -> Vec<Case> {
                 "ImpersonatedUserIdentity(id=u-1, roles=[ADMIN], serviceIdentity=ServiceIdentity(module={}",
                 k.other_aud
             ),
-            allowed: true,
+            // A call made for a person is judged by the person's rights: never the product wire.
+            allowed: false,
         },
     ));
 
