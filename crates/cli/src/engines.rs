@@ -188,17 +188,7 @@ async fn list(
     token: &str,
     timeout: Duration,
 ) -> Result<Vec<EngineInfo>, tonic::Status> {
-    let endpoint = svcid_client::endpoint(host, port, tls)
-        .map_err(|e| tonic::Status::invalid_argument(format!("bad DPM address: {e}")))?
-        .connect_timeout(timeout)
-        .timeout(timeout);
-    let channel = endpoint.connect().await.map_err(|e| {
-        let status = tonic::Status::from_error(Box::new(e));
-        tonic::Status::unavailable(format!(
-            "cannot connect: {}",
-            svcid_client::failure_reason(&status)
-        ))
-    })?;
+    let channel = connect(host, port, tls, timeout, "bad DPM address").await?;
     let mut request = tonic::Request::new(ListEnginesRequest {});
     let value = svcid_client::authorization_value(token)
         .ok_or_else(|| tonic::Status::internal("the token is not valid metadata"))?;
@@ -377,6 +367,29 @@ fn write_table(out: &mut dyn Write, dpm: &str, engines: &[EngineInfo]) -> Result
         summary.join(", ")
     )?;
     Ok(())
+}
+
+/// A channel to `host:port` with `timeout` on connecting and on every call; a bad address is
+/// `INVALID_ARGUMENT` (`bad_address` starts its message), an unreachable one `UNAVAILABLE` with the
+/// transport's reason.
+pub(crate) async fn connect(
+    host: &str,
+    port: u16,
+    tls: Option<&ClientTls>,
+    timeout: Duration,
+    bad_address: &str,
+) -> Result<tonic::transport::Channel, tonic::Status> {
+    let endpoint = svcid_client::endpoint(host, port, tls)
+        .map_err(|e| tonic::Status::invalid_argument(format!("{bad_address}: {e}")))?
+        .connect_timeout(timeout)
+        .timeout(timeout);
+    endpoint.connect().await.map_err(|e| {
+        let status = tonic::Status::from_error(Box::new(e));
+        tonic::Status::unavailable(format!(
+            "cannot connect: {}",
+            svcid_client::failure_reason(&status)
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -166,17 +166,7 @@ async fn call(
     engine: Option<&str>,
     timeout: Duration,
 ) -> Result<WhoAmIResponse, tonic::Status> {
-    let endpoint = svcid_client::endpoint(host, port, None)
-        .map_err(|e| tonic::Status::invalid_argument(format!("bad address: {e}")))?
-        .connect_timeout(timeout)
-        .timeout(timeout);
-    let channel = endpoint.connect().await.map_err(|e| {
-        let status = tonic::Status::from_error(Box::new(e));
-        tonic::Status::unavailable(format!(
-            "cannot connect: {}",
-            svcid_client::failure_reason(&status)
-        ))
-    })?;
+    let channel = crate::engines::connect(host, port, None, timeout, "bad address").await?;
     match engine {
         None => {
             let mut request = tonic::Request::new(WhoAmIRequest {});
