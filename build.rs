@@ -72,6 +72,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "crate::pb::engines::ListEnginesRequest",
             "crate::kept::ListEnginesResponse",
         ))
+        .method(unary(
+            "who_am_i_on_engine",
+            "WhoAmIOnEngine",
+            "crate::pb::engines::WhoAmIOnEngineRequest",
+            "crate::pb::identity::WhoAmIResponse",
+        ))
         .build();
     Builder::new()
         .build_client(false)

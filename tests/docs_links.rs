@@ -163,3 +163,39 @@ fn links_are_read_from_inline_and_reference_forms() {
     );
     assert!(is_external("https://example.org") && is_external("#top"));
 }
+
+/// The event ids a crate declares in its `events.rs` (`pub const NAME: &str = "eventId";`).
+fn declared_events() -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(root().join("crates")).unwrap() {
+        let file = entry.unwrap().path().join("src").join("events.rs");
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for line in text.lines() {
+            let line = line.trim();
+            if !(line.starts_with("pub const ") && line.contains(": &str = \"")) {
+                continue;
+            }
+            let value = line.split('"').nth(1).unwrap();
+            found.push((file.clone(), value.to_owned()));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_event_a_daemon_logs_is_explained_for_operators() {
+    let operations = std::fs::read_to_string(root().join("docs/operations.md")).unwrap();
+    let events = declared_events();
+    assert!(events.len() > 20, "too few event ids found: {events:?}");
+    let missing: Vec<String> = events
+        .iter()
+        .filter(|(_, id)| !operations.contains(&format!("`{id}`")))
+        .map(|(file, id)| format!("{id} ({})", file.display()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "event ids missing from docs/operations.md: {missing:?}"
+    );
+}

@@ -5,7 +5,9 @@
 //!
 //! Shown: a person's `WhoAmI`; `ListEngines` needs `DPM_ADMIN`; the product wire is never open to a
 //! person; a refused person is one `authenticationFailed` line with the issuer and no token text;
-//! keys are fetched on first need, not at start; module traffic (the handshake) is unaffected.
+//! keys are fetched on first need, not at start; module traffic (the handshake) is unaffected; DPM
+//! carries a person to the engine (`WhoAmIOnEngine`), which sees
+//! `ImpersonatedUserIdentity(…)` only while DPM's deployment there holds the impersonation role.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,8 +19,8 @@ use common::{Daemon, Pair};
 use josekit::jws::{JwsHeader, RS256};
 use josekit::jwt::{self, JwtPayload};
 use serde_json::{Value, json};
-use svcid_proto::pb::engines::ListEnginesRequest;
 use svcid_proto::pb::engines::engine_admin_service_client::EngineAdminServiceClient;
+use svcid_proto::pb::engines::{ListEnginesRequest, WhoAmIOnEngineRequest};
 use svcid_proto::pb::identity::identity_service_client::IdentityServiceClient;
 use svcid_proto::pb::identity::{WhoAmIRequest, WhoAmIResponse};
 use svcid_proto::pb::registry::registry_service_client::RegistryServiceClient;
@@ -246,4 +248,147 @@ async fn a_micro_profile_user_with_an_inline_key_reaches_whoami_on_the_engine_an
     let refused = who_am_i(&channel, &expired).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     assert!(refused.message().starts_with("expired"), "{refused:?}");
+}
+
+async fn who_am_i_on_engine(
+    channel: &Channel,
+    token: &str,
+    engine_id: &str,
+) -> Result<WhoAmIResponse, Status> {
+    EngineAdminServiceClient::new(channel.clone())
+        .who_am_i_on_engine(bearer(
+            WhoAmIOnEngineRequest {
+                engine_id: engine_id.to_owned(),
+            },
+            token,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// SECURITY U11 over the daemons: a person reaches the engine only through DPM's impersonation,
+/// and only while the engine grants DPM's deployment the impersonation role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpm_carries_a_person_to_the_engine_only_with_the_impersonation_role() {
+    let key = RealmKey::signing().unwrap();
+    let issuer = "https://idp.example.test/payara";
+    let pair = Pair::linked();
+    Pair::append(&pair.dpm, &format!("mp.jwt.verify.publickey={}", key.jwk()));
+    Pair::append(&pair.dpm, &format!("mp.jwt.verify.issuer={issuer}"));
+    let dpm = pair.start_dpm(&[]);
+    let dpe = pair.start_dpe(dpm.port(), &[]);
+    dpm.wait_for("the engine READY", |e| {
+        e["eventId"] == "setEngineStatus" && e["newStatus"] == "READY"
+    });
+    let channel = channel(dpm.port()).await;
+    let person = |groups: &[&str]| {
+        token(
+            &key,
+            "k",
+            issuer,
+            json!({"upn": "carol@example.test", "groups": groups}),
+        )
+    };
+    let admin = person(&["viewer", "DPM_ADMIN"]);
+    let engine_id = EngineAdminServiceClient::new(channel.clone())
+        .list_engines(bearer(ListEnginesRequest {}, &admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .engines[0]
+        .engine_id
+        .clone();
+
+    // The engine sees the person, acted for by DPM; the person's roles are the only roles.
+    let seen = format!(
+        "ImpersonatedUserIdentity(id={SUBJECT}, roles=[DPM_ADMIN, viewer], \
+         serviceIdentity=ServiceIdentity(module=dpm, id=dpm-dev, roles=[IMPERSONATION]))"
+    );
+    let answer = who_am_i_on_engine(&channel, &admin, &engine_id)
+        .await
+        .unwrap();
+    assert_eq!(answer.identity, seen);
+    assert_eq!(answer.server_module, "dpe");
+    assert_eq!(answer.module, "dpm");
+    let user = answer.user.unwrap();
+    assert_eq!(user.username, "carol@example.test");
+    assert_eq!(user.roles, ["DPM_ADMIN", "viewer"]);
+    // Every line the engine writes while serving the call carries the impersonated identity, and
+    // the call keeps DPM's correlation id.
+    let on_engine = dpe.wait_for("the engine's whoAmI line", |e| {
+        e["eventId"] == "whoAmI" && e["authenticatedUser"] == seen.as_str()
+    });
+    let on_dpm = dpm.wait_for("DPM's whoAmIOnEngine line", |e| {
+        e["eventId"] == "whoAmIOnEngine" && e["engineSees"] == seen.as_str()
+    });
+    assert_eq!(
+        on_dpm["authenticatedUser"],
+        format!("SimpleUserIdentity(id={SUBJECT}, roles=[DPM_ADMIN, viewer])")
+    );
+    assert_eq!(on_engine["correlationId"], on_dpm["correlationId"]);
+    // The person's own token never left DPM.
+    let engine_log = std::fs::read_to_string(&dpe.log).unwrap();
+    assert!(!engine_log.contains(admin.rsplit('.').next().unwrap()));
+
+    // `svcid whoami --engine` prints the engine's view.
+    let out = std::process::Command::new(common::bin("svcid"))
+        .args(["whoami", "--bearer", &admin, "--engine", &engine_id])
+        .arg(format!("127.0.0.1:{}", dpm.port()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("sees you as {seen}")), "{stdout}");
+
+    // Without an administrator role DPM does not call the engine; an unknown engine is NOT_FOUND.
+    let viewer = person(&["viewer"]);
+    let denied = who_am_i_on_engine(&channel, &viewer, &engine_id)
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let missing = who_am_i_on_engine(&channel, &admin, "no-such-engine")
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+
+    // The engine no longer grants DPM the impersonation role (a live reload): DPM's own checks go
+    // on (no `usr`), but a call for a person is refused in the engine's words.
+    let before = dpe.events().len();
+    Pair::replace_atomically(
+        &pair.dpe,
+        "deployments.dpm-dev.security.roles[0]=IMPERSONATION",
+        "deployments.dpm-dev.security.roles[0]=MONITORING",
+    );
+    dpe.wait_for_after(before, "the engine's reload", |e| {
+        e["eventId"] == "deploymentsReloaded"
+    });
+    let refused = who_am_i_on_engine(&channel, &admin, &engine_id)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("Impersonation is not allowed"),
+        "{refused:?}"
+    );
+    let out = std::process::Command::new(common::bin("svcid"))
+        .args(["whoami", "--bearer", &admin, "--engine", &engine_id])
+        .arg(format!("127.0.0.1:{}", dpm.port()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("Impersonation is not allowed"), "{stderr}");
+    assert!(stderr.contains("impersonation role"), "{stderr}");
+    assert!(!stderr.contains(admin.rsplit('.').next().unwrap()));
+    let still = dpm.events();
+    assert!(
+        !still
+            .iter()
+            .any(|e| e["eventId"] == "setEngineStatus" && e["newStatus"] == "DISCONNECTED"),
+        "the engine's checks must not suffer"
+    );
 }

@@ -218,6 +218,16 @@ fn explain(status: &tonic::Status, address: &str, who: &str, engine: Option<&str
         (tonic::Code::Unimplemented, None) => format!(
             "the server at {address} does not serve IdentityService.WhoAmI: is it a dpm or dpe? {what}"
         ),
+        (tonic::Code::FailedPrecondition, Some(engine)) => format!(
+            "DPM at {address} let you in, but engine {engine} refused DPM's call on your behalf \
+             (when it says \"Impersonation is not allowed\", the engine's properties must give \
+             DPM's deployment the impersonation role, e.g. `…deployments.dpm-dev.security.roles[0]=IMPERSONATION`): {what}"
+        ),
+        (tonic::Code::Unavailable | tonic::Code::DeadlineExceeded, Some(engine))
+            if status.message().starts_with("Engine(") =>
+        {
+            format!("DPM at {address} could not reach engine {engine}: {what}")
+        }
         (tonic::Code::NotFound, Some(engine)) => {
             format!("DPM at {address} knows no engine {engine}: {what}")
         }

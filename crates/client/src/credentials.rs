@@ -1,10 +1,14 @@
 //! The client side of service authentication: every outbound call carries this module's token.
 //!
 //! The [`TokenIssuer`] mints once per audience and reuses the token until about a third of its
-//! lifetime is left, so attaching it costs a mutex and a string clone, not a signature.
+//! lifetime is left, so attaching it costs a mutex and a string clone, not a signature. A call made
+//! on a person's behalf ([`OutboundCredentials::acting_for`]) carries the person in `usr` and gets a
+//! token of its own, minted for that call and never reused: no cache can hand one person's token
+//! to another's call.
 
 use std::sync::Arc;
 
+use svcid_identity::identity::ImpersonatedUser;
 use svcid_identity::token::{TokenIssuer, TokenProfile, TokenVerifier};
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
@@ -58,6 +62,8 @@ pub struct OutboundCredentials {
     audience: String,
     /// Whether the peer takes our strict tokens or the product's audience-less ones.
     profile: PeerProfile,
+    /// The person the calls are made for (`usr`), if any.
+    user: Option<Arc<ImpersonatedUser>>,
 }
 
 impl std::fmt::Debug for OutboundCredentials {
@@ -66,6 +72,7 @@ impl std::fmt::Debug for OutboundCredentials {
             .field("kid", &self.issuer.kid())
             .field("audience", &self.audience)
             .field("profile", &self.profile.current())
+            .field("user", &self.user.as_ref().map(|user| &user.id))
             .finish()
     }
 }
@@ -77,7 +84,17 @@ impl OutboundCredentials {
             issuer,
             audience: audience.into(),
             profile: PeerProfile::Fixed(TokenProfile::Strict),
+            user: None,
         }
+    }
+
+    /// The same credentials for calls made on `user`'s behalf: each call's token carries `user` as
+    /// `usr` and is minted for that call alone. The peer accepts it only from a deployment holding
+    /// the impersonation role.
+    #[must_use]
+    pub fn acting_for(mut self, user: ImpersonatedUser) -> Self {
+        self.user = Some(Arc::new(user));
+        self
     }
 
     /// The same credentials with the peer's token profile taken from `profile` on every call.
@@ -90,9 +107,13 @@ impl OutboundCredentials {
 
 impl Interceptor for OutboundCredentials {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let token = self
-            .issuer
-            .token_for_peer(&self.audience, self.profile.current());
+        let profile = self.profile.current();
+        let token = match &self.user {
+            None => self.issuer.token_for_peer(&self.audience, profile),
+            Some(user) => self
+                .issuer
+                .mint_for_peer(&self.audience, profile, Some(user)),
+        };
         let value = authorization_value(&token)
             .ok_or_else(|| Status::internal("minted token is not valid metadata"))?;
         request.metadata_mut().insert("authorization", value);
@@ -191,6 +212,48 @@ mod tests {
         let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
         assert!(claims.get("aud").is_none(), "{claims}");
         assert!(claims.get("exp").is_some());
+    }
+
+    fn claims_of(request: &Request<()>) -> serde_json::Value {
+        use base64::Engine as _;
+        let value = request.metadata().get("authorization").unwrap();
+        let token = value
+            .to_str()
+            .unwrap()
+            .strip_prefix("Internal-jwt ")
+            .unwrap();
+        let claims = token.split('.').nth(1).unwrap();
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap();
+        serde_json::from_slice(&claims).unwrap()
+    }
+
+    #[test]
+    fn a_call_for_a_person_carries_usr_in_a_token_of_its_own() {
+        let plain = credentials();
+        let user = |id: &str| ImpersonatedUser {
+            id: id.into(),
+            username: format!("{id}-name"),
+            roles: vec!["DPM_ADMIN".into()],
+        };
+        let mut alice = plain.clone().acting_for(user("alice"));
+        let mut bob = plain.clone().acting_for(user("bob"));
+        let mut plain = plain;
+        let first = claims_of(&alice.call(Request::new(())).unwrap());
+        let second = claims_of(&alice.call(Request::new(())).unwrap());
+        let for_bob = claims_of(&bob.call(Request::new(())).unwrap());
+        let own = claims_of(&plain.call(Request::new(())).unwrap());
+        assert_eq!(first["usr"]["id"], "alice");
+        assert_eq!(first["usr"]["username"], "alice-name");
+        assert_eq!(first["usr"]["roles"], serde_json::json!(["DPM_ADMIN"]));
+        assert_ne!(first["jti"], second["jti"], "minted per call, never reused");
+        assert_eq!(for_bob["usr"]["id"], "bob");
+        assert!(
+            own.get("usr").is_none(),
+            "the module's own calls stay its own"
+        );
+        assert!(!format!("{alice:?}").contains("DPM_ADMIN"));
     }
 
     #[test]

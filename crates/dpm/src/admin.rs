@@ -1,31 +1,45 @@
-//! `EngineAdminService.ListEngines`: the operator's view of the engine registry (the whole fleet,
-//! every replica's engines when it is kept in PostgreSQL), printed by
-//! `svcid engines`. Read-only; the access policy admits any trusted peer (see
-//! [`crate::Dpm`]'s access rules), since it shows only what engines advertised and DPM observed.
+//! `EngineAdminService`, DPM's service for operators (see [`crate::Dpm`]'s access rules: any
+//! trusted peer, people with an administrator role):
+//!
+//! - `ListEngines`: the engine registry (the whole fleet, every replica's engines when it is kept
+//!   in PostgreSQL), printed by `svcid engines`. Read-only: it shows only what engines advertised
+//!   and DPM observed.
+//! - `WhoAmIOnEngine`: DPM calls one engine's `WhoAmI` on the caller's behalf
+//!   ([`crate::on_behalf`]) and returns the engine's answer, printed by `svcid whoami --engine`.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use svcid_proto::kept::engines::engine_admin_service_server::EngineAdminService;
 use svcid_proto::kept::{EngineInfo, ListEnginesResponse};
-use svcid_proto::pb::engines::{ListEnginesRequest, engine_info};
+use svcid_proto::pb::engines::{ListEnginesRequest, WhoAmIOnEngineRequest, engine_info};
+use svcid_proto::pb::identity::WhoAmIResponse;
 use svcid_proto::pb::registry::EngineAddress;
 use tonic::{Request, Response, Status};
 
-use crate::engines::{Engine, EngineStatus};
+use crate::engines::{Engine, EngineRef, EngineStatus};
+use crate::on_behalf::OnBehalf;
 use crate::store::EngineStore;
+
+/// Engine ids longer than this are cut in messages (an id comes from the caller).
+const MAX_SHOWN_ID_CHARS: usize = 80;
 
 /// The gRPC face of the registry for operators.
 #[derive(Debug, Clone)]
 pub struct EngineAdmin {
     /// Shared with the registration handlers.
     registry: Arc<dyn EngineStore>,
+    /// Calls to engines on the caller's behalf.
+    on_behalf: Arc<OnBehalf>,
 }
 
 impl EngineAdmin {
-    /// Lists `registry`.
-    pub fn new(registry: Arc<dyn EngineStore>) -> Self {
-        Self { registry }
+    /// Lists `registry` and calls its engines through `on_behalf`.
+    pub fn new(registry: Arc<dyn EngineStore>, on_behalf: Arc<OnBehalf>) -> Self {
+        Self {
+            registry,
+            on_behalf,
+        }
     }
 }
 
@@ -76,9 +90,55 @@ impl EngineAdminService for EngineAdmin {
             engines: engines.into_iter().map(engine_info).collect(),
         }))
     }
+
+    async fn who_am_i_on_engine(
+        &self,
+        request: Request<WhoAmIOnEngineRequest>,
+    ) -> Result<Response<WhoAmIResponse>, Status> {
+        let caller = svcid_grpc::caller(&request)
+            .ok_or_else(|| Status::unauthenticated("no verified caller"))?;
+        let correlation_id = svcid_grpc::correlation_id(&request);
+        let id = request.into_inner().engine_id;
+        let Some(engine) = self.registry.engine(&id).await? else {
+            let shown = svcid_printable::excerpt(&id, MAX_SHOWN_ID_CHARS);
+            return Err(Status::not_found(format!(
+                "no engine with id \"{shown}\" is registered with this DPM (svcid engines lists them)"
+            )));
+        };
+        let shown = EngineRef {
+            id: &engine.id,
+            address: &engine.address,
+        };
+        match self
+            .on_behalf
+            .who_am_i(&engine, caller.user(), &correlation_id)
+            .await
+        {
+            Ok(answer) => {
+                tracing::info!(
+                    eventId = crate::events::WHO_AM_I_ON_ENGINE,
+                    engine = %shown,
+                    engineSees = %answer.identity,
+                    "Engine called on the caller's behalf."
+                );
+                Ok(Response::new(answer))
+            }
+            Err(status) => {
+                tracing::warn!(
+                    eventId = crate::events::WHO_AM_I_ON_ENGINE,
+                    engine = %shown,
+                    code = ?status.code(),
+                    reason = %status.message(),
+                    "Engine call on the caller's behalf failed."
+                );
+                Err(status)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::time::Duration;
 
@@ -94,6 +154,74 @@ mod tests {
             identity: identity.to_owned(),
             deployment: "dpe-dev".to_owned(),
         }
+    }
+
+    /// An admin over `store` whose calls to engines are signed by a fresh key.
+    fn admin(store: Arc<dyn EngineStore>) -> EngineAdmin {
+        use svcid_identity::token::{TokenIssuer, TokenVerifier, VerifyPolicy};
+        use svcid_identity::{Deployments, GeneratorKey, SystemClock};
+        let issuer = TokenIssuer::new(
+            GeneratorKey::generate(),
+            Duration::from_secs(60),
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let verifier = TokenVerifier::new(
+            VerifyPolicy::new("dpm"),
+            Deployments::empty(),
+            Arc::new(SystemClock),
+        );
+        let channels = crate::channels::EngineChannels::new(None, Duration::from_millis(500));
+        EngineAdmin::new(
+            store,
+            Arc::new(OnBehalf::new(
+                Arc::new(issuer),
+                Arc::new(verifier),
+                Arc::new(channels),
+            )),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_unknown_engine_is_not_found_with_its_id_escaped_and_cut() {
+        let registry = Arc::new(EngineRegistry::new(CheckSchedule {
+            connected_interval: Duration::from_secs(1),
+            disconnected_interval: Duration::from_secs(1),
+            multiplier: 2.0,
+            disconnected_max: Duration::from_secs(5),
+        }));
+        let admin = admin(crate::store::in_memory(registry));
+        let ask = |engine_id: String, caller: bool| {
+            let mut request = Request::new(WhoAmIOnEngineRequest { engine_id });
+            if caller {
+                let service = svcid_identity::ServiceIdentity {
+                    module: "dpe".into(),
+                    id: "dpe-dev".into(),
+                    roles: Vec::new(),
+                };
+                request
+                    .extensions_mut()
+                    .insert(Arc::new(svcid_identity::Caller::Module(
+                        svcid_identity::CallerIdentity {
+                            service,
+                            user: None,
+                            kid: "k".into(),
+                            jti: String::new(),
+                        },
+                    )));
+            }
+            admin.who_am_i_on_engine(request)
+        };
+        let status = ask(format!("nope\n{}", "x".repeat(500)), true)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        assert!(status.message().starts_with("no engine with id \"nope\\n"));
+        assert!(status.message().contains("x…\""), "{}", status.message());
+        assert!(status.message().len() < 200);
+        // The auth layer always sets a caller; a request without one is refused, not served.
+        let status = ask("e".into(), false).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
     }
 
     #[tokio::test]
@@ -121,7 +249,7 @@ mod tests {
         registry.start_due_checks(tokio::time::Instant::now());
         registry.finish_check("b", &address(2), true);
 
-        let listed = EngineAdmin::new(crate::store::in_memory(Arc::clone(&registry)))
+        let listed = admin(crate::store::in_memory(Arc::clone(&registry)))
             .list_engines(Request::new(ListEnginesRequest {}))
             .await
             .map(Response::into_inner)

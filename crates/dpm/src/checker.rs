@@ -2,16 +2,14 @@
 //! token and moves engines between NEW, READY and DISCONNECTED (docs/wire.md, the handshake).
 //!
 //! It runs on the `scheduling-1` thread. Checks run concurrently, each bounded by
-//! `grpc-checker-timeout`, so a frozen engine never delays the others. One lazily connected channel
-//! is kept per engine address and reused across checks.
+//! `grpc-checker-timeout`, so a frozen engine never delays the others. The channels to engines are
+//! [`EngineChannels`], reused across checks.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use svcid_actuator::instruments::EngineMetrics;
 use svcid_client::{OutboundCredentials, PeerProfile, with_correlation_id};
-use svcid_config::ClientTls;
 use svcid_identity::token::{TokenIssuer, TokenVerifier};
 use svcid_proto::pb::heartbeat::HeartbeatRequest;
 use svcid_proto::pb::heartbeat::heartbeat_service_client::HeartbeatServiceClient;
@@ -20,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+use crate::channels::EngineChannels;
 use crate::engines::{
     DueCheck, EngineAddress, EngineRef, EngineRegistry, EngineStatus, Transition,
 };
@@ -35,13 +34,10 @@ pub struct StatusChecker {
     issuer: Arc<TokenIssuer>,
     /// The registry in force, for the token profile of the deployment that registered an engine.
     verifier: Arc<TokenVerifier>,
-    /// Deadline of one check.
-    timeout: Duration,
+    /// The connections to engines, and the deadline of one check.
+    channels: Arc<EngineChannels>,
     /// Check outcomes and latency, for `/actuator/prometheus`.
     metrics: Arc<EngineMetrics>,
-    /// Client TLS for every engine (`ataccama.one.dpm.registry.grpc-client.tls.*`); `None` is
-    /// plain text.
-    tls: Option<ClientTls>,
 }
 
 /// The result of one check: the engine, the address it was checked at, and why it failed.
@@ -49,28 +45,20 @@ type CheckResult = (String, EngineAddress, Result<(), String>);
 
 impl StatusChecker {
     /// A checker over `registry`, calling with `issuer`'s tokens in the profile `verifier`'s
-    /// registry gives each engine's deployment.
+    /// registry gives each engine's deployment, over `channels`.
     pub fn new(
         registry: Arc<EngineRegistry>,
         issuer: Arc<TokenIssuer>,
         verifier: Arc<TokenVerifier>,
-        timeout: Duration,
+        channels: Arc<EngineChannels>,
     ) -> Self {
         Self {
             registry,
             issuer,
             verifier,
-            timeout,
+            channels,
             metrics: Arc::default(),
-            tls: None,
         }
-    }
-
-    /// Calls engines over TLS with `tls` (plain text when `None`).
-    #[must_use]
-    pub fn with_tls(mut self, tls: Option<ClientTls>) -> Self {
-        self.tls = tls;
-        self
     }
 
     /// Records every check's outcome and duration in `metrics`.
@@ -82,7 +70,6 @@ impl StatusChecker {
 
     /// Runs until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut channels: HashMap<EngineAddress, Channel> = HashMap::new();
         let mut running: JoinSet<CheckResult> = JoinSet::new();
         loop {
             for DueCheck {
@@ -91,24 +78,18 @@ impl StatusChecker {
                 deployment,
             } in self.registry.start_due_checks(Instant::now())
             {
-                let channel = match channels.get(&address) {
-                    Some(channel) => channel.clone(),
-                    None => match self.channel(&address) {
-                        Ok(channel) => {
-                            channels.insert(address.clone(), channel.clone());
-                            channel
-                        }
-                        Err(why) => {
-                            running.spawn(async move { (id, address, Err(why)) });
-                            continue;
-                        }
-                    },
+                let channel = match self.channels.get(&address) {
+                    Ok(channel) => channel,
+                    Err(why) => {
+                        running.spawn(async move { (id, address, Err(why)) });
+                        continue;
+                    }
                 };
                 let credentials =
                     OutboundCredentials::new(Arc::clone(&self.issuer), "dpe").with_profile(
                         PeerProfile::OfDeployment(Arc::clone(&self.verifier), deployment),
                     );
-                let timeout = self.timeout;
+                let timeout = self.channels.timeout();
                 let metrics = Arc::clone(&self.metrics);
                 running.spawn(async move {
                     let started = Instant::now();
@@ -128,24 +109,9 @@ impl StatusChecker {
                 () = sleep_until(next_due) => {}
                 _ = stop.changed() => break,
             }
-            // Channels of engines that moved or left are dropped so connections do not pile up.
-            if channels.len() > self.registry.len() + 16 {
-                let live: Vec<EngineAddress> = self
-                    .registry
-                    .snapshot()
-                    .into_iter()
-                    .map(|e| e.record.address)
-                    .collect();
-                channels.retain(|address, _| live.contains(address));
-            }
+            self.channels.prune(&self.registry);
         }
         running.abort_all();
-    }
-
-    fn channel(&self, address: &EngineAddress) -> Result<Channel, String> {
-        let endpoint = svcid_client::endpoint(&address.hostname, address.port, self.tls.as_ref())
-            .map_err(|e| format!("cannot set up the connection: {e}"))?;
-        Ok(endpoint.connect_timeout(self.timeout).connect_lazy())
     }
 
     fn record(&self, id: &str, address: &EngineAddress, result: Result<(), String>) {

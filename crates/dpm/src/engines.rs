@@ -450,6 +450,11 @@ impl EngineRegistry {
         self.lock().is_empty()
     }
 
+    /// What is known of engine `id`, when it is here.
+    pub fn record(&self, id: &str) -> Option<EngineRecord> {
+        self.lock().get(id).map(|engine| engine.record.clone())
+    }
+
     /// A copy of every engine, for listings and tests.
     pub fn snapshot(&self) -> Vec<Engine> {
         self.lock().values().cloned().collect()

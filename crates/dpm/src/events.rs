@@ -1,7 +1,7 @@
 //! The log event ids DPM emits, defined once (docs/operations.md documents each). The events
 //! both daemons emit are in `svcid_grpc::events`.
 
-// Engines registering (service.rs) and listed (admin.rs).
+// Engines registering (service.rs), listed and called for a caller (admin.rs).
 
 /// An engine registered, or a registration was refused.
 pub const REGISTER_ENGINE: &str = "registerEngine";
@@ -9,6 +9,8 @@ pub const REGISTER_ENGINE: &str = "registerEngine";
 pub const UNREGISTER_ENGINE: &str = "unregisterEngine";
 /// `svcid engines` listed the engines.
 pub const LIST_ENGINES: &str = "listEngines";
+/// DPM called an engine's `WhoAmI` on its caller's behalf (`svcid whoami --engine`).
+pub const WHO_AM_I_ON_ENGINE: &str = "whoAmIOnEngine";
 
 // Status checks (checker.rs).
 

@@ -3,14 +3,17 @@
 //!
 //! [`Dpm`] is what DPM adds to the daemon life cycle of `svcid_grpc::daemon` (which `main` runs,
 //! and tests can run in-process with `svcid_grpc::daemon::run::<Dpm>` on `127.0.0.1:0`). Operators list the
-//! engines with [`admin::EngineAdmin`] (`svcid engines`) and watch DPM on its HTTP port
+//! engines with [`admin::EngineAdmin`] (`svcid engines`), which also calls an engine on the
+//! caller's behalf ([`on_behalf`], `svcid whoami --engine`), and watch DPM on its HTTP port
 //! ([`http`]).
 
 pub mod admin;
+pub mod channels;
 pub mod checker;
 pub mod engines;
 pub mod events;
 pub mod http;
+pub mod on_behalf;
 pub mod service;
 pub mod store;
 
@@ -27,8 +30,10 @@ use svcid_proto::kept::registry::registry_service_server::{RegistryServiceServer
 use tonic::service::Routes;
 
 use crate::admin::EngineAdmin;
+use crate::channels::EngineChannels;
 use crate::checker::StatusChecker;
 use crate::engines::{CheckSchedule, EngineRegistry};
+use crate::on_behalf::OnBehalf;
 use crate::service::RegistryApi;
 use crate::store::EngineStore;
 use crate::store::postgres::PostgresStore;
@@ -74,14 +79,22 @@ impl Module for Dpm {
                 )?,
         };
         let metrics = Arc::new(EngineMetrics::default());
+        let channels = Arc::new(EngineChannels::new(
+            dpm.engine_tls.clone(),
+            dpm.checker_timeout,
+        ));
         let checker = StatusChecker::new(
             Arc::clone(&registry),
             Arc::clone(context.issuer),
             Arc::clone(context.verifier),
-            dpm.checker_timeout,
+            Arc::clone(&channels),
         )
-        .with_metrics(Arc::clone(&metrics))
-        .with_tls(dpm.engine_tls.clone());
+        .with_metrics(Arc::clone(&metrics));
+        let on_behalf = Arc::new(OnBehalf::new(
+            Arc::clone(context.issuer),
+            Arc::clone(context.verifier),
+            channels,
+        ));
         let max = context.limits.max_message_size;
         let services = Routes::new(
             RegistryServiceServer::new(
@@ -91,7 +104,7 @@ impl Module for Dpm {
             .max_encoding_message_size(max),
         )
         .add_service(
-            EngineAdminServiceServer::new(EngineAdmin::new(Arc::clone(&store)))
+            EngineAdminServiceServer::new(EngineAdmin::new(Arc::clone(&store), on_behalf))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );

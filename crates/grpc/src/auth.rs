@@ -184,7 +184,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let method = request.uri().path().to_owned();
-        let correlation_id = correlation_id(request.headers());
+        let correlation_id = sane_correlation_id(request.headers());
 
         if OPEN_PREFIXES.iter().any(|p| method.starts_with(p)) {
             let span = tracing::info_span!("call", correlationId = %correlation_id.unwrap_or_else(fresh_id));
@@ -262,6 +262,9 @@ where
             .unwrap_or_else(fresh_id);
         let span = tracing::info_span!("call", authenticatedUser = %caller, correlationId = %correlation_id);
         request.extensions_mut().insert(Arc::new(caller));
+        request
+            .extensions_mut()
+            .insert(CorrelationId(correlation_id));
         // Only calls that are served keep a connection out of its first-call bound: a stranger
         // sending refused tokens is closed like one that sends nothing (crate::connections).
         let call = CallGuard::of(&request);
@@ -370,6 +373,9 @@ impl UserCall {
         let correlation_id = self.correlation_id.unwrap_or_else(fresh_id);
         let span = tracing::info_span!("call", authenticatedUser = %caller, correlationId = %correlation_id);
         request.extensions_mut().insert(Arc::new(caller));
+        request
+            .extensions_mut()
+            .insert(CorrelationId(correlation_id));
         let call = CallGuard::of(&request);
         serve_in(span, &mut inner, request, call).await
     }
@@ -422,8 +428,22 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Option<Arc<Caller>> {
     request.extensions().get::<Arc<Caller>>().cloned()
 }
 
+/// The correlation id a call's log lines carry, kept for the calls its handler makes onward.
+#[derive(Clone, Debug)]
+struct CorrelationId(String);
+
+/// The correlation id of a request that passed [`AuthLayer`] (the caller's sane
+/// `x-correlation-id`, else the token's `jti`, else a fresh one), for the calls its handler makes
+/// onward; a fresh id for open methods.
+pub fn correlation_id<T>(request: &tonic::Request<T>) -> String {
+    request
+        .extensions()
+        .get::<CorrelationId>()
+        .map_or_else(fresh_id, |id| id.0.clone())
+}
+
 /// The caller's `x-correlation-id`, when it is a sane id (it ends up in logs, so nothing else).
-fn correlation_id(headers: &HeaderMap) -> Option<String> {
+fn sane_correlation_id(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(CORRELATION_ID_HEADER)?.to_str().ok()?;
     let sane = !value.is_empty()
         && value.len() <= 64
@@ -464,12 +484,12 @@ mod tests {
     #[test]
     fn correlation_ids_are_taken_only_when_sane() {
         let mut headers = HeaderMap::new();
-        assert_eq!(correlation_id(&headers), None);
+        assert_eq!(sane_correlation_id(&headers), None);
         headers.insert(CORRELATION_ID_HEADER, "engine-1_A".parse().unwrap());
-        assert_eq!(correlation_id(&headers).as_deref(), Some("engine-1_A"));
+        assert_eq!(sane_correlation_id(&headers).as_deref(), Some("engine-1_A"));
         for bad in ["", "has space", "semi;colon", &"x".repeat(65)] {
             headers.insert(CORRELATION_ID_HEADER, bad.parse().unwrap());
-            assert_eq!(correlation_id(&headers), None, "{bad:?}");
+            assert_eq!(sane_correlation_id(&headers), None, "{bad:?}");
         }
     }
 

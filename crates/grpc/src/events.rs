@@ -23,6 +23,11 @@ pub const AUTHENTICATION_FAILED_REPEATED: &str = "authenticationFailedRepeated";
 /// An authenticated caller may not call the method.
 pub const ACCESS_DENIED: &str = "accessDenied";
 
+// WhoAmI (whoami.rs).
+
+/// `WhoAmI` answered; `authenticatedUser` is how this module sees the caller.
+pub const WHO_AM_I: &str = "whoAmI";
+
 // Connections (connections.rs).
 
 /// Connections closed at accept because a cap was reached.

@@ -29,5 +29,5 @@ pub mod status;
 pub mod tls;
 pub mod whoami;
 
-pub use auth::{AuthLayer, caller};
+pub use auth::{AuthLayer, caller, correlation_id};
 pub use whoami::{WHOAMI_PREFIX, WhoAmI};

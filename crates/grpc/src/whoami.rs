@@ -1,5 +1,6 @@
 //! `IdentityService.WhoAmI`, served by both daemons: how this server sees the caller. The first
-//! thing an operator calls when a key setup does not work.
+//! thing an operator calls when a key setup does not work. Each answer is logged as `whoAmI` (INFO
+//! when a person is behind the call, DEBUG for a module's own).
 
 use svcid_identity::identity::Caller;
 use svcid_proto::pb::identity::identity_service_server::{IdentityService, IdentityServiceServer};
@@ -33,6 +34,13 @@ impl IdentityService for WhoAmI {
     ) -> Result<Response<WhoAmIResponse>, Status> {
         let caller =
             crate::caller(&request).ok_or_else(|| Status::unauthenticated("no verified caller"))?;
+        // The call's span carries the caller as `authenticatedUser`. A person's call (direct, or a
+        // module acting for one) is rare and worth a trace at INFO; a module's own is not.
+        if caller.has_user() {
+            tracing::info!(eventId = crate::events::WHO_AM_I, "Caller identified.");
+        } else {
+            tracing::debug!(eventId = crate::events::WHO_AM_I, "Caller identified.");
+        }
         Ok(Response::new(answer(&caller, &self.module)))
     }
 }

@@ -100,6 +100,14 @@ impl Caller {
         }
     }
 
+    /// Whether a person is behind the call (directly, or a module acting for one).
+    pub fn has_user(&self) -> bool {
+        match self {
+            Caller::Module(caller) => caller.user.is_some(),
+            Caller::User(_) => true,
+        }
+    }
+
     /// The person behind the call, direct or acted for by a module, as a `usr` claim carries it;
     /// `None` for a module acting on its own. Its roles are the only roles a person holds.
     pub fn user(&self) -> Option<ImpersonatedUser> {

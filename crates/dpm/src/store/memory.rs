@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{EngineStore, Fleet, FleetEngine, StatusCounts, StoreError, count_by_status};
-use crate::engines::{Engine, EngineAddress, EngineRegistry, Registrant, Registration};
+use crate::engines::{
+    Engine, EngineAddress, EngineRecord, EngineRegistry, Registrant, Registration,
+};
 
 /// The local registry as the store.
 #[derive(Debug)]
@@ -39,6 +41,10 @@ impl EngineStore for MemoryStore {
 
     async fn engines(&self) -> Result<Vec<Engine>, StoreError> {
         Ok(self.registry.snapshot())
+    }
+
+    async fn engine(&self, id: &str) -> Result<Option<EngineRecord>, StoreError> {
+        Ok(self.registry.record(id))
     }
 
     fn by_status(&self) -> StatusCounts {

@@ -97,6 +97,16 @@ pub trait EngineStore: std::fmt::Debug + Send + Sync {
     /// Every engine of the registry (the whole fleet, whichever replica checks it).
     async fn engines(&self) -> Result<Vec<Engine>, StoreError>;
 
+    /// One engine of the registry, whichever replica checks it; `None` when it is not registered.
+    async fn engine(&self, id: &str) -> Result<Option<EngineRecord>, StoreError> {
+        Ok(self
+            .engines()
+            .await?
+            .into_iter()
+            .find(|engine| engine.id == id)
+            .map(|engine| engine.record))
+    }
+
     /// The fleet by status, as last known (for health and metrics; never waits on the database).
     fn by_status(&self) -> StatusCounts;
 

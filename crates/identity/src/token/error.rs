@@ -193,7 +193,7 @@ pub enum AuthErrorKind {
     #[error("token usr claim is malformed")]
     InvalidUser,
     /// `usr` sent by a peer without the impersonation role.
-    #[error("peer may not act for a user (lacks the impersonation role)")]
+    #[error("Impersonation is not allowed: the calling deployment lacks the impersonation role")]
     ImpersonationNotAllowed,
 }
 
