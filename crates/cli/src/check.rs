@@ -764,7 +764,14 @@ mod tests {
         assert_eq!(warned[0].severity, Severity::Warning);
 
         let mut out = Vec::new();
-        let exit = check(&[home.to_owned()], &[ModuleChoice::Dpe], true, &mut out).unwrap();
+        let exit = check(
+            &[home.to_owned()],
+            &[ModuleChoice::Dpe],
+            true,
+            false,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(exit, ERRORS);
         let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let reported: Vec<_> = report["problems"]
