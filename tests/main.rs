@@ -17,4 +17,5 @@ mod product_wire;
 mod registry_postgres;
 mod startup;
 mod tls;
+mod user_keys;
 mod users;

@@ -62,6 +62,12 @@ pub mod codes {
     /// entry for it is strict.
     pub const TOKEN_PROFILE_MISMATCH: ProblemCode =
         ProblemCode::new("cross.token-profile-mismatch");
+    /// Error (`--online` only): a user-token issuer's key URL could not be reached (refused,
+    /// timeout, DNS, TLS).
+    pub const USER_KEYS_UNREACHABLE: ProblemCode = ProblemCode::new("online.user-keys-unreachable");
+    /// Error (`--online` only): a user-token issuer's key URL answered, but not with a usable key
+    /// set (a status other than 2xx, a redirect, too large, not JSON, no usable signing key).
+    pub const USER_KEYS_UNUSABLE: ProblemCode = ProblemCode::new("online.user-keys-unusable");
 
     /// Every code above.
     pub const ALL: &[ProblemCode] = &[
@@ -72,6 +78,8 @@ pub mod codes {
         FINGERPRINT_MISMATCH,
         KEY_NOT_TRUSTED,
         TOKEN_PROFILE_MISMATCH,
+        USER_KEYS_UNREACHABLE,
+        USER_KEYS_UNUSABLE,
     ];
 }
 
@@ -98,11 +106,13 @@ struct Finding {
 }
 
 /// Checks `roots` (`choices[i]` is the `--module` of `roots[i]`) and writes the report; returns
-/// the exit code.
+/// the exit code. With `online`, the keys of every user-token issuer behind a URL are fetched
+/// once (crate::online); without it nothing touches the network.
 pub fn check(
     roots: &[PathBuf],
     choices: &[ModuleChoice],
     json: bool,
+    online: bool,
     out: &mut dyn Write,
 ) -> Result<u8> {
     let decided = homes::decide_all(roots, choices);
@@ -113,6 +123,7 @@ pub fn check(
         .collect();
 
     let mut findings = Vec::new();
+    let mut fetched: Vec<Vec<String>> = vec![Vec::new(); opened.len()];
     for (index, home) in opened.iter().enumerate() {
         let mut problems = match &home.loaded {
             Ok(loaded) => loaded.warnings.clone(),
@@ -120,6 +131,14 @@ pub fn check(
         };
         if let Some(props) = &home.props {
             stricter_than_the_daemon(props, &mut problems);
+        }
+        if online && let (Ok(loaded), Some(props)) = (&home.loaded, &home.props) {
+            for found in crate::online::check_user_keys(&loaded.settings, props) {
+                match found {
+                    crate::online::Online::Ok(line) => fetched[index].push(line),
+                    crate::online::Online::Problem(problem) => problems.push(problem),
+                }
+            }
         }
         if home.decided.guessed {
             problems.insert(
@@ -182,9 +201,9 @@ pub fn check(
         CLEAN
     };
     if json {
-        write_json(&opened, &findings, errors, warnings, code, out)?;
+        write_json(&opened, &findings, &fetched, errors, warnings, code, out)?;
     } else {
-        write_text(&opened, &findings, &pairs, errors, warnings, out)?;
+        write_text(&opened, &findings, &fetched, &pairs, errors, warnings, out)?;
     }
     Ok(code)
 }
@@ -548,6 +567,7 @@ fn key_field(entry: &DeploymentKey, rest: &str) -> String {
 fn write_text(
     opened: &[OpenedHome],
     findings: &[Finding],
+    fetched: &[Vec<String>],
     pairs: &[(usize, usize, bool)],
     errors: usize,
     warnings: usize,
@@ -568,6 +588,9 @@ fn write_text(
         )?;
         for finding in mine {
             writeln!(out, "{}", finding.problem)?;
+        }
+        for line in &fetched[index] {
+            writeln!(out, "{line}")?;
         }
     }
     for (v, s, clean) in pairs {
@@ -632,6 +655,7 @@ fn plural(n: usize) -> &'static str {
 fn write_json(
     opened: &[OpenedHome],
     findings: &[Finding],
+    fetched: &[Vec<String>],
     errors: usize,
     warnings: usize,
     code: u8,
@@ -639,13 +663,15 @@ fn write_json(
 ) -> Result<()> {
     let homes: Vec<_> = opened
         .iter()
-        .map(|home| {
+        .zip(fetched)
+        .map(|(home, fetched)| {
             json!({
                 "home": home.root.display().to_string(),
                 "file": home.file.display().to_string(),
                 "module": home.decided.kind.as_str(),
                 "moduleReason": home.decided.reason,
                 "loads": home.loaded.is_ok(),
+                "userKeysFetched": fetched,
             })
         })
         .collect();
@@ -738,7 +764,14 @@ mod tests {
         assert_eq!(warned[0].severity, Severity::Warning);
 
         let mut out = Vec::new();
-        let exit = check(&[home.to_owned()], &[ModuleChoice::Dpe], true, &mut out).unwrap();
+        let exit = check(
+            &[home.to_owned()],
+            &[ModuleChoice::Dpe],
+            true,
+            false,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(exit, ERRORS);
         let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let reported: Vec<_> = report["problems"]

@@ -12,6 +12,7 @@ pub mod engines;
 pub mod homes;
 pub mod keygen;
 pub mod link;
+pub mod online;
 pub mod revoke;
 pub mod token;
 pub mod userkey;
@@ -117,6 +118,11 @@ pub enum Command {
         /// Print a JSON report for machines.
         #[arg(long)]
         json: bool,
+        /// Also fetch, once each, the keys of every user-token issuer behind a URL (a Keycloak
+        /// realm's certs, an http(s):// mp.jwt.verify.publickey.location) as the daemon would, and
+        /// report what came back. Without it, check never touches the network.
+        #[arg(long)]
+        online: bool,
     },
     /// Mint or inspect service tokens; with --user, mint a person's token for tests.
     Token(TokenArgs),
@@ -373,6 +379,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             homes,
             module,
             json,
+            online,
         } => {
             if module.len() > homes.len() {
                 anyhow::bail!(
@@ -381,7 +388,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                     homes.len()
                 );
             }
-            check::check(&homes, &module, json, out)
+            check::check(&homes, &module, json, online, out)
         }
         Command::Token(TokenArgs {
             command: None,

@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `svcid` binary on temporary module homes: what an operator runs
-//! and sees. Keys are generated at run time; nothing here touches the network.
+//! and sees. Keys are generated at run time; nothing here touches the network except the
+//! `check --online` tests, which reach a key endpoint on 127.0.0.1 (`svcid_testkit::jwks`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -1447,4 +1448,124 @@ fn whoami_bearer_sends_the_token_with_the_bearer_scheme() {
     let output = svcid(&["whoami", "--bearer", token, "--engine", "dpe-1", "no-port"]);
     assert_eq!(code(&output), 2);
     assert!(String::from_utf8_lossy(&output.stderr).contains("HOST:PORT"));
+}
+
+/// Appends a Keycloak realm at `server_url` to DPM's file of `pair`; returns the line number of
+/// the `server-url` property.
+fn with_realm(pair: &Pair, server_url: &str) -> usize {
+    let file = pair.dpm.join("etc/application.properties");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let line = text.lines().count() + 1;
+    text.push_str(&format!(
+        "ataccama.authentication.keycloak.server-url={server_url}\n\
+         ataccama.authentication.keycloak.realm={}\n",
+        svcid_testkit::jwks::REALM
+    ));
+    std::fs::write(&file, text).unwrap();
+    line
+}
+
+#[test]
+fn check_online_fetches_a_realms_keys_once_and_lists_their_kids() {
+    let realm = svcid_testkit::jwks::JwksServer::start().unwrap();
+    let pair = Pair::linked();
+    let line = with_realm(&pair, &realm.server_url());
+    // Without --online nothing is fetched.
+    let out = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(realm.requests(), 0, "check fetched without --online");
+
+    let out = svcid(&["check", "--online", s(&pair.dpm), s(&pair.dpe)]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}");
+    assert_eq!(realm.requests(), 1);
+    let expected = format!(
+        "{}:{line}: info: ataccama.authentication.keycloak.server-url: {}: 1 usable key (1 not for signing skipped): {}",
+        s(&pair.dpm.join("etc/application.properties")),
+        realm.certs_url(),
+        realm.signing_key().kid()
+    );
+    assert!(text.contains(&expected), "{expected}\n{text}");
+    assert!(!text.contains(realm.encryption_key().kid()), "{text}");
+    assert!(text.ends_with("result: 0 errors, 0 warnings\n"), "{text}");
+
+    let out = svcid(&["check", "--online", "--json", s(&pair.dpm)]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["exitCode"], 0, "{report}");
+    let fetched = report["homes"][0]["userKeysFetched"][0].as_str().unwrap();
+    assert!(fetched.contains(realm.signing_key().kid()), "{report}");
+}
+
+#[test]
+fn check_online_reports_an_answer_that_is_not_a_key_set() {
+    let realm = svcid_testkit::jwks::JwksServer::start().unwrap();
+    realm.set_body("<html>login</html>");
+    let pair = Pair::linked();
+    let line = with_realm(&pair, &realm.server_url());
+    let out = svcid(&["check", "--online", s(&pair.dpm)]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 2, "{text}");
+    let at = format!(
+        "{}:{line}: error: ataccama.authentication.keycloak.server-url: {}: the answer is not a usable key set",
+        s(&pair.dpm.join("etc/application.properties")),
+        realm.certs_url()
+    );
+    assert!(text.contains(&at), "{at}\n{text}");
+    assert!(
+        text.contains("fix: point it at the issuer's public keys"),
+        "{text}"
+    );
+
+    // A redirect is refused, not followed, and named.
+    realm.set_redirect(Some("http://127.0.0.1:9/elsewhere"));
+    let out = svcid(&["check", "--online", "--json", s(&pair.dpm)]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["exitCode"], 2, "{report}");
+    let problem = &report["problems"][0];
+    assert_eq!(problem["code"], "online.user-keys-unusable", "{report}");
+    assert_eq!(problem["line"], line, "{report}");
+    assert!(
+        problem["message"].as_str().unwrap().contains("redirect"),
+        "{report}"
+    );
+}
+
+#[test]
+fn check_online_reports_a_refused_port_with_the_url_line_and_fix() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let pair = Pair::linked();
+    let server_url = format!("http://127.0.0.1:{port}");
+    let line = with_realm(&pair, &server_url);
+    let out = svcid(&["check", "--online", "--json", s(&pair.dpm)]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["exitCode"], 2, "{report}");
+    let problem = &report["problems"][0];
+    assert_eq!(problem["code"], "online.user-keys-unreachable", "{report}");
+    assert_eq!(problem["severity"], "error", "{report}");
+    assert_eq!(problem["line"], line, "{report}");
+    assert_eq!(
+        problem["property"], "ataccama.authentication.keycloak.server-url",
+        "{report}"
+    );
+    let message = problem["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "{server_url}/realms/{}/protocol/openid-connect/certs: ",
+            svcid_testkit::jwks::REALM
+        )),
+        "{message}"
+    );
+    assert!(
+        problem["fix"]
+            .as_str()
+            .unwrap()
+            .contains("reachable from this host"),
+        "{report}"
+    );
 }

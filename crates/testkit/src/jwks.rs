@@ -35,6 +35,7 @@ pub const REALM: &str = "svcid";
 pub struct RealmKey {
     kid: String,
     private_pem: String,
+    public_pem: String,
     jwk: Value,
 }
 
@@ -85,9 +86,11 @@ impl RealmKey {
             "x5t#S256": URL_SAFE_NO_PAD.encode(sha256),
         });
         let private_pem = String::from_utf8(key.private_key_to_pem_pkcs8()?)?;
+        let public_pem = String::from_utf8(key.public_key_to_pem()?)?;
         Ok(RealmKey {
             kid,
             private_pem,
+            public_pem,
             jwk,
         })
     }
@@ -100,6 +103,12 @@ impl RealmKey {
     /// The private key, PKCS#8 PEM (`BEGIN PRIVATE KEY`), for signing test tokens.
     pub fn private_pem(&self) -> &str {
         &self.private_pem
+    }
+
+    /// The public key, SubjectPublicKeyInfo PEM (`BEGIN PUBLIC KEY`), as a MicroProfile JWT
+    /// issuer publishes it.
+    pub fn public_pem(&self) -> &str {
+        &self.public_pem
     }
 
     /// The public JWK as the realm publishes it.
@@ -171,9 +180,16 @@ pub struct JwksServer {
 impl JwksServer {
     /// Serves realm [`REALM`] with a fresh signing and encryption key, as Keycloak does.
     pub fn start() -> anyhow::Result<JwksServer> {
+        Self::start_on(0)
+    }
+
+    /// [`JwksServer::start`] on `127.0.0.1:port` (`0`: a free port), for a provider that comes
+    /// up late on the port a module was configured with.
+    pub fn start_on(port: u16) -> anyhow::Result<JwksServer> {
         let signing = RealmKey::signing()?;
         let encryption = RealmKey::encryption()?;
-        let listener = TcpListener::bind(("127.0.0.1", 0)).context("binding 127.0.0.1:0")?;
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .with_context(|| format!("binding 127.0.0.1:{port}"))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             answer: Mutex::new(Answer {

@@ -228,6 +228,8 @@ async fn expired_keys_are_refetched_on_the_next_need() {
     );
 }
 
+/// U8: a thousand unknown `kid`s cost one fetch per min-time; other callers are unaffected (end to
+/// end: `tests/user_keys.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_unknown_kids_cause_one_refetch_and_others_are_unaffected() {
     let server = JwksServer::start().unwrap();
@@ -347,6 +349,7 @@ async fn cache_control_max_age_counts_for_micro_profile_and_not_for_keycloak() {
     assert!(matches!(state(&users), KeySourceState::Fresh { .. }));
 }
 
+/// U9: the key URL down at first use: refused with `keys_unavailable`, no panic, logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_provider_down_at_first_use_refuses_then_works_once_up() {
     let server = JwksServer::start().unwrap();
@@ -403,6 +406,7 @@ async fn a_provider_down_at_first_use_refuses_then_works_once_up() {
     assert_eq!(users.fetch_count(&iss, "unreachable"), 1);
 }
 
+/// U9: the key URL down later: the last good keys are kept, the failure logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_provider_down_later_leaves_the_last_good_keys_in_use() {
     let server = JwksServer::start().unwrap();
@@ -471,6 +475,7 @@ async fn misbehaving(spoil: impl Fn(&JwksServer), result: &str, reason_part: &st
     );
 }
 
+/// U9: a slow key URL: bounded by the fetch timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_answer_is_bounded_by_the_timeout() {
     misbehaving(
@@ -481,6 +486,7 @@ async fn a_slow_answer_is_bounded_by_the_timeout() {
     .await;
 }
 
+/// U9: a 5 MiB answer is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_five_mib_answer_is_refused() {
     let huge = || {
@@ -503,6 +509,7 @@ async fn a_five_mib_answer_is_refused() {
     .await;
 }
 
+/// U9: 10,000 keys are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_keys_are_refused() {
     let keys: Vec<Value> = (0..10_000)
@@ -518,6 +525,7 @@ async fn ten_thousand_keys_are_refused() {
     .await;
 }
 
+/// U9: an answer that is not JSON is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_answer_that_is_not_json_is_refused() {
     misbehaving(
@@ -528,6 +536,7 @@ async fn an_answer_that_is_not_json_is_refused() {
     .await;
 }
 
+/// U9: a redirect elsewhere is refused and not followed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redirect_is_not_followed() {
     let target = JwksServer::start().unwrap();
@@ -542,6 +551,7 @@ async fn a_redirect_is_not_followed() {
     assert_eq!(target.requests(), 0, "the redirect target received nothing");
 }
 
+/// U7: `jku` and `x5u` in a token are never fetched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn urls_named_by_a_token_are_never_fetched() {
     let server = JwksServer::start().unwrap();
@@ -592,4 +602,69 @@ async fn logged_urls_carry_no_credentials() {
         "{health}"
     );
     let _ = std::io::stderr().flush();
+}
+
+/// A MicroProfile JWT token for `iss` as the TCK's `TokenUtils` mints it (`upn`, `groups`,
+/// `iat = now`, `exp = now + 300`), signed by `key` with `kid` in its header.
+fn micro_profile_token(iss: &str, key: &RealmKey, kid: &str) -> String {
+    let mut payload = JwtPayload::new();
+    let now = unix_now();
+    payload.set_issuer(iss);
+    payload.set_subject("24400320");
+    payload
+        .set_claim("upn", Some(json!("jdoe@example.com")))
+        .unwrap();
+    payload
+        .set_claim("groups", Some(json!(["Echoer", "Tester"])))
+        .unwrap();
+    payload.set_claim("iat", Some(json!(now))).unwrap();
+    payload.set_claim("exp", Some(json!(now + 300))).unwrap();
+    let mut header = JwsHeader::new();
+    header.set_token_type("JWT");
+    header.set_key_id(kid);
+    let signer = RS256.signer_from_pem(key.private_pem()).unwrap();
+    jwt::encode_with_signer(&payload, &header, &signer).unwrap()
+}
+
+/// The TCK's `testKeyAsLocationUrl`: `mp.jwt.verify.publickey.location` is an `http://` URL
+/// answering a PEM public key (the token's `kid` names a file and is ignored with one key), a
+/// single JWK, or a JWK set selected by `kid`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tck_key_as_location_url_pem_jwk_and_jwks() {
+    let server = JwksServer::start().unwrap();
+    let key = server.signing_key().clone();
+    let pem = key.public_pem().to_owned();
+    let jwk = key.jwk().to_string();
+    let jwks = svcid_testkit::jwks::jwks(&[&key, server.encryption_key()]);
+    for (what, body, kid) in [
+        ("PEM", pem, "/privateKey.pem"),
+        ("JWK", jwk, "/privateKey.pem"),
+        ("JWKS", jwks, key.kid()),
+    ] {
+        server.set_body(body);
+        let before = server.requests();
+        let location = format!("{}/publicKey-{what}", server.server_url());
+        let settings = issuer(
+            UserIssuerPolicy::micro_profile(server.issuer()),
+            location,
+            Duration::from_secs(300),
+            Duration::from_secs(10),
+        );
+        let users = users(&settings);
+        let user = users
+            .authenticate(&micro_profile_token(&server.issuer(), &key, kid))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(user.username, "jdoe@example.com", "{what}");
+        assert_eq!(user.roles, ["Echoer", "Tester"], "{what}");
+        assert_eq!(server.requests() - before, 1, "{what}");
+        // Another signer under the same kid: refused.
+        let stranger = RealmKey::signing().unwrap();
+        let forged = micro_profile_token(&server.issuer(), &stranger, kid);
+        assert_eq!(
+            users.authenticate(&forged).await.unwrap_err().reason(),
+            "bad_signature",
+            "{what}"
+        );
+    }
 }

@@ -889,6 +889,8 @@ fn row_18_roles_and_module_in_the_token_are_ignored() {
     );
 }
 
+/// U11: `usr` from a deployment without the impersonation role, `usr` without `id` or `username`,
+/// and `roles` that are not an array are refused (end to end: `tests/hostile.rs`, row 19).
 #[test]
 fn row_19_usr_needs_the_impersonation_role() {
     let f = Fixture::new();

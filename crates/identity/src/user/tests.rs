@@ -263,6 +263,8 @@ impl Realm {
 // ---------------------------------------------------------------------------------------------
 // Keycloak
 
+/// U12: a Keycloak user's roles are `realm_access.roles` only (not `groups`, not
+/// `resource_access`).
 #[test]
 fn a_keycloak_token_gives_the_user_and_realm_roles_only() {
     let realm = Realm::new();
@@ -360,6 +362,8 @@ fn keycloak_jwks_keeps_the_signing_key_and_skips_the_encryption_key() {
     assert_eq!(kept.keys()[0].algorithm(), UserAlgorithm::Es256);
 }
 
+/// U6: a Keycloak token without `sub` or `preferred_username` is refused (MicroProfile JWT names:
+/// `tck_invalid_tokens`).
 #[test]
 fn u6_keycloak_needs_sub_and_preferred_username() {
     let realm = Realm::new();
@@ -379,6 +383,8 @@ fn u6_keycloak_needs_sub_and_preferred_username() {
     }
 }
 
+/// U5: with an audience configured, `aud` missing, another value or of the wrong JSON type is
+/// refused.
 #[test]
 fn keycloak_audience_and_roles_in_the_wrong_shape() {
     let mut policy = UserIssuerPolicy::keycloak(KEYCLOAK_ISS);
@@ -413,6 +419,7 @@ fn keycloak_audience_and_roles_in_the_wrong_shape() {
 // ---------------------------------------------------------------------------------------------
 // Hostile user tokens (docs/security.md): U1–U5, U7
 
+/// U1: RS256 signed by a key not in the issuer's set, or with its payload altered, is refused.
 #[test]
 fn u1_another_signer_or_altered_bytes_are_refused() {
     let realm = Realm::new();
@@ -451,6 +458,8 @@ fn u1_another_signer_or_altered_bytes_are_refused() {
     assert_eq!(realm.setup.reason(&padded), "bad_base64");
 }
 
+/// U2: `none`, HS256 keyed with the issuer's public key (PEM, JWK, DER), PS256, RS512, and RS256
+/// over an EC key are refused.
 #[test]
 fn u2_none_hmac_pss_rs512_and_a_key_of_the_wrong_type_are_refused() {
     let pair = Pair::rsa(2048);
@@ -530,6 +539,8 @@ fn u2_none_hmac_pss_rs512_and_a_key_of_the_wrong_type_are_refused() {
     assert_eq!(setup.reason(&es_token), "alg_key_mismatch");
 }
 
+/// U3: `iss` of another issuer, missing, not a string, or with a trailing `/`: not a user token of
+/// this issuer.
 #[test]
 fn u3_tokens_of_other_or_no_issuers_are_not_user_tokens() {
     let realm = Realm::new();
@@ -564,6 +575,8 @@ fn u3_tokens_of_other_or_no_issuers_are_not_user_tokens() {
     }
 }
 
+/// U4: `exp` missing or past the skew, `iat` after `exp`, `nbf` in the future are refused (token
+/// age: `tck_token_age`).
 #[test]
 fn u4_times_expiry_not_before_and_age() {
     let realm = Realm::new();
@@ -593,6 +606,7 @@ fn u4_times_expiry_not_before_and_age() {
     assert_eq!(realm.setup.reason(&token), "expired");
 }
 
+/// U7: `jku`, `x5u` and `jwk` in the header are ignored; the server they name receives nothing.
 #[test]
 fn u7_key_urls_and_embedded_keys_in_the_header_are_never_used() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -634,6 +648,10 @@ fn u7_key_urls_and_embedded_keys_in_the_header_are_never_used() {
 // ---------------------------------------------------------------------------------------------
 // MicroProfile JWT: the TCK's cases
 
+/// TCK `callEchoExpiredToken`, `callEchoBadIssuer`, `callEchoBadSigner`, `callEchoBadSignerAlg`
+/// (HS256), `verifyTokenWithoutExpiration`, `verifyTokenWithIatOlderThanExp`,
+/// `verifyTokenWithoutName`; U6 (no `upn`, `preferred_username` or `sub`: refused) and U12
+/// (`realm_access` is not a MicroProfile JWT role).
 #[test]
 fn tck_invalid_tokens() {
     let pair = Pair::rsa(2048);
@@ -731,6 +749,7 @@ fn tck_invalid_tokens() {
     assert_eq!(setup.reason(&no_typ), "bad_typ");
 }
 
+/// U4: a token older than `token.age` is refused.
 #[test]
 fn tck_token_age() {
     let pair = Pair::rsa(2048);
@@ -746,6 +765,7 @@ fn tck_token_age() {
     assert_eq!(setup.reason(&token), "token_too_old");
 }
 
+/// U5: `aud` missing or without a configured audience is refused.
 #[test]
 fn tck_audiences() {
     let pair = Pair::rsa(4096);
@@ -900,6 +920,7 @@ fn tck_a_jwks_of_rsa_and_ec_keys_selects_by_kid() {
 // ---------------------------------------------------------------------------------------------
 // Payara's vendor file
 
+/// TCK-adjacent (Payara): `enable.namespace` and `custom.namespace` of `payara-mp-jwt.properties`.
 #[test]
 fn payara_namespaced_claims_are_read_without_the_namespace() {
     let pair = Pair::rsa(2048);
@@ -952,6 +973,7 @@ fn payara_namespaced_claims_are_read_without_the_namespace() {
     assert_eq!(setup.verify(&token).unwrap().username, "bob");
 }
 
+/// TCK-adjacent (Payara): `disable.type.verification` of `payara-mp-jwt.properties`.
 #[test]
 fn payara_disable_type_verification_accepts_a_token_without_typ() {
     let pair = Pair::rsa(2048);
