@@ -23,7 +23,10 @@ fuzz_target!(|data: &[u8]| {
         let signing = parse(candidate, KeyFilter::Signing);
         if let (Some(keycloak), Some(signing)) = (keycloak, signing) {
             // Keycloak's filter keeps a subset of what the Signing filter keeps.
-            assert!(keycloak <= signing, "{keycloak} keys for Keycloak, {signing} signing");
+            assert!(
+                keycloak <= signing,
+                "{keycloak} keys for Keycloak, {signing} signing"
+            );
         }
     }
 });
@@ -41,7 +44,10 @@ fn parse(text: &str, filter: KeyFilter) -> Option<usize> {
             for key in keys {
                 let _ = (key.algorithm(), format!("{key:?}"));
                 if let Some(kid) = key.kid() {
-                    assert!(set.contains_kid(kid), "kid {kid:?} not found in its own set");
+                    assert!(
+                        set.contains_kid(kid),
+                        "kid {kid:?} not found in its own set"
+                    );
                 }
             }
             let _ = set.skipped();

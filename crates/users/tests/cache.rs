@@ -38,7 +38,9 @@ fn token(iss: &str, key: &RealmKey, subject: &str, iat: i64, lifetime: i64) -> S
     payload.set_issuer(iss);
     payload.set_subject(subject);
     payload.set_claim("iat", Some(json!(iat))).unwrap();
-    payload.set_claim("exp", Some(json!(iat + lifetime))).unwrap();
+    payload
+        .set_claim("exp", Some(json!(iat + lifetime)))
+        .unwrap();
     payload
         .set_claim("preferred_username", Some(json!(subject)))
         .unwrap();

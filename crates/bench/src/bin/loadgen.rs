@@ -147,9 +147,9 @@ async fn run(args: Args) -> Result<()> {
         "users" => (Mode::Users, &[Kind::WhoAmI, Kind::UserWhoAmI]),
         "users-storm" => (Mode::UserStorm, &[Kind::UserWhoAmI, Kind::UserStorm]),
         "engine" => (Mode::Engine, &[Kind::EngineWhoAmI]),
-        other => bail!(
-            "--kinds takes both, health, whoami, users, users-storm or engine, not {other:?}"
-        ),
+        other => {
+            bail!("--kinds takes both, health, whoami, users, users-storm or engine, not {other:?}")
+        }
     };
     let mut target = Target::start(dir.path(), &args, mode).await?;
     let totals = target.rounds(&args, kinds, budget).await?;
@@ -183,7 +183,8 @@ impl People {
         match mode {
             Mode::Users | Mode::Engine => {
                 let key = RealmKey::signing()?;
-                let token = rs256_token(&key, key.kid(), ISSUER, "alice", &["DPM_ADMIN"], now, 3600)?;
+                let token =
+                    rs256_token(&key, key.kid(), ISSUER, "alice", &["DPM_ADMIN"], now, 3600)?;
                 let lines = vec![
                     format!("{}={ISSUER}", names::MP_JWT_ISSUER),
                     format!("{}={}", names::MP_JWT_PUBLICKEY, jwks(&[&key])),
@@ -199,13 +200,22 @@ impl People {
                 let realm = JwksServer::start()?;
                 let key = realm.signing_key();
                 let issuer = realm.issuer();
-                let token = rs256_token(key, key.kid(), &issuer, "alice", &["DPM_ADMIN"], now, 3600)?;
+                let token =
+                    rs256_token(key, key.kid(), &issuer, "alice", &["DPM_ADMIN"], now, 3600)?;
                 // Distinct unknown kids, signed by the realm's key; refused before any signature
                 // check, but each one asks the key source for a refetch.
                 let strangers = (0..256)
                     .map(|n| {
                         let kid = format!("unknown-{n}");
-                        bearer(rs256_token(key, &kid, &issuer, "mallory", &["DPM_ADMIN"], now, 3600)?)
+                        bearer(rs256_token(
+                            key,
+                            &kid,
+                            &issuer,
+                            "mallory",
+                            &["DPM_ADMIN"],
+                            now,
+                            3600,
+                        )?)
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let lines = vec![
@@ -778,7 +788,13 @@ async fn start_engine(
         names::DEPLOYMENTS,
         deployment::ROLES
     );
-    let home = write_dpe_home(&dir.join("dpe"), dpm_port, dpm_key, dpe_key, &[role.as_str()])?;
+    let home = write_dpe_home(
+        &dir.join("dpe"),
+        dpm_port,
+        dpm_key,
+        dpe_key,
+        &[role.as_str()],
+    )?;
     let dpe = svcid_testkit::process::spawn_daemon("dpe", &home, &[], &[], |_| {})
         .context("starting dpe")?;
     let mut admin = EngineAdminServiceClient::new(channel.clone());

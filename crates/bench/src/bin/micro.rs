@@ -26,12 +26,12 @@ use svcid_bench::people::{ISSUER, loaded_issuer, rs256_token};
 use svcid_bench::procfs::thread_cpu;
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::{human, per_second};
+use svcid_config::ServerTrust;
+use svcid_identity::user::{UserKeySet, UserTokenVerifier};
 use svcid_identity::{
     Deployment, DeploymentKey, Deployments, GeneratorKey, ManualClock, TokenIssuer, TokenProfile,
     TokenVerifier, VerifyPolicy,
 };
-use svcid_config::ServerTrust;
-use svcid_identity::user::{UserKeySet, UserTokenVerifier};
 use svcid_testkit::jwks::RealmKey;
 use svcid_users::Users;
 
@@ -166,7 +166,10 @@ fn user_figures(args: &Args, budget: Duration) -> Result<()> {
     }
 
     println!();
-    println!("micro: load average {} (after the user figures)", load_average());
+    println!(
+        "micro: load average {} (after the user figures)",
+        load_average()
+    );
     println!(
         "  ratios by round: {}",
         ratios
@@ -178,7 +181,10 @@ fn user_figures(args: &Args, budget: Duration) -> Result<()> {
     Row {
         figure: "RS256 user-token verify, cold",
         measured: format!("{} ({ratio:.2} ×)", per_second(cold.per_cpu_second())),
-        reference: format!("openssl rsa2048 verify {} (median)", per_second(openssl_verify)),
+        reference: format!(
+            "openssl rsa2048 verify {} (median)",
+            per_second(openssl_verify)
+        ),
         target: "≥ 0.9 × openssl",
         verdict: Verdict::from_check(ratio >= 0.9),
     }

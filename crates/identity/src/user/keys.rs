@@ -22,8 +22,8 @@ use openssl::sign::Verifier;
 use p256::pkcs8::DecodePublicKey as _;
 use serde_json::{Map, Value};
 
-use crate::jwk::{self, p256_point};
 use crate::es256::{Es256Verifier, SIGNATURE_BYTES};
+use crate::jwk::{self, p256_point};
 use crate::printable::{EXCERPT_CHARS, excerpt};
 use crate::strict_json::{self, StrictJsonError};
 
