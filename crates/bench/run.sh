@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole benchmark suite of issue 6, in a few minutes: builds with --release, then runs
-#   micro   — mint / cold verify / cached verify / registry lookups beside `openssl speed ecdsap256`
+#   micro   — mint / cold verify / cached verify / registry lookups beside `openssl speed ecdsap256`,
+#             RS256 user-token verify cold and cached beside `openssl speed rsa2048`
 #   loadgen — authenticated WhoAmI vs unauthenticated Health/Check against one real dpm
 #   swarm   — 10, 100 and 1,000 simulated engines against one real dpm (storm, steady state,
 #             frozen slice, DPM killed and restarted), and a real dpe's start to READY
@@ -46,6 +47,11 @@ if $quick; then
 else
     run "$bin/micro"
     run "$bin/loadgen"
+    # People's tokens: user-token WhoAmI beside module-token WhoAmI, an unknown-kid storm, and
+    # WhoAmIOnEngine over DPM and one real dpe.
+    run "$bin/loadgen" --kinds users
+    run "$bin/loadgen" --kinds users-storm --rounds 3
+    run "$bin/loadgen" --kinds engine --rounds 2
     run "$bin/swarm" --engines 10 --steady-seconds 4 --freeze-fraction 0 --no-restart --no-real-dpe
     run "$bin/swarm" --engines 100 --steady-seconds 5 --freeze-fraction 0 --no-restart --no-real-dpe
     run "$bin/swarm" --engines 1000 --steady-seconds 10

@@ -63,6 +63,9 @@ pub const USER_KEY_FETCHES: &str = "svcid_user_key_fetches_total";
 pub const USER_KEY_FETCH_DURATION: &str = "svcid_user_key_fetch_duration_seconds";
 /// `svcid_user_keys{issuer}` gauge: the keys each user-token issuer's tokens are verified with.
 pub const USER_KEYS: &str = "svcid_user_keys";
+/// `svcid_user_token_cache_total{result}`: people's tokens answered from the verified-user-token
+/// cache (`hit`) or checked in full (`miss`).
+pub const USER_TOKEN_CACHE: &str = "svcid_user_token_cache_total";
 
 /// The token counters a daemon's verifier and issuer keep (they live in `svcid-identity`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -700,6 +703,10 @@ pub struct UserKeyMetrics {
     fetches: CounterVec,
     /// How long each fetch took, whatever its result.
     duration: Histogram,
+    /// User tokens answered from the verified-user-token cache.
+    cache_hits: Counter,
+    /// User tokens checked in full (first use, expired entry, keys changed, or refused).
+    cache_misses: Counter,
 }
 
 impl Default for UserKeyMetrics {
@@ -707,6 +714,8 @@ impl Default for UserKeyMetrics {
         Self {
             fetches: CounterVec::new(&["issuer", "result"]),
             duration: Histogram::new(LATENCY_BOUNDS),
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
         }
     }
 }
@@ -723,7 +732,21 @@ impl UserKeyMetrics {
         self.fetches.get(issuer, result)
     }
 
-    /// Writes the three families; `keys` is each issuer with the number of keys its tokens are
+    /// One user token answered from the verified-user-token cache (`hit`) or checked in full.
+    pub fn token_cache(&self, hit: bool) {
+        if hit {
+            self.cache_hits.inc();
+        } else {
+            self.cache_misses.inc();
+        }
+    }
+
+    /// User tokens answered from the cache and checked in full so far: `(hits, misses)`.
+    pub fn token_cache_counts(&self) -> (u64, u64) {
+        (self.cache_hits.get(), self.cache_misses.get())
+    }
+
+    /// Writes the four families; `keys` is each issuer with the number of keys its tokens are
     /// verified with now (0 before a first successful fetch).
     pub fn render(&self, out: &mut Exposition, keys: &[(&str, usize)]) {
         out.family(
@@ -744,6 +767,21 @@ impl UserKeyMetrics {
             out,
             USER_KEY_FETCH_DURATION,
             "Duration of one fetch of a user-token issuer's keys, successful or not.",
+        );
+        out.family(
+            USER_TOKEN_CACHE,
+            Kind::Counter,
+            "People's tokens answered from the verified-user-token cache (hit) or checked in full (miss: first use, expired entry, issuer's keys changed, or refused).",
+        );
+        out.sample(
+            USER_TOKEN_CACHE,
+            &[("result", "hit")],
+            self.cache_hits.get() as f64,
+        );
+        out.sample(
+            USER_TOKEN_CACHE,
+            &[("result", "miss")],
+            self.cache_misses.get() as f64,
         );
     }
 }

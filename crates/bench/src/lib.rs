@@ -7,7 +7,7 @@
 //! `replicas` (two `dpm` replicas on a real PostgreSQL beside one in memory). The library holds
 //! what they have in common: module homes and the `dpm` process ([`daemon`]), simulated engines
 //! ([`engines`]), the fleet as DPM's logs tell it ([`fleet`]), reading `/proc` ([`procfs`]),
-//! percentiles ([`stats`]), the result lines `run.sh` collects ([`report`]) and the `main` of the
+//! percentiles ([`stats`]), people's tokens signed by an independent implementation ([`people`]), the result lines `run.sh` collects ([`report`]) and the `main` of the
 //! tools that run engines ([`engines_main`]); `swarm --console` also loads the operations console
 //! in headless chromium ([`console`]). What the benchmarks share with the tests (processes, logs,
 //! homes, HTTP, ports, the browser, PostgreSQL) is `svcid_testkit`. Everything runs on loopback;
@@ -22,6 +22,7 @@ pub mod console;
 pub mod daemon;
 pub mod engines;
 pub mod fleet;
+pub mod people;
 pub mod procfs;
 pub mod report;
 pub mod stats;

@@ -274,11 +274,7 @@ impl PublicKey {
         };
         let x = coordinate(object, "x")?;
         let y = coordinate(object, "y")?;
-        let mut sec1 = [0u8; 1 + 2 * FIELD_BYTES];
-        sec1[0] = 0x04; // uncompressed point
-        sec1[1..=FIELD_BYTES].copy_from_slice(&x);
-        sec1[1 + FIELD_BYTES..].copy_from_slice(&y);
-        let point = p256::PublicKey::from_sec1_bytes(&sec1).map_err(|_| KeyError::NotOnCurve)?;
+        let point = p256_point(&x, &y).ok_or(KeyError::NotOnCurve)?;
         Ok(Self::from_point(point, kid))
     }
 
@@ -557,14 +553,34 @@ fn optional_string<'a>(
     object: &'a Map<String, Value>,
     member: &'static str,
 ) -> Result<Option<&'a str>, KeyError> {
+    string_member(object, member).map_err(|found| KeyError::MemberNotString { member, found })
+}
+
+/// A JWK's `member` when present: its text, or (`Err`) the JSON type found instead of a string.
+/// Shared by the peers' keys here and people's keys (`user::keys`), each wrapping the error its
+/// way.
+pub(crate) fn string_member<'a>(
+    object: &'a Map<String, Value>,
+    member: &str,
+) -> Result<Option<&'a str>, &'static str> {
     match object.get(member) {
         None => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),
-        Some(other) => Err(KeyError::MemberNotString {
-            member,
-            found: json_type(other),
-        }),
+        Some(other) => Err(json_type(other)),
     }
+}
+
+/// The P-256 public key whose affine coordinates are `x` and `y` (32 bytes each, big-endian, as
+/// a JWK's decoded `x` and `y`); `None` when they are not a point on the curve.
+pub(crate) fn p256_point(x: &[u8], y: &[u8]) -> Option<p256::PublicKey> {
+    if x.len() != FIELD_BYTES || y.len() != FIELD_BYTES {
+        return None;
+    }
+    let mut sec1 = [0u8; 1 + 2 * FIELD_BYTES];
+    sec1[0] = 0x04; // uncompressed point
+    sec1[1..=FIELD_BYTES].copy_from_slice(x);
+    sec1[1 + FIELD_BYTES..].copy_from_slice(y);
+    p256::PublicKey::from_sec1_bytes(&sec1).ok()
 }
 
 fn coordinate(

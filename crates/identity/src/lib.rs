@@ -3,7 +3,8 @@
 //! This crate owns the security core and nothing else: P-256 JWKs and their RFC 7638 thumbprints
 //! ([`jwk`]), the immutable table of configured peers ([`deployments`]), minting and strict verification
 //! of service tokens ([`token`]), the identities handed to request handlers ([`identity`]) and the
-//! module-level access policy checked after authentication ([`authz`]). Time is injected through
+//! module-level access policy checked after authentication ([`authz`]), and the bounded cache of
+//! verified tokens both kinds of token share ([`cache`]). Time is injected through
 //! [`clock`] so expiry is testable. It depends on no async runtime, no gRPC stack and no other svcid
 //! crate: the daemons feed it metadata bytes and configuration values and get typed answers back.
 //!
@@ -11,6 +12,7 @@
 //! rules beside the module tokens' ([`user`]), under the same constraints.
 
 pub mod authz;
+pub mod cache;
 pub mod clock;
 pub mod deployments;
 mod es256;
@@ -22,6 +24,7 @@ pub mod token;
 pub mod user;
 
 pub use authz::{AccessDenied, AccessPolicy};
+pub use cache::VerifiedTokens;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deployments::{Deployment, DeploymentKey, Deployments, DeploymentsDiff, DeploymentsError};
 pub use identity::{Caller, CallerIdentity, ImpersonatedUser, ServiceIdentity};

@@ -10,12 +10,19 @@
 //!   last good keys kept);
 //! - [`fetch`]: the bounded `GET` of a key URL (size, time, no redirects, the module's trust);
 //! - [`events`]: the log event ids.
+//!
+//! Verified user tokens are remembered by their exact text (at most [`USER_TOKEN_CACHE_CAPACITY`]),
+//! so a person's repeated calls skip the signature check. An entry is used only before the
+//! token's `exp` (never later, whatever the clock skew allows) and only while its issuer's keys
+//! in force are still the very key set it was verified with: a refetch (rotation, expired TTL)
+//! sends every token of that issuer through the full check again, so a key dropped by the identity
+//! provider keeps no token alive.
 
 pub mod events;
 pub mod fetch;
 pub mod source;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 use svcid_actuator::health::{Component, Status};
@@ -23,11 +30,19 @@ use svcid_actuator::instruments::UserKeyMetrics;
 use svcid_actuator::metrics::Exposition;
 use svcid_actuator::rfc3339;
 use svcid_config::{ServerTrust, UserSettings};
+use svcid_identity::cache::VerifiedTokens;
 use svcid_identity::clock::Clock;
-use svcid_identity::user::{NotUserToken, UserIdentity, UserTokenError, UserTokenVerifier};
+use svcid_identity::user::{
+    NotUserToken, UserIdentity, UserKeySet, UserTokenError, UserTokenVerifier,
+};
 
 pub use fetch::{FetchError, FetchOptions};
 pub use source::{KeySource, KeySourceState, KeysUnavailable};
+
+/// Verified user tokens remembered at most, all issuers together (about one live token per person
+/// calling within a token's lifetime). Under a storm of distinct tokens the cache stays at this
+/// bound; only tokens that passed every check enter it.
+pub const USER_TOKEN_CACHE_CAPACITY: usize = 1024;
 
 /// Why a user token was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -55,14 +70,38 @@ impl UserAuthError {
 }
 
 /// The user-token issuers of one module and their keys. Share it behind an `Arc`.
-#[derive(Debug)]
 pub struct Users {
     /// Routes and verifies; holds the issuers' rules.
     verifier: UserTokenVerifier,
     /// The keys of `verifier.issuers()[i]` are `sources[i]`.
     sources: Vec<KeySource>,
-    /// Key fetches of every issuer.
+    /// Key fetches of every issuer, and the cache's hits and misses.
     metrics: Arc<UserKeyMetrics>,
+    /// Source of "now" for the cache's `exp` check (the verifier's clock).
+    clock: Arc<dyn Clock>,
+    /// Tokens already verified, so repeated calls skip the signature check.
+    verified: Mutex<VerifiedTokens<Verified>>,
+}
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Users")
+            .field("verifier", &self.verifier)
+            .field("sources", &self.sources)
+            .field("cached", &self.cache().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One remembered verification.
+#[derive(Debug)]
+struct Verified {
+    /// Who the token proved.
+    identity: UserIdentity,
+    /// The index of its issuer in `Users::sources`.
+    issuer: usize,
+    /// The key set it was verified with: the entry counts only while this set is in force.
+    keys: Arc<UserKeySet>,
 }
 
 impl Users {
@@ -92,7 +131,7 @@ impl Users {
         }
         let policies = settings.issuers.iter().map(|i| i.policy.clone()).collect();
         // The configuration loader already refused duplicate and incomplete issuers.
-        let verifier = UserTokenVerifier::new(policies, clock).ok()?;
+        let verifier = UserTokenVerifier::new(policies, Arc::clone(&clock)).ok()?;
         let metrics = Arc::new(UserKeyMetrics::default());
         let sources = settings
             .issuers
@@ -103,6 +142,8 @@ impl Users {
             verifier,
             sources,
             metrics,
+            clock,
+            verified: Mutex::new(VerifiedTokens::new(USER_TOKEN_CACHE_CAPACITY)),
         })
     }
 
@@ -122,8 +163,14 @@ impl Users {
         ))
     }
 
-    /// Verifies `token` with its issuer's keys, fetching them first when needed.
+    /// Verifies `token` with its issuer's keys, fetching them first when needed; a token verified
+    /// before is answered from the cache (see the crate docs).
     pub async fn authenticate(&self, token: &str) -> Result<UserIdentity, UserAuthError> {
+        let now = self.clock.now_unix();
+        if let Some(identity) = self.remembered(token, now) {
+            self.metrics.token_cache(true);
+            return Ok(identity);
+        }
         let (index, kid) = {
             let routed = self.verifier.route(token)?;
             let index = self
@@ -134,9 +181,50 @@ impl Users {
                 .unwrap_or_default();
             (index, routed.kid().map(str::to_owned))
         };
+        self.metrics.token_cache(false);
         let keys = self.sources[index].keys(kid.as_deref()).await?;
         let routed = self.verifier.route(token)?;
-        Ok(routed.verify(&keys)?)
+        let identity = routed.verify(&keys)?;
+        if let Some(exp) = routed.expires() {
+            let entry = Verified {
+                identity: identity.clone(),
+                issuer: index,
+                keys,
+            };
+            self.cache()
+                .remember(token, entry, exp, |exp| usable(now, exp));
+        }
+        Ok(identity)
+    }
+
+    /// Entries in the verified-user-token cache now.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache().len()
+    }
+
+    /// User tokens answered from the cache and checked in full so far: `(hits, misses)`.
+    pub fn token_cache_counts(&self) -> (u64, u64) {
+        self.metrics.token_cache_counts()
+    }
+
+    /// The identity `token` proved earlier, when its entry is before the token's `exp` and its
+    /// issuer's keys in force are the set it was verified with; a stale entry is forgotten.
+    fn remembered(&self, token: &str, now: i64) -> Option<UserIdentity> {
+        let mut cache = self.cache();
+        let entry = cache.get(token, |exp| usable(now, exp))?;
+        let in_force = self
+            .sources
+            .get(entry.issuer)
+            .and_then(KeySource::keys_in_force);
+        if in_force.is_some_and(|keys| Arc::ptr_eq(&keys, &entry.keys)) {
+            return Some(entry.identity.clone());
+        }
+        cache.forget(token);
+        None
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, VerifiedTokens<Verified>> {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Each issuer's `iss` and the state of its keys, for health and the console.
@@ -177,6 +265,12 @@ impl Users {
             .collect();
         self.metrics.render(out, &keys);
     }
+}
+
+/// Whether a cache entry for a token with `exp` may answer at `now`: strictly before `exp`, with
+/// no clock-skew leeway (the full check applies that).
+fn usable(now: i64, exp: i64) -> bool {
+    now < exp
 }
 
 /// One issuer's health details.

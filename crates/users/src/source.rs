@@ -189,6 +189,21 @@ impl KeySource {
         }
     }
 
+    /// The keys a token would be verified with now, without fetching: the loaded keys, or the
+    /// last fetched ones while within their TTL; `None` when a call would have to fetch (none yet,
+    /// or their TTL is over). The verified-user-token cache answers only while the key set it
+    /// verified with is still this one.
+    pub fn keys_in_force(&self) -> Option<Arc<UserKeySet>> {
+        match &self.inner {
+            Inner::Loaded { keys, .. } => Some(Arc::clone(keys)),
+            Inner::Url(source) => {
+                let state = source.lock();
+                let good = state.good.as_ref()?;
+                (Instant::now().duration_since(good.at) < good.ttl).then(|| Arc::clone(&good.keys))
+            }
+        }
+    }
+
     /// The state now.
     pub fn state(&self) -> KeySourceState {
         match &self.inner {
@@ -450,30 +465,25 @@ impl UrlSource {
                     .map(|good| (good.keys.keys().len(), finished_at.duration_since(good.at)));
                 let finished = state.finished;
                 drop(state);
-                match kept {
-                    Some((keys, age)) => tracing::warn!(
-                        eventId = events::USER_KEYS_FETCH_FAILED,
-                        issuer = %svcid_printable::escaped(&self.issuer),
-                        url = %self.shown,
-                        reason = %reason,
-                        result = error.result(),
-                        why = why.as_str(),
-                        kept = true,
-                        keptKeys = keys,
-                        keptAge = %format_args!("{}s", age.as_secs()),
+                // `keptKeys` and `keptAge` only when keys are kept: absent fields are not logged.
+                let (kept_keys, kept_age) = kept.unzip();
+                tracing::warn!(
+                    eventId = events::USER_KEYS_FETCH_FAILED,
+                    issuer = %svcid_printable::escaped(&self.issuer),
+                    url = %self.shown,
+                    reason = %reason,
+                    result = error.result(),
+                    why = why.as_str(),
+                    kept = kept.is_some(),
+                    keptKeys = kept_keys,
+                    keptAge = kept_age.map(|age| tracing::field::display(format!("{}s", age.as_secs()))),
+                    "{}",
+                    if kept.is_some() {
                         "Could not fetch the keys of a user-token issuer; the last good keys stay in use."
-                    ),
-                    None => tracing::warn!(
-                        eventId = events::USER_KEYS_FETCH_FAILED,
-                        issuer = %svcid_printable::escaped(&self.issuer),
-                        url = %self.shown,
-                        reason = %reason,
-                        result = error.result(),
-                        why = why.as_str(),
-                        kept = false,
+                    } else {
                         "Could not fetch the keys of a user-token issuer; its tokens are refused until a fetch succeeds."
-                    ),
-                }
+                    }
+                );
                 self.done.send_replace(finished);
             }
         }

@@ -11,6 +11,17 @@
 //! another connection sends `RATE` calls per second with tokens DPM refuses (a well-formed token
 //! whose `kid` no deployment has): the refused-token storm of issue 15, reported as the stormy /
 //! quiet throughput ratio and both p99s.
+//!
+//! People's tokens (RS256, key generated at run time, signed with josekit):
+//!
+//! - `--kinds users`: `WhoAmI` with a module token against `WhoAmI` with a user token (DPM
+//!   configured with a MicroProfile JWT issuer and its key inline), ratio user / module;
+//! - `--kinds users-storm`: `WhoAmI` with a user token, quiet and while `--user-storm` calls per
+//!   second arrive with tokens of the issuer whose `kid`s the realm does not publish (DPM's issuer
+//!   is a Keycloak realm served on 127.0.0.1, counting its key requests), ratio stormy / quiet and
+//!   the key fetches;
+//! - `--kinds engine`: `EngineAdminService.WhoAmIOnEngine` with a user token holding `DPM_ADMIN`,
+//!   over DPM and one real `dpe`: p50 / p99.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,16 +29,24 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use svcid_bench::daemon::{DpmProcess, write_dpm_home};
+use svcid_bench::daemon::{DpmProcess, write_dpe_home, write_dpm_home};
+use svcid_bench::people::{ISSUER, rs256_token};
 use svcid_bench::procfs::{cpu_ticks, ticks_per_second};
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::{Spread, human, per_second};
 use svcid_client::OutboundCredentials;
+use svcid_config::names::{self, deployment};
 use svcid_identity::{GeneratorKey, SystemClock, TokenIssuer};
+use svcid_proto::pb::engines::engine_admin_service_client::EngineAdminServiceClient;
+use svcid_proto::pb::engines::engine_info::Status as EngineStatus;
+use svcid_proto::pb::engines::{ListEnginesRequest, WhoAmIOnEngineRequest};
 use svcid_proto::pb::identity::WhoAmIRequest;
 use svcid_proto::pb::identity::identity_service_client::IdentityServiceClient;
 use svcid_testkit::homes::TrustedPeer;
+use svcid_testkit::jwks::{JwksServer, REALM, RealmKey, jwks};
 use svcid_testkit::log::LogTail;
+use svcid_testkit::process::ChildGuard;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -47,7 +66,9 @@ struct Args {
     /// Rounds of (unauthenticated phase, authenticated phase); the median ratio is reported.
     #[arg(long, default_value_t = 5)]
     rounds: u32,
-    /// Which phases to run: `both`, or only `health` or `whoami` (to profile dpm under one).
+    /// Which phases to run: `both`, or only `health` or `whoami` (to profile dpm under one);
+    /// `users` (module-token against user-token WhoAmI), `users-storm` (user-token WhoAmI quiet
+    /// and during an unknown-kid storm) or `engine` (WhoAmIOnEngine with a user token).
     #[arg(long, default_value = "both")]
     kinds: String,
     /// Upper bound on calls per phase, whatever the duration.
@@ -57,6 +78,25 @@ struct Args {
     /// (0: the authenticated vs unauthenticated comparison instead).
     #[arg(long, default_value_t = 0)]
     storm: u32,
+    /// With `--kinds users-storm`: user-token calls per second with unknown `kid`s during the
+    /// stormy phase.
+    #[arg(long, default_value_t = 2000)]
+    user_storm: u32,
+}
+
+/// What a run compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Health/Check against WhoAmI (or one of them alone).
+    Authentication,
+    /// WhoAmI quiet against WhoAmI during a refused-token storm.
+    Storm,
+    /// WhoAmI with a module token against WhoAmI with a user token.
+    Users,
+    /// User-token WhoAmI quiet against the same during an unknown-kid storm.
+    UserStorm,
+    /// WhoAmIOnEngine with a user token, alone.
+    Engine,
 }
 
 /// Which method a phase calls.
@@ -68,6 +108,12 @@ enum Kind {
     WhoAmI,
     /// `IdentityService.WhoAmI` with a token while a refused-token storm runs.
     Storm,
+    /// `IdentityService.WhoAmI` with a user token.
+    UserWhoAmI,
+    /// `IdentityService.WhoAmI` with a user token while an unknown-kid storm runs.
+    UserStorm,
+    /// `EngineAdminService.WhoAmIOnEngine` with a user token.
+    EngineWhoAmI,
 }
 
 /// What one phase measured.
@@ -92,18 +138,121 @@ fn main() -> Result<()> {
 async fn run(args: Args) -> Result<()> {
     println!("loadgen: load average {} (before)", load_average());
     let dir = tempfile::tempdir().context("creating a temporary folder")?;
-    let mut target = Target::start(dir.path(), &args).await?;
     let budget = Duration::from_secs_f64(args.seconds.clamp(0.2, 120.0));
-    let kinds: &[Kind] = match args.kinds.as_str() {
-        _ if args.storm > 0 => &[Kind::WhoAmI, Kind::Storm],
-        "both" => &[Kind::Health, Kind::WhoAmI],
-        "health" => &[Kind::Health],
-        "whoami" => &[Kind::WhoAmI],
-        other => bail!("--kinds takes both, health or whoami, not {other:?}"),
+    let (mode, kinds): (Mode, &[Kind]) = match args.kinds.as_str() {
+        _ if args.storm > 0 => (Mode::Storm, &[Kind::WhoAmI, Kind::Storm]),
+        "both" => (Mode::Authentication, &[Kind::Health, Kind::WhoAmI]),
+        "health" => (Mode::Authentication, &[Kind::Health]),
+        "whoami" => (Mode::Authentication, &[Kind::WhoAmI]),
+        "users" => (Mode::Users, &[Kind::WhoAmI, Kind::UserWhoAmI]),
+        "users-storm" => (Mode::UserStorm, &[Kind::UserWhoAmI, Kind::UserStorm]),
+        "engine" => (Mode::Engine, &[Kind::EngineWhoAmI]),
+        other => {
+            bail!("--kinds takes both, health, whoami, users, users-storm or engine, not {other:?}")
+        }
     };
+    let mut target = Target::start(dir.path(), &args, mode).await?;
     let totals = target.rounds(&args, kinds, budget).await?;
+    if let Some(mut dpe) = target.dpe.take() {
+        dpe.terminate(Duration::from_secs(10))?;
+    }
     target.dpm.stop(Duration::from_secs(5))?;
-    totals.report(&args, target.ticks)
+    totals.report(&args, mode, target.ticks)
+}
+
+/// People's side of a run: the user token every user-token call carries, and what the storm
+/// sends.
+struct People {
+    /// `Bearer <token>` of a person with `DPM_ADMIN`.
+    bearer: MetadataValue<Ascii>,
+    /// `Bearer <token>` values of the issuer with `kid`s its keys do not hold (user storm).
+    strangers: Arc<Vec<MetadataValue<Ascii>>>,
+    /// The realm serving the issuer's keys (user storm), counting its requests.
+    realm: Option<JwksServer>,
+}
+
+impl People {
+    /// The DPM properties and tokens for `mode`; `None` when the mode has no people.
+    fn for_mode(mode: Mode) -> Result<Option<(People, Vec<String>)>> {
+        let now = unix_now()?;
+        let bearer = |token: String| -> Result<MetadataValue<Ascii>> {
+            format!("Bearer {token}")
+                .parse()
+                .context("a user token is not valid metadata")
+        };
+        match mode {
+            Mode::Users | Mode::Engine => {
+                let key = RealmKey::signing()?;
+                let token =
+                    rs256_token(&key, key.kid(), ISSUER, "alice", &["DPM_ADMIN"], now, 3600)?;
+                let lines = vec![
+                    format!("{}={ISSUER}", names::MP_JWT_ISSUER),
+                    format!("{}={}", names::MP_JWT_PUBLICKEY, jwks(&[&key])),
+                ];
+                let people = People {
+                    bearer: bearer(token)?,
+                    strangers: Arc::new(Vec::new()),
+                    realm: None,
+                };
+                Ok(Some((people, lines)))
+            }
+            Mode::UserStorm => {
+                let realm = JwksServer::start()?;
+                let key = realm.signing_key();
+                let issuer = realm.issuer();
+                let token =
+                    rs256_token(key, key.kid(), &issuer, "alice", &["DPM_ADMIN"], now, 3600)?;
+                // Distinct unknown kids, signed by the realm's key; refused before any signature
+                // check, but each one asks the key source for a refetch.
+                let strangers = (0..256)
+                    .map(|n| {
+                        let kid = format!("unknown-{n}");
+                        bearer(rs256_token(
+                            key,
+                            &kid,
+                            &issuer,
+                            "mallory",
+                            &["DPM_ADMIN"],
+                            now,
+                            3600,
+                        )?)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let lines = vec![
+                    format!("{}={}", names::KEYCLOAK_SERVER_URL, realm.server_url()),
+                    format!("{}={REALM}", names::KEYCLOAK_REALM),
+                ];
+                let people = People {
+                    bearer: bearer(token)?,
+                    strangers: Arc::new(strangers),
+                    realm: Some(realm),
+                };
+                Ok(Some((people, lines)))
+            }
+            Mode::Authentication | Mode::Storm => Ok(None),
+        }
+    }
+
+    /// Key requests the realm has answered so far (0 without a realm).
+    fn fetches(&self) -> usize {
+        self.realm.as_ref().map_or(0, JwksServer::requests)
+    }
+}
+
+fn unix_now() -> Result<i64> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .context("the clock is before 1970")?;
+    i64::try_from(since.as_secs()).context("the clock is beyond 2^63 seconds")
+}
+
+/// `request` carrying `authorization: value`.
+fn with_authorization<T>(message: T, value: &MetadataValue<Ascii>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", value.clone());
+    request
 }
 
 /// The `dpm` under load and the client's connections to it.
@@ -118,17 +267,31 @@ struct Target {
     channels: Vec<Channel>,
     /// Mints the client's token.
     issuer: Arc<TokenIssuer>,
+    /// People's tokens, for the modes that have them.
+    people: Option<People>,
+    /// The real engine of `--kinds engine`, and its id.
+    dpe: Option<ChildGuard>,
+    engine_id: String,
 }
 
 impl Target {
     /// Starts `dpm` trusting the client's key, connects, and proves the setup with a first
     /// authenticated call (which also puts the token in DPM's cache, as any client's second call
     /// finds it).
-    async fn start(dir: &Path, args: &Args) -> Result<Self> {
+    async fn start(dir: &Path, args: &Args, mode: Mode) -> Result<Self> {
         let home = dir.join("dpm");
         let client_key = GeneratorKey::generate();
-        let peer = TrustedPeer::dpe("loadgen-bench", &client_key);
-        write_dpm_home(&home, 0, &GeneratorKey::generate(), &[peer], &[])?;
+        let dpm_key = GeneratorKey::generate();
+        let dpe_key = GeneratorKey::generate();
+        let mut peers = vec![TrustedPeer::dpe("loadgen-bench", &client_key)];
+        if mode == Mode::Engine {
+            peers.push(TrustedPeer::dpe("dpe-bench", &dpe_key));
+        }
+        let (people, lines) = match People::for_mode(mode)? {
+            Some((people, lines)) => (Some(people), lines),
+            None => (None, Vec::new()),
+        };
+        write_dpm_home(&home, 0, &dpm_key, &peers, &lines)?;
         let mut dpm = DpmProcess::start(&home)?;
         let mut tail = LogTail::from_end(dpm.log_path());
         let port = dpm.wait_started(&mut tail, Duration::from_secs(20))?;
@@ -168,6 +331,26 @@ impl Target {
             args.rounds,
             args.seconds
         );
+        if let Some(people) = &people {
+            let who = IdentityServiceClient::new(channels[0].clone())
+                .who_am_i(with_authorization(WhoAmIRequest {}, &people.bearer))
+                .await
+                .context("WhoAmI with a user token was refused")?
+                .into_inner();
+            println!(
+                "WhoAmI with a user token says {}; key fetches so far {}",
+                who.identity,
+                people.fetches()
+            );
+        }
+        let (dpe, engine_id) = match (mode, &people) {
+            (Mode::Engine, Some(people)) => {
+                let (dpe, id) =
+                    start_engine(dir, port, &dpm_key, &dpe_key, &channels[0], people).await?;
+                (Some(dpe), id)
+            }
+            _ => (None, String::new()),
+        };
         Ok(Self {
             dpm,
             port,
@@ -175,6 +358,9 @@ impl Target {
             ticks,
             channels,
             issuer,
+            people,
+            dpe,
+            engine_id,
         })
     }
 
@@ -186,20 +372,12 @@ impl Target {
             let mut rates = [0.0f64; 2];
             for &kind in kinds {
                 // Warm-up, not counted: connections busy, caches filled, threads awake.
-                phase(
-                    kind,
-                    &self.channels,
-                    &self.issuer,
-                    args,
-                    budget / 5,
-                    self.pid,
-                )
-                .await?;
+                phase(kind, self, args, budget / 5).await?;
                 let measured = self.measured_phase(round, kind, args, budget).await?;
-                rates[usize::from(
-                    kind != Kind::Health && (kind == Kind::Storm || args.storm == 0),
-                )] = measured.calls as f64 / measured.elapsed.as_secs_f64().max(1e-9);
-                totals.add(kind, args, measured);
+                let reference = is_reference(kind, kinds);
+                rates[usize::from(!reference)] =
+                    measured.calls as f64 / measured.elapsed.as_secs_f64().max(1e-9);
+                totals.add(reference, measured);
             }
             if rates[0] > 0.0 && rates[1] > 0.0 {
                 totals.ratios.push(rates[1] / rates[0]);
@@ -216,19 +394,39 @@ impl Target {
         args: &Args,
         budget: Duration,
     ) -> Result<Phase> {
-        let storm = (kind == Kind::Storm).then(|| {
-            tokio::spawn(storm(
+        let storm = match kind {
+            Kind::Storm => Some((stranger_module_token()?, args.storm)),
+            Kind::UserStorm => self
+                .people
+                .as_ref()
+                .map(|people| (Arc::clone(&people.strangers), args.user_storm)),
+            _ => None,
+        };
+        let fetches_before = self.people.as_ref().map_or(0, People::fetches);
+        let storm = storm.map(|(values, rate)| {
+            tokio::spawn(self::storm(
                 self.port,
-                args.storm,
+                rate,
                 budget + Duration::from_millis(200),
+                values,
             ))
         });
-        let measured = phase(kind, &self.channels, &self.issuer, args, budget, self.pid).await?;
+        let measured = phase(kind, self, args, budget).await?;
         if let Some(storm) = storm {
             let (sent, refused) = storm.await.context("the storm task panicked")??;
+            let rate = if kind == Kind::Storm {
+                args.storm
+            } else {
+                args.user_storm
+            };
+            let fetches = self.people.as_ref().map_or(0, People::fetches);
             println!(
-                "round {round} storm   {} sent, {} refused ({}/s asked)",
-                sent, refused, args.storm
+                "round {round} storm   {} sent, {} refused ({}/s asked); key fetches {} during the phase, {} in all",
+                sent,
+                refused,
+                rate,
+                fetches.saturating_sub(fetches_before),
+                fetches
             );
         }
         println!(
@@ -256,10 +454,9 @@ struct Totals {
 }
 
 impl Totals {
-    /// Adds a phase of `kind` to its total.
-    fn add(&mut self, kind: Kind, args: &Args, measured: Phase) {
-        // With a storm, `health` holds the quiet authenticated phase and `whoami` the stormy.
-        let total = if kind == Kind::Health || (kind == Kind::WhoAmI && args.storm > 0) {
+    /// Adds a phase to its total: the reference's (`health`) or the measured one's (`whoami`).
+    fn add(&mut self, reference: bool, measured: Phase) {
+        let total = if reference {
             &mut self.health
         } else {
             &mut self.whoami
@@ -272,7 +469,7 @@ impl Totals {
     }
 
     /// The figures: the storm's, or authenticated against unauthenticated.
-    fn report(mut self, args: &Args, ticks: u64) -> Result<()> {
+    fn report(mut self, args: &Args, mode: Mode, ticks: u64) -> Result<()> {
         let (health, whoami) = (&mut self.health, &mut self.whoami);
         if health.failures + whoami.failures > 0 {
             bail!(
@@ -302,12 +499,97 @@ impl Totals {
         );
         println!();
         println!("loadgen: load average {} (after)", load_average());
-        if args.storm > 0 {
-            self.report_storm(args, ratio, h, w);
-        } else {
-            self.report_authentication(ratio, ticks, h, w);
+        match mode {
+            Mode::Storm => self.report_storm(args, ratio, h, w),
+            Mode::Authentication => self.report_authentication(ratio, ticks, h, w),
+            Mode::Users => self.report_users(ratio, ticks, h, w),
+            Mode::UserStorm => self.report_user_storm(args, ratio, h, w),
+            Mode::Engine => self.report_engine(w),
         }
         Ok(())
+    }
+
+    /// WhoAmI with a module token (`m`) against WhoAmI with a user token (`u`).
+    fn report_users(&self, ratio: f64, ticks: u64, m: Spread, u: Spread) {
+        let (module, user) = (&self.health, &self.whoami);
+        println!(
+            "  WhoAmI, module token: {} p50 {} p99 {}, dpm CPU {}/call",
+            per_second(rate(module)),
+            human(m.p50),
+            human(m.p99),
+            human(cpu_per_call(module, ticks))
+        );
+        println!(
+            "  WhoAmI, user token:   {} p50 {} p99 {}, dpm CPU {}/call",
+            per_second(rate(user)),
+            human(u.p50),
+            human(u.p99),
+            human(cpu_per_call(user, ticks))
+        );
+        Row {
+            figure: "WhoAmI with a user token",
+            measured: format!(
+                "{} ({ratio:.2} × median; p50 {}, p99 {})",
+                per_second(rate(user)),
+                human(u.p50),
+                human(u.p99)
+            ),
+            reference: format!(
+                "module token {} (p50 {}, p99 {})",
+                per_second(rate(module)),
+                human(m.p50),
+                human(m.p99)
+            ),
+            target: "≥ 0.9 × module token",
+            verdict: Verdict::from_check(ratio >= 0.9),
+        }
+        .print();
+    }
+
+    /// User-token WhoAmI quiet (`quiet`) and during the unknown-kid storm (`stormy`).
+    fn report_user_storm(&self, args: &Args, ratio: f64, quiet: Spread, stormy: Spread) {
+        let (quiet_phase, stormy_phase) = (&self.health, &self.whoami);
+        println!(
+            "  user-token WhoAmI, quiet:        {} p50 {} p99 {}",
+            per_second(rate(quiet_phase)),
+            human(quiet.p50),
+            human(quiet.p99)
+        );
+        println!(
+            "  user-token WhoAmI, during storm: {} p50 {} p99 {}",
+            per_second(rate(stormy_phase)),
+            human(stormy.p50),
+            human(stormy.p99)
+        );
+        Row {
+            figure: "valid user calls during an unknown-kid storm",
+            measured: format!(
+                "{} ({ratio:.2} × quiet, median of rounds); p99 {}",
+                per_second(rate(stormy_phase)),
+                human(stormy.p99)
+            ),
+            reference: format!(
+                "quiet {} (p99 {}); storm {}/s",
+                per_second(rate(quiet_phase)),
+                human(quiet.p99),
+                args.user_storm
+            ),
+            target: "≥ 0.8 × quiet",
+            verdict: Verdict::from_check(ratio >= 0.8),
+        }
+        .print();
+    }
+
+    /// WhoAmIOnEngine with a user token (`w`): latency.
+    fn report_engine(&self, w: Spread) {
+        Row {
+            figure: "WhoAmIOnEngine with a user token",
+            measured: format!("p50 {}, p99 {}", human(w.p50), human(w.p99)),
+            reference: format!("{} calls/s", per_second(rate(&self.whoami))),
+            target: "— (reported)",
+            verdict: Verdict::Reported,
+        }
+        .print();
     }
 
     /// Authenticated calls quiet (`quiet`) and during the refused-token storm (`stormy`).
@@ -399,15 +681,16 @@ fn cpu_per_call(phase: &Phase, ticks_per_second: u64) -> Duration {
     )
 }
 
+/// Whether `kind` is the reference of a run of `kinds` (the first of two, or Health/Check).
+fn is_reference(kind: Kind, kinds: &[Kind]) -> bool {
+    kind == Kind::Health || (kinds.len() == 2 && kind == kinds[0])
+}
+
 /// Runs `args.concurrency` tasks calling `kind` for `budget` (or `args.max_calls` calls).
-async fn phase(
-    kind: Kind,
-    channels: &[Channel],
-    issuer: &Arc<TokenIssuer>,
-    args: &Args,
-    budget: Duration,
-    pid: u32,
-) -> Result<Phase> {
+async fn phase(kind: Kind, target: &Target, args: &Args, budget: Duration) -> Result<Phase> {
+    let (channels, issuer, pid) = (&target.channels, &target.issuer, target.pid);
+    let bearer = target.people.as_ref().map(|people| people.bearer.clone());
+    let engine_id = target.engine_id.clone();
     let tasks = args.concurrency.clamp(1, 1024);
     let per_task = (args.max_calls / tasks as u64).max(1);
     let started = Instant::now();
@@ -417,8 +700,11 @@ async fn phase(
     for task in 0..tasks {
         let channel = channels[task % channels.len()].clone();
         let credentials = OutboundCredentials::new(Arc::clone(issuer), "dpm");
+        let (bearer, engine_id) = (bearer.clone(), engine_id.clone());
         running.spawn(async move {
             let mut health = HealthClient::new(channel.clone());
+            let mut person = IdentityServiceClient::new(channel.clone());
+            let mut admin = EngineAdminServiceClient::new(channel.clone());
             let mut whoami = IdentityServiceClient::with_interceptor(channel, credentials);
             let mut latencies = Vec::with_capacity(4096);
             let mut failures = 0u64;
@@ -436,6 +722,25 @@ async fn phase(
                         .await
                         .is_ok(),
                     Kind::WhoAmI => whoami.who_am_i(WhoAmIRequest {}).await.is_ok(),
+                    Kind::UserWhoAmI | Kind::UserStorm => match &bearer {
+                        Some(value) => person
+                            .who_am_i(with_authorization(WhoAmIRequest {}, value))
+                            .await
+                            .is_ok(),
+                        None => false,
+                    },
+                    Kind::EngineWhoAmI => match &bearer {
+                        Some(value) => admin
+                            .who_am_i_on_engine(with_authorization(
+                                WhoAmIOnEngineRequest {
+                                    engine_id: engine_id.clone(),
+                                },
+                                value,
+                            ))
+                            .await
+                            .is_ok(),
+                        None => false,
+                    },
                 };
                 latencies.push(sent.elapsed());
                 failures += u64::from(!ok);
@@ -455,13 +760,8 @@ async fn phase(
     Ok(result)
 }
 
-/// Sends `rate` calls per second, for `budget`, from a connection of its own, each with a
-/// well-formed token whose `kid` DPM does not know; returns (sent, refused).
-async fn storm(port: u16, rate: u32, budget: Duration) -> Result<(u64, u64)> {
-    let channel = svcid_client::endpoint("127.0.0.1", port, None)?
-        .connect()
-        .await
-        .context("connecting the storm")?;
+/// The refused-token storm's one value: a well-formed module token whose `kid` DPM does not know.
+fn stranger_module_token() -> Result<Arc<Vec<MetadataValue<Ascii>>>> {
     let stranger = TokenIssuer::new(
         GeneratorKey::generate(),
         Duration::from_secs(15 * 60),
@@ -469,6 +769,83 @@ async fn storm(port: u16, rate: u32, budget: Duration) -> Result<(u64, u64)> {
     )?;
     let value = svcid_client::authorization_value(&stranger.mint("dpm", None))
         .context("the storm's token is not valid metadata")?;
+    Ok(Arc::new(vec![value]))
+}
+
+/// Starts a real `dpe` registering with the DPM on `dpm_port` (which trusts `dpe_key`), trusting
+/// DPM to act for people, and waits until DPM lists it READY; returns it and its engine id.
+async fn start_engine(
+    dir: &Path,
+    dpm_port: u16,
+    dpm_key: &GeneratorKey,
+    dpe_key: &GeneratorKey,
+    channel: &Channel,
+    people: &People,
+) -> Result<(ChildGuard, String)> {
+    // DPM calls the engine for the person, so the engine grants DPM the impersonation role.
+    let role = format!(
+        "{}.dpm-bench.{}[0]=IMPERSONATION",
+        names::DEPLOYMENTS,
+        deployment::ROLES
+    );
+    let home = write_dpe_home(
+        &dir.join("dpe"),
+        dpm_port,
+        dpm_key,
+        dpe_key,
+        &[role.as_str()],
+    )?;
+    let dpe = svcid_testkit::process::spawn_daemon("dpe", &home, &[], &[], |_| {})
+        .context("starting dpe")?;
+    let mut admin = EngineAdminServiceClient::new(channel.clone());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let engines = admin
+            .list_engines(with_authorization(ListEnginesRequest {}, &people.bearer))
+            .await
+            .context("ListEngines with a user token was refused")?
+            .into_inner()
+            .engines;
+        if let Some(engine) = engines
+            .iter()
+            .find(|e| e.status == EngineStatus::Ready as i32)
+        {
+            let id = engine.engine_id.clone();
+            let who = admin
+                .who_am_i_on_engine(with_authorization(
+                    WhoAmIOnEngineRequest {
+                        engine_id: id.clone(),
+                    },
+                    &people.bearer,
+                ))
+                .await
+                .context("WhoAmIOnEngine with a user token failed")?
+                .into_inner();
+            println!("engine {id} READY; WhoAmIOnEngine says {}", who.identity);
+            return Ok((dpe, id));
+        }
+        if Instant::now() > deadline {
+            bail!("the dpe did not become READY within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends `rate` calls per second, for `budget`, from a connection of its own, each with one of
+/// `values` in turn (well-formed tokens DPM refuses); returns (sent, refused).
+async fn storm(
+    port: u16,
+    rate: u32,
+    budget: Duration,
+    values: Arc<Vec<MetadataValue<Ascii>>>,
+) -> Result<(u64, u64)> {
+    if values.is_empty() {
+        bail!("the storm has no token to send");
+    }
+    let channel = svcid_client::endpoint("127.0.0.1", port, None)?
+        .connect()
+        .await
+        .context("connecting the storm")?;
     // Batches every 10 ms, each call on its own task, so a slow answer does not slow the storm.
     let per_tick = (rate / 100).max(1);
     let mut ticker = tokio::time::interval(Duration::from_millis(10));
@@ -479,10 +856,8 @@ async fn storm(port: u16, rate: u32, budget: Duration) -> Result<(u64, u64)> {
         ticker.tick().await;
         for _ in 0..per_tick {
             let mut client = IdentityServiceClient::new(channel.clone());
-            let mut request = tonic::Request::new(WhoAmIRequest {});
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
+            let value = &values[(sent % values.len() as u64) as usize];
+            let request = with_authorization(WhoAmIRequest {}, value);
             calls.spawn(async move { client.who_am_i(request).await.is_err() });
             sent += 1;
         }

@@ -6,21 +6,34 @@
 //! check including the signature, then the cache insert), verifying a token already accepted
 //! (the cache hit), and looking a `kid` up among 10 / 100 / 1,000 / 10,000 deployments. Prints
 //! each figure next to its reference and the verdict of issue 6's table.
+//!
+//! Then people's tokens: RS256 (2048-bit RSA, key generated at run time, tokens signed with
+//! josekit) verified cold (routing and every check, no cache) in rounds beside
+//! `openssl speed -seconds <n> rsa2048`, and answered from the verified-user-token cache
+//! (`Users::authenticate` on a token seen before).
 
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::pin;
 use std::process::Command;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use svcid_bench::people::{ISSUER, loaded_issuer, rs256_token};
 use svcid_bench::procfs::thread_cpu;
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::{human, per_second};
+use svcid_config::ServerTrust;
+use svcid_identity::user::{UserKeySet, UserTokenVerifier};
 use svcid_identity::{
     Deployment, DeploymentKey, Deployments, GeneratorKey, ManualClock, TokenIssuer, TokenProfile,
     TokenVerifier, VerifyPolicy,
 };
+use svcid_testkit::jwks::RealmKey;
+use svcid_users::Users;
 
 /// Token micro-benchmarks beside `openssl speed ecdsap256`.
 #[derive(Debug, Parser)]
@@ -41,6 +54,9 @@ struct Args {
     /// `perf record` or `valgrind --tool=callgrind`.
     #[arg(long)]
     profile: Option<String>,
+    /// Which figures: `all`, `modules` (ES256 module tokens) or `users` (RS256 user tokens).
+    #[arg(long, default_value = "all")]
+    only: String,
 }
 
 /// A frozen clock: no token expires during the run, and every figure sees the same time.
@@ -53,17 +69,145 @@ fn main() -> Result<()> {
         return profile(what, budget);
     }
     println!("micro: load average {} (before)", load_average());
+    let (modules, users) = match args.only.as_str() {
+        "all" => (true, true),
+        "modules" => (true, false),
+        "users" => (false, true),
+        other => bail!("--only takes all, modules or users, not {other:?}"),
+    };
+    if modules {
+        module_figures(&args, budget)?;
+    }
+    if users {
+        user_figures(&args, budget)?;
+    }
+    Ok(())
+}
 
+/// The module-token figures (ES256 beside `openssl speed ecdsap256`).
+fn module_figures(args: &Args, budget: Duration) -> Result<()> {
     let setup = Setup::new()?;
-    let rounds = rounds(&args, &setup, budget)?;
+    let rounds = rounds(args, &setup, budget)?;
     let (cached, shared) = cached(&setup, budget)?;
-    let (lookups, cold_big) = lookups(&args, &setup.clock, budget)?;
+    let (lookups, cold_big) = lookups(args, &setup.clock, budget)?;
 
     println!();
     println!("micro: load average {} (after)", load_average());
     print_rows(&rounds, &cached);
     print_details(&rounds, &cached, shared, cold_big.as_ref(), &lookups);
     Ok(())
+}
+
+/// The user-token figures: RS256 cold verify in rounds beside `openssl speed rsa2048`, then the
+/// verified-user-token cache's answer.
+fn user_figures(args: &Args, budget: Duration) -> Result<()> {
+    let key = RealmKey::signing()?;
+    let settings = loaded_issuer(&key)?;
+    let clock = Arc::new(ManualClock::new(NOW));
+    let policy = settings.issuers[0].policy.clone();
+    let keys = UserKeySet::parse(&svcid_testkit::jwks::jwks(&[&key]), policy.key_filter())?;
+    let verifier = UserTokenVerifier::new(vec![policy], clock.clone())?;
+    let token = rs256_token(&key, key.kid(), ISSUER, "alice", &["DPM_ADMIN"], NOW, 900)?;
+    let cold_once = || {
+        verifier
+            .route(black_box(&token))
+            .ok()
+            .and_then(|routed| routed.verify(&keys).ok())
+    };
+    let who = cold_once().context("the user token was refused")?;
+    println!("user token verified cold: {}", who.username);
+
+    let rounds = args.rounds.clamp(1, 20);
+    let mut cold = Measured::default();
+    let (mut ratios, mut openssl_runs) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let before = measure(budget / 2, 64, |_| {
+            black_box(cold_once());
+        })?;
+        let openssl = openssl_speed_rsa(args.openssl_seconds.clamp(1, 30))?;
+        let after = measure(budget / 2, 64, |_| {
+            black_box(cold_once());
+        })?;
+        let round_cold = before.plus(&after);
+        ratios.push(round_cold.per_cpu_second() / openssl.verify);
+        println!(
+            "round {round}: openssl rsa2048 verify {} | ours RS256 verify cold {} ({:.2} ×) | load {}",
+            per_second(openssl.verify),
+            per_second(round_cold.per_cpu_second()),
+            round_cold.per_cpu_second() / openssl.verify,
+            load_average()
+        );
+        cold = cold.plus(&round_cold);
+        openssl_runs.push(openssl.verify);
+    }
+    let ratio = median(ratios.clone());
+    let openssl_verify = median(openssl_runs);
+
+    // The cache: `Users::authenticate` on a token it verified before. A hit never waits, so
+    // the future is polled once, with no runtime in the way.
+    let users = Users::new(&settings, &ServerTrust::SystemRoots, clock.clone())
+        .context("no user-token issuer configured")?;
+    let authenticate = || -> Option<bool> {
+        let future = pin!(users.authenticate(black_box(&token)));
+        match poll_once(future) {
+            Poll::Ready(result) => Some(result.is_ok()),
+            Poll::Pending => None,
+        }
+    };
+    if authenticate() != Some(true) {
+        bail!("the first authenticate of the user token did not accept it at once");
+    }
+    let cached = measure(budget, 4096, |_| {
+        black_box(authenticate());
+    })?;
+    let (hits, misses) = users.token_cache_counts();
+    if misses != 1 || hits < cached.ops {
+        bail!("the cached figure missed the cache: {hits} hits, {misses} misses");
+    }
+
+    println!();
+    println!(
+        "micro: load average {} (after the user figures)",
+        load_average()
+    );
+    println!(
+        "  ratios by round: {}",
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    Row {
+        figure: "RS256 user-token verify, cold",
+        measured: format!("{} ({ratio:.2} ×)", per_second(cold.per_cpu_second())),
+        reference: format!(
+            "openssl rsa2048 verify {} (median)",
+            per_second(openssl_verify)
+        ),
+        target: "≥ 0.9 × openssl",
+        verdict: Verdict::from_check(ratio >= 0.9),
+    }
+    .print();
+    Row {
+        figure: "user token already verified (cache)",
+        measured: human(cached.cpu_per_op()),
+        reference: "—".to_owned(),
+        target: "≤ 1 µs",
+        verdict: Verdict::from_check(cached.cpu_per_op() <= Duration::from_micros(1)),
+    }
+    .print();
+    println!(
+        "FIGURE\tRS256 user token cold / cached verify (CPU per op)\t{} / {}",
+        human(cold.cpu_per_op()),
+        human(cached.cpu_per_op())
+    );
+    Ok(())
+}
+
+/// Polls `future` once with a waker that does nothing.
+fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut TaskContext::from_waker(Waker::noop()))
 }
 
 /// The issuer, one peer to verify against, and the pool of tokens for the cold verifies.
@@ -426,6 +570,34 @@ fn profile(what: &str, budget: Duration) -> Result<()> {
 struct OpensslSpeed {
     sign: f64,
     verify: f64,
+}
+
+/// `openssl speed -seconds <seconds> rsa2048`: sign/s and verify/s of 2048-bit RSA.
+fn openssl_speed_rsa(seconds: u32) -> Result<OpensslSpeed> {
+    let out = Command::new("openssl")
+        .args(["speed", "-seconds", &seconds.to_string(), "rsa2048"])
+        .output()
+        .context("running openssl speed (is openssl installed?)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `rsa 2048 bits 0.000590s 0.000017s   1695.9  58620.6`
+    let Some(line) = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("rsa") && l.contains("2048 bits"))
+    else {
+        bail!("openssl speed printed no rsa 2048 line:\n{text}");
+    };
+    let numbers: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match numbers.as_slice() {
+        [.., sign, verify] => Ok(OpensslSpeed {
+            sign: *sign,
+            verify: *verify,
+        }),
+        _ => bail!("cannot read openssl speed's line: {line}"),
+    }
 }
 
 fn openssl_speed(seconds: u32) -> Result<OpensslSpeed> {

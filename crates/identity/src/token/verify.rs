@@ -19,6 +19,7 @@ use super::{
     DEFAULT_CLOCK_SKEW, DEFAULT_IMPERSONATION_ROLE, DEFAULT_MAX_TOKEN_LIFETIME,
     DEFAULT_REQUIRE_AUDIENCE, MAX_TOKEN_BYTES, TokenProfile, lock,
 };
+use crate::cache::VerifiedTokens;
 use crate::clock::Clock;
 use crate::deployments::{Deployment, Deployments, DeploymentsDiff};
 use crate::es256::{Es256Verifier, SIGNATURE_BYTES};
@@ -97,8 +98,8 @@ struct VerifiedCache {
     /// Bumped by every replacement of the deployments; a verification that started under older
     /// deployments is not cached, so a token checked against a key revoked meanwhile cannot slip in.
     generation: u64,
-    /// Full token text → who it proved and until when.
-    entries: HashMap<String, Verified>,
+    /// Full token text → who it proved, until the token's `exp`.
+    entries: VerifiedTokens<CallerIdentity>,
     /// `kid` → when (Unix seconds, the verifier's clock) a call last proved itself with that key:
     /// the console's "used recently". Updated under the lock a call takes anyway; one entry per
     /// key of the deployments in force (entries of keys a reload removed are dropped with it).
@@ -115,14 +116,6 @@ impl VerifiedCache {
             }
         }
     }
-}
-
-/// One cached verification.
-struct Verified {
-    /// The identity the token proved.
-    caller: CallerIdentity,
-    /// The token's `exp`, re-checked on every hit.
-    exp: i64,
 }
 
 impl fmt::Debug for TokenVerifier {
@@ -147,7 +140,7 @@ impl TokenVerifier {
             deployments: RwLock::new(Arc::new(deployments)),
             verified: Mutex::new(VerifiedCache {
                 generation: 0,
-                entries: HashMap::new(),
+                entries: VerifiedTokens::new(VERIFIED_CACHE_CAPACITY),
                 last_used: HashMap::new(),
             }),
             cache_hits: AtomicU64::new(0),
@@ -180,18 +173,15 @@ impl TokenVerifier {
             let VerifiedCache {
                 entries, last_used, ..
             } = &mut *cache;
+            // An expired entry is forgotten; the full check then gives the precise refusal.
             if let Some(key) = cache_key
-                && let Some(hit) = entries.get(key)
+                && let Some(caller) = entries.get(key, |exp| alive(now, exp, self.skew_secs))
             {
-                if i128::from(now) <= i128::from(hit.exp) + i128::from(self.skew_secs) {
-                    self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                    if let Some(at) = last_used.get_mut(&hit.caller.kid) {
-                        *at = now;
-                    }
-                    return Ok(hit.caller.clone());
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                if let Some(at) = last_used.get_mut(&caller.kid) {
+                    *at = now;
                 }
-                // Expired: forget it and let the full check produce the precise refusal.
-                entries.remove(key);
+                return Ok(caller.clone());
             }
             (cache.generation, self.deployments())
         };
@@ -202,7 +192,10 @@ impl TokenVerifier {
         if let Some(key) = cache_key
             && cache.generation == generation
         {
-            cache.remember(key, &caller, exp, now, self.skew_secs);
+            let skew = self.skew_secs;
+            cache
+                .entries
+                .remember(key, caller.clone(), exp, |exp| alive(now, exp, skew));
         }
         Ok(caller)
     }
@@ -394,26 +387,9 @@ impl TokenVerifier {
     }
 }
 
-impl VerifiedCache {
-    fn remember(&mut self, token: &str, caller: &CallerIdentity, exp: i64, now: i64, skew: i64) {
-        if self.entries.len() >= VERIFIED_CACHE_CAPACITY {
-            let alive = |exp: i64| i128::from(now) <= i128::from(exp) + i128::from(skew);
-            self.entries.retain(|_, verified| alive(verified.exp));
-            if self.entries.len() >= VERIFIED_CACHE_CAPACITY {
-                // All live: drop an arbitrary one; it will simply be verified again.
-                if let Some(victim) = self.entries.keys().next().cloned() {
-                    self.entries.remove(&victim);
-                }
-            }
-        }
-        self.entries.insert(
-            token.to_owned(),
-            Verified {
-                caller: caller.clone(),
-                exp,
-            },
-        );
-    }
+/// Whether a token with `exp` is still accepted at `now`, `skew` seconds of leeway included.
+fn alive(now: i64, exp: i64, skew: i64) -> bool {
+    i128::from(now) <= i128::from(exp) + i128::from(skew)
 }
 
 /// Rows 1–5: the token after `<scheme> ` in the single `authorization` value.

@@ -23,7 +23,8 @@ use p256::pkcs8::DecodePublicKey as _;
 use serde_json::{Map, Value};
 
 use crate::es256::{Es256Verifier, SIGNATURE_BYTES};
-use crate::printable::{EXCERPT_CHARS, excerpt, json_type};
+use crate::jwk::{self, p256_point};
+use crate::printable::{EXCERPT_CHARS, excerpt};
 use crate::strict_json::{self, StrictJsonError};
 
 /// The largest key text accepted, in bytes (1 MiB). A key source reading from a file or a URL
@@ -473,19 +474,9 @@ fn from_jwk(jwk: &Map<String, Value>, form: &str) -> Result<Jwk, UserKeyError> {
             }
             let x = binary_member(jwk, "x", form)?;
             let y = binary_member(jwk, "y", form)?;
-            if x.len() != 32 || y.len() != 32 {
-                return Err(UserKeyError::NotOnCurve {
-                    form: form.to_owned(),
-                });
-            }
-            let mut sec1 = Vec::with_capacity(65);
-            sec1.push(0x04); // uncompressed point
-            sec1.extend_from_slice(&x);
-            sec1.extend_from_slice(&y);
-            let point =
-                p256::PublicKey::from_sec1_bytes(&sec1).map_err(|_| UserKeyError::NotOnCurve {
-                    form: form.to_owned(),
-                })?;
+            let point = p256_point(&x, &y).ok_or_else(|| UserKeyError::NotOnCurve {
+                form: form.to_owned(),
+            })?;
             ec_verifier(&point, form)?
         }
     };
@@ -586,15 +577,8 @@ fn string_member<'j>(
     member: &'static str,
     form: &str,
 ) -> Result<Option<&'j str>, UserKeyError> {
-    match jwk.get(member) {
-        None => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text)),
-        Some(other) => Err(bad(
-            form,
-            member,
-            &format!("must be a string, not {}", json_type(other)),
-        )),
-    }
+    jwk::string_member(jwk, member)
+        .map_err(|found| bad(form, member, &format!("must be a string, not {found}")))
 }
 
 /// A base64url member (`n`, `e`, `x`, `y`), padding tolerated.

@@ -175,6 +175,13 @@ impl<'v> UserToken<'v, '_> {
         self.header.get("kid").and_then(Value::as_str)
     }
 
+    /// The `exp` claim (Unix seconds) when it is a valid NumericDate; unverified until
+    /// [`UserToken::verify`] accepted the token (which requires it). A cache of verified tokens
+    /// keeps an entry no longer than this.
+    pub fn expires(&self) -> Option<i64> {
+        self.numeric_date("exp").ok().flatten()
+    }
+
     /// Rows 6–22: header, key, signature and claims, with `keys` of [`UserToken::issuer`].
     pub fn verify(&self, keys: &UserKeySet) -> Result<UserIdentity, UserTokenError> {
         let algorithm = self.algorithm()?;
