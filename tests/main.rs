@@ -6,6 +6,7 @@
 
 mod common;
 
+mod access;
 mod console;
 mod docs_links;
 mod floods;

@@ -66,14 +66,24 @@
   }
 
   async function getJson(path) {
-    const response = await fetch(path, { cache: 'no-store', credentials: 'omit' });
+    const response = await fetch(path, { cache: 'no-store', credentials: 'same-origin', redirect: 'error' });
     const body = await response.json();
     if (!response.ok) throw new Error(path + ': ' + (body.message || response.status));
     return body;
   }
 
+  function renderViewer(viewer) {
+    byId('viewer').hidden = !viewer;
+    if (!viewer) return;
+    byId('viewer-name').textContent = viewer.name;
+    const roles = viewer.roles || [];
+    byId('viewer-roles').textContent = roles.length ? '(roles: ' + roles.join(', ') + ')' : '(no roles)';
+    byId('logout').hidden = !viewer.logout;
+  }
+
   function renderOverview(overview) {
     const now = overview.now;
+    renderViewer(overview.viewer);
     byId('module').textContent = overview.module;
     document.title = overview.module + ' · svcid console';
     const sections = overview.sections || {};

@@ -17,7 +17,10 @@
 //! sections. The daemon decides what is shown and shows only public facts. A console turned off
 //! (`svcid.console.enabled=false`) answers 404 on all of its paths.
 //!
-//! Like the actuator endpoints, the console needs no token: see `http` for the reasoning.
+//! Like the actuator endpoints, the console needs no token unless a daemon puts a
+//! [`crate::guard`] in front of it (see `http`); then `/console/api` names who is looking as
+//! `viewer` (`name`, `roles`, and `logout` when a login session can be ended), and the page
+//! shows it.
 
 use std::fmt;
 
@@ -230,6 +233,17 @@ fn decode(raw: &str) -> Result<String, QueryError> {
 /// The console's answer to `path?query`, or `None` when `path` is not the console's (or the
 /// console is off): the caller answers 404 then.
 pub fn respond(actuator: &Actuator, path: &str, query: &str) -> Option<Response<Full<Bytes>>> {
+    respond_to(actuator, path, query, None)
+}
+
+/// [`respond`] for a request whose guard named who is looking: `/console/api` then carries
+/// `viewer` (the page shows who is logged in).
+pub fn respond_to(
+    actuator: &Actuator,
+    path: &str,
+    query: &str,
+    viewer: Option<&Value>,
+) -> Option<Response<Full<Bytes>>> {
     let console = actuator.console_parts();
     if !console.enabled {
         return None;
@@ -246,7 +260,7 @@ pub fn respond(actuator: &Actuator, path: &str, query: &str) -> Option<Response<
         CONSOLE_PATH => answer(StatusCode::OK, "text/html; charset=utf-8", PAGE),
         "/console/console.js" => answer(StatusCode::OK, "text/javascript; charset=utf-8", SCRIPT),
         "/console/console.css" => answer(StatusCode::OK, "text/css; charset=utf-8", STYLE),
-        API_PATH => json_answer(StatusCode::OK, &overview(actuator)),
+        API_PATH => json_answer(StatusCode::OK, &overview(actuator, viewer)),
         _ => {
             let name = path.strip_prefix("/console/api/")?;
             let (_, view) = console.views.iter().find(|(known, _)| known == name)?;
@@ -262,8 +276,9 @@ pub fn respond(actuator: &Actuator, path: &str, query: &str) -> Option<Response<
     Some(response)
 }
 
-/// `/console/api`: who this is, since when, every section, and the views there are.
-pub fn overview(actuator: &Actuator) -> Value {
+/// `/console/api`: who this is, since when, every section, the views there are, and who is
+/// looking (`viewer`, only when a guard named them).
+pub fn overview(actuator: &Actuator, viewer: Option<&Value>) -> Value {
     let console = actuator.console_parts();
     let mut sections = Map::new();
     for (key, section) in &console.sections {
@@ -274,7 +289,7 @@ pub fn overview(actuator: &Actuator) -> Value {
         .duration_since(actuator.started())
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    json!({
+    let mut overview = json!({
         "module": actuator.module(),
         "version": actuator.version(),
         "started": crate::rfc3339(actuator.started()),
@@ -282,15 +297,21 @@ pub fn overview(actuator: &Actuator) -> Value {
         "uptimeSeconds": uptime,
         "sections": Value::Object(sections),
         "views": console.views.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
-    })
+    });
+    if let (Some(viewer), Some(fields)) = (viewer, overview.as_object_mut()) {
+        fields.insert("viewer".to_owned(), viewer.clone());
+    }
+    overview
 }
 
-fn json_answer(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+/// A JSON answer with the console's headers ([`answer`]).
+pub fn json_answer(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     answer(status, "application/json", body.to_string())
 }
 
 /// An answer with the console's headers: the actuator's (`no-store`) plus the content policy.
-fn answer(
+/// A guard's pages on the console's paths are built with it, so they are as locked down.
+pub fn answer(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<String>,

@@ -10,10 +10,11 @@
 //! gate when a request is in flight through [`Connection::requests`]. Request bodies are never
 //! read, and every answer is computed from atomics and short locks.
 //!
-//! The endpoints need no token, like Spring Boot's health and Prometheus endpoints on a
-//! management port: probes and Prometheus scrapers cannot mint svcid tokens, and nothing served
-//! here is secret (statuses, counts, public key fingerprints). Limit who can reach the port with
-//! `server.address` or a firewall. Each request is logged at DEBUG as `actuatorRequest`.
+//! Without a [`crate::guard`] the endpoints need no token, like Spring Boot's health and Prometheus
+//! endpoints on a management port: nothing served here is secret (statuses, counts, public key
+//! fingerprints), and who can reach the port is limited with `server.address` or a firewall. A
+//! daemon with people configured puts a guard in front, which asks for a token or a login where
+//! its rules say (docs/operations.md). Each request is logged at DEBUG as `actuatorRequest`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -32,6 +33,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::Actuator;
+use crate::guard::{Admission, Head, route_path};
 use crate::response::text;
 
 /// Prometheus' text format, version 0.0.4.
@@ -107,9 +109,12 @@ pub async fn serve<C: Connection>(
         tasks.spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let in_flight = requests.started();
-                let response = handle(&actuator, &request);
-                drop(in_flight);
-                async move { Ok::<_, Infallible>(response) }
+                let actuator = Arc::clone(&actuator);
+                async move {
+                    let response = handle(&actuator, request).await;
+                    drop(in_flight);
+                    Ok::<_, Infallible>(response)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(connection), service)
@@ -121,10 +126,21 @@ pub async fn serve<C: Connection>(
     tasks.abort_all();
 }
 
-/// Answers one request and logs it at DEBUG.
-fn handle(actuator: &Actuator, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+/// Answers one request (asking the guard first, when there is one) and logs it at DEBUG.
+async fn handle(actuator: &Actuator, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    let response = respond(actuator, request.method(), target);
+    let response = match actuator.guard() {
+        None => respond(actuator, request.method(), target),
+        Some(guard) => {
+            let head = Head::new(request.method().clone(), target, request.headers().clone());
+            match guard.admit(&head).await {
+                Admission::Pass { viewer } => {
+                    respond_to(actuator, request.method(), target, viewer.as_ref())
+                }
+                Admission::Answer(response) => response,
+            }
+        }
+    };
     tracing::debug!(
         eventId = crate::events::ACTUATOR_REQUEST,
         method = %request.method(),
@@ -137,6 +153,16 @@ fn handle(actuator: &Actuator, request: &Request<Incoming>) -> Response<Full<Byt
 
 /// The answer to `method path` (`path` may end in `?query`), without any I/O: what the routes are.
 pub fn respond(actuator: &Actuator, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    respond_to(actuator, method, path, None)
+}
+
+/// [`respond`] for a request whose guard named who is looking (`viewer`, shown on the console).
+pub fn respond_to(
+    actuator: &Actuator,
+    method: &Method,
+    path: &str,
+    viewer: Option<&serde_json::Value>,
+) -> Response<Full<Bytes>> {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     if method != Method::GET && method != Method::HEAD {
         let mut response = json(
@@ -148,7 +174,7 @@ pub fn respond(actuator: &Actuator, method: &Method, path: &str) -> Response<Ful
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let path = path.strip_suffix('/').unwrap_or(path);
+    let path = route_path(path);
     match path {
         "/actuator" => json(StatusCode::OK, &links()),
         "/actuator/health" => {
@@ -166,7 +192,7 @@ pub fn respond(actuator: &Actuator, method: &Method, path: &str) -> Response<Ful
             .and_then(|name| actuator.component(name))
         {
             Some(component) => json(code(component.status.http_code()), &component.to_json()),
-            None => crate::console::respond(actuator, path, query).unwrap_or_else(|| {
+            None => crate::console::respond_to(actuator, path, query, viewer).unwrap_or_else(|| {
                 json(
                     StatusCode::NOT_FOUND,
                     &serde_json::json!({"status": 404, "error": "Not Found", "path": printable_path(path)}),

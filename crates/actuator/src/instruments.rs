@@ -66,6 +66,14 @@ pub const USER_KEYS: &str = "svcid_user_keys";
 /// `svcid_user_token_cache_total{result}`: people's tokens answered from the verified-user-token
 /// cache (`hit`) or checked in full (`miss`).
 pub const USER_TOKEN_CACHE: &str = "svcid_user_token_cache_total";
+/// `svcid_console_logins_total`: console logins that started a session.
+pub const CONSOLE_LOGINS: &str = "svcid_console_logins_total";
+/// `svcid_console_login_failures_total{reason}`: console logins refused.
+pub const CONSOLE_LOGIN_FAILURES: &str = "svcid_console_login_failures_total";
+/// `svcid_console_session_renewals_total{result}`: sessions renewed with a refresh token.
+pub const CONSOLE_SESSION_RENEWALS: &str = "svcid_console_session_renewals_total";
+/// `svcid_console_sessions`: console login sessions live now.
+pub const CONSOLE_SESSIONS: &str = "svcid_console_sessions";
 
 /// The token counters a daemon's verifier and issuer keep (they live in `svcid-identity`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -11,6 +11,7 @@
 //! - [`health`]: components, their aggregation and the 503 rule.
 //! - [`http`]: the small HTTP/1.1 server (hyper) that answers the endpoints, read-only.
 //! - [`console`]: the operations console, a read-only web page and its JSON on the same port.
+//! - [`guard`]: what may stand in front of the routes (who may see what), installed by a daemon.
 //! - [`instruments`]: every metric family svcid exports, named once.
 //! - [`events`]: the log event ids this crate emits.
 //!
@@ -26,6 +27,7 @@
 
 pub mod console;
 pub mod events;
+pub mod guard;
 pub mod health;
 pub mod http;
 pub mod instruments;
@@ -33,11 +35,13 @@ pub mod metrics;
 mod response;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
 use crate::console::{Console, Query, QueryError};
+use crate::guard::Guard;
 use crate::health::{Component, Status};
 use crate::metrics::{Exposition, Kind};
 
@@ -64,6 +68,8 @@ pub struct Actuator {
     info: Vec<(String, InfoSection)>,
     /// The operations console's sections and views, and whether it is on.
     console: Console,
+    /// Who may see what; `None`: every path is answered to anyone who reaches the port.
+    guard: Option<Arc<dyn Guard>>,
 }
 
 impl fmt::Debug for Actuator {
@@ -81,6 +87,7 @@ impl fmt::Debug for Actuator {
                 &self.info.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
             .field("console", &self.console)
+            .field("guarded", &self.guard.is_some())
             .finish()
     }
 }
@@ -101,7 +108,20 @@ impl Actuator {
             metrics: Vec::new(),
             info: Vec::new(),
             console: Console::default(),
+            guard: None,
         }
+    }
+
+    /// Puts `guard` in front of every route: it decides who may see what ([`guard`]).
+    #[must_use]
+    pub fn guarded(mut self, guard: Arc<dyn Guard>) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
+    /// The guard in front of the routes, if any.
+    pub fn guard(&self) -> Option<&Arc<dyn Guard>> {
+        self.guard.as_ref()
     }
 
     /// Adds a health component named `name`.

@@ -138,8 +138,18 @@ pub const USER_KEY_UNUSABLE: ProblemCode = ProblemCode::new("users.key-unusable"
 /// Error: Keycloak and MicroProfile JWT configured with the same issuer.
 pub const USER_ISSUER_DUPLICATE: ProblemCode = ProblemCode::new("users.issuer-duplicate");
 
+// Who may see the HTTP port (`ataccama.authentication.http.acl.*`, `ataccama.one.webserver.*`,
+// `svcid.console.*`).
+
+/// Error: an ACL endpoint with an `endpoint-filter` and no `allowed-roles`, or the reverse.
+pub const ACL_INCOMPLETE: ProblemCode = ProblemCode::new("access.acl-incomplete");
+/// Error: a login endpoint or the console's public URL that is not an `http(s)://` URL.
+pub const ACCESS_URL_INVALID: ProblemCode = ProblemCode::new("access.url-invalid");
+
 /// Every code above, for documentation checks and uniqueness tests.
 pub const ALL: &[ProblemCode] = &[
+    ACL_INCOMPLETE,
+    ACCESS_URL_INVALID,
     NOT_BOOLEAN,
     NOT_PORT,
     NOT_DURATION,

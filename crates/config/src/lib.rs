@@ -7,6 +7,7 @@
 //! defined once for the daemons, `svcid` and the docs; the stable code of each problem it reports
 //! lives in [`codes`], for `svcid check` and the docs.
 
+mod access;
 mod bind;
 pub mod codes;
 mod constraints;
@@ -22,6 +23,10 @@ mod settings;
 mod tls;
 mod users;
 
+pub use access::{
+    AclEndpoint, DEFAULT_CONSOLE_ROLES, DEFAULT_MAX_SESSIONS, DEFAULT_PROMETHEUS_ROLE,
+    DEFAULT_SESSION_MAX_AGE, HttpAccessSettings, SsoSettings,
+};
 pub use constraints::{
     Capability, CapabilityError, CapabilityType, CapabilityValue, parse_capability,
 };

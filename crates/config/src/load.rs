@@ -156,6 +156,7 @@ pub fn bind(
         .collect();
     let deployments = crate::deployments::bind(&mut b);
     let users = crate::users::bind(&mut b, &home);
+    let access = crate::access::bind(&mut b, kind);
     let logging = bind_logging(&mut b, &home);
     let role = match kind {
         ModuleKind::Dpm => RoleSettings::Dpm(bind_dpm(&mut b, &home)),
@@ -185,6 +186,7 @@ pub fn bind(
                 logging,
                 role,
                 users,
+                access,
             },
             warnings: problems,
         }),

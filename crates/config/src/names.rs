@@ -182,6 +182,41 @@ pub const SERVER_IDLE_TIMEOUT: &str = "server.idle-timeout";
 pub const SERVER_WRITE_TIMEOUT: &str = "server.write-timeout";
 /// The operations console on the HTTP port (`/console`): `true` (default) or `false`.
 pub const CONSOLE_ENABLED: &str = "svcid.console.enabled";
+/// The console's address as browsers reach it (`https://ops.example.com:8031`): the login's
+/// redirect URI is built on it, and `https://` makes the session cookie `Secure`.
+pub const CONSOLE_PUBLIC_URL: &str = "svcid.console.public-url";
+/// Most console login sessions held at once (default 1000).
+pub const CONSOLE_MAX_SESSIONS: &str = "svcid.console.session.max-sessions";
+/// How long a console login session lasts at most (default 8h).
+pub const CONSOLE_SESSION_MAX_AGE: &str = "svcid.console.session.max-age";
+/// Prefix of the HTTP port's ACL properties.
+pub const HTTP_ACL: &str = "ataccama.authentication.http.acl";
+/// Prefix of the HTTP port's ACL: `<HTTP_ACL_ENDPOINTS>.<name>.endpoint-filter` (a path) and
+/// `.allowed-roles` (comma list), the product's names.
+pub const HTTP_ACL_ENDPOINTS: &str = "ataccama.authentication.http.acl.endpoints";
+/// Whether a path no ACL entry names is served to whoever may reach it (default true).
+pub const HTTP_ACL_DEFAULT_ALLOW: &str = "ataccama.authentication.http.acl.default-allow";
+/// Roles that may read the console (`/console/api`), the product's admin console gate (default
+/// `admin,DPP_admin`).
+pub const CONSOLE_ALLOWED_ROLES: &str = "ataccama.one.webserver.gql.allowed-roles";
+/// The public OpenID Connect client the console logs in as.
+pub const SSO_CLIENT_ID: &str = "ataccama.one.webserver.sso.client-id";
+/// The identity provider's authorization endpoint (default: derived).
+pub const SSO_AUTH_URL: &str = "ataccama.one.webserver.sso.auth-url";
+/// The identity provider's token endpoint (default: derived).
+pub const SSO_TOKEN_URL: &str = "ataccama.one.webserver.sso.token-url";
+/// The identity provider's end-session endpoint (default: derived).
+pub const SSO_LOGOUT_URL: &str = "ataccama.one.webserver.sso.logout-url";
+
+/// The fields of one ACL entry under [`HTTP_ACL_ENDPOINTS`].
+pub mod acl {
+    /// The exact path the entry guards.
+    pub const ENDPOINT_FILTER: &str = "endpoint-filter";
+    /// The roles (comma list) that pass.
+    pub const ALLOWED_ROLES: &str = "allowed-roles";
+    /// Both.
+    pub const FIELDS: &[&str] = &[ENDPOINT_FILTER, ALLOWED_ROLES];
+}
 /// The roles (comma list, default `DPM_ADMIN`) a person needs for `EngineAdminService`.
 pub const ADMIN_ROLES: &str = "svcid.authorization.admin-roles";
 
@@ -297,6 +332,15 @@ pub const KNOWN: &[&str] = &[
     SERVER_IDLE_TIMEOUT,
     SERVER_WRITE_TIMEOUT,
     CONSOLE_ENABLED,
+    CONSOLE_PUBLIC_URL,
+    CONSOLE_MAX_SESSIONS,
+    CONSOLE_SESSION_MAX_AGE,
+    HTTP_ACL_DEFAULT_ALLOW,
+    CONSOLE_ALLOWED_ROLES,
+    SSO_CLIENT_ID,
+    SSO_AUTH_URL,
+    SSO_TOKEN_URL,
+    SSO_LOGOUT_URL,
     ADMIN_ROLES,
     DPM_HOST,
     DPM_PORT,
@@ -324,7 +368,7 @@ pub const KNOWN: &[&str] = &[
 ];
 
 /// Prefixes under which names are free-form map keys, checked by their own binders.
-pub const MAP_PREFIXES: &[&str] = &[DEPLOYMENTS, LOG_LEVEL, CONSTRAINTS];
+pub const MAP_PREFIXES: &[&str] = &[DEPLOYMENTS, LOG_LEVEL, CONSTRAINTS, HTTP_ACL_ENDPOINTS];
 
 /// Prefixes of the TLS blocks, each followed by one of [`TLS_FIELDS`].
 pub const TLS_PREFIXES: &[&str] = &[GRPC_TLS, DPM_TLS, ENGINE_TLS];

@@ -35,6 +35,8 @@ pub struct Settings {
     pub role: RoleSettings,
     /// The issuers whose user tokens it accepts (none by default).
     pub users: crate::users::UserSettings,
+    /// Who may see what on the HTTP port once people are configured, and the console login.
+    pub access: crate::access::HttpAccessSettings,
 }
 
 /// `ataccama.server.grpc.*`.

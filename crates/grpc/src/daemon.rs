@@ -180,6 +180,7 @@ pub async fn run<M: Module>(
     let live = LiveConfig::new(&settings, overrides).with_metrics(Arc::clone(&instruments.reloads));
     let http_listener = crate::http::listen_http(&settings.http).await?;
     let users = startup::users(&settings);
+    let client_trust = startup::client_trust(&settings);
     let admin_roles = settings.jwt.admin_roles.clone();
     let credentials = Credentials::new(
         settings.verify_policy(),
@@ -228,12 +229,36 @@ pub async fn run<M: Module>(
         .actuator(M::KIND, bound, &verifier, &issuer)
         .console_enabled(settings.http.console);
     let shared = match &users {
-        None => shared,
+        None => {
+            crate::http::log_console_open(&settings.http);
+            shared
+        }
         Some(users) => {
             let (health_of, metrics_of) = (Arc::clone(users), Arc::clone(users));
-            shared
+            let shared = shared
                 .health("userKeys", move || health_of.health())
-                .metrics(move |out| metrics_of.render_metrics(out))
+                .metrics(move |out| metrics_of.render_metrics(out));
+            let http_port = local_address(&http_listener, "HTTP")?.port();
+            let access = svcid_login::HttpAccess::new(
+                M::KIND.as_str(),
+                http_port,
+                &settings.access,
+                &settings.users,
+                Arc::clone(users),
+                Arc::clone(&verifier),
+                &client_trust,
+            )
+            .map_err(DaemonError::Login)?;
+            match access {
+                None => shared,
+                Some(access) => {
+                    let access = Arc::new(access);
+                    let metrics_of = Arc::clone(&access);
+                    shared
+                        .metrics(move |out| metrics_of.render_metrics(out))
+                        .guarded(access)
+                }
+            }
         }
     };
     let actuator = (parts.actuator)(shared);

@@ -7,6 +7,8 @@
 pub const GRPC_SERVER_STARTED: &str = "grpcServerStarted";
 /// The HTTP port serves; carries the bound host and port.
 pub const HTTP_SERVER_STARTED: &str = "httpServerStarted";
+/// At start, with no identity provider: the console is open to whoever reaches the HTTP port.
+pub const CONSOLE_OPEN: &str = "consoleOpen";
 /// A configuration finding that does not stop the daemon (at start and on reload).
 pub const CONFIGURATION_WARNING: &str = "configurationWarning";
 /// A key file others may read or write.

@@ -46,6 +46,8 @@ struct StartOnly {
     /// The user-token settings as text: compared only, never logged (the issuers are rebuilt
     /// only at start).
     users: String,
+    /// Who may see the HTTP port and the console login (built only at start).
+    access: svcid_config::HttpAccessSettings,
 }
 
 impl StartOnly {
@@ -67,6 +69,7 @@ impl StartOnly {
             impersonation_role: settings.jwt.impersonation_role.clone(),
             admin_roles: settings.jwt.admin_roles.clone(),
             users: format!("{:?}", settings.users),
+            access: settings.access.clone(),
         }
     }
 
@@ -128,6 +131,12 @@ impl StartOnly {
         }
         if self.users != new.users {
             changed.push(format!("{}.*, mp.jwt.*", names::KEYCLOAK));
+        }
+        if self.access != new.access {
+            changed.push(format!(
+                "{}.*, ataccama.one.webserver.*, svcid.console.* (the HTTP port's access and login)",
+                names::HTTP_ACL
+            ));
         }
         changed
     }

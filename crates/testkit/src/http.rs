@@ -17,11 +17,29 @@ pub struct HttpAnswer {
     pub status_line: String,
     /// The status line and the headers, in lower case.
     pub head: String,
+    /// The status line and the headers as sent.
+    pub raw_head: String,
     /// The body.
     pub body: String,
 }
 
 impl HttpAnswer {
+    /// The value of header `name` (lower case), as sent; the first when there are several.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers(name).into_iter().next()
+    }
+
+    /// Every value of header `name` (lower case), in order.
+    pub fn headers(&self, name: &str) -> Vec<&str> {
+        self.raw_head
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .collect()
+    }
+
     /// The body of a `200` answer; any other status is an error naming `path` and the status line.
     pub fn ok_body(self, path: &str) -> io::Result<String> {
         if self.code == 200 {
@@ -34,13 +52,32 @@ impl HttpAnswer {
 
 /// `METHOD path` on `127.0.0.1:port`, without a body.
 pub fn request(port: u16, method: &str, path: &str) -> io::Result<HttpAnswer> {
+    request_with(port, method, path, &[])
+}
+
+/// `METHOD path` on `127.0.0.1:port` with `headers` (`Host: localhost` unless they name one),
+/// without a body.
+pub fn request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> io::Result<HttpAnswer> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .map_err(|e| io::Error::new(e.kind(), format!("connecting to 127.0.0.1:{port}: {e}")))?;
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        head.push_str("Host: localhost\r\n");
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes())?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
     parse(&answer).ok_or_else(|| {
@@ -65,6 +102,7 @@ fn parse(answer: &str) -> Option<HttpAnswer> {
         code,
         status_line: status_line.to_owned(),
         head: head.to_ascii_lowercase(),
+        raw_head: head.to_owned(),
         body: body.to_owned(),
     })
 }

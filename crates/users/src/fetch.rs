@@ -144,7 +144,7 @@ impl Fetcher {
 
     fn client(&self) -> Result<&reqwest::Client, FetchError> {
         self.client
-            .get_or_init(|| build_client(&self.trust, self.options))
+            .get_or_init(|| client(&self.trust, self.options))
             .as_ref()
             .map_err(|why| FetchError::Client(why.clone()))
     }
@@ -230,7 +230,11 @@ fn transport(error: reqwest::Error) -> FetchError {
 }
 
 /// The reqwest client: the trust's TLS on ring, no redirects, no proxy, the connect timeout.
-fn build_client(trust: &ServerTrust, options: FetchOptions) -> Result<reqwest::Client, String> {
+/// An HTTP client for talking to an identity provider as this module does for keys: rustls on
+/// ring trusting what `trust` says, redirects never followed, no proxy from the environment,
+/// connecting within `options.connect_timeout` (each request bounds its own total time). The
+/// console login's token requests use it too.
+pub fn client(trust: &ServerTrust, options: FetchOptions) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config(trust)?)
         .redirect(reqwest::redirect::Policy::none())

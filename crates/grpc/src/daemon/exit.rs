@@ -84,6 +84,9 @@ pub enum DaemonError {
         /// Why.
         reason: String,
     },
+    /// The console login's HTTP client cannot be set up (its client trust settings).
+    #[error("console login: {0}")]
+    Login(String),
     /// Reflection descriptors could not be loaded (a build defect).
     #[error("gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -97,7 +100,7 @@ impl DaemonError {
             | DaemonError::BindHttp { .. }
             | DaemonError::Unavailable { .. } => EX_UNAVAILABLE,
             DaemonError::Io { .. } => EX_IOERR,
-            DaemonError::Key(_) | DaemonError::Tls(_) => EX_CONFIG,
+            DaemonError::Key(_) | DaemonError::Tls(_) | DaemonError::Login(_) => EX_CONFIG,
             DaemonError::Serve(_)
             | DaemonError::LocalAddress { .. }
             | DaemonError::Scheduler(_)

@@ -115,20 +115,25 @@ mod tests {
     }
 }
 
-/// The module's user-token issuers (`None` when none is configured). Keys behind an `https://` URL
-/// are fetched trusting what the module trusts for its own outbound calls: a DPE its DPM client
-/// TLS trust, DPM its engine-client TLS trust, and the system roots when that TLS is off.
-pub fn users(settings: &svcid_config::Settings) -> Option<std::sync::Arc<svcid_users::Users>> {
+/// What the module trusts for its own outbound `https://` calls: a DPE its DPM client TLS
+/// trust, DPM its engine-client TLS trust, and the system roots when that TLS is off. User-token
+/// key fetches and the console login's token requests use it.
+pub fn client_trust(settings: &svcid_config::Settings) -> svcid_config::ServerTrust {
     let client_tls = match &settings.role {
         svcid_config::RoleSettings::Dpm(dpm) => dpm.engine_tls.as_ref(),
         svcid_config::RoleSettings::Dpe(dpe) => dpe.dpm_tls.as_ref(),
     };
-    let trust = client_tls.map_or(svcid_config::ServerTrust::SystemRoots, |tls| {
+    client_tls.map_or(svcid_config::ServerTrust::SystemRoots, |tls| {
         tls.trust.clone()
-    });
+    })
+}
+
+/// The module's user-token issuers (`None` when none is configured), fetching keys trusting
+/// [`client_trust`].
+pub fn users(settings: &svcid_config::Settings) -> Option<std::sync::Arc<svcid_users::Users>> {
     svcid_users::Users::new(
         &settings.users,
-        &trust,
+        &client_trust(settings),
         std::sync::Arc::new(svcid_identity::clock::SystemClock),
     )
     .map(std::sync::Arc::new)
