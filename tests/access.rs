@@ -302,3 +302,31 @@ fn without_an_identity_provider_the_port_is_open_as_before_and_says_so() {
     let overview: Value = serde_json::from_str(&get(port, "/console/api", &[]).body).unwrap();
     assert!(overview.get("viewer").is_none());
 }
+
+#[test]
+fn behind_an_https_address_the_cookies_are_secure_and_host_bound() {
+    let realm = JwksServer::start().unwrap();
+    let pair = dpm_with_realm(&realm);
+    Pair::append(
+        &pair.dpm,
+        "svcid.console.public-url=https://dpm.example.com/",
+    );
+    let dpm = pair.start_dpm(&[]);
+    let port = http_port(&dpm);
+    let page = get(port, "/console", &[]);
+    assert_eq!(page.code, 302, "{page:?}");
+    let location = url::Url::parse(page.header("location").unwrap()).unwrap();
+    let redirect = location
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(redirect, "https://dpm.example.com/console/login/callback");
+    let cookie = page.header("set-cookie").unwrap();
+    assert!(
+        cookie.starts_with(&format!("__Host-svcid-dpm-{port}-login=")),
+        "{cookie}"
+    );
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+}
