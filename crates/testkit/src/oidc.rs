@@ -14,7 +14,7 @@
 //! | token | `/realms/<realm>/protocol/openid-connect/token` |
 //! | keys (JWKS) | `/realms/<realm>/protocol/openid-connect/certs` |
 //! | end session | `/realms/<realm>/protocol/openid-connect/logout` |
-//! | userinfo | `/realms/<realm>/protocol/openid-connect/userinfo` |
+//! | userinfo (see below) | `/realms/<realm>/protocol/openid-connect/userinfo` |
 //! | login page | `/realms/<realm>/login-actions/<uid>` |
 //!
 //! Clients are public (no secret), must use PKCE S256, and get a refresh token with every access
@@ -24,7 +24,9 @@
 //! `azp` and `client_id`, `scope`, `preferred_username`, `name`, `realm_access.roles` and
 //! `groups` (both the user's roles). ID tokens are RS256 with `aud` the client id, `sub`,
 //! `preferred_username`, `name`, `nonce` and `at_hash`. The signing key is a fresh RSA 2048 key
-//! held by the provider process only.
+//! held by the provider process only. Unlike Keycloak's, the userinfo endpoint refuses these
+//! access tokens (`invalid_token`): oidc-provider serves it only for tokens without an audience.
+//! The user's claims are in the ID token and the access token.
 //!
 //! The login page is a plain form (`#username`, `#password`, `#login`); the password is checked,
 //! and a wrong one shows the form again with an error (`#error`). Consent is granted without a

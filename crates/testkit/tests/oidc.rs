@@ -471,3 +471,142 @@ fn a_missing_client_is_refused_before_any_login() {
         .unwrap_err();
     assert!(error.contains("HTTP 400"), "{error}");
 }
+
+/// A page on 127.0.0.1 standing for the module: answers every request with a blank page and
+/// hands over each request's path and query.
+fn callback_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) <= 2 {
+                    break;
+                }
+            }
+            let target = line.split(' ').nth(1).unwrap_or_default().to_owned();
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<p>module</p>",
+            );
+            if target != "/favicon.ico" {
+                let _ = tx.send(target);
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// The login page and the end-session form in a real browser (Debian's headless Chromium): the
+/// form's fields by their ids, the provider's cookies over plain http, and the self-submitting
+/// sign-out.
+#[test]
+fn a_browser_signs_in_and_out() {
+    use std::time::Duration;
+    if !std::path::Path::new(svcid_testkit::browser::CHROMIUM).exists() {
+        panic!(
+            "{} is missing: apt-get install chromium",
+            svcid_testkit::browser::CHROMIUM
+        );
+    }
+    let (port, requests) = callback_server();
+    let redirect = format!("http://127.0.0.1:{port}/console/login/callback");
+    let after_logout = format!("http://127.0.0.1:{port}/console");
+    let provider = OidcProvider::start(&OidcConfig {
+        clients: vec![OidcClient::new(CLIENT, &redirect, &after_logout)],
+        users: vec![OidcUser::new(
+            "u-alice",
+            "alice",
+            "alice-test-pw",
+            &["admin"],
+        )],
+        ..OidcConfig::default()
+    });
+    let profile = tempfile::tempdir().unwrap();
+    let browser = svcid_testkit::browser::launch(
+        std::path::Path::new(svcid_testkit::browser::CHROMIUM),
+        profile.path(),
+        &[],
+    )
+    .unwrap();
+    let tab = browser.new_tab().unwrap();
+    tab.set_default_timeout(Duration::from_secs(20));
+    let wait = |what: &str| {
+        requests
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("the browser never reached {what}; {}", provider.log()))
+    };
+
+    let (verifier, challenge) = pkce();
+    let url = format!(
+        "{}?{}",
+        provider.endpoint("auth"),
+        form_encode(&[
+            ("client_id", CLIENT),
+            ("response_type", "code"),
+            ("scope", "openid profile"),
+            ("redirect_uri", &redirect),
+            ("state", "s-1"),
+            ("nonce", "n-1"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+    );
+    tab.navigate_to(&url).unwrap();
+    // A wrong password first: the form again, saying so.
+    tab.wait_for_element("#username").unwrap().click().unwrap();
+    tab.type_str("alice").unwrap();
+    tab.wait_for_element("#password").unwrap().click().unwrap();
+    tab.type_str("wrong").unwrap();
+    tab.wait_for_element("#login").unwrap().click().unwrap();
+    let error = tab
+        .wait_for_element("#error")
+        .unwrap()
+        .get_inner_text()
+        .unwrap();
+    assert_eq!(error, "Invalid username or password.");
+    tab.wait_for_element("#password").unwrap().click().unwrap();
+    tab.type_str("alice-test-pw").unwrap();
+    tab.wait_for_element("#login").unwrap().click().unwrap();
+    let back = wait("the callback");
+    assert!(back.starts_with("/console/login/callback?"), "{back}");
+    assert_eq!(query_param(&back, "state").unwrap(), "s-1");
+    let code = query_param(&back, "code").unwrap();
+
+    let http = Http::new();
+    let (status, tokens) = http.post_form(
+        &provider.endpoint("token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect),
+            ("client_id", CLIENT),
+            ("code_verifier", &verifier),
+        ],
+    );
+    assert_eq!(status, 200, "{tokens}");
+
+    // Sign out: the provider's form submits itself, the browser lands on the URI with the state.
+    let logout = format!(
+        "{}?{}",
+        provider.endpoint("logout"),
+        form_encode(&[
+            ("id_token_hint", tokens["id_token"].as_str().unwrap()),
+            ("post_logout_redirect_uri", &after_logout),
+            ("state", "bye-2"),
+        ])
+    );
+    tab.navigate_to(&logout).unwrap();
+    assert_eq!(wait("the post-logout URI"), "/console?state=bye-2");
+    // The session is over: the next authorization request shows the form again.
+    tab.navigate_to(&url).unwrap();
+    tab.wait_for_element("#username").unwrap();
+}
