@@ -96,7 +96,8 @@ fn every_relative_link_in_the_documentation_names_a_file_of_the_repository() {
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
-/// Every file of the repository with one of `extensions`, outside `target/` and `.git/`.
+/// Every file of the repository with one of `extensions`, outside `target/`, `.git/` and
+/// `node_modules/` (the test provider's npm packages, installed, not committed).
 fn repository_files(extensions: &[&str]) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut folders = vec![root().to_owned()];
@@ -105,7 +106,7 @@ fn repository_files(extensions: &[&str]) -> Vec<PathBuf> {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap_or_default();
             if path.is_dir() {
-                if name != "target" && name != ".git" {
+                if name != "target" && name != ".git" && name != "node_modules" {
                     folders.push(path);
                 }
             } else if path

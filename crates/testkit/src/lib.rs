@@ -12,6 +12,8 @@
 //! - [`net`]: free loopback ports;
 //! - [`browser`]: Debian's headless Chromium, launched the same way everywhere;
 //! - [`postgres`]: a throwaway PostgreSQL server on loopback;
+//! - [`oidc`]: a real OpenID Connect provider (Node.js `oidc-provider`) with Keycloak's paths, and
+//!   a cookie-keeping agent that signs in without a browser;
 //! - [`daemon_cli`]: the command-line checks both daemons' binaries pass.
 //!
 //! Everything runs on 127.0.0.1 and every wait is bounded. Failures are returned, not panicked,
@@ -24,5 +26,6 @@ pub mod http;
 pub mod jwks;
 pub mod log;
 pub mod net;
+pub mod oidc;
 pub mod postgres;
 pub mod process;
