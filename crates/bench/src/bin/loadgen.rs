@@ -71,9 +71,10 @@ struct Args {
     /// Rounds of (unauthenticated phase, authenticated phase); the median ratio is reported.
     #[arg(long, default_value_t = 5)]
     rounds: u32,
-    /// Which phases to run: `both`, or only `health` or `whoami` (to profile dpm under one);
-    /// `users` (module-token against user-token WhoAmI), `users-storm` (user-token WhoAmI quiet
-    /// and during an unknown-kid storm) or `engine` (WhoAmIOnEngine with a user token).
+    /// Which phases to run: `both`, or only `health`, `whoami` or `user-whoami` (to profile dpm
+    /// under one); `users` (module-token against user-token WhoAmI), `users-storm` (user-token
+    /// WhoAmI quiet and during an unknown-kid storm) or `engine` (WhoAmIOnEngine with a user
+    /// token, beside WhoAmI with it on DPM).
     #[arg(long, default_value = "both")]
     kinds: String,
     /// Upper bound on calls per phase, whatever the duration.
@@ -87,6 +88,10 @@ struct Args {
     /// stormy phase.
     #[arg(long, default_value_t = 2000)]
     user_storm: u32,
+    /// A `name=value` line added to DPM's properties (repeatable), e.g.
+    /// `logging.level.svcid_grpc.whoami=WARN` to see what a log line per call costs.
+    #[arg(long = "dpm-property", value_name = "NAME=VALUE")]
+    dpm_properties: Vec<String>,
 }
 
 /// What a run compares.
@@ -152,10 +157,14 @@ async fn run(args: Args) -> Result<()> {
         "health" => (Mode::Authentication, &[Kind::Health]),
         "whoami" => (Mode::Authentication, &[Kind::WhoAmI]),
         "users" => (Mode::Users, &[Kind::WhoAmI, Kind::UserWhoAmI]),
+        "user-whoami" => (Mode::Users, &[Kind::UserWhoAmI]),
         "users-storm" => (Mode::UserStorm, &[Kind::UserWhoAmI, Kind::UserStorm]),
         "engine" => (Mode::Engine, &[Kind::UserWhoAmI, Kind::EngineWhoAmI]),
         other => {
-            bail!("--kinds takes both, health, whoami, users, users-storm or engine, not {other:?}")
+            bail!(
+                "--kinds takes both, health, whoami, users, user-whoami, users-storm or engine, \
+                 not {other:?}"
+            )
         }
     };
     let mut target = Target::start(dir.path(), &args, mode).await?;
@@ -305,6 +314,14 @@ impl Target {
         // Any free port for the HTTP endpoints, so a daemon already on the default port (another
         // run, another checkout) does not stop this one from starting.
         lines.push(format!("{}=0", names::SERVER_PORT));
+        for line in &args.dpm_properties {
+            match line.split_once('=') {
+                Some((name, _)) if !name.trim().is_empty() && !line.contains(['\n', '\r']) => {
+                    lines.push(line.clone());
+                }
+                _ => bail!("--dpm-property takes one NAME=VALUE line, not {line:?}"),
+            }
+        }
         write_dpm_home(&home, 0, &dpm_key, &peers, &lines)?;
         let mut dpm = DpmProcess::start(&home)?;
         let mut tail = LogTail::from_end(dpm.log_path());
@@ -436,7 +453,7 @@ impl Target {
         let measured = phase(kind, self, args, budget).await?;
         let mut counts = StormCounts::default();
         if let Some(storm) = storm {
-            let (sent, refused) = storm.await.context("the storm task panicked")??;
+            let (sent, refused, lasted) = storm.await.context("the storm task panicked")??;
             let rate = if kind == Kind::Storm {
                 args.storm
             } else {
@@ -447,7 +464,7 @@ impl Target {
                 sent,
                 refused,
                 fetches: fetches.saturating_sub(fetches_before),
-                seconds: measured.elapsed.as_secs_f64(),
+                seconds: lasted.as_secs_f64(),
             };
             println!(
                 "round {round} storm   {} sent, {} refused ({}/s asked); key fetches {} during the phase, {} in all",
@@ -961,13 +978,13 @@ async fn start_engine(
 }
 
 /// Sends `rate` calls per second, for `budget`, from a connection of its own, each with one of
-/// `values` in turn (well-formed tokens DPM refuses); returns (sent, refused).
+/// `values` in turn (well-formed tokens DPM refuses); returns (sent, refused, how long it ran).
 async fn storm(
     port: u16,
     rate: u32,
     budget: Duration,
     values: Arc<Vec<MetadataValue<Ascii>>>,
-) -> Result<(u64, u64)> {
+) -> Result<(u64, u64, Duration)> {
     if values.is_empty() {
         bail!("the storm has no token to send");
     }
@@ -977,6 +994,7 @@ async fn storm(
         .context("connecting the storm")?;
     // Batches every 10 ms, each call on its own task, so a slow answer does not slow the storm.
     let per_tick = (rate / 100).max(1);
+    let started = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_millis(10));
     let deadline = tokio::time::Instant::now() + budget;
     let mut calls = tokio::task::JoinSet::new();
@@ -998,5 +1016,5 @@ async fn storm(
     while let Some(done) = calls.join_next().await {
         refused += u64::from(done.unwrap_or(false));
     }
-    Ok((sent, refused))
+    Ok((sent, refused, started.elapsed()))
 }
