@@ -2,7 +2,9 @@
 # The whole benchmark suite of issue 6, in a few minutes: builds with --release, then runs
 #   micro   — mint / cold verify / cached verify / registry lookups beside `openssl speed ecdsap256`,
 #             RS256 user-token verify cold and cached beside `openssl speed rsa2048`
-#   loadgen — authenticated WhoAmI vs unauthenticated Health/Check against one real dpm
+#   loadgen — authenticated WhoAmI vs unauthenticated Health/Check against one real dpm;
+#             WhoAmI with a person's token vs with a module token, the same during a storm of
+#             unknown-kid user tokens (key requests counted), WhoAmIOnEngine over dpm + dpe
 #   swarm   — 10, 100 and 1,000 simulated engines against one real dpm (storm, steady state,
 #             frozen slice, DPM killed and restarted), and a real dpe's start to READY
 #   replicas — 1,000 simulated engines over two dpm replicas on a real PostgreSQL, beside one
@@ -47,11 +49,13 @@ if $quick; then
 else
     run "$bin/micro"
     run "$bin/loadgen"
-    # People's tokens: user-token WhoAmI beside module-token WhoAmI, an unknown-kid storm, and
-    # WhoAmIOnEngine over DPM and one real dpe.
+    # People's tokens: user-token WhoAmI beside module-token WhoAmI, an unknown-kid storm of
+    # 5,000 calls/s (12 s of storm in all, so the key requests span more than one 10 s period),
+    # and WhoAmIOnEngine over a real dpm and a real dpe, loaded and one call at a time.
     run "$bin/loadgen" --kinds users
-    run "$bin/loadgen" --kinds users-storm --rounds 3
-    run "$bin/loadgen" --kinds engine --rounds 2
+    run "$bin/loadgen" --kinds users-storm --rounds 3 --seconds 4 --user-storm 5000
+    run "$bin/loadgen" --kinds engine --rounds 3
+    run "$bin/loadgen" --kinds engine --rounds 3 --concurrency 1 --connections 1
     run "$bin/swarm" --engines 10 --steady-seconds 4 --freeze-fraction 0 --no-restart --no-real-dpe
     run "$bin/swarm" --engines 100 --steady-seconds 5 --freeze-fraction 0 --no-restart --no-real-dpe
     run "$bin/swarm" --engines 1000 --steady-seconds 10

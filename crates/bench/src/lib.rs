@@ -1,8 +1,10 @@
 //! svcid-bench: the measurements behind issue 6 and `BENCHMARKS.md`.
 //!
 //! Four binaries share this library: `micro` (mint, cold and cached verify, registry lookups,
-//! each beside `openssl speed ecdsap256` run in the same process tree), `loadgen` (authenticated
-//! `WhoAmI` against unauthenticated `Health/Check` on one real `dpm`), `swarm` (many simulated
+//! each beside `openssl speed ecdsap256` run in the same process tree; people's RS256 tokens
+//! beside `openssl speed rsa2048`), `loadgen` (authenticated `WhoAmI` against unauthenticated
+//! `Health/Check` on one real `dpm`; a person's token against a module's, an unknown-`kid` storm,
+//! `WhoAmIOnEngine` over a real `dpm` and `dpe`), `swarm` (many simulated
 //! engines against one real `dpm`: storm, steady state, DPM restart, frozen engines) and
 //! `replicas` (two `dpm` replicas on a real PostgreSQL beside one in memory). The library holds
 //! what they have in common: module homes and the `dpm` process ([`daemon`]), simulated engines

@@ -21,7 +21,12 @@
 //!   is a Keycloak realm served on 127.0.0.1, counting its key requests), ratio stormy / quiet and
 //!   the key fetches;
 //! - `--kinds engine`: `EngineAdminService.WhoAmIOnEngine` with a user token holding `DPM_ADMIN`,
-//!   over DPM and one real `dpe`: p50 / p99.
+//!   over a real `dpm` and a real `dpe` process (the engine grants DPM's deployment
+//!   `IMPERSONATION`): p50 / p99, beside `WhoAmI` with the same token answered by DPM alone.
+//!
+//! User tokens are sent as `svcid whoami --bearer` sends them: marked sensitive, so HTTP/2 never
+//! indexes them, like the module tokens of `OutboundCredentials`. The order of the two phases
+//! alternates from round to round, so a machine getting busier or quieter favours neither.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -66,9 +71,10 @@ struct Args {
     /// Rounds of (unauthenticated phase, authenticated phase); the median ratio is reported.
     #[arg(long, default_value_t = 5)]
     rounds: u32,
-    /// Which phases to run: `both`, or only `health` or `whoami` (to profile dpm under one);
-    /// `users` (module-token against user-token WhoAmI), `users-storm` (user-token WhoAmI quiet
-    /// and during an unknown-kid storm) or `engine` (WhoAmIOnEngine with a user token).
+    /// Which phases to run: `both`, or only `health`, `whoami` or `user-whoami` (to profile dpm
+    /// under one); `users` (module-token against user-token WhoAmI), `users-storm` (user-token
+    /// WhoAmI quiet and during an unknown-kid storm) or `engine` (WhoAmIOnEngine with a user
+    /// token, beside WhoAmI with it on DPM).
     #[arg(long, default_value = "both")]
     kinds: String,
     /// Upper bound on calls per phase, whatever the duration.
@@ -82,6 +88,10 @@ struct Args {
     /// stormy phase.
     #[arg(long, default_value_t = 2000)]
     user_storm: u32,
+    /// A `name=value` line added to DPM's properties (repeatable), e.g.
+    /// `logging.level.svcid_grpc.whoami=WARN` to see what a log line per call costs.
+    #[arg(long = "dpm-property", value_name = "NAME=VALUE")]
+    dpm_properties: Vec<String>,
 }
 
 /// What a run compares.
@@ -95,7 +105,7 @@ enum Mode {
     Users,
     /// User-token WhoAmI quiet against the same during an unknown-kid storm.
     UserStorm,
-    /// WhoAmIOnEngine with a user token, alone.
+    /// WhoAmIOnEngine with a user token, beside WhoAmI with it on DPM.
     Engine,
 }
 
@@ -124,6 +134,8 @@ struct Phase {
     elapsed: Duration,
     latencies: Vec<Duration>,
     dpm_ticks: u64,
+    /// The real engine's CPU (`--kinds engine`).
+    dpe_ticks: u64,
 }
 
 fn main() -> Result<()> {
@@ -145,19 +157,24 @@ async fn run(args: Args) -> Result<()> {
         "health" => (Mode::Authentication, &[Kind::Health]),
         "whoami" => (Mode::Authentication, &[Kind::WhoAmI]),
         "users" => (Mode::Users, &[Kind::WhoAmI, Kind::UserWhoAmI]),
+        "user-whoami" => (Mode::Users, &[Kind::UserWhoAmI]),
         "users-storm" => (Mode::UserStorm, &[Kind::UserWhoAmI, Kind::UserStorm]),
-        "engine" => (Mode::Engine, &[Kind::EngineWhoAmI]),
+        "engine" => (Mode::Engine, &[Kind::UserWhoAmI, Kind::EngineWhoAmI]),
         other => {
-            bail!("--kinds takes both, health, whoami, users, users-storm or engine, not {other:?}")
+            bail!(
+                "--kinds takes both, health, whoami, users, user-whoami, users-storm or engine, \
+                 not {other:?}"
+            )
         }
     };
     let mut target = Target::start(dir.path(), &args, mode).await?;
     let totals = target.rounds(&args, kinds, budget).await?;
+    let fetches = target.people.as_ref().map_or(0, People::fetches);
     if let Some(mut dpe) = target.dpe.take() {
         dpe.terminate(Duration::from_secs(10))?;
     }
     target.dpm.stop(Duration::from_secs(5))?;
-    totals.report(&args, mode, target.ticks)
+    totals.report(&args, mode, target.ticks, fetches)
 }
 
 /// People's side of a run: the user token every user-token call carries, and what the storm
@@ -176,9 +193,11 @@ impl People {
     fn for_mode(mode: Mode) -> Result<Option<(People, Vec<String>)>> {
         let now = unix_now()?;
         let bearer = |token: String| -> Result<MetadataValue<Ascii>> {
-            format!("Bearer {token}")
+            let mut value: MetadataValue<Ascii> = format!("Bearer {token}")
                 .parse()
-                .context("a user token is not valid metadata")
+                .context("a user token is not valid metadata")?;
+            value.set_sensitive(true);
+            Ok(value)
         };
         match mode {
             Mode::Users | Mode::Engine => {
@@ -269,8 +288,9 @@ struct Target {
     issuer: Arc<TokenIssuer>,
     /// People's tokens, for the modes that have them.
     people: Option<People>,
-    /// The real engine of `--kinds engine`, and its id.
+    /// The real engine of `--kinds engine`, its process id and its engine id.
     dpe: Option<ChildGuard>,
+    dpe_pid: Option<u32>,
     engine_id: String,
 }
 
@@ -287,10 +307,21 @@ impl Target {
         if mode == Mode::Engine {
             peers.push(TrustedPeer::dpe("dpe-bench", &dpe_key));
         }
-        let (people, lines) = match People::for_mode(mode)? {
+        let (people, mut lines) = match People::for_mode(mode)? {
             Some((people, lines)) => (Some(people), lines),
             None => (None, Vec::new()),
         };
+        // Any free port for the HTTP endpoints, so a daemon already on the default port (another
+        // run, another checkout) does not stop this one from starting.
+        lines.push(format!("{}=0", names::SERVER_PORT));
+        for line in &args.dpm_properties {
+            match line.split_once('=') {
+                Some((name, _)) if !name.trim().is_empty() && !line.contains(['\n', '\r']) => {
+                    lines.push(line.clone());
+                }
+                _ => bail!("--dpm-property takes one NAME=VALUE line, not {line:?}"),
+            }
+        }
         write_dpm_home(&home, 0, &dpm_key, &peers, &lines)?;
         let mut dpm = DpmProcess::start(&home)?;
         let mut tail = LogTail::from_end(dpm.log_path());
@@ -351,6 +382,7 @@ impl Target {
             }
             _ => (None, String::new()),
         };
+        let dpe_pid = dpe.as_ref().and_then(ChildGuard::pid);
         Ok(Self {
             dpm,
             port,
@@ -360,6 +392,7 @@ impl Target {
             issuer,
             people,
             dpe,
+            dpe_pid,
             engine_id,
         })
     }
@@ -370,10 +403,16 @@ impl Target {
         let mut totals = Totals::default();
         for round in 1..=args.rounds.clamp(1, 50) {
             let mut rates = [0.0f64; 2];
-            for &kind in kinds {
+            // Odd rounds run the reference first, even rounds last.
+            let mut order = kinds.to_vec();
+            if round % 2 == 0 {
+                order.reverse();
+            }
+            for kind in order {
                 // Warm-up, not counted: connections busy, caches filled, threads awake.
                 phase(kind, self, args, budget / 5).await?;
-                let measured = self.measured_phase(round, kind, args, budget).await?;
+                let (measured, storm) = self.measured_phase(round, kind, args, budget).await?;
+                totals.storm.add(storm);
                 let reference = is_reference(kind, kinds);
                 rates[usize::from(!reference)] =
                     measured.calls as f64 / measured.elapsed.as_secs_f64().max(1e-9);
@@ -393,7 +432,7 @@ impl Target {
         kind: Kind,
         args: &Args,
         budget: Duration,
-    ) -> Result<Phase> {
+    ) -> Result<(Phase, StormCounts)> {
         let storm = match kind {
             Kind::Storm => Some((stranger_module_token()?, args.storm)),
             Kind::UserStorm => self
@@ -412,14 +451,21 @@ impl Target {
             ))
         });
         let measured = phase(kind, self, args, budget).await?;
+        let mut counts = StormCounts::default();
         if let Some(storm) = storm {
-            let (sent, refused) = storm.await.context("the storm task panicked")??;
+            let (sent, refused, lasted) = storm.await.context("the storm task panicked")??;
             let rate = if kind == Kind::Storm {
                 args.storm
             } else {
                 args.user_storm
             };
             let fetches = self.people.as_ref().map_or(0, People::fetches);
+            counts = StormCounts {
+                sent,
+                refused,
+                fetches: fetches.saturating_sub(fetches_before),
+                seconds: lasted.as_secs_f64(),
+            };
             println!(
                 "round {round} storm   {} sent, {} refused ({}/s asked); key fetches {} during the phase, {} in all",
                 sent,
@@ -438,7 +484,14 @@ impl Target {
             human(cpu_per_call(&measured, self.ticks)),
             measured.failures
         );
-        Ok(measured)
+        if kind == Kind::EngineWhoAmI {
+            println!(
+                "round {round} {:<7} dpe CPU {:>8}/call",
+                "",
+                human(dpe_cpu_per_call(&measured, self.ticks))
+            );
+        }
+        Ok((measured, counts))
     }
 }
 
@@ -451,6 +504,30 @@ struct Totals {
     whoami: Phase,
     /// Each round's WhoAmI / Health (or stormy / quiet) throughput.
     ratios: Vec<f64>,
+    /// What the storms sent, over every round.
+    storm: StormCounts,
+}
+
+/// What a storm sent and what it cost the identity provider.
+#[derive(Debug, Default)]
+struct StormCounts {
+    /// Calls sent.
+    sent: u64,
+    /// Calls refused.
+    refused: u64,
+    /// Key requests the realm answered while the storm ran.
+    fetches: usize,
+    /// Seconds of storm.
+    seconds: f64,
+}
+
+impl StormCounts {
+    fn add(&mut self, other: StormCounts) {
+        self.sent += other.sent;
+        self.refused += other.refused;
+        self.fetches += other.fetches;
+        self.seconds += other.seconds;
+    }
 }
 
 impl Totals {
@@ -465,11 +542,13 @@ impl Totals {
         total.failures += measured.failures;
         total.elapsed += measured.elapsed;
         total.dpm_ticks += measured.dpm_ticks;
+        total.dpe_ticks += measured.dpe_ticks;
         total.latencies.extend(measured.latencies);
     }
 
     /// The figures: the storm's, or authenticated against unauthenticated.
-    fn report(mut self, args: &Args, mode: Mode, ticks: u64) -> Result<()> {
+    /// `fetches`: key requests the realm answered over the whole run (user storm).
+    fn report(mut self, args: &Args, mode: Mode, ticks: u64, fetches: usize) -> Result<()> {
         let (health, whoami) = (&mut self.health, &mut self.whoami);
         if health.failures + whoami.failures > 0 {
             bail!(
@@ -503,8 +582,8 @@ impl Totals {
             Mode::Storm => self.report_storm(args, ratio, h, w),
             Mode::Authentication => self.report_authentication(ratio, ticks, h, w),
             Mode::Users => self.report_users(ratio, ticks, h, w),
-            Mode::UserStorm => self.report_user_storm(args, ratio, h, w),
-            Mode::Engine => self.report_engine(w),
+            Mode::UserStorm => self.report_user_storm(args, ratio, ticks, h, w, fetches),
+            Mode::Engine => self.report_engine(ratio, ticks, h, w),
         }
         Ok(())
     }
@@ -546,27 +625,46 @@ impl Totals {
         .print();
     }
 
-    /// User-token WhoAmI quiet (`quiet`) and during the unknown-kid storm (`stormy`).
-    fn report_user_storm(&self, args: &Args, ratio: f64, quiet: Spread, stormy: Spread) {
+    /// User-token WhoAmI quiet (`quiet`) and during the unknown-kid storm (`stormy`), and the key
+    /// requests the storm caused (`fetches`: over the whole run).
+    fn report_user_storm(
+        &self,
+        args: &Args,
+        ratio: f64,
+        ticks: u64,
+        quiet: Spread,
+        stormy: Spread,
+        fetches: usize,
+    ) {
         let (quiet_phase, stormy_phase) = (&self.health, &self.whoami);
+        let storm = &self.storm;
         println!(
-            "  user-token WhoAmI, quiet:        {} p50 {} p99 {}",
+            "  user-token WhoAmI, quiet:        {} p50 {} p99 {}, dpm CPU {}/call",
             per_second(rate(quiet_phase)),
             human(quiet.p50),
-            human(quiet.p99)
+            human(quiet.p99),
+            human(cpu_per_call(quiet_phase, ticks))
         );
         println!(
-            "  user-token WhoAmI, during storm: {} p50 {} p99 {}",
+            "  user-token WhoAmI, during storm: {} p50 {} p99 {}, dpm CPU {}/call",
             per_second(rate(stormy_phase)),
             human(stormy.p50),
-            human(stormy.p99)
+            human(stormy.p99),
+            human(cpu_per_call(stormy_phase, ticks))
         );
+        println!(
+            "  storm: {} unknown-kid calls sent, {} refused, over {:.1} s; key requests {} during the storms, {} over the whole run (the first one included)",
+            storm.sent, storm.refused, storm.seconds, storm.fetches, fetches
+        );
+        let p99_ratio = stormy.p99.as_secs_f64() / quiet.p99.as_secs_f64().max(1e-9);
         Row {
             figure: "valid user calls during an unknown-kid storm",
             measured: format!(
-                "{} ({ratio:.2} × quiet, median of rounds); p99 {}",
+                "{} ({ratio:.2} × quiet, median of rounds); p99 {} ({p99_ratio:.2} × quiet); {} key requests for {} storm calls",
                 per_second(rate(stormy_phase)),
-                human(stormy.p99)
+                human(stormy.p99),
+                storm.fetches,
+                storm.sent
             ),
             reference: format!(
                 "quiet {} (p99 {}); storm {}/s",
@@ -575,21 +673,56 @@ impl Totals {
                 args.user_storm
             ),
             target: "≥ 0.8 × quiet",
-            verdict: Verdict::from_check(ratio >= 0.8),
+            verdict: Verdict::from_check(ratio >= 0.8 && storm.refused == storm.sent),
         }
         .print();
+        println!(
+            "FIGURE\tkey requests during {} unknown-kid calls ({:.1} s of storm)\t{}",
+            storm.sent, storm.seconds, storm.fetches
+        );
     }
 
-    /// WhoAmIOnEngine with a user token (`w`): latency.
-    fn report_engine(&self, w: Spread) {
+    /// WhoAmIOnEngine with a user token (`e`) beside WhoAmI with it on DPM alone (`d`).
+    fn report_engine(&self, ratio: f64, ticks: u64, d: Spread, e: Spread) {
+        let (on_dpm, on_engine) = (&self.health, &self.whoami);
+        println!(
+            "  WhoAmI on DPM, user token:  {} p50 {} p99 {}, dpm CPU {}/call",
+            per_second(rate(on_dpm)),
+            human(d.p50),
+            human(d.p99),
+            human(cpu_per_call(on_dpm, ticks))
+        );
+        println!(
+            "  WhoAmIOnEngine, user token: {} p50 {} p99 {}, dpm CPU {}/call, dpe CPU {}/call",
+            per_second(rate(on_engine)),
+            human(e.p50),
+            human(e.p99),
+            human(cpu_per_call(on_engine, ticks)),
+            human(dpe_cpu_per_call(on_engine, ticks))
+        );
         Row {
             figure: "WhoAmIOnEngine with a user token",
-            measured: format!("p50 {}, p99 {}", human(w.p50), human(w.p99)),
-            reference: format!("{} calls/s", per_second(rate(&self.whoami))),
+            measured: format!(
+                "p50 {}, p99 {}; {} ({ratio:.2} × WhoAmI on DPM)",
+                human(e.p50),
+                human(e.p99),
+                per_second(rate(on_engine))
+            ),
+            reference: format!(
+                "WhoAmI on DPM p50 {}, p99 {}; {}",
+                human(d.p50),
+                human(d.p99),
+                per_second(rate(on_dpm))
+            ),
             target: "— (reported)",
             verdict: Verdict::Reported,
         }
         .print();
+        println!(
+            "FIGURE\tWhoAmIOnEngine CPU per call, dpm / dpe\t{} / {}",
+            human(cpu_per_call(on_engine, ticks)),
+            human(dpe_cpu_per_call(on_engine, ticks))
+        );
     }
 
     /// Authenticated calls quiet (`quiet`) and during the refused-token storm (`stormy`).
@@ -675,10 +808,18 @@ fn rate(phase: &Phase) -> f64 {
     phase.calls as f64 / phase.elapsed.as_secs_f64().max(1e-9)
 }
 
+/// DPM's CPU time per call of a phase.
 fn cpu_per_call(phase: &Phase, ticks_per_second: u64) -> Duration {
-    Duration::from_secs_f64(
-        phase.dpm_ticks as f64 / ticks_per_second as f64 / phase.calls.max(1) as f64,
-    )
+    per_call(phase.dpm_ticks, phase.calls, ticks_per_second)
+}
+
+/// The real engine's CPU time per call of a phase (`--kinds engine`).
+fn dpe_cpu_per_call(phase: &Phase, ticks_per_second: u64) -> Duration {
+    per_call(phase.dpe_ticks, phase.calls, ticks_per_second)
+}
+
+fn per_call(ticks: u64, calls: u64, ticks_per_second: u64) -> Duration {
+    Duration::from_secs_f64(ticks as f64 / ticks_per_second.max(1) as f64 / calls.max(1) as f64)
 }
 
 /// Whether `kind` is the reference of a run of `kinds` (the first of two, or Health/Check).
@@ -696,6 +837,7 @@ async fn phase(kind: Kind, target: &Target, args: &Args, budget: Duration) -> Re
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + budget;
     let ticks_before = cpu_ticks(pid)?;
+    let dpe_before = target.dpe_pid.map(cpu_ticks).transpose()?;
     let mut running = tokio::task::JoinSet::new();
     for task in 0..tasks {
         let channel = channels[task % channels.len()].clone();
@@ -757,6 +899,9 @@ async fn phase(kind: Kind, target: &Target, args: &Args, budget: Duration) -> Re
     }
     result.elapsed = started.elapsed();
     result.dpm_ticks = cpu_ticks(pid)?.saturating_sub(ticks_before);
+    if let (Some(dpe), Some(before)) = (target.dpe_pid, dpe_before) {
+        result.dpe_ticks = cpu_ticks(dpe)?.saturating_sub(before);
+    }
     Ok(result)
 }
 
@@ -788,12 +933,13 @@ async fn start_engine(
         names::DEPLOYMENTS,
         deployment::ROLES
     );
+    let http = format!("{}=0", names::SERVER_PORT);
     let home = write_dpe_home(
         &dir.join("dpe"),
         dpm_port,
         dpm_key,
         dpe_key,
-        &[role.as_str()],
+        &[role.as_str(), http.as_str()],
     )?;
     let dpe = svcid_testkit::process::spawn_daemon("dpe", &home, &[], &[], |_| {})
         .context("starting dpe")?;
@@ -832,13 +978,13 @@ async fn start_engine(
 }
 
 /// Sends `rate` calls per second, for `budget`, from a connection of its own, each with one of
-/// `values` in turn (well-formed tokens DPM refuses); returns (sent, refused).
+/// `values` in turn (well-formed tokens DPM refuses); returns (sent, refused, how long it ran).
 async fn storm(
     port: u16,
     rate: u32,
     budget: Duration,
     values: Arc<Vec<MetadataValue<Ascii>>>,
-) -> Result<(u64, u64)> {
+) -> Result<(u64, u64, Duration)> {
     if values.is_empty() {
         bail!("the storm has no token to send");
     }
@@ -848,6 +994,7 @@ async fn storm(
         .context("connecting the storm")?;
     // Batches every 10 ms, each call on its own task, so a slow answer does not slow the storm.
     let per_tick = (rate / 100).max(1);
+    let started = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_millis(10));
     let deadline = tokio::time::Instant::now() + budget;
     let mut calls = tokio::task::JoinSet::new();
@@ -869,5 +1016,5 @@ async fn storm(
     while let Some(done) = calls.join_next().await {
         refused += u64::from(done.unwrap_or(false));
     }
-    Ok((sent, refused))
+    Ok((sent, refused, started.elapsed()))
 }

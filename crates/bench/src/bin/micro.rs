@@ -50,8 +50,8 @@ struct Args {
     /// Rounds of (ours, openssl speed, ours); the median ratio is reported.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
-    /// Only run one loop (`mint`, `cold` or `cached`) for `--seconds`, without OpenSSL: for
-    /// `perf record` or `valgrind --tool=callgrind`.
+    /// Only run one loop (`mint`, `cold`, `cached`, `user-cold` or `user-cached`) for
+    /// `--seconds`, without OpenSSL: for `perf record` or `valgrind --tool=callgrind`.
     #[arg(long)]
     profile: Option<String>,
     /// Which figures: `all`, `modules` (ES256 module tokens) or `users` (RS256 user tokens).
@@ -101,19 +101,14 @@ fn module_figures(args: &Args, budget: Duration) -> Result<()> {
 /// The user-token figures: RS256 cold verify in rounds beside `openssl speed rsa2048`, then the
 /// verified-user-token cache's answer.
 fn user_figures(args: &Args, budget: Duration) -> Result<()> {
-    let key = RealmKey::signing()?;
-    let settings = loaded_issuer(&key)?;
-    let clock = Arc::new(ManualClock::new(NOW));
-    let policy = settings.issuers[0].policy.clone();
-    let keys = UserKeySet::parse(&svcid_testkit::jwks::jwks(&[&key]), policy.key_filter())?;
-    let verifier = UserTokenVerifier::new(vec![policy], clock.clone())?;
-    let token = rs256_token(&key, key.kid(), ISSUER, "alice", &["DPM_ADMIN"], NOW, 900)?;
-    let cold_once = || {
-        verifier
-            .route(black_box(&token))
-            .ok()
-            .and_then(|routed| routed.verify(&keys).ok())
-    };
+    let people = UserSetup::new()?;
+    let UserSetup {
+        settings,
+        clock,
+        token,
+        ..
+    } = &people;
+    let cold_once = || people.verify_cold();
     let who = cold_once().context("the user token was refused")?;
     println!("user token verified cold: {}", who.username);
 
@@ -145,10 +140,10 @@ fn user_figures(args: &Args, budget: Duration) -> Result<()> {
 
     // The cache: `Users::authenticate` on a token it verified before. A hit never waits, so
     // the future is polled once, with no runtime in the way.
-    let users = Users::new(&settings, &ServerTrust::SystemRoots, clock.clone())
+    let users = Users::new(settings, &ServerTrust::SystemRoots, clock.clone())
         .context("no user-token issuer configured")?;
     let authenticate = || -> Option<bool> {
-        let future = pin!(users.authenticate(black_box(&token)));
+        let future = pin!(users.authenticate(black_box(token)));
         match poll_once(future) {
             Poll::Ready(result) => Some(result.is_ok()),
             Poll::Pending => None,
@@ -203,6 +198,43 @@ fn user_figures(args: &Args, budget: Duration) -> Result<()> {
         human(cached.cpu_per_op())
     );
     Ok(())
+}
+
+/// One issuer with its key set loaded (as from `mp.jwt.verify.publickey`), its verifier, and a
+/// token of a person with `DPM_ADMIN` signed by josekit with a key generated at run time.
+struct UserSetup {
+    settings: svcid_config::UserSettings,
+    clock: Arc<ManualClock>,
+    keys: UserKeySet,
+    verifier: UserTokenVerifier,
+    token: String,
+}
+
+impl UserSetup {
+    fn new() -> Result<Self> {
+        let key = RealmKey::signing()?;
+        let settings = loaded_issuer(&key)?;
+        let clock = Arc::new(ManualClock::new(NOW));
+        let policy = settings.issuers[0].policy.clone();
+        let keys = UserKeySet::parse(&svcid_testkit::jwks::jwks(&[&key]), policy.key_filter())?;
+        let verifier = UserTokenVerifier::new(vec![policy], clock.clone())?;
+        let token = rs256_token(&key, key.kid(), ISSUER, "alice", &["DPM_ADMIN"], NOW, 900)?;
+        Ok(Self {
+            settings,
+            clock,
+            keys,
+            verifier,
+            token,
+        })
+    }
+
+    /// Routes and verifies the token in full (no cache); `None` when refused.
+    fn verify_cold(&self) -> Option<svcid_identity::user::UserIdentity> {
+        self.verifier
+            .route(black_box(&self.token))
+            .ok()
+            .and_then(|routed| routed.verify(&self.keys).ok())
+    }
 }
 
 /// Polls `future` once with a waker that does nothing.
@@ -539,6 +571,9 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// One loop alone, for a profiler.
 fn profile(what: &str, budget: Duration) -> Result<()> {
+    if let Some(which) = what.strip_prefix("user-") {
+        return profile_user(which, budget);
+    }
     let clock = Arc::new(ManualClock::new(NOW));
     let key = GeneratorKey::generate();
     let peer = vec![deployment("dpe-dev".into(), &key)];
@@ -559,9 +594,49 @@ fn profile(what: &str, budget: Duration) -> Result<()> {
         "cached" => measure(budget, 4096, |_| {
             black_box(verifier.verify(&[black_box(token.as_bytes())]).ok());
         })?,
-        other => bail!("--profile takes mint, cold or cached, not {other:?}"),
+        other => {
+            bail!("--profile takes mint, cold, cached, user-cold or user-cached, not {other:?}")
+        }
     };
     println!("{what}: {} per op (CPU)", human(measured.cpu_per_op()));
+    Ok(())
+}
+
+/// One user-token loop alone, for a profiler: `cold` (route and verify, no cache) or `cached`
+/// (`Users::authenticate` on a token it accepted before).
+fn profile_user(which: &str, budget: Duration) -> Result<()> {
+    let people = UserSetup::new()?;
+    let measured = match which {
+        "cold" => {
+            people.verify_cold().context("the user token was refused")?;
+            measure(budget, 64, |_| {
+                black_box(people.verify_cold());
+            })?
+        }
+        "cached" => {
+            let users = Users::new(
+                &people.settings,
+                &ServerTrust::SystemRoots,
+                people.clock.clone(),
+            )
+            .context("no user-token issuer configured")?;
+            let authenticate = || {
+                let future = pin!(users.authenticate(black_box(&people.token)));
+                matches!(poll_once(future), Poll::Ready(Ok(_)))
+            };
+            if !authenticate() {
+                bail!("the first authenticate of the user token did not accept it at once");
+            }
+            measure(budget, 4096, |_| {
+                black_box(authenticate());
+            })?
+        }
+        other => bail!("--profile takes user-cold or user-cached, not user-{other}"),
+    };
+    println!(
+        "user-{which}: {} per op (CPU)",
+        human(measured.cpu_per_op())
+    );
     Ok(())
 }
 
