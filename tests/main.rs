@@ -8,6 +8,7 @@ mod common;
 
 mod access;
 mod console;
+mod console_login;
 mod docs_links;
 mod floods;
 mod handshake;
