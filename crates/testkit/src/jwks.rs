@@ -165,6 +165,9 @@ struct Shared {
     answer: Mutex<Answer>,
     requests: AtomicUsize,
     stop: AtomicBool,
+    /// Every connection accepted, to close them all when the server is dropped (a provider that
+    /// goes away takes its keep-alive connections with it).
+    connections: Mutex<Vec<TcpStream>>,
 }
 
 /// A realm's key endpoint on a free loopback port; stopped when dropped.
@@ -201,6 +204,7 @@ impl JwksServer {
             }),
             requests: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            connections: Mutex::new(Vec::new()),
         });
         let accept = {
             let shared = Arc::clone(&shared);
@@ -329,6 +333,14 @@ impl Drop for JwksServer {
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
+        let connections = self
+            .shared
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for connection in connections.iter() {
+            let _ = connection.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
@@ -338,6 +350,13 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             return;
         }
         let Ok(stream) = stream else { continue };
+        if let Ok(clone) = stream.try_clone() {
+            shared
+                .connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(clone);
+        }
         let shared = Arc::clone(shared);
         let _ = std::thread::Builder::new()
             .name("jwks-conn".into())
@@ -369,6 +388,9 @@ fn serve(stream: TcpStream, shared: &Shared) {
                 Ok(_) if header.trim().is_empty() => break,
                 Ok(_) => {}
             }
+        }
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
         }
         shared.requests.fetch_add(1, Ordering::SeqCst);
         let answer = shared
