@@ -1,6 +1,7 @@
 //! `IdentityService.WhoAmI`, served by both daemons: how this server sees the caller. The first
-//! thing an operator calls when a key setup does not work. Each answer is logged as `whoAmI` (INFO
-//! when a person is behind the call, DEBUG for a module's own).
+//! thing an operator calls when a key setup does not work. Each answer is logged as `whoAmI`: INFO
+//! when a module acts for a person (the trace of an impersonation), DEBUG when the caller asks
+//! about itself, a module or a person (the answer already tells it everything the line would).
 
 use svcid_identity::identity::Caller;
 use svcid_proto::pb::identity::identity_service_server::{IdentityService, IdentityServiceServer};
@@ -34,9 +35,9 @@ impl IdentityService for WhoAmI {
     ) -> Result<Response<WhoAmIResponse>, Status> {
         let caller =
             crate::caller(&request).ok_or_else(|| Status::unauthenticated("no verified caller"))?;
-        // The call's span carries the caller as `authenticatedUser`. A person's call (direct, or a
-        // module acting for one) is rare and worth a trace at INFO; a module's own is not.
-        if caller.has_user() {
+        // The call's span carries the caller as `authenticatedUser`. A module acting for a person
+        // is worth a trace at INFO; a caller asking about itself is answered, not recorded.
+        if caller.has_user() && caller.service().is_some() {
             tracing::info!(eventId = crate::events::WHO_AM_I, "Caller identified.");
         } else {
             tracing::debug!(eventId = crate::events::WHO_AM_I, "Caller identified.");

@@ -19,6 +19,7 @@ mod es256;
 pub mod identity;
 pub mod jwk;
 pub mod printable;
+mod rs256;
 mod strict_json;
 pub mod token;
 pub mod user;

@@ -18,13 +18,13 @@ use openssl::bn::BigNum;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
 use openssl::rsa::Rsa;
-use openssl::sign::Verifier;
 use p256::pkcs8::DecodePublicKey as _;
 use serde_json::{Map, Value};
 
 use crate::es256::{Es256Verifier, SIGNATURE_BYTES};
 use crate::jwk::{self, p256_point};
 use crate::printable::{EXCERPT_CHARS, excerpt};
+use crate::rs256::Rs256Verifier;
 use crate::strict_json::{self, StrictJsonError};
 
 /// The largest key text accepted, in bytes (1 MiB). A key source reading from a file or a URL
@@ -186,7 +186,7 @@ pub enum UserKeyError {
 /// How a key checks a signature.
 enum KeyVerifier {
     /// An RSA public key (2048 to 4096 bits) for RS256.
-    Rsa(PKey<Public>),
+    Rsa(Rs256Verifier),
     /// A P-256 point for ES256, on the crate's one ES256 implementation.
     Ec(Es256Verifier),
 }
@@ -225,9 +225,7 @@ impl UserKey {
     /// cannot evaluate (wrong length, malformed) counts as invalid.
     pub(crate) fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.verifier {
-            KeyVerifier::Rsa(key) => Verifier::new(openssl::hash::MessageDigest::sha256(), key)
-                .and_then(|mut verifier| verifier.verify_oneshot(signature, message))
-                .unwrap_or(false),
+            KeyVerifier::Rsa(verifier) => verifier.verify(message, signature),
             KeyVerifier::Ec(verifier) => match <&[u8; SIGNATURE_BYTES]>::try_from(signature) {
                 Ok(raw) => verifier.verify(message, raw),
                 Err(_) => false,
@@ -560,8 +558,9 @@ fn rsa_verifier(rsa: Rsa<Public>, form: &str) -> Result<KeyVerifier, UserKeyErro
             bits,
         });
     }
-    let key = PKey::from_rsa(rsa).map_err(|_| bad(form, "n", "cannot be prepared by OpenSSL"))?;
-    Ok(KeyVerifier::Rsa(key))
+    Rs256Verifier::new(rsa)
+        .map(KeyVerifier::Rsa)
+        .ok_or_else(|| bad(form, "n", "cannot be prepared by OpenSSL"))
 }
 
 fn ec_verifier(point: &p256::PublicKey, form: &str) -> Result<KeyVerifier, UserKeyError> {

@@ -97,32 +97,36 @@ impl UserTokenVerifier {
         let header = object(header_b64)?;
         let raw_claims = object(payload_b64)?;
         let mut saw_issuer = false;
-        for policy in &self.issuers {
-            let claims = match &policy.namespace {
-                Some(namespace) => strip_namespace(&raw_claims, namespace),
-                None => raw_claims.clone(),
-            };
-            if let Some(Value::String(iss)) = claims.get("iss") {
-                saw_issuer = true;
-                if *iss == policy.issuer {
-                    return Ok(UserToken {
-                        verifier: self,
-                        policy,
-                        header,
-                        claims,
-                        signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
-                        signature_b64,
-                    });
+        let routed = self.issuers.iter().find(|policy| {
+            match claimed_issuer(&raw_claims, policy.namespace.as_deref()) {
+                Some(Value::String(iss)) => {
+                    saw_issuer = true;
+                    *iss == policy.issuer
                 }
+                _ => false,
             }
-        }
-        Err(
-            if saw_issuer || matches!(raw_claims.get("iss"), Some(Value::String(_))) {
-                NotUserToken::UnknownIssuer
-            } else {
-                NotUserToken::NoIssuer
-            },
-        )
+        });
+        let Some(policy) = routed else {
+            return Err(
+                if saw_issuer || matches!(raw_claims.get("iss"), Some(Value::String(_))) {
+                    NotUserToken::UnknownIssuer
+                } else {
+                    NotUserToken::NoIssuer
+                },
+            );
+        };
+        let claims = match &policy.namespace {
+            Some(namespace) => strip_namespace(&raw_claims, namespace),
+            None => raw_claims,
+        };
+        Ok(UserToken {
+            verifier: self,
+            policy,
+            header,
+            claims,
+            signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
+            signature_b64,
+        })
     }
 
     /// Routes and verifies in one step, with `keys_of` giving the routed issuer's keys.
@@ -447,6 +451,20 @@ impl<'v> UserToken<'v, '_> {
 
 /// The claims with `namespace` stripped from the names that start with it; a stripped name
 /// replaces a claim already called that.
+/// The `iss` a token's claims give under `namespace`, as [`strip_namespace`] would leave it, without
+/// building the stripped claims: the namespaced name wins over the plain one.
+fn claimed_issuer<'c>(
+    claims: &'c Map<String, Value>,
+    namespace: Option<&str>,
+) -> Option<&'c Value> {
+    match namespace {
+        None => claims.get("iss"),
+        Some(namespace) => claims
+            .get(&format!("{namespace}iss"))
+            .or_else(|| claims.get("iss").filter(|_| !"iss".starts_with(namespace))),
+    }
+}
+
 fn strip_namespace(claims: &Map<String, Value>, namespace: &str) -> Map<String, Value> {
     let mut plain: Map<String, Value> = claims
         .iter()
