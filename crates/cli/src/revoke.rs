@@ -95,8 +95,8 @@ pub fn revoke(
             .unwrap_or_default();
         bail!(
             "{deployment}/{key} (kid {fingerprint}) is the last key of {deployment} that is not \
-             revoked: {}; {} unchanged. Give the peer a new key first (svcid link --rotate {} \
-             DPM_HOME DPE_HOME adds it here beside this one), then revoke this one; or pass \
+             revoked: {}; {} unchanged. Give the peer a new key first (svcid link DPM_HOME \
+             DPE_HOME --rotate {} adds it here beside this one), then revoke this one; or pass \
              --force to revoke it anyway",
             failing_calls(&peer, &deployment),
             path.display(),
