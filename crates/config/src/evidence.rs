@@ -443,6 +443,23 @@ mod tests {
         let refused = refusal(ModuleKind::Dpe, &mixed).unwrap();
         assert!(refused.contains("both modules"), "{refused}");
 
+        // Engine properties, and a log saying a dpm last started here.
+        let ran_dpm = home(dir.path(), "f", "ataccama.one.dpe.service.hostname=x\n");
+        std::fs::create_dir_all(ran_dpm.join("log")).unwrap();
+        std::fs::write(
+            ran_dpm.join("log").join(svcid_logging::JSON_LOG_FILE),
+            "{\"eventId\":\"grpcServerStarted\",\"module\":\"dpm\"}\n",
+        )
+        .unwrap();
+        let refused = refusal(ModuleKind::Dpe, &ran_dpm).unwrap();
+        assert!(
+            refused.contains("for dpm: its log ")
+                && refused.contains("says a dpm last started here")
+                && refused.contains("for dpe: it sets ataccama.one.dpe.service.hostname"),
+            "{refused}"
+        );
+        assert!(refusal(ModuleKind::Dpm, &ran_dpm).is_some());
+
         let named = home(dir.path(), "dpm", "");
         let verdict = judge(&gather(&named));
         assert_eq!(verdict.decided(), None);
