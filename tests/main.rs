@@ -13,6 +13,7 @@ mod docs_links;
 mod floods;
 mod handshake;
 mod hostile;
+mod link;
 mod live_reload;
 mod ops;
 mod product_wire;

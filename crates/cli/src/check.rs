@@ -48,6 +48,9 @@ pub mod codes {
 
     /// Warning: the module type of a home was a guess of last resort.
     pub const MODULE_GUESSED: ProblemCode = ProblemCode::new("check.module-guessed");
+    /// Error: what the home holds says it is the other module's (against `--module`), or says
+    /// both (`svcid_config::evidence`).
+    pub const MODULE_EVIDENCE: ProblemCode = ProblemCode::new("check.module-evidence");
     /// Error: the deployment holding the signer's current key names another module type.
     pub const PEER_MODULE_MISMATCH: ProblemCode = ProblemCode::new("cross.module-mismatch");
     /// Error: the signer's current key is revoked by the verifier.
@@ -72,6 +75,7 @@ pub mod codes {
     /// Every code above.
     pub const ALL: &[ProblemCode] = &[
         MODULE_GUESSED,
+        MODULE_EVIDENCE,
         PEER_MODULE_MISMATCH,
         CURRENT_KEY_REVOKED,
         CONTENT_MISMATCH,
@@ -158,6 +162,9 @@ pub fn check(
                 ),
             );
         }
+        if let Some(against) = &home.decided.against {
+            problems.insert(0, module_evidence(home, against));
+        }
         findings.extend(problems.into_iter().map(|problem| Finding {
             home: index,
             scope: Scope::Home,
@@ -206,6 +213,28 @@ pub fn check(
         write_text(&opened, &findings, &fetched, &pairs, errors, warnings, out)?;
     }
     Ok(code)
+}
+
+/// The error of a home whose evidence contradicts the module it is checked as, or itself.
+fn module_evidence(home: &OpenedHome, against: &str) -> Problem {
+    Problem::error(
+        codes::MODULE_EVIDENCE,
+        Some(Origin::File {
+            path: home.file.clone(),
+            line: 0,
+        }),
+        String::new(),
+        format!(
+            "checked as a {} home ({}), but {against}",
+            home.decided.kind, home.decided.reason
+        ),
+        Some(
+            "homes given to svcid link in the wrong order look like this: link takes DPM_HOME \
+             first, then DPE_HOME; pass the --module the evidence names, or remove what does not \
+             belong to this home (docs/keys.md, which module a home is)"
+                .to_owned(),
+        ),
+    )
 }
 
 /// Makes the daemon's warnings whose codes are [`ESCALATED`] errors, then words the C2 and C3

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use svcid_config::names::{self, deployment as field};
+use svcid_config::evidence::{self, Verdict};
 use svcid_config::{Loaded, ModuleHome, ModuleKind, Overrides, Problem};
 use svcid_properties::PropertySet;
 
@@ -16,7 +16,8 @@ pub enum ModuleChoice {
     Dpm,
     /// Data Processing Engine.
     Dpe,
-    /// Infer it from the home (deployments, role-only properties, folder name).
+    /// Infer it from the evidence in the home (deployments, role-only properties, data/engine-id,
+    /// its log, folder name).
     Auto,
 }
 
@@ -29,6 +30,8 @@ pub struct Decided {
     pub reason: String,
     /// Whether it was a guess of last resort, worth a warning.
     pub guessed: bool,
+    /// What in the home says it is not `kind` (or says both), in words; an error for `check`.
+    pub against: Option<String>,
 }
 
 /// One home as its daemon would load it.
@@ -69,55 +72,29 @@ impl OpenedHome {
     }
 }
 
-/// Reads a home's file for inference only; a file that does not parse gives an empty set.
-fn quick_props(root: &Path) -> PropertySet {
-    let file = ModuleHome::new(root).properties_file();
-    let mut props = PropertySet::new();
-    if props.load_file(&file, &file).is_err() {
-        return PropertySet::new();
-    }
-    props
-}
-
-/// The module type of `root`, from evidence in this order: the module types of the peers its
-/// deployments trust (a home trusting a `dpm` peer is a dpe), properties only one daemon reads,
-/// the folder's name. `None` when nothing tells.
+/// The module type of `root` from the evidence in it (`svcid_config::evidence`: its deployments'
+/// peers, properties only one daemon reads, `data/engine-id`, what its log says ran there, and,
+/// as a hint, the folder's name). `None` when nothing tells. Conflicting evidence gives the side
+/// with more pieces (dpm on a tie), with the conflict in `against`.
 pub fn infer(root: &Path) -> Option<Decided> {
-    let props = quick_props(root);
-    let mut peers = Vec::new();
-    for name in props.map_keys(names::DEPLOYMENTS) {
-        let module = format!("{}.{name}.{}", names::DEPLOYMENTS, field::MODULE);
-        if let Some(value) = props.get(&module) {
-            peers.push(value.raw.trim().to_ascii_lowercase());
+    let verdict = evidence::judge(&evidence::gather(root));
+    match &verdict {
+        Verdict::Unknown => None,
+        Verdict::Module { kind, because, .. } => Some(decided(*kind, &evidence::short(because))),
+        Verdict::Conflict { dpm, dpe } => {
+            let kind = if dpe.len() > dpm.len() {
+                ModuleKind::Dpe
+            } else {
+                ModuleKind::Dpm
+            };
+            Some(Decided {
+                kind,
+                reason: "its evidence conflicts".to_owned(),
+                guessed: false,
+                against: evidence::mismatch_of(kind, root, &verdict),
+            })
         }
     }
-    let trusts = |kind: ModuleKind| peers.iter().any(|p| p == kind.as_str());
-    match (trusts(ModuleKind::Dpm), trusts(ModuleKind::Dpe)) {
-        (true, false) => return Some(decided(ModuleKind::Dpe, "its deployments trust a dpm peer")),
-        (false, true) => return Some(decided(ModuleKind::Dpm, "its deployments trust a dpe peer")),
-        _ => {}
-    }
-    let has = |prefix: &str| !props.entries_under(prefix).is_empty();
-    let dpe_only =
-        has("ataccama.client.connection.dpm") || has("ataccama.one.dpe") || has(names::CONSTRAINTS);
-    let dpm_only = has("ataccama.one.dpm");
-    match (dpm_only, dpe_only) {
-        (true, false) => return Some(decided(ModuleKind::Dpm, "it sets dpm-only properties")),
-        (false, true) => return Some(decided(ModuleKind::Dpe, "it sets dpe-only properties")),
-        _ => {}
-    }
-    let folder = root
-        .canonicalize()
-        .unwrap_or_else(|_| root.to_owned())
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    for kind in [ModuleKind::Dpm, ModuleKind::Dpe] {
-        if folder == kind.as_str() {
-            return Some(decided(kind, &format!("the folder is named {kind}")));
-        }
-    }
-    None
 }
 
 fn decided(kind: ModuleKind, reason: &str) -> Decided {
@@ -125,6 +102,15 @@ fn decided(kind: ModuleKind, reason: &str) -> Decided {
         kind,
         reason: reason.to_owned(),
         guessed: false,
+        against: None,
+    }
+}
+
+/// A `--module` choice, with what in the home says otherwise.
+fn chosen(kind: ModuleKind, root: &Path) -> Decided {
+    Decided {
+        against: evidence::mismatch(kind, root),
+        ..decided(kind, &format!("--module {kind}"))
     }
 }
 
@@ -137,8 +123,8 @@ pub fn decide_all(roots: &[PathBuf], choices: &[ModuleChoice]) -> Vec<Decided> {
         .enumerate()
         .map(
             |(i, root)| match choices.get(i).copied().unwrap_or(ModuleChoice::Auto) {
-                ModuleChoice::Dpm => Some(decided(ModuleKind::Dpm, "--module dpm")),
-                ModuleChoice::Dpe => Some(decided(ModuleKind::Dpe, "--module dpe")),
+                ModuleChoice::Dpm => Some(chosen(ModuleKind::Dpm, root)),
+                ModuleChoice::Dpe => Some(chosen(ModuleKind::Dpe, root)),
                 ModuleChoice::Auto => infer(root),
             },
         )
@@ -155,16 +141,19 @@ pub fn decide_all(roots: &[PathBuf], choices: &[ModuleChoice]) -> Vec<Decided> {
                     kind: ModuleKind::Dpe,
                     reason: "guessed: the other home is a dpm (pass --module to be sure)".into(),
                     guessed: true,
+                    against: None,
                 },
                 Some(ModuleKind::Dpe) => Decided {
                     kind: ModuleKind::Dpm,
                     reason: "guessed: the other home is a dpe (pass --module to be sure)".into(),
                     guessed: true,
+                    against: None,
                 },
                 None => Decided {
                     kind: ModuleKind::Dpm,
                     reason: "guessed: nothing in the home tells (pass --module dpm|dpe)".into(),
                     guessed: true,
+                    against: None,
                 },
             });
         }
@@ -211,6 +200,7 @@ mod tests {
         let found = infer(&named).unwrap();
         assert_eq!(found.kind, ModuleKind::Dpm);
         assert_eq!(found.reason, "the folder is named dpm");
+        assert!(found.against.is_none());
         assert!(infer(&home(dir.path(), "d", "")).is_none());
     }
 

@@ -71,8 +71,9 @@ pub enum Command {
         #[arg(long, requires = "pem")]
         force: bool,
     },
-    /// Give both module homes a key and make each trust the other (dpm-<env> / dpe-<env>);
-    /// safe to run again. With --rotate, give both new keys without breaking a running pair.
+    /// Give both module homes a key and make each trust the other (dpm-<env> / dpe-<env>), and
+    /// give homes without addresses loopback ones and ports; safe to run again. With --rotate,
+    /// give one side or both new keys without breaking a running pair.
     Link {
         /// The DPM module home.
         dpm_home: PathBuf,
@@ -81,9 +82,16 @@ pub enum Command {
         /// Environment name; deployments are named dpm-<env> and dpe-<env>.
         #[arg(long, default_value = "dev")]
         environment: String,
-        /// New keys for both sides: add them on the verifiers first, wait, then switch the signers.
-        #[arg(long)]
-        rotate: bool,
+        /// New keys for dpm, dpe or both (a bare --rotate): add them on the verifiers first,
+        /// wait, then switch the signers.
+        #[arg(
+            long,
+            value_enum,
+            value_name = "SIDE",
+            num_args = 0..=1,
+            default_missing_value = "both"
+        )]
+        rotate: Option<link::Rotate>,
         /// With --rotate: seconds to wait between writing the verifiers and switching the signers
         /// (running daemons re-read their files within about a second).
         #[arg(long, default_value_t = 3, value_name = "SECONDS")]
@@ -93,6 +101,25 @@ pub enum Command {
         /// option an existing token-profile is left as it is.
         #[arg(long, value_name = "PROFILE", value_parser = profile_parser())]
         token_profile: Option<TokenProfile>,
+        /// DPM's gRPC port, when its home has none or should change (default 8531).
+        #[arg(long, value_name = "PORT")]
+        dpm_grpc_port: Option<u16>,
+        /// DPM's HTTP port (server.port; default 8031).
+        #[arg(long, value_name = "PORT")]
+        dpm_http_port: Option<u16>,
+        /// The engine's gRPC port (default 8532).
+        #[arg(long, value_name = "PORT")]
+        dpe_grpc_port: Option<u16>,
+        /// The engine's HTTP port (server.port; default 8034).
+        #[arg(long, value_name = "PORT")]
+        dpe_http_port: Option<u16>,
+        /// The address the engine reaches DPM at (default: DPM's gRPC host, or 127.0.0.1).
+        #[arg(long, value_name = "HOST")]
+        dpm_host: Option<String>,
+        /// The host name the engine gives DPM to call it back by (default: the engine's gRPC
+        /// host, or 127.0.0.1).
+        #[arg(long, value_name = "HOST")]
+        dpe_hostname: Option<String>,
     },
     /// Revoke a peer's key (set is-revoked=true); --undo reinstates it.
     Revoke {
@@ -105,6 +132,10 @@ pub enum Command {
         /// Set is-revoked back to false.
         #[arg(long)]
         undo: bool,
+        /// Revoke even the deployment's last key that is not revoked (every call from that peer
+        /// is then refused).
+        #[arg(long)]
+        force: bool,
     },
     /// Report every configuration problem of each home and, given a dpm and a dpe, whether they
     /// trust each other. Exit 0 clean, 1 warnings only, 2 errors.
@@ -356,12 +387,26 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             rotate,
             grace,
             token_profile,
+            dpm_grpc_port,
+            dpm_http_port,
+            dpe_grpc_port,
+            dpe_http_port,
+            dpm_host,
+            dpe_hostname,
         } => {
             let options = link::LinkOptions {
                 environment,
                 rotate,
                 grace: Duration::from_secs(grace),
                 token_profile,
+                addresses: link::Addresses {
+                    dpm_grpc_port,
+                    dpm_http_port,
+                    dpe_grpc_port,
+                    dpe_http_port,
+                    dpm_host,
+                    dpe_hostname,
+                },
             };
             link::link(&dpm_home, &dpe_home, &options, out)?;
             Ok(0)
@@ -371,8 +416,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             deployment,
             key,
             undo,
+            force,
         } => {
-            revoke::revoke(&home, &deployment, &key, undo, out)?;
+            revoke::revoke(&home, &deployment, &key, undo, force, out)?;
             Ok(0)
         }
         Command::Check {

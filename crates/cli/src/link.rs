@@ -17,6 +17,14 @@
 //! verifier's file gets the peer's new key as a new entry beside the old one (both written), then
 //! it waits `--grace` seconds for the daemons to re-read their files, and only then switches each
 //! signer's `generator.key`. The old keys stay trusted until an operator revokes them.
+//! `--rotate dpm` or `--rotate dpe` does the same for one side only (its peer is the only
+//! verifier); a bare `--rotate` is `--rotate both`.
+//!
+//! Before anything is written, the homes' evidence (`svcid_config::evidence`) must not say they
+//! are given in the wrong order, or contradict itself. A plain link also gives homes without
+//! addresses complete ones: both daemons on loopback, default or asked-for ports that do not
+//! collide, and the engine pointed at DPM; every value chosen is printed, and a value already in
+//! a home stays unless an option asks for another (said as well).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,6 +32,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use svcid_config::ModuleKind;
+use svcid_config::evidence::{self, Verdict};
 use svcid_config::names::{self, deployment as field};
 use svcid_identity::jwk::{GeneratorKey, PublicKey};
 use svcid_identity::token::{DEFAULT_IMPERSONATION_ROLE, TokenProfile};
@@ -44,13 +53,58 @@ const JWT_GROUP: &str = "ataccama.authentication.internal.jwt";
 pub struct LinkOptions {
     /// Environment name; deployments are named `dpm-<environment>` and `dpe-<environment>`.
     pub environment: String,
-    /// Give both sides new keys (verifiers first, then signers).
-    pub rotate: bool,
+    /// Give one side or both new keys (verifiers first, then signers); `None` is a plain link.
+    pub rotate: Option<Rotate>,
     /// How long to wait between writing the verifiers and switching the signers.
     pub grace: Duration,
     /// The token profile to write into both deployment entries; `None` leaves them as they are.
     pub token_profile: Option<TokenProfile>,
+    /// Addresses and ports asked for on the command line (plain link only).
+    pub addresses: Addresses,
 }
+
+/// Which side `link --rotate` gives a new key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rotate {
+    /// DPM only: the engine trusts DPM's new key beside the old one, then DPM switches.
+    Dpm,
+    /// DPE only: DPM trusts the engine's new key beside the old one, then the engine switches.
+    Dpe,
+    /// Both sides (a bare `--rotate`).
+    Both,
+}
+
+impl Rotate {
+    /// The sides given a new key, dpm first.
+    fn kinds(self) -> &'static [ModuleKind] {
+        match self {
+            Rotate::Dpm => &[ModuleKind::Dpm],
+            Rotate::Dpe => &[ModuleKind::Dpe],
+            Rotate::Both => &[ModuleKind::Dpm, ModuleKind::Dpe],
+        }
+    }
+}
+
+/// Where the pair listens and how the engine reaches DPM, as asked on the command line; what is
+/// not asked for keeps the home's value, or gets a loopback default when the home has none.
+#[derive(Clone, Debug, Default)]
+pub struct Addresses {
+    /// DPM's gRPC port (`ataccama.server.grpc.port` in the DPM home; default 8531).
+    pub dpm_grpc_port: Option<u16>,
+    /// DPM's HTTP port (`server.port`; default 8031).
+    pub dpm_http_port: Option<u16>,
+    /// The engine's gRPC port (default 8532).
+    pub dpe_grpc_port: Option<u16>,
+    /// The engine's HTTP port (default 8034).
+    pub dpe_http_port: Option<u16>,
+    /// The address the engine reaches DPM at (`ataccama.client.connection.dpm.host`).
+    pub dpm_host: Option<String>,
+    /// The host name the engine gives DPM to call it back (`ataccama.one.dpe.service.hostname`).
+    pub dpe_hostname: Option<String>,
+}
+
+/// The address `link` binds a home to when it has none: only this machine can connect.
+const LOOPBACK: &str = "127.0.0.1";
 
 /// One side of the link.
 struct Side {
@@ -86,12 +140,290 @@ pub fn link(
     {
         bail!("DPM_HOME and DPE_HOME are the same folder");
     }
-    let mut dpm = open_side(ModuleKind::Dpm, dpm_home, options.rotate, out)?;
-    let mut dpe = open_side(ModuleKind::Dpe, dpe_home, options.rotate, out)?;
-    if options.rotate {
-        rotate(&mut dpm, &mut dpe, options, out)
-    } else {
-        link_current(&mut dpm, &mut dpe, environment, options.token_profile, out)
+    refuse_swapped(dpm_home, dpe_home)?;
+    let rotating = |kind| options.rotate.is_some_and(|r| r.kinds().contains(&kind));
+    let mut dpm = open_side(ModuleKind::Dpm, dpm_home, rotating(ModuleKind::Dpm), out)?;
+    let mut dpe = open_side(ModuleKind::Dpe, dpe_home, rotating(ModuleKind::Dpe), out)?;
+    match options.rotate {
+        Some(which) => rotate(&mut dpm, &mut dpe, which, options, out),
+        None => {
+            fill_addresses(&mut dpm, &mut dpe, &options.addresses, out)?;
+            link_current(&mut dpm, &mut dpe, environment, options.token_profile, out)
+        }
+    }
+}
+
+/// Refuses, before anything is written, homes whose evidence (`svcid_config::evidence`) says they
+/// are given in the wrong order, or that contradict themselves. A folder's name alone refuses
+/// nothing.
+fn refuse_swapped(dpm_home: &Path, dpe_home: &Path) -> Result<()> {
+    let verdicts = [
+        (
+            ModuleKind::Dpm,
+            dpm_home,
+            evidence::judge(&evidence::gather(dpm_home)),
+        ),
+        (
+            ModuleKind::Dpe,
+            dpe_home,
+            evidence::judge(&evidence::gather(dpe_home)),
+        ),
+    ];
+    for (kind, home, verdict) in &verdicts {
+        if matches!(verdict, Verdict::Conflict { .. })
+            && let Some(why) = evidence::mismatch_of(*kind, home, verdict)
+        {
+            bail!(
+                "{why}; nothing was changed: fix that home first (svcid check {} lists it; \
+                 docs/keys.md, which module a home is)",
+                home.display()
+            );
+        }
+    }
+    let wrong: Vec<String> = verdicts
+        .iter()
+        .filter(|(kind, _, verdict)| verdict.decided() == Some(evidence::other(*kind)))
+        .map(|(kind, home, verdict)| {
+            format!(
+                "{}, given as {}_HOME, looks like a {} home ({})",
+                home.display(),
+                kind.as_str().to_ascii_uppercase(),
+                evidence::other(*kind),
+                verdict.reasons()
+            )
+        })
+        .collect();
+    match wrong.len() {
+        0 => Ok(()),
+        2 => bail!(
+            "the homes are in the wrong order: {}; nothing was changed; the DPM home comes first: \
+             svcid link {} {}",
+            wrong.join(", and "),
+            dpe_home.display(),
+            dpm_home.display()
+        ),
+        _ => bail!(
+            "{}; nothing was changed; svcid link takes the DPM home first, then the DPE home \
+             (svcid link DPM_HOME DPE_HOME)",
+            wrong.join("; ")
+        ),
+    }
+}
+
+/// Plain `link` on homes without addresses: each daemon bound to loopback on its default ports
+/// (or the ones asked for), the engine pointed at DPM and naming itself by a loopback address.
+/// Values in the homes stay, unless an option asks for another (said on `out`). Nothing is written
+/// when the ports collide.
+fn fill_addresses(
+    dpm: &mut Side,
+    dpe: &mut Side,
+    asked: &Addresses,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut said = Vec::new();
+    for (side, grpc, http) in [
+        (&mut *dpm, asked.dpm_grpc_port, asked.dpm_http_port),
+        (&mut *dpe, asked.dpe_grpc_port, asked.dpe_http_port),
+    ] {
+        let props = parse(&side.file)?;
+        if props.entries_under(names::GRPC).is_empty() && props.get(names::SERVER_PORT).is_none() {
+            side.file.comment(&format!(
+                "Where this {} listens (svcid link): loopback only, so only this machine connects; \
+                 set {} to 0.0.0.0 to serve other machines.",
+                side.kind,
+                names::GRPC_HOST
+            ));
+        }
+        let kind = side.kind;
+        let mut setting = Setting {
+            side,
+            props: &props,
+            said: &mut said,
+        };
+        setting.fill(names::GRPC_HOST, None, LOOPBACK, "loopback");
+        setting.fill(
+            names::GRPC_PORT,
+            grpc.map(|p| (p.to_string(), format!("--{kind}-grpc-port"))),
+            &kind.default_grpc_port().to_string(),
+            "the default gRPC port",
+        );
+        setting.fill(
+            names::SERVER_PORT,
+            http.map(|p| (p.to_string(), format!("--{kind}-http-port"))),
+            &svcid_config::default_http_port(kind).to_string(),
+            "the default HTTP port: health, metrics, /console",
+        );
+    }
+    let dpm_props = parse(&dpm.file)?;
+    let dpe_props = parse(&dpe.file)?;
+    let value = |props: &PropertySet, name: &str| props.get(name).map(|v| v.raw.trim().to_owned());
+    let dpm_grpc_host = value(&dpm_props, names::GRPC_HOST).unwrap_or_default();
+    let dpm_grpc_port = value(&dpm_props, names::GRPC_PORT).unwrap_or_default();
+    let dpe_grpc_host = value(&dpe_props, names::GRPC_HOST).unwrap_or_default();
+
+    if dpe_props.entries_under(names::DPM_CONNECTION).is_empty()
+        && dpe_props.get(names::SERVICE_HOSTNAME).is_none()
+    {
+        dpe.file.comment(
+            "Where this dpe finds dpm, and the host name dpm calls it back by (svcid link).",
+        );
+    }
+    let mut setting = Setting {
+        side: &mut *dpe,
+        props: &dpe_props,
+        said: &mut said,
+    };
+    setting.fill(
+        names::DPM_HOST,
+        asked.dpm_host.clone().map(|h| (h, "--dpm-host".to_owned())),
+        specific_or_loopback(&dpm_grpc_host),
+        "dpm's address",
+    );
+    match (dpe_props.get(names::DPM_PORT), dpm_grpc_port.as_str()) {
+        (_, "0") => said.push(format!(
+            "dpe: dpm's gRPC port is 0 (picked at each start), so {} is left as it is: pass the \
+             engine dpm's port with --{}=PORT",
+            names::DPM_PORT,
+            names::DPM_PORT
+        )),
+        (Some(v), port) if v.raw.trim() != port && asked.dpm_grpc_port.is_none() => {
+            said.push(format!(
+                "warning: dpe: {}={} ({}) but dpm's gRPC port is {port}; left as written (the \
+                 engine will not find dpm unless something forwards that port)",
+                names::DPM_PORT,
+                v.raw.trim(),
+                v.origin
+            ));
+        }
+        (_, port) => {
+            setting.fill(
+                names::DPM_PORT,
+                asked
+                    .dpm_grpc_port
+                    .map(|_| (port.to_owned(), "dpm's gRPC port".to_owned())),
+                port,
+                "dpm's gRPC port",
+            );
+        }
+    }
+    let mut setting = Setting {
+        side: &mut *dpe,
+        props: &dpe_props,
+        said: &mut said,
+    };
+    setting.fill(
+        names::SERVICE_HOSTNAME,
+        asked
+            .dpe_hostname
+            .clone()
+            .map(|h| (h, "--dpe-hostname".to_owned())),
+        specific_or_loopback(&dpe_grpc_host),
+        "the name dpm calls the engine back by",
+    );
+    refuse_colliding_ports(dpm, dpe)?;
+    for line in said {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// `host` when it names one address, else loopback (for a wildcard such as `0.0.0.0`).
+fn specific_or_loopback(host: &str) -> &str {
+    match host {
+        "" | "0.0.0.0" | "::" | "[::]" => LOOPBACK,
+        specific => specific,
+    }
+}
+
+/// Fails when two of the pair's ports are the same while the engine reaches DPM on this machine.
+fn refuse_colliding_ports(dpm: &Side, dpe: &Side) -> Result<()> {
+    let dpe_props = parse(&dpe.file)?;
+    let dpm_props = parse(&dpm.file)?;
+    let on_this_machine = dpe_props.get(names::DPM_HOST).is_none_or(|v| {
+        let host = v.raw.trim();
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if !on_this_machine {
+        return Ok(());
+    }
+    let mut ports: Vec<(String, u16)> = Vec::new();
+    for (kind, props) in [(ModuleKind::Dpm, &dpm_props), (ModuleKind::Dpe, &dpe_props)] {
+        for (name, what, default) in [
+            (names::GRPC_PORT, "gRPC", kind.default_grpc_port()),
+            (
+                names::SERVER_PORT,
+                "HTTP",
+                svcid_config::default_http_port(kind),
+            ),
+        ] {
+            let port = props
+                .get(name)
+                .and_then(|v| v.raw.trim().parse::<u16>().ok())
+                .unwrap_or(default);
+            if port == 0 {
+                continue;
+            }
+            let label = format!("{kind}'s {what} port ({name})");
+            if let Some((first, _)) = ports.iter().find(|(_, p)| *p == port) {
+                bail!(
+                    "{first} and {label} are both {port}, and both daemons run on this machine; \
+                     nothing was changed: choose other ports with --dpm-grpc-port, \
+                     --dpm-http-port, --dpe-grpc-port or --dpe-http-port"
+                );
+            }
+            ports.push((label, port));
+        }
+    }
+    Ok(())
+}
+
+/// One home's file being given the values `link` chooses, with what was said about each.
+struct Setting<'a> {
+    /// The side being edited.
+    side: &'a mut Side,
+    /// Its properties before this step.
+    props: &'a PropertySet,
+    /// The lines to print.
+    said: &'a mut Vec<String>,
+}
+
+impl Setting<'_> {
+    /// Sets `name` to the value asked for (with the option that asked), else keeps the file's
+    /// value, else sets `default`; a new line goes at the end of the file (after the operator's
+    /// own lines, which stay first). Returns the value the file ends with.
+    fn fill(
+        &mut self,
+        name: &str,
+        asked: Option<(String, String)>,
+        default: &str,
+        why: &str,
+    ) -> String {
+        let kind = self.side.kind;
+        let current = self.props.get(name).map(|v| v.raw.trim().to_owned());
+        match (asked, current) {
+            (Some((value, _)), Some(current)) if value == current => current,
+            (Some((value, option)), Some(current)) => {
+                self.side.file.set(name, &value);
+                self.said.push(format!(
+                    "{kind}: {name} was {current}; set to {value} ({option})"
+                ));
+                value
+            }
+            (Some((value, option)), None) => {
+                self.side.file.set(name, &value);
+                self.said.push(format!("{kind}: {name}={value} ({option})"));
+                value
+            }
+            (None, Some(current)) => current,
+            (None, None) => {
+                self.side.file.set(name, default);
+                self.said.push(format!("{kind}: {name}={default} ({why})"));
+                default.to_owned()
+            }
+        }
     }
 }
 
@@ -141,10 +473,24 @@ fn link_current(
     Ok(())
 }
 
-/// `link --rotate`: new keys on the verifiers, a grace period, then the signers.
+/// The signer's side and its peer, the verifier, of a pair.
+fn signer_and_verifier<'a>(
+    dpm: &'a mut Side,
+    dpe: &'a mut Side,
+    signer: ModuleKind,
+) -> (&'a mut Side, &'a mut Side) {
+    match signer {
+        ModuleKind::Dpm => (dpm, dpe),
+        ModuleKind::Dpe => (dpe, dpm),
+    }
+}
+
+/// `link --rotate`: new keys on the verifiers, a grace period, then the signers; `which` says
+/// whose keys.
 fn rotate(
     dpm: &mut Side,
     dpe: &mut Side,
+    which: Rotate,
     options: &LinkOptions,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -152,30 +498,39 @@ fn rotate(
         environment: options.environment.as_str(),
         token_profile: options.token_profile,
     };
-    let new_dpm = GeneratorKey::generate();
-    let new_dpe = GeneratorKey::generate();
-    writeln!(out, "dpm: generated a new key, kid {}", new_dpm.kid())?;
-    writeln!(out, "dpe: generated a new key, kid {}", new_dpe.kid())?;
+    let signers = which.kinds();
+    let mut new_keys = Vec::new();
+    for kind in signers {
+        let key = GeneratorKey::generate();
+        writeln!(out, "{kind}: generated a new key, kid {}", key.kid())?;
+        new_keys.push((*kind, key));
+    }
 
-    writeln!(
-        out,
-        "step 1/3: verifiers first: each side trusts the other's new key beside the old one"
-    )?;
-    let old_dpe = dpe.current.as_ref().map(GeneratorKey::kid);
-    let old_dpm = dpm.current.as_ref().map(GeneratorKey::kid);
-    let mut notes = trust(&mut dpm.file, ModuleKind::Dpe, &new_dpe, old_dpe, &entry)?;
-    notes.extend(trust(
-        &mut dpe.file,
-        ModuleKind::Dpm,
-        &new_dpm,
-        old_dpm,
-        &entry,
-    )?);
+    match which {
+        Rotate::Both => writeln!(
+            out,
+            "step 1/3: verifiers first: each side trusts the other's new key beside the old one"
+        )?,
+        _ => writeln!(
+            out,
+            "step 1/3: verifier first: {} trusts {}'s new key beside the old one",
+            evidence::other(signers[0]),
+            signers[0]
+        )?,
+    }
+    let mut notes = Vec::new();
+    for (kind, key) in &new_keys {
+        let (signer, verifier) = signer_and_verifier(dpm, dpe, *kind);
+        let old = signer.current.as_ref().map(GeneratorKey::kid);
+        notes.extend(trust(&mut verifier.file, *kind, key, old, &entry)?);
+    }
     for note in &notes {
         writeln!(out, "  {note}")?;
     }
     for side in [&mut *dpm, &mut *dpe] {
-        save(side, "  ", out)?;
+        if signers.contains(&evidence::other(side.kind)) {
+            save(side, "  ", out)?;
+        }
     }
 
     writeln!(
@@ -186,16 +541,21 @@ fn rotate(
     out.flush()?;
     std::thread::sleep(options.grace);
 
-    writeln!(
-        out,
-        "step 3/3: signers: switching each side's generator key to its new key"
-    )?;
+    match which {
+        Rotate::Both => writeln!(
+            out,
+            "step 3/3: signers: switching each side's generator key to its new key"
+        )?,
+        _ => writeln!(
+            out,
+            "step 3/3: signer: switching {}'s generator key to its new key",
+            signers[0]
+        )?,
+    }
     let mut revokes = Vec::new();
-    let (dpm_root, dpe_root) = (dpm.root.clone(), dpe.root.clone());
-    for (side, new, peer_root) in [
-        (&mut *dpm, &new_dpm, dpe_root),
-        (&mut *dpe, &new_dpe, dpm_root),
-    ] {
+    for (kind, new) in &new_keys {
+        let (side, peer) = signer_and_verifier(dpm, dpe, *kind);
+        let peer_root = peer.root.clone();
         // Re-read: the file may have been edited during the grace period.
         let path = side.file.path().to_owned();
         side.file = PropertiesFile::open(&path)
@@ -221,14 +581,32 @@ fn rotate(
         }
         save(side, "  ", out)?;
     }
-    writeln!(
-        out,
-        "done: running daemons re-read their files and sign with the new keys (a stopped one does at its next start); the old keys stay trusted until revoked"
-    )?;
+    match which {
+        Rotate::Both => writeln!(
+            out,
+            "done: running daemons re-read their files and sign with the new keys (a stopped one does at its next start); the old keys stay trusted until revoked"
+        )?,
+        _ => writeln!(
+            out,
+            "done: a running {0} re-reads its file and signs with the new key (a stopped one does at its next start); the old key stays trusted until revoked",
+            signers[0]
+        )?,
+    }
     if !revokes.is_empty() {
         writeln!(
             out,
-            "then, once both sign with their new keys (generatorKeyChanged in their logs), revoke the old ones:"
+            "then, once {} (generatorKeyChanged in {}), revoke the old {}:",
+            if which == Rotate::Both {
+                "both sign with their new keys"
+            } else {
+                "it signs with its new key"
+            },
+            if which == Rotate::Both {
+                "their logs"
+            } else {
+                "its log"
+            },
+            if which == Rotate::Both { "ones" } else { "one" }
         )?;
     }
     revokes.reverse();

@@ -263,7 +263,7 @@ fn rotate_adds_key_2_on_both_sides_then_switches_the_generator_keys() {
 fn revoke_flips_the_flag_and_undo_restores_it() {
     let pair = Pair::linked();
     let flag = format!("{DEPLOYMENTS}.dpe-dev.security.jwt-keys.key.is-revoked");
-    let out = svcid(&["revoke", s(&pair.dpm), "dpe-dev", "key"]);
+    let out = svcid(&["revoke", s(&pair.dpm), "dpe-dev", "key", "--force"]);
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout(&out).contains("dpe-dev/key"), "{}", stdout(&out));
     assert_eq!(property(&pair.dpm, &flag).unwrap(), "true");
@@ -304,12 +304,242 @@ fn revoke_keeps_the_products_spelling() {
             key.public_key().content_json()
         ),
     );
-    assert_eq!(code(&svcid(&["revoke", s(&home), "dpe-dev", "key1"])), 0);
+    assert_eq!(
+        code(&svcid(&["revoke", s(&home), "dpe-dev", "key1", "--force"])),
+        0
+    );
     assert!(
         read(&home).contains(".jwtKeys.key1.isRevoked=true\n"),
         "{}",
         read(&home)
     );
+}
+
+#[test]
+fn revoking_the_last_valid_key_is_refused_without_force() {
+    let pair = Pair::linked();
+    for (home, deployment, says) in [
+        (&pair.dpm, "dpe-dev", "RegisterEngine"),
+        (&pair.dpe, "dpm-dev", "GetStatus"),
+    ] {
+        let before = std::fs::read(file(home)).unwrap();
+        let out = svcid(&["revoke", s(home), deployment, "key"]);
+        assert_eq!(code(&out), 2);
+        let error = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            error.contains(&format!("the last key of {deployment} that is not revoked"))
+                && error.contains(&format!("every call from {deployment}"))
+                && error.contains(says)
+                && error.contains("--force"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read(file(home)).unwrap(), before, "file unchanged");
+    }
+    // With a second key beside it, the old one goes without --force.
+    let rotated = svcid(&[
+        "link",
+        s(&pair.dpm),
+        s(&pair.dpe),
+        "--rotate",
+        "dpe",
+        "--grace",
+        "0",
+    ]);
+    assert_eq!(code(&rotated), 0, "{}", stdout(&rotated));
+    let out = svcid(&["revoke", s(&pair.dpm), "dpe-dev", "key"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    // With --force the last one goes too, with the warning.
+    let out = svcid(&["revoke", s(&pair.dpm), "dpe-dev", "key-2", "--force"]);
+    assert_eq!(code(&out), 0);
+    assert!(
+        stdout(&out).contains("warning: dpe-dev has no other key"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn link_on_empty_folders_writes_loopback_addresses_and_prints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dpm, dpe) = (dir.path().join("a"), dir.path().join("b"));
+    let out = svcid(&[
+        "link",
+        s(&dpm),
+        s(&dpe),
+        "--dpm-grpc-port",
+        "18531",
+        "--dpe-http-port",
+        "18034",
+    ]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    for line in [
+        "dpm: ataccama.server.grpc.host=127.0.0.1 (loopback)",
+        "dpm: ataccama.server.grpc.port=18531 (--dpm-grpc-port)",
+        "dpm: server.port=8031 (the default HTTP port",
+        "dpe: ataccama.server.grpc.port=8532 (the default gRPC port)",
+        "dpe: server.port=18034 (--dpe-http-port)",
+        "dpe: ataccama.client.connection.dpm.host=127.0.0.1 (dpm's address)",
+        "dpe: ataccama.client.connection.dpm.grpc.port=18531 (dpm's gRPC port)",
+        "dpe: ataccama.one.dpe.service.hostname=127.0.0.1",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    assert_eq!(
+        property(&dpe, "ataccama.client.connection.dpm.grpc.port").as_deref(),
+        Some("18531")
+    );
+    let check = svcid(&["check", s(&dpm), s(&dpe)]);
+    assert_eq!(code(&check), 0, "{}", stdout(&check));
+    // Again: nothing to fill. An option that changes a home's value says so.
+    let (dpm_bytes, dpe_bytes) = (
+        std::fs::read(file(&dpm)).unwrap(),
+        std::fs::read(file(&dpe)).unwrap(),
+    );
+    let again = svcid(&["link", s(&dpm), s(&dpe)]);
+    assert!(!stdout(&again).contains("127.0.0.1"), "{}", stdout(&again));
+    assert_eq!(std::fs::read(file(&dpm)).unwrap(), dpm_bytes);
+    assert_eq!(std::fs::read(file(&dpe)).unwrap(), dpe_bytes);
+    let moved = svcid(&["link", s(&dpm), s(&dpe), "--dpm-grpc-port", "18600"]);
+    let text = stdout(&moved);
+    assert!(
+        text.contains("dpm: ataccama.server.grpc.port was 18531; set to 18600 (--dpm-grpc-port)")
+            && text
+                .contains("dpe: ataccama.client.connection.dpm.grpc.port was 18531; set to 18600"),
+        "{text}"
+    );
+    // Colliding ports change nothing.
+    let (dpm_bytes, dpe_bytes) = (
+        std::fs::read(file(&dpm)).unwrap(),
+        std::fs::read(file(&dpe)).unwrap(),
+    );
+    let clash = svcid(&["link", s(&dpm), s(&dpe), "--dpe-grpc-port", "18600"]);
+    assert_eq!(code(&clash), 2);
+    assert!(
+        String::from_utf8_lossy(&clash.stderr).contains("are both 18600"),
+        "{}",
+        String::from_utf8_lossy(&clash.stderr)
+    );
+    assert_eq!(std::fs::read(file(&dpm)).unwrap(), dpm_bytes);
+    assert_eq!(std::fs::read(file(&dpe)).unwrap(), dpe_bytes);
+}
+
+#[test]
+fn swapped_homes_are_refused_by_link_and_reported_by_check() {
+    let pair = Pair::linked();
+    let (dpm_bytes, dpe_bytes) = (
+        std::fs::read(file(&pair.dpm)).unwrap(),
+        std::fs::read(file(&pair.dpe)).unwrap(),
+    );
+    for extra in [&[][..], &["--rotate", "--grace", "0"][..]] {
+        let mut args = vec!["link", s(&pair.dpe), s(&pair.dpm)];
+        args.extend_from_slice(extra);
+        let out = svcid(&args);
+        assert_eq!(code(&out), 2, "{}", stdout(&out));
+        let error = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            error.contains("the homes are in the wrong order")
+                && error.contains("looks like a dpe home")
+                && error.contains("ataccama.client.connection.dpm.host")
+                && error.contains(&format!("svcid link {} {}", s(&pair.dpm), s(&pair.dpe))),
+            "{error}"
+        );
+        assert_eq!(std::fs::read(file(&pair.dpm)).unwrap(), dpm_bytes);
+        assert_eq!(std::fs::read(file(&pair.dpe)).unwrap(), dpe_bytes);
+    }
+    // check, told the wrong modules, says what the homes are.
+    let out = svcid(&[
+        "check",
+        "--module",
+        "dpm",
+        "--module",
+        "dpe",
+        s(&pair.dpe),
+        s(&pair.dpm),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 2, "{text}");
+    assert!(
+        text.contains("check.module-evidence")
+            || text.contains("looks like a dpe home, not a dpm one"),
+        "{text}"
+    );
+    assert!(text.contains("wrong order"), "{text}");
+    // A home as the old link left it when given the homes swapped: engine properties, but a
+    // deployment trusting only a dpe peer. Conflicting evidence is named on both sides.
+    let text = read(&pair.dpe).replace(
+        &format!("{DEPLOYMENTS}.dpm-dev.module=dpm"),
+        &format!("{DEPLOYMENTS}.dpm-dev.module=dpe"),
+    );
+    write(&pair.dpe, &text);
+    let out = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    let report = stdout(&out);
+    assert_eq!(code(&out), 2, "{report}");
+    assert!(
+        report.contains("holds evidence of both modules")
+            && report.contains("its deployments trust only dpe peers (dpm-dev)")
+            && report.contains("ataccama.client.connection.dpm.host"),
+        "{report}"
+    );
+    let before = std::fs::read(file(&pair.dpe)).unwrap();
+    let out = svcid(&["link", s(&pair.dpm), s(&pair.dpe)]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds evidence of both modules"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(file(&pair.dpe)).unwrap(), before);
+}
+
+#[test]
+fn rotate_one_side_adds_its_key_to_the_peer_only() {
+    let pair = Pair::linked();
+    let (old_dpm, old_dpe) = (generator_key(&pair.dpm), generator_key(&pair.dpe));
+    let dpm_before = read(&pair.dpm);
+    let out = svcid(&[
+        "link",
+        s(&pair.dpm),
+        s(&pair.dpe),
+        "--rotate",
+        "dpm",
+        "--grace",
+        "0",
+    ]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(
+        text.contains("step 1/3: verifier first: dpe trusts dpm's new key beside the old one"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("svcid revoke {} dpm-dev key", s(&pair.dpe))),
+        "{text}"
+    );
+    let new_dpm = generator_key(&pair.dpm);
+    assert_ne!(new_dpm.kid(), old_dpm.kid());
+    assert_eq!(generator_key(&pair.dpe).kid(), old_dpe.kid());
+    let p = format!("{DEPLOYMENTS}.dpm-dev.security.jwt-keys");
+    assert_eq!(
+        property(&pair.dpe, &format!("{p}.key-2.fingerprint")).unwrap(),
+        new_dpm.kid()
+    );
+    assert_eq!(
+        property(&pair.dpe, &format!("{p}.key.fingerprint")).unwrap(),
+        old_dpm.kid()
+    );
+    // DPM's file changed only in its generator key.
+    let dpm_after = read(&pair.dpm);
+    let changed: Vec<(&str, &str)> = dpm_before
+        .lines()
+        .zip(dpm_after.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0].0.starts_with(GENERATOR_KEY), "{changed:?}");
+    assert!(!read(&pair.dpm).contains("dpe-dev.security.jwt-keys.key-2"));
+    let check = svcid(&["check", s(&pair.dpm), s(&pair.dpe)]);
+    assert_eq!(code(&check), 0, "{}", stdout(&check));
 }
 
 /// A home holding a fresh generator key and one of the manual's blocks.
@@ -706,7 +936,16 @@ fn inspect_explains_hostile_tokens() {
     // Revoked key: a valid token whose key DPM has revoked in its file (row 20).
     let mint = svcid(&["token", "mint", "--home", s(&pair.dpe), "--aud", "dpm"]);
     let token = stdout(&mint).trim().to_owned();
-    assert_eq!(code(&svcid(&["revoke", s(&pair.dpm), "dpe-dev", "key"])), 0);
+    assert_eq!(
+        code(&svcid(&[
+            "revoke",
+            s(&pair.dpm),
+            "dpe-dev",
+            "key",
+            "--force"
+        ])),
+        0
+    );
     let text = inspect_refusal(&token, &pair.dpm);
     assert!(
         text.contains("refused: revoked_key: token key is revoked"),

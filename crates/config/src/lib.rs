@@ -13,6 +13,7 @@ pub mod codes;
 mod constraints;
 mod datasource;
 mod deployments;
+pub mod evidence;
 mod home;
 mod http;
 mod limits;

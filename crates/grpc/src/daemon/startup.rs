@@ -12,16 +12,24 @@ use tokio::net::TcpListener;
 use super::exit::{DaemonError, EX_CONFIG, EX_IOERR};
 
 /// Loads the home's configuration. On failure prints one line per problem to stderr and returns
-/// the exit code; nothing has been bound or written yet.
+/// the exit code; nothing has been bound or written yet. A home whose evidence says it belongs to
+/// the other module, or to both (`svcid_config::evidence`), is refused the same way, before its
+/// log is touched.
 pub fn load_settings(
     kind: ModuleKind,
     home: &std::path::Path,
     overrides: &Overrides,
 ) -> Result<Loaded, ExitCode> {
-    svcid_config::load(kind, home, overrides).map_err(|problems| {
+    let loaded = svcid_config::load(kind, home, overrides).map_err(|problems| {
         report(kind, &problems);
         ExitCode::from(EX_CONFIG)
-    })
+    })?;
+    if let Some(why) = svcid_config::evidence::refusal(kind, home) {
+        eprintln!("{kind}: {why}");
+        eprintln!("{kind}: not started");
+        return Err(ExitCode::from(EX_CONFIG));
+    }
+    Ok(loaded)
 }
 
 /// Prints problems, one per line, errors counted at the end.
