@@ -66,7 +66,9 @@ fn a_port_in_use_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(69), "EX_UNAVAILABLE");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("cannot bind gRPC port 127.0.0.1:{port}")),
+        stderr.contains(&format!(
+            "cannot bind gRPC port 127.0.0.1:{port} (ataccama.server.grpc.port)"
+        )),
         "{stderr}"
     );
 }
@@ -190,5 +192,40 @@ fn typos_in_every_namespace_svcid_owns_are_named_by_check_and_by_the_daemon() {
         problem.contains(&format!("application.properties:{line}: "))
             && problem.contains("did you mean server.idle-timeout?"),
         "{problem}"
+    );
+}
+
+#[test]
+fn an_engine_stopped_before_it_ever_registered_has_nothing_to_unregister() {
+    let pair = Pair::linked();
+    // Nothing listens there: every registration fails.
+    let nobody = common::free_port();
+    let mut dpe = pair.start_dpe(nobody, &[]);
+    dpe.wait_for("a failed registration", |e| {
+        e["eventId"] == "register"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("Unable to register."))
+    });
+    dpe.signal("TERM");
+    assert_eq!(dpe.wait_exit().code(), Some(0));
+    let events = dpe.events();
+    let unregister = events
+        .iter()
+        .find(|e| e["eventId"] == "unregister")
+        .unwrap_or_else(|| panic!("no unregister line: {events:?}"));
+    assert_eq!(unregister["severity"], "INFO", "{unregister}");
+    assert!(
+        unregister["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("Engine was never registered with DPM; nothing to unregister."),
+        "{unregister}"
+    );
+    assert!(
+        !events.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Unable to unregister."))),
+        "{events:?}"
     );
 }
