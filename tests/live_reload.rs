@@ -140,6 +140,41 @@ fn a_broken_rewrite_changes_nothing_but_an_error() {
             .unwrap()
             .contains("Unable to register.")
     }));
+    assert!(
+        !dpm.events()
+            .iter()
+            .any(|e| e["eventId"] == "configurationReloaded" && e["clearedFailure"] == "true"),
+        "nothing cleared yet"
+    );
+
+    // Saving the fixed file is confirmed: the log no longer ends on the ERROR.
+    let mark = dpm.events().len();
+    Pair::replace(
+        &pair.dpm,
+        "ataccama.one.platform.deployments.dpe-dev.security.jwt-keys.key.content={kty\"",
+        content,
+    );
+    let reloaded = dpm.wait_for_after(mark, "configurationReloaded", |e| {
+        e["eventId"] == "configurationReloaded"
+    });
+    assert_eq!(reloaded["severity"], "INFO", "{reloaded}");
+    assert_eq!(reloaded["clearedFailure"], "true", "{reloaded}");
+    assert_eq!(reloaded["trigger"], "file change", "{reloaded}");
+    assert!(
+        reloaded["message"]
+            .as_str()
+            .unwrap()
+            .contains("the previous reload's failure is cleared"),
+        "{reloaded}"
+    );
+    // The next applied reload has nothing to clear.
+    let mark = dpm.events().len();
+    dpm.signal("HUP");
+    let again = dpm.wait_for_after(mark, "configurationReloaded after SIGHUP", |e| {
+        e["eventId"] == "configurationReloaded"
+    });
+    assert_eq!(again["clearedFailure"], "false", "{again}");
+    assert_eq!(again["trigger"], "SIGHUP", "{again}");
 }
 
 #[test]

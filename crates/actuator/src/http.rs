@@ -176,7 +176,7 @@ pub fn respond_to(
     }
     let path = route_path(path);
     match path {
-        "/actuator" => json(StatusCode::OK, &links()),
+        "/actuator" => json(StatusCode::OK, &links(actuator.serves_console())),
         "/actuator/health" => {
             let (status, report) = actuator.health_report();
             json(code(status.http_code()), &report)
@@ -202,16 +202,21 @@ pub fn respond_to(
     }
 }
 
-/// The `/actuator` discovery document, as Spring Boot shapes it.
-fn links() -> serde_json::Value {
+/// The `/actuator` discovery document, as Spring Boot shapes it, plus the console on the same
+/// port when it is served.
+fn links(console: bool) -> serde_json::Value {
     let link = |path: &str| serde_json::json!({"href": path, "templated": false});
-    serde_json::json!({"_links": {
+    let mut document = serde_json::json!({"_links": {
         "self": link("/actuator"),
         "health": link("/actuator/health"),
         "health-path": {"href": "/actuator/health/{*path}", "templated": true},
         "prometheus": link("/actuator/prometheus"),
         "info": link("/actuator/info"),
-    }})
+    }});
+    if console && let Some(links) = document["_links"].as_object_mut() {
+        links.insert("console".to_owned(), link(crate::console::CONSOLE_PATH));
+    }
+    document
 }
 
 fn code(status: u16) -> StatusCode {
@@ -298,11 +303,12 @@ mod tests {
                 .await
                 .contains("\"kid\":\"k\"")
         );
-        assert!(
-            body(respond(&up, &Method::GET, "/actuator"))
-                .await
-                .contains("/actuator/prometheus")
-        );
+        let index = body(respond(&up, &Method::GET, "/actuator")).await;
+        assert!(index.contains("/actuator/prometheus"), "{index}");
+        assert!(index.contains(r#""console":{"href":"/console""#), "{index}");
+        let without_console = actuator(true).console_enabled(false);
+        let index = body(respond(&without_console, &Method::GET, "/actuator")).await;
+        assert!(!index.contains("/console"), "{index}");
         assert_eq!(respond(&up, &Method::GET, "/actuator/env").status(), 404);
         assert_eq!(
             respond(&up, &Method::GET, "/actuator/health/x").status(),

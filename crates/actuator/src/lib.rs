@@ -183,6 +183,11 @@ impl Actuator {
         &self.console
     }
 
+    /// Whether the operations console (`/console`) is served on the HTTP port.
+    pub fn serves_console(&self) -> bool {
+        self.console.is_enabled()
+    }
+
     /// The module name given at construction.
     pub fn module(&self) -> &str {
         &self.module

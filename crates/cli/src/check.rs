@@ -144,7 +144,9 @@ pub fn check(
                 }
             }
         }
-        if home.decided.guessed {
+        // A home whose file cannot be read holds no evidence of its type: only why it cannot be
+        // read is worth saying, not a guess.
+        if home.decided.guessed && home.props.is_some() {
             problems.insert(
                 0,
                 Problem::warning(
@@ -607,14 +609,18 @@ fn write_text(
             .iter()
             .filter(|f| f.home == index && f.scope == Scope::Home)
             .collect();
-        writeln!(
-            out,
-            "{} home {} ({}): {}",
-            home.decided.kind,
-            home.root.display(),
-            home.decided.reason,
-            counts(&mine)
-        )?;
+        if home.decided.guessed && home.props.is_none() {
+            writeln!(out, "home {}: {}", home.root.display(), counts(&mine))?;
+        } else {
+            writeln!(
+                out,
+                "{} home {} ({}): {}",
+                home.decided.kind,
+                home.root.display(),
+                home.decided.reason,
+                counts(&mine)
+            )?;
+        }
         for finding in mine {
             writeln!(out, "{}", finding.problem)?;
         }
@@ -812,6 +818,26 @@ mod tests {
         assert_eq!(reported.len(), 1, "{report:#}");
         assert_eq!(reported[0]["severity"], "error", "{report:#}");
         assert_eq!(report["errors"], 1, "{report:#}");
+    }
+
+    #[test]
+    fn a_missing_home_gets_its_error_without_a_guess_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let nope = dir.path().join("nope");
+        let mut out = Vec::new();
+        let exit = check(std::slice::from_ref(&nope), &[], false, false, &mut out).unwrap();
+        assert_eq!(exit, ERRORS);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("guess"), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("home {}: 1 error, 0 warnings", nope.display())
+        );
+        assert!(
+            lines[1].contains("application.properties: error: cannot read the file"),
+            "{text}"
+        );
     }
 
     #[test]

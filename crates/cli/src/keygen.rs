@@ -86,20 +86,26 @@ pub fn render_pem_written(
     ))
 }
 
-/// The keypair and the three derived values, as printed (`json` for machines).
-pub fn render(key: &GeneratorKey, json: bool) -> Result<String> {
+/// The keypair and the three derived values, as printed (`json` for machines). `module` (`dpm`,
+/// `dpe`) is the module the key is for, which the peers' deployment entry names; without it the
+/// printed entry holds a placeholder.
+pub fn render(key: &GeneratorKey, json: bool, module: Option<&str>) -> Result<String> {
     let public = key.public_key();
     if json {
         let keypair: serde_json::Value = serde_json::from_str(&key.keypair_json_pretty())
             .context("internal: the keypair JSON does not parse")?;
-        let value = serde_json::json!({
+        let mut value = serde_json::json!({
             "keypair": keypair,
             "generatorKey": key.to_base64(),
             "fingerprint": key.kid(),
             "content": public.content_json(),
         });
+        if let (Some(module), Some(object)) = (module, value.as_object_mut()) {
+            object.insert("module".to_owned(), module.into());
+        }
         return Ok(serde_json::to_string_pretty(&value)?);
     }
+    let deployment = format!("{}.<deployment>", names::DEPLOYMENTS);
     let peer = format!(
         "{}.<deployment>.{}.key",
         names::DEPLOYMENTS,
@@ -113,12 +119,15 @@ pub fn render(key: &GeneratorKey, json: bool) -> Result<String> {
          {generator_name}={generator}\n\n\
          # 2. The fingerprint (the kid) and 3. the public content (no d, no use), for EACH PEER's\n\
          #    etc/application.properties, under the deployment entry that names this module\n\
+         {deployment}.{module_field}={module}\n\
          {peer}.{fingerprint_field}={kid}\n\
          {peer}.{content_field}={content}\n\
          {peer}.{revoked_field}=false\n",
         keypair = key.keypair_json_pretty(),
         generator_name = names::GENERATOR_KEY,
         generator = key.to_base64(),
+        module_field = field::MODULE,
+        module = module.unwrap_or("<this module's type: dpm or dpe>"),
         fingerprint_field = field::FINGERPRINT,
         content_field = field::CONTENT,
         revoked_field = field::IS_REVOKED,
@@ -136,7 +145,8 @@ mod tests {
     #[test]
     fn json_values_are_consistent() {
         let key = GeneratorKey::generate();
-        let value: serde_json::Value = serde_json::from_str(&render(&key, true).unwrap()).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&render(&key, true, None).unwrap()).unwrap();
         let generator = GeneratorKey::from_base64(value["generatorKey"].as_str().unwrap()).unwrap();
         assert_eq!(generator.kid(), key.kid());
         assert_eq!(value["fingerprint"], key.kid());
@@ -165,9 +175,25 @@ mod tests {
     }
 
     #[test]
+    fn the_peer_block_names_the_module() {
+        let key = GeneratorKey::generate();
+        let module = format!("{}.<deployment>.module=", names::DEPLOYMENTS);
+        let text = render(&key, false, Some("dpe")).unwrap();
+        assert!(text.contains(&format!("{module}dpe\n")), "{text}");
+        let text = render(&key, false, None).unwrap();
+        assert!(
+            text.contains(&format!("{module}<this module's type: dpm or dpe>\n")),
+            "{text}"
+        );
+        let value: serde_json::Value =
+            serde_json::from_str(&render(&key, true, Some("dpm")).unwrap()).unwrap();
+        assert_eq!(value["module"], "dpm");
+    }
+
+    #[test]
     fn text_names_each_property() {
         let key = GeneratorKey::generate();
-        let text = render(&key, false).unwrap();
+        let text = render(&key, false, None).unwrap();
         assert!(text.starts_with("Public and Private Keypair"));
         assert!(text.contains(&format!("{}={}", names::GENERATOR_KEY, key.to_base64())));
         assert!(text.contains(&format!(".security.jwt-keys.key.fingerprint={}", key.kid())));

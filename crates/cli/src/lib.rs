@@ -70,6 +70,10 @@ pub enum Command {
         /// With --pem: replace existing files.
         #[arg(long, requires = "pem")]
         force: bool,
+        /// The module the EC key is for: the peers' deployment entry printed says module=MODULE
+        /// (without it, a placeholder to fill in).
+        #[arg(long, value_name = "MODULE", value_parser = ["dpm", "dpe"])]
+        module: Option<String>,
     },
     /// Give both module homes a key and make each trust the other (dpm-<env> / dpe-<env>), and
     /// give homes without addresses loopback ones and ports; safe to run again. With --rotate,
@@ -340,10 +344,14 @@ fn keygen_command(
     pem: Option<&std::path::Path>,
     force: bool,
     json: bool,
+    module: Option<&str>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     if bits.is_some() && kty != userkey::Kty::Rsa {
         anyhow::bail!("--bits is for --kty RSA; EC keys are P-256");
+    }
+    if module.is_some() && (kty != userkey::Kty::Ec || pem.is_some()) {
+        anyhow::bail!("--module is for a module's EC generator key (without --kty RSA or --pem)");
     }
     let (key, generator) = match kty {
         userkey::Kty::Rsa => (userkey::KeyPair::generate_rsa(bits.unwrap_or(2048))?, None),
@@ -360,7 +368,7 @@ fn keygen_command(
             let (private, public) = userkey::write_pem_files(&key, dir, force)?;
             keygen::render_pem_written(&key, &private, &public, json)?
         }
-        (None, Some(generator)) => keygen::render(&generator, json)?,
+        (None, Some(generator)) => keygen::render(&generator, json, module)?,
         (None, None) => keygen::render_keypair(&key, json)?,
     };
     writeln!(out, "{text}")?;
@@ -376,8 +384,17 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             bits,
             pem,
             force,
+            module,
         } => {
-            keygen_command(kty, bits, pem.as_deref(), force, json, out)?;
+            keygen_command(
+                kty,
+                bits,
+                pem.as_deref(),
+                force,
+                json,
+                module.as_deref(),
+                out,
+            )?;
             Ok(0)
         }
         Command::Link {

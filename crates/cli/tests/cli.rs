@@ -141,6 +141,16 @@ fn keygen_prints_the_manuals_values_and_json() {
     let key = GeneratorKey::from_base64(value["generatorKey"].as_str().unwrap()).unwrap();
     assert_eq!(value["fingerprint"], key.kid());
     assert_eq!(value["content"], key.public_key().content_json());
+    // The peers' entry names the module, as every deployment must.
+    let out = svcid(&["keygen", "--module", "dpe"]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains("ataccama.one.platform.deployments.<deployment>.module=dpe\n"),
+        "{text}"
+    );
+    let out = svcid(&["keygen", "--module", "dpx"]);
+    assert_ne!(code(&out), 0, "only dpm or dpe");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use svcid_identity::jwk::GeneratorKey;
+use svcid_identity::jwk::{GeneratorKey, KeyError};
 use svcid_identity::token::{
     DEFAULT_CLOCK_SKEW, DEFAULT_IMPERSONATION_ROLE, DEFAULT_MAX_TOKEN_LIFETIME,
     DEFAULT_REQUIRE_AUDIENCE, DEFAULT_TOKEN_EXPIRATION,
@@ -258,12 +258,18 @@ fn bind_generator_key(b: &mut Binder<'_>) -> Option<GeneratorKey> {
     match GeneratorKey::from_base64(&raw) {
         Ok(key) => Some(key),
         Err(error) => {
+            let fix = if matches!(error, KeyError::CutOff { .. }) {
+                "copy the whole value again from where it came: it is one line (a value continued \
+                 over several lines needs a \\ at the end of each but the last)"
+            } else {
+                "the value must be base64 of this module's EC P-256 keypair JWK with alg ES256, kid and d \
+                 (svcid keygen prints one)"
+            };
             b.error_at(
                 codes::GENERATOR_KEY_UNUSABLE,
                 value,
                 format!("not a usable generator key: {error}"),
-                "the value must be base64 of this module's EC P-256 keypair JWK with alg ES256, kid and d \
-                 (svcid keygen prints one)",
+                fix,
             );
             None
         }
@@ -394,25 +400,35 @@ fn machine_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Warns about `ataccama.*` properties in the file or arguments that no svcid module reads.
+/// Warns about properties in the file or arguments that svcid does not read although they are in
+/// a namespace it owns ([`names::OWNED_NAMESPACES`]: `ataccama.*`, `server.*`, `spring.datasource.*`,
+/// `svcid.*`, `mp.jwt.*`, `logging.*` other than the free-form `logging.level.*`), each with the
+/// nearest known name. Environment variables are never checked: a process inherits many that are
+/// not meant for it.
 fn check_unknown_properties(b: &mut Binder<'_>) {
     let mut known: Vec<String> = names::KNOWN.iter().map(|n| uniform_name(n)).collect();
+    let mut candidates: Vec<String> = names::KNOWN.iter().map(|n| (*n).to_owned()).collect();
     for prefix in names::TLS_PREFIXES {
         for field in names::TLS_FIELDS {
-            known.push(uniform_name(&format!("{prefix}.{field}")));
+            let name = format!("{prefix}.{field}");
+            known.push(uniform_name(&name));
+            candidates.push(name);
         }
     }
-    let map_prefixes: Vec<String> = names::MAP_PREFIXES
-        .iter()
-        .map(|n| uniform_name(n) + ".")
-        .collect();
+    let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
+    let under = |prefixes: &[&str]| -> Vec<String> {
+        prefixes.iter().map(|n| uniform_name(n) + ".").collect()
+    };
+    let owned = under(names::OWNED_NAMESPACES);
+    let map_prefixes = under(names::MAP_PREFIXES);
     let mut unknown = Vec::new();
     for value in b.props.iter() {
         if matches!(value.origin, Origin::Env { .. }) {
             continue;
         }
         let name = uniform_name(&value.key);
-        if !name.starts_with("ataccama.") || known.contains(&name) {
+        let name_dot = format!("{name}.");
+        if !owned.iter().any(|p| name_dot.starts_with(p.as_str())) || known.contains(&name) {
             continue;
         }
         if map_prefixes.iter().any(|p| name.starts_with(p.as_str())) {
@@ -421,7 +437,7 @@ fn check_unknown_properties(b: &mut Binder<'_>) {
         unknown.push(value);
     }
     for value in unknown {
-        let fix = match did_you_mean(&value.key, names::KNOWN) {
+        let fix = match did_you_mean(&value.key, &candidates) {
             Some(guess) => format!("did you mean {guess}?"),
             None => "check the spelling against the properties in docs/configuration.md".to_owned(),
         };
@@ -434,7 +450,16 @@ fn check_unknown_properties(b: &mut Binder<'_>) {
     }
 }
 
-/// Uniform form of a dotted name.
+/// Uniform form of a written name, segment by segment as the properties reader splits it
+/// (`logging.level[com.Foo]` is `logging.level.com.foo`), without a trailing list index (`roles[0]`
+/// names the list `roles`).
 fn uniform_name(name: &str) -> String {
-    name.split('.').map(uniform).collect::<Vec<_>>().join(".")
+    let mut parts: Vec<String> = segments(name).iter().map(|s| uniform(s.text)).collect();
+    while parts
+        .last()
+        .is_some_and(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+    {
+        parts.pop();
+    }
+    parts.join(".")
 }

@@ -365,10 +365,33 @@ pub const KNOWN: &[&str] = &[
     KEYCLOAK_KEY_CACHE_MIN_TIME,
     KEYCLOAK_TOKEN_CLIENT_ID,
     KEYCLOAK_TOKEN_SECRET,
+    MP_JWT_PUBLICKEY,
+    MP_JWT_PUBLICKEY_LOCATION,
+    MP_JWT_PUBLICKEY_ALGORITHM,
+    MP_JWT_ISSUER,
+    MP_JWT_AUDIENCES,
+    MP_JWT_CLOCK_SKEW,
+    MP_JWT_TOKEN_AGE,
+    MP_JWT_TOKEN_HEADER,
+    MP_JWT_TOKEN_COOKIE,
 ];
 
 /// Prefixes under which names are free-form map keys, checked by their own binders.
 pub const MAP_PREFIXES: &[&str] = &[DEPLOYMENTS, LOG_LEVEL, CONSTRAINTS, HTTP_ACL_ENDPOINTS];
+
+/// The namespaces svcid owns: it knows every name under them, so a name there that is not in
+/// [`KNOWN`], a [`TLS_PREFIXES`] block or under a [`MAP_PREFIXES`] entry is a mistake worth a
+/// warning with the nearest known name. Names outside them (`spring.application.name`,
+/// `management.*`, other products' settings sharing the file) are left alone. docs/configuration.md
+/// ("Unknown properties") says the same for operators.
+pub const OWNED_NAMESPACES: &[&str] = &[
+    "ataccama",
+    SERVER,
+    "spring.datasource",
+    "svcid",
+    "mp.jwt",
+    LOGGING,
+];
 
 /// Prefixes of the TLS blocks, each followed by one of [`TLS_FIELDS`].
 pub const TLS_PREFIXES: &[&str] = &[GRPC_TLS, DPM_TLS, ENGINE_TLS];

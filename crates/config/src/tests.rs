@@ -1439,6 +1439,162 @@ fn unknown_ataccama_property_is_a_warning_with_did_you_mean() {
 }
 
 #[test]
+fn a_generator_key_cut_short_is_said_to_be_cut_off_at_its_line() {
+    let key = GeneratorKey::generate();
+    let whole = key.to_base64();
+    // Cut at each remainder modulo 4: a length base64 can have and lengths it cannot.
+    for cut in [
+        whole.len() / 2,
+        whole.len() / 2 + 1,
+        whole.len() / 2 + 2,
+        whole.len() / 2 + 3,
+    ] {
+        let text = format!(
+            "server.port=0\n{}={}\n",
+            names::GENERATOR_KEY,
+            &whole[..cut]
+        );
+        let problems = bind_err(ModuleKind::Dpm, &text);
+        let error = one_about(&problems, names::GENERATOR_KEY, Severity::Error);
+        assert_eq!(error.code, codes::GENERATOR_KEY_UNUSABLE);
+        assert_eq!(file_line(error), 2);
+        let shown = error.to_string();
+        assert!(shown.contains("looks cut off"), "{shown}");
+        assert!(shown.contains("copy the whole value"), "{shown}");
+        assert!(!shown.contains("EOF"), "{shown}");
+        assert!(
+            !shown.contains(&whole[..cut]),
+            "the value is never shown: {shown}"
+        );
+    }
+}
+
+/// Binds `kind` with the generator key and `lines` after it, and returns the one warning about
+/// `property`, checking it is at `line` of the file and suggests `guess`.
+fn typo_in(kind: ModuleKind, lines_after_key: &str, property: &str, line: u32, guess: &str) {
+    let (_, key_line) = minimal();
+    let loaded = bind_ok(kind, &format!("{key_line}{lines_after_key}"));
+    let warning = one_about(&loaded.warnings, property, Severity::Warning);
+    assert_eq!(warning.code, codes::UNKNOWN_PROPERTY, "{warning}");
+    assert_eq!(file_line(warning), line, "{warning}");
+    let text = warning.to_string();
+    assert!(text.contains(&format!("{FILE}:{line}:")), "{text}");
+    assert!(text.contains(&format!("did you mean {guess}?")), "{text}");
+    assert_eq!(loaded.warnings.len(), 1, "{}", lines(&loaded.warnings));
+}
+
+#[test]
+fn a_typo_under_server_is_named_with_the_nearest_name() {
+    typo_in(
+        ModuleKind::Dpm,
+        "server.prot=38031\n",
+        "server.prot",
+        2,
+        names::SERVER_PORT,
+    );
+    typo_in(
+        ModuleKind::Dpe,
+        "server.port=0\nserver.max-conections=9\n",
+        "server.max-conections",
+        3,
+        names::SERVER_MAX_CONNECTIONS,
+    );
+    // The typo is not bound: the HTTP port keeps its default.
+    let (_, key_line) = minimal();
+    let loaded = bind_ok(ModuleKind::Dpm, &format!("{key_line}server.prot=38031\n"));
+    assert_eq!(loaded.settings.http.port, crate::DPM_HTTP_PORT);
+}
+
+#[test]
+fn a_typo_under_spring_datasource_is_named_but_other_spring_names_are_not() {
+    typo_in(
+        ModuleKind::Dpm,
+        "spring.application.name=dpm\nspring.datasource.usrname=registry\n",
+        "spring.datasource.usrname",
+        3,
+        names::DATASOURCE_USERNAME,
+    );
+}
+
+#[test]
+fn a_typo_under_svcid_is_named() {
+    typo_in(
+        ModuleKind::Dpm,
+        "svcid.console.enabeld=false\n",
+        "svcid.console.enabeld",
+        2,
+        names::CONSOLE_ENABLED,
+    );
+    typo_in(
+        ModuleKind::Dpe,
+        "svcid.authorization.admin-role=OPS\n",
+        "svcid.authorization.admin-role",
+        2,
+        names::ADMIN_ROLES,
+    );
+}
+
+#[test]
+fn a_typo_under_mp_jwt_is_named() {
+    typo_in(
+        ModuleKind::Dpm,
+        "mp.jwt.verify.publickey.locaton=publicKey.pem\n",
+        "mp.jwt.verify.publickey.locaton",
+        2,
+        names::MP_JWT_PUBLICKEY_LOCATION,
+    );
+    typo_in(
+        ModuleKind::Dpe,
+        "mp.jwt.verify.isuer=https://idp.example\n",
+        "mp.jwt.verify.isuer",
+        2,
+        names::MP_JWT_ISSUER,
+    );
+}
+
+#[test]
+fn a_typo_under_logging_is_named_but_log_level_targets_are_free() {
+    typo_in(
+        ModuleKind::Dpm,
+        "logging.level.com.Acme.Anything=debug\nlogging.level[com.Foo.Bar]=warn\nlogging.file.pth=logs\n",
+        "logging.file.pth",
+        4,
+        names::LOG_PATH,
+    );
+    typo_in(
+        ModuleKind::Dpe,
+        "logging.logback.rollingpolicy.max-histroy=3\n",
+        "logging.logback.rollingpolicy.max-histroy",
+        2,
+        names::LOG_MAX_HISTORY,
+    );
+}
+
+#[test]
+fn names_svcid_reads_and_names_outside_its_namespaces_stay_silent() {
+    let (_, key_line) = minimal();
+    let text = format!(
+        "{key_line}server.maxConnectionsPerPeer=4\nSERVER.PORT=0\nspring.profiles.active=prod\n\
+         management.endpoints.web.exposure.include=*\nmp.jwt.token.header=Cookie\n\
+         mp.jwt.verify.publickey.algorithm=RS256\nsvcid.console.session.max-age=1h\n\
+         ataccama.one.dpe.environment[0]=prod\nlogging.level.root=warn\n\
+         ataccama.server.grpc.tls.enabled=false\nserverless.anything=1\n"
+    );
+    let loaded = bind_ok(ModuleKind::Dpe, &text);
+    assert!(loaded.warnings.is_empty(), "{}", lines(&loaded.warnings));
+    // An unknown name with no near neighbour still gets a warning, pointing at the manual.
+    let loaded = bind_ok(
+        ModuleKind::Dpm,
+        &format!("{key_line}server.ssl.key-store=keystore.p12\n"),
+    );
+    let warning = one_about(&loaded.warnings, "server.ssl.key-store", Severity::Warning);
+    assert!(
+        warning.to_string().contains("docs/configuration.md"),
+        "{warning}"
+    );
+}
+
+#[test]
 fn invalid_deployment_names_are_errors() {
     let peer = GeneratorKey::generate();
     let (_, key_line) = minimal();

@@ -324,11 +324,16 @@ fn bind_algorithms(b: &mut Binder<'_>) -> Vec<UserAlgorithm> {
         match name.parse::<UserAlgorithm>() {
             Ok(algorithm) if !algorithms.contains(&algorithm) => algorithms.push(algorithm),
             Ok(_) => {}
-            Err(error) => {
+            Err(_) => {
+                // Quoted by this crate's rule: a long value (a key pasted on the wrong line) is
+                // never echoed, not even in part.
                 b.error_at(
                     codes::INVALID_VALUE,
                     value,
-                    error.to_string(),
+                    format!(
+                        "algorithm {} is not accepted for user tokens; use RS256 or ES256",
+                        shown(name)
+                    ),
                     "use RS256, ES256 or RS256,ES256",
                 );
                 return default;

@@ -1,7 +1,8 @@
 //! The engine's side of the handshake (docs/wire.md): register with DPM at start-up and then
 //! every `check-connection-interval`. The call is idempotent and doubles as a keep-alive, which
 //! also heals a DPM restart: the next call after it returns SUCCESS again. On shutdown the engine
-//! unregisters. Runs on the `scheduling-1` thread.
+//! unregisters, unless DPM never accepted its registration (then there is nothing to undo, and it
+//! says so at INFO). Runs on the `scheduling-1` thread.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,8 @@ pub struct Registrar {
     dpm_url: String,
     /// The outcome of the last call, for the `registration` health component and metrics.
     state: Arc<RegistrationState>,
+    /// Whether DPM ever accepted a registration (`SUCCESS` or `ALREADY_REGISTERED`).
+    registered_once: bool,
 }
 
 impl Registrar {
@@ -69,6 +72,7 @@ impl Registrar {
             interval,
             state: Arc::new(RegistrationState::new(dpm_url.clone())),
             dpm_url,
+            registered_once: false,
         })
     }
 
@@ -89,7 +93,16 @@ impl Registrar {
                 _ = stop.changed() => break,
             }
         }
-        self.unregister().await;
+        if self.registered_once {
+            self.unregister().await;
+        } else {
+            tracing::info!(
+                correlationId = %self.request.engine_id,
+                eventId = crate::events::UNREGISTER,
+                dpmUrl = %self.dpm_url,
+                "Engine was never registered with DPM; nothing to unregister."
+            );
+        }
         self.state.unregistered();
         let _ = done.send(());
     }
@@ -100,6 +113,7 @@ impl Registrar {
         match self.client.register_engine(request).await {
             Ok(response) => match response.into_inner().status() {
                 registry::Status::Success => {
+                    self.registered_once = true;
                     self.state.succeeded(false);
                     tracing::info!(
                         target: REGISTER_LOGGER,
@@ -110,6 +124,7 @@ impl Registrar {
                     );
                 }
                 registry::Status::AlreadyRegistered => {
+                    self.registered_once = true;
                     self.state.succeeded(true);
                     tracing::debug!(
                         target: REGISTER_LOGGER,

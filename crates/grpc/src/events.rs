@@ -54,6 +54,8 @@ pub const TLS_HANDSHAKE_FAILED: &str = "tlsHandshakeFailed";
 
 /// A changed file failed validation and changed nothing.
 pub const CONFIGURATION_RELOAD_FAILED: &str = "configurationReloadFailed";
+/// A reload was applied; says when it clears the failure of the reload before it.
+pub const CONFIGURATION_RELOADED: &str = "configurationReloaded";
 /// One problem of a file that failed validation.
 pub const CONFIGURATION_PROBLEM: &str = "configurationProblem";
 /// `logging.level.*` applied live.

@@ -264,12 +264,21 @@ pub fn start_http(
     mut stop: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, DaemonError> {
     let address = crate::daemon::startup::local_address(&listener, "HTTP")?;
+    let (console, served) = if actuator.serves_console() {
+        (
+            svcid_actuator::console::CONSOLE_PATH,
+            ", the operations console at /console",
+        )
+    } else {
+        ("off", "")
+    };
     tracing::info!(
         eventId = crate::events::HTTP_SERVER_STARTED,
         module = %actuator.module(),
         host = %address.ip(),
         port = address.port(),
-        "HTTP server started (/actuator/health, /actuator/prometheus, /actuator/info)."
+        console = console,
+        "HTTP server started (/actuator/health, /actuator/prometheus, /actuator/info{served})."
     );
     let shutdown = async move {
         while !*stop.borrow_and_update() {

@@ -3,7 +3,9 @@
 //! file again exactly as at start-up, and only then swaps in the new deployments and
 //! generator key — atomically, so every call is verified against either the old or the new
 //! deployments, never a mix. What changed is logged; a file that fails validation changes nothing
-//! and is logged as ERROR with the same diagnostics `svcid check` prints.
+//! and is logged as ERROR with the same diagnostics `svcid check` prints. Every applied reload ends
+//! with `configurationReloaded` (INFO), which says when it clears the failure of the reload
+//! before it, so a log never ends on an ERROR that a saved fix has resolved.
 //!
 //! Applied live: the deployments (keys added, revoked, reinstated, removed, and each peer's token
 //! profile — cached verifications are dropped with the old deployments), the generator key (key
@@ -18,6 +20,7 @@
 //! WARN is repeated on every reload. Client TLS and turning server TLS on or off need a restart.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -159,6 +162,8 @@ pub struct LiveConfig {
     metrics: Arc<ReloadMetrics>,
     /// The TLS files of the configuration at start, watched beside the properties file.
     tls_files: Vec<PathBuf>,
+    /// Whether the last reload failed (its `configurationReloadFailed` not yet cleared).
+    last_failed: AtomicBool,
 }
 
 /// Where a reload puts what it applies live.
@@ -184,6 +189,7 @@ impl LiveConfig {
             levels: Mutex::new((settings.logging.root_level, settings.logging.levels.clone())),
             metrics: Arc::default(),
             tls_files: tls_files(settings),
+            last_failed: AtomicBool::new(false),
         }
     }
 
@@ -252,11 +258,31 @@ impl LiveConfig {
                     tracing::error!(eventId = crate::events::CONFIGURATION_PROBLEM, code = %problem.code, problem = %problem, "{problem}");
                 }
                 self.metrics.failed();
+                self.last_failed.store(true, Ordering::Relaxed);
                 return false;
             }
         };
+        let warnings = loaded.warnings.len();
         self.apply(targets, trigger, loaded);
         self.metrics.applied();
+        let cleared = self.last_failed.swap(false, Ordering::Relaxed);
+        if cleared {
+            tracing::info!(
+                eventId = crate::events::CONFIGURATION_RELOADED,
+                trigger = trigger,
+                warnings = warnings,
+                clearedFailure = true,
+                "Configuration reloaded; the previous reload's failure is cleared: the file on disk is in force again."
+            );
+        } else {
+            tracing::info!(
+                eventId = crate::events::CONFIGURATION_RELOADED,
+                trigger = trigger,
+                warnings = warnings,
+                clearedFailure = false,
+                "Configuration reloaded."
+            );
+        }
         true
     }
 

@@ -61,6 +61,15 @@ pub enum KeyError {
         /// The value starts with `{`: the usual mistake of pasting the JWK without encoding it.
         looks_like_json: bool,
     },
+    /// Base64 of the beginning of a JWK only: the value was cut short (copied in part, or a
+    /// line break that did not continue it).
+    #[error(
+        "the value looks cut off: it is base64 of the start of a JWK, not of a complete one (the JSON stops after {decoded} characters)"
+    )]
+    CutOff {
+        /// How many characters the incomplete JSON has (never the text itself).
+        decoded: usize,
+    },
     /// A `content` value that is neither JSON (starting with `{`) nor base64 of it.
     #[error("neither single-line JWK JSON nor base64 of it")]
     NotJsonOrBase64,
@@ -372,10 +381,23 @@ impl GeneratorKey {
     /// Validates `kty` EC, `crv` P-256, `alg` ES256 (required), `use` sig when present, `kid`
     /// (required, non-empty), `d` present, `x`/`y` on the curve and `d` matching `x`/`y`.
     pub fn from_base64(value: &str) -> Result<GeneratorKey, KeyError> {
-        let decoded = decode_config_base64(value).map_err(|_| KeyError::NotBase64 {
-            looks_like_json: value.trim_start().starts_with('{'),
+        let decoded = match decode_config_base64(value) {
+            Ok(decoded) => decoded,
+            Err(_) => {
+                return Err(cut_off(value).unwrap_or(KeyError::NotBase64 {
+                    looks_like_json: value.trim_start().starts_with('{'),
+                }));
+            }
+        };
+        let document = strict_json::parse_object(&decoded).map_err(|error| {
+            if error.ends_early() && decoded.starts_with(b"{") {
+                KeyError::CutOff {
+                    decoded: decoded.len(),
+                }
+            } else {
+                KeyError::not_json(error)
+            }
         })?;
-        let document = strict_json::parse_object(&decoded).map_err(KeyError::not_json)?;
         let object = match document.get("keys") {
             None => &document,
             Some(Value::Array(keys)) => match keys.as_slice() {
@@ -542,6 +564,24 @@ fn decode_config_base64(value: &str) -> Result<Zeroizing<Vec<u8>>, base64::Decod
     engine.decode(compact.as_bytes()).map(Zeroizing::new)
 }
 
+/// [`KeyError::CutOff`] when `value`, not base64 as a whole, is base64 of the start of a JSON
+/// object once its last incomplete group of four characters is dropped: a value cut short at a
+/// length base64 cannot have, or whose last character carries bits a complete value would not.
+fn cut_off(value: &str) -> Option<KeyError> {
+    let compact: Zeroizing<String> =
+        Zeroizing::new(value.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    let whole = compact.len() / 4 * 4;
+    if whole == 0 || whole == compact.len() {
+        return None;
+    }
+    let decoded = decode_config_base64(compact.get(..whole)?).ok()?;
+    let ends_early = decoded.starts_with(b"{")
+        && strict_json::parse_object(&decoded).is_err_and(|e| e.ends_early());
+    ends_early.then_some(KeyError::CutOff {
+        decoded: decoded.len(),
+    })
+}
+
 fn required_string<'a>(
     object: &'a Map<String, Value>,
     member: &'static str,
@@ -697,6 +737,38 @@ mod tests {
             .collect();
         assert_eq!(names, ["kty", "d", "use", "crv", "kid", "x", "y", "alg"]);
         assert!(!key.to_base64().contains('\n'));
+    }
+
+    #[test]
+    fn a_generator_key_cut_short_anywhere_is_said_to_be_cut_off() {
+        let key = GeneratorKey::generate();
+        let whole = key.to_base64();
+        let unpadded = whole.trim_end_matches('=');
+        for cut in 4..unpadded.len() {
+            let error = GeneratorKey::from_base64(&unpadded[..cut]).unwrap_err();
+            assert!(
+                matches!(error, KeyError::CutOff { .. }),
+                "cut at {cut} of {}: {error}",
+                unpadded.len()
+            );
+            assert!(error.to_string().contains("looks cut off"), "{error}");
+        }
+        // Dropping only the padding is no cut.
+        assert_eq!(
+            GeneratorKey::from_base64(unpadded).unwrap().kid(),
+            key.kid()
+        );
+        // Raw JSON and text that is no base64 at all keep their own reasons.
+        assert!(matches!(
+            GeneratorKey::from_base64(r#"{"kty":"EC"}"#),
+            Err(KeyError::NotBase64 {
+                looks_like_json: true
+            })
+        ));
+        assert!(matches!(
+            GeneratorKey::from_base64(&STANDARD.encode(r#"{kty":"EC"}"#)),
+            Err(KeyError::NotJson { .. })
+        ));
     }
 
     #[test]

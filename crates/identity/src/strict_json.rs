@@ -38,6 +38,8 @@ pub enum StrictJsonError {
         line: usize,
         /// 1-based column of the problem, so people can find it in a one-line property value.
         column: usize,
+        /// The text stopped before the JSON did (an object or string left open): it was cut off.
+        ends_early: bool,
     },
     /// The same member name twice in one object.
     #[error("member \"{member}\" appears twice in one object")]
@@ -60,6 +62,17 @@ impl StrictJsonError {
             Self::Syntax { column, .. } => Some(*column),
             _ => None,
         }
+    }
+
+    /// Whether the text ended in the middle of the JSON (the usual sign of a value cut short).
+    pub fn ends_early(&self) -> bool {
+        matches!(
+            self,
+            Self::Syntax {
+                ends_early: true,
+                ..
+            }
+        )
     }
 }
 
@@ -96,6 +109,7 @@ fn syntax(error: &serde_json::Error) -> StrictJsonError {
         category,
         line: error.line(),
         column: error.column(),
+        ends_early: error.is_eof(),
     }
 }
 
@@ -257,6 +271,15 @@ mod tests {
         ));
         assert_eq!(parse_object(b"[1]"), Err(StrictJsonError::NotAnObject));
         assert_eq!(parse_object(b"\"s\""), Err(StrictJsonError::NotAnObject));
+    }
+
+    #[test]
+    fn text_cut_off_in_the_middle_ends_early() {
+        for cut in [&br#"{"kty":"EC","d":"ab"#[..], br#"{"kty":"#, b"{"] {
+            assert!(parse_object(cut).unwrap_err().ends_early(), "{cut:?}");
+        }
+        assert!(!parse_object(br#"{kty":"EC"}"#).unwrap_err().ends_early());
+        assert!(!parse_object(br#"{"a":1} x"#).unwrap_err().ends_early());
     }
 
     #[test]

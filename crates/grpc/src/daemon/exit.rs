@@ -23,8 +23,11 @@ pub const EX_CONFIG: u8 = 78;
 /// Why a daemon stopped other than by a signal; each maps to a documented exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    /// The gRPC port could not be bound.
-    #[error("cannot bind gRPC port {address}: {source}")]
+    /// The gRPC port (`ataccama.server.grpc.port`) could not be bound.
+    #[error(
+        "cannot bind gRPC port {address} ({}): {source}",
+        svcid_config::names::GRPC_PORT
+    )]
     Bind {
         /// `host:port` as configured.
         address: String,
