@@ -32,6 +32,7 @@ use svcid_identity::authz::AccessPolicy;
 use svcid_identity::identity::Caller;
 use svcid_identity::printable::{EXCERPT_CHARS, excerpt};
 use svcid_identity::token::TokenVerifier;
+use svcid_identity::user::UserIdentity;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -192,7 +193,7 @@ where
             return Box::pin(serve_in(span, &mut inner, request, call));
         }
         if let Some(users) = &self.users
-            && let Some((scheme, token)) = user_token(request.headers(), users)
+            && let Some((scheme, presented)) = user_token(request.headers(), users)
         {
             let call = UserCall {
                 users: Arc::clone(users),
@@ -203,7 +204,7 @@ where
                 correlation_id,
                 scheme,
             };
-            return Box::pin(call.serve(token, inner, request));
+            return Box::pin(call.serve(presented, inner, request));
         }
         let values: Vec<&[u8]> = request
             .headers()
@@ -293,9 +294,18 @@ fn denial<B, R: Default>(
     status::permission_denied(denied).into_http()
 }
 
+/// A person's token as a call presents it.
+enum Presented {
+    /// Verified before: the cache's answer, looked up once.
+    Known(UserIdentity),
+    /// To be verified (the token itself).
+    Unverified(String),
+}
+
 /// The scheme and token of a request's one `authorization` value when it is `Bearer <t>` (scheme
-/// in any case) and `t` names one of `users`' issuers; `None` sends the call down the module path.
-fn user_token(headers: &HeaderMap, users: &Users) -> Option<(String, String)> {
+/// in any case) and `t` is a person's: remembered by `users`' cache, or naming one of its issuers.
+/// `None` sends the call down the module path.
+fn user_token(headers: &HeaderMap, users: &Users) -> Option<(String, Presented)> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let value = values.next()?;
     if values.next().is_some() {
@@ -303,8 +313,15 @@ fn user_token(headers: &HeaderMap, users: &Users) -> Option<(String, String)> {
     }
     let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
     let token = token.trim_start_matches(' ');
-    (scheme.eq_ignore_ascii_case("bearer") && users.is_user_token(token))
-        .then(|| (scheme.to_owned(), token.to_owned()))
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let presented = match users.cached(token) {
+        Some(user) => Presented::Known(user),
+        None if users.is_user_token(token) => Presented::Unverified(token.to_owned()),
+        None => return None,
+    };
+    Some((scheme.to_owned(), presented))
 }
 
 /// What serving one call with a user token needs, moved into its future.
@@ -320,11 +337,11 @@ struct UserCall {
 }
 
 impl UserCall {
-    /// Verifies `token`, authorizes the person and serves the call with `inner`, or answers
-    /// `UNAUTHENTICATED` / `PERMISSION_DENIED`.
+    /// Verifies the person's token (unless the cache knew it), authorizes the person and serves
+    /// the call with `inner`, or answers `UNAUTHENTICATED` / `PERMISSION_DENIED`.
     async fn serve<S, ReqBody, ResBody>(
         self,
-        token: String,
+        presented: Presented,
         mut inner: S,
         mut request: Request<ReqBody>,
     ) -> Result<Response<ResBody>, S::Error>
@@ -333,9 +350,16 @@ impl UserCall {
         S::Future: Send + 'static,
         ResBody: Default,
     {
-        let user = match self.users.authenticate(&token).await {
+        let token = match presented {
+            Presented::Known(user) => Ok(user),
+            Presented::Unverified(token) => match self.users.authenticate(&token).await {
+                Ok(user) => Ok(user),
+                Err(error) => Err((token, error)),
+            },
+        };
+        let user = match token {
             Ok(user) => user,
-            Err(error) => {
+            Err((token, error)) => {
                 let peer = peer_address(&request);
                 let logged_method = excerpt(&self.method, MAX_LOGGED_METHOD_CHARS);
                 let (issuer, kid) = self.users.claimed_origin(&token).unwrap_or_default();

@@ -71,11 +71,6 @@ impl<V> VerifiedTokens<V> {
         self.entries.insert(token.to_owned(), Entry { value, exp });
     }
 
-    /// Whether `token` is held, alive or not.
-    pub fn contains(&self, token: &str) -> bool {
-        self.entries.contains_key(token)
-    }
-
     /// Forgets `token`.
     pub fn forget(&mut self, token: &str) {
         self.entries.remove(token);

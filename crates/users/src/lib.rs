@@ -148,10 +148,18 @@ impl Users {
     }
 
     /// Whether `token` names a configured issuer (read without trusting it): only then is it
-    /// authenticated here; anything else is verified as a module token. A token verified before
-    /// is a person's: finding it in the cache is cheaper than reading it again.
+    /// authenticated here; anything else is verified as a module token. Ask [`Users::cached`]
+    /// first: a token found there is a person's, and looking it up is cheaper than reading it.
     pub fn is_user_token(&self, token: &str) -> bool {
-        self.cache().contains(token) || self.verifier.route(token).is_ok()
+        self.verifier.route(token).is_ok()
+    }
+
+    /// The identity `token` proved, when it was verified before and the cache may still answer
+    /// for it (counted as a hit); `None` leaves it to [`Users::authenticate`].
+    pub fn cached(&self, token: &str) -> Option<UserIdentity> {
+        let identity = self.remembered(token, self.clock.now_unix())?;
+        self.metrics.token_cache(true);
+        Some(identity)
     }
 
     /// The `iss` and `kid` a user token claims (read without trusting it), for the log line of a
