@@ -24,16 +24,17 @@ use svcid_properties::{Origin, PropertySet};
 use crate::home::{ModuleHome, ModuleKind};
 use crate::names::{self, deployment as field};
 
-/// The event a daemon logs once it serves; its `module` field names the daemon.
-const STARTED_EVENT: &str = "grpcServerStarted";
+/// The event a daemon logs once it serves; its `module` field names the daemon. The daemons log
+/// it under this id (`svcid_grpc::events::GRPC_SERVER_STARTED` is this constant).
+pub const STARTED_EVENT: &str = "grpcServerStarted";
 
 /// Property groups only one daemon reads.
 const ONLY: &[(ModuleKind, &str)] = &[
     (ModuleKind::Dpe, names::DPM_CONNECTION),
     (ModuleKind::Dpe, names::DPE),
     (ModuleKind::Dpe, names::CONSTRAINTS),
-    (ModuleKind::Dpm, "ataccama.one.dpm"),
-    (ModuleKind::Dpm, "spring.datasource"),
+    (ModuleKind::Dpm, names::DPM),
+    (ModuleKind::Dpm, names::DATASOURCE),
 ];
 
 /// One piece of evidence: the module it points to and what it is, in words.

@@ -6,8 +6,12 @@
 pub const GRPC: &str = "ataccama.server.grpc";
 /// Prefix of the service-token properties.
 pub const JWT: &str = "ataccama.authentication.internal.jwt";
+/// Prefix of DPM's own properties.
+pub const DPM: &str = "ataccama.one.dpm";
 /// Prefix of DPM's registry properties.
 pub const DPM_REGISTRY: &str = "ataccama.one.dpm.registry";
+/// Prefix of DPM's PostgreSQL connection (Spring's `spring.datasource.*`).
+pub const DATASOURCE: &str = "spring.datasource";
 /// Prefix of a DPE's connection to DPM.
 pub const DPM_CONNECTION: &str = "ataccama.client.connection.dpm";
 /// Prefix of a DPE's own properties.
@@ -384,14 +388,7 @@ pub const MAP_PREFIXES: &[&str] = &[DEPLOYMENTS, LOG_LEVEL, CONSTRAINTS, HTTP_AC
 /// warning with the nearest known name. Names outside them (`spring.application.name`,
 /// `management.*`, other products' settings sharing the file) are left alone. docs/configuration.md
 /// ("Unknown properties") says the same for operators.
-pub const OWNED_NAMESPACES: &[&str] = &[
-    "ataccama",
-    SERVER,
-    "spring.datasource",
-    "svcid",
-    "mp.jwt",
-    LOGGING,
-];
+pub const OWNED_NAMESPACES: &[&str] = &["ataccama", SERVER, DATASOURCE, "svcid", "mp.jwt", LOGGING];
 
 /// Prefixes of the TLS blocks, each followed by one of [`TLS_FIELDS`].
 pub const TLS_PREFIXES: &[&str] = &[GRPC_TLS, DPM_TLS, ENGINE_TLS];

@@ -3,8 +3,9 @@
 
 // The life cycle (daemon.rs, daemon/startup.rs, http.rs).
 
-/// The gRPC server serves; carries the bound host and port.
-pub const GRPC_SERVER_STARTED: &str = "grpcServerStarted";
+/// The gRPC server serves; carries the bound host and port. Defined where a home's log is read
+/// as evidence of which module ran there.
+pub const GRPC_SERVER_STARTED: &str = svcid_config::evidence::STARTED_EVENT;
 /// The HTTP port serves; carries the bound host and port.
 pub const HTTP_SERVER_STARTED: &str = "httpServerStarted";
 /// At start, with no identity provider: the console is open to whoever reaches the HTTP port.

@@ -235,14 +235,25 @@ fn keys_report(
 /// Says, once at start, that the console is open to whoever reaches the HTTP port (no
 /// user-token issuer is configured, so no login can be asked for) and how to close it.
 pub fn log_console_open(settings: &HttpSettings) {
-    if settings.console {
-        tracing::info!(
-            eventId = crate::events::CONSOLE_OPEN,
-            address = %settings.address,
-            fix = "configure a user-token issuer to require a login (docs/users.md), bind server.address to loopback, or set svcid.console.enabled=false",
-            "The console is open to whoever reaches the HTTP port."
-        );
+    if !settings.console {
+        return;
     }
+    let loopback = settings.address == "localhost"
+        || settings
+            .address
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let fix = if loopback {
+        "configure a user-token issuer to require a login (docs/users.md), or set svcid.console.enabled=false"
+    } else {
+        "configure a user-token issuer to require a login (docs/users.md), bind server.address to loopback, or set svcid.console.enabled=false"
+    };
+    tracing::info!(
+        eventId = crate::events::CONSOLE_OPEN,
+        address = %settings.address,
+        fix,
+        "The console is open to whoever reaches the HTTP port."
+    );
 }
 
 /// Opens `server.address:server.port`, mapping failure to [`DaemonError::BindHttp`].
