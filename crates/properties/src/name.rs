@@ -14,7 +14,7 @@
 //! Nothing here knows which properties exist or where values come from.
 
 /// The comparable form of one name element.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum ElementKey {
     /// A dotted segment in uniform form.
     Uniform(String),

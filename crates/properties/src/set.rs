@@ -148,11 +148,104 @@ struct Source {
     kind: SourceKind,
     /// In source order; files and arguments hold each property once (the later line wins).
     entries: Vec<Entry>,
+    /// The entries by name, built on first use: a module binding ten thousand deployments looks
+    /// up tens of thousands of names, and a scan per lookup made start-up quadratic.
+    index: OnceLock<NameIndex>,
+}
+
+/// Where a source's entries are, by name. Environment variables are matched word by word against
+/// a name (they can spell several), so they are kept as a list and scanned.
+#[derive(Clone, Debug, Default)]
+struct NameIndex {
+    /// The position of each written name (the first, as a scan would find it).
+    exact: HashMap<Vec<ElementKey>, usize>,
+    /// The positions of `name[i]` items, in source order, by `name`.
+    items: HashMap<Vec<ElementKey>, Vec<usize>>,
+    /// The positions of written names, sorted by name: the names under a prefix are a run.
+    sorted: Vec<usize>,
+    /// The positions of environment variables.
+    env: Vec<usize>,
 }
 
 impl Source {
+    fn new(kind: SourceKind, entries: Vec<Entry>) -> Source {
+        Source {
+            kind,
+            entries,
+            index: OnceLock::new(),
+        }
+    }
+
+    fn index(&self) -> &NameIndex {
+        self.index.get_or_init(|| {
+            let mut index = NameIndex::default();
+            for (position, entry) in self.entries.iter().enumerate() {
+                match &entry.name {
+                    EntryName::Written { keys, .. } => {
+                        index.exact.entry(keys.clone()).or_insert(position);
+                        if let Some((ElementKey::Index(_), head)) = keys.split_last() {
+                            index.items.entry(head.to_vec()).or_default().push(position);
+                        }
+                    }
+                    EntryName::Env(_) => index.env.push(position),
+                }
+            }
+            index.sorted = sorted_by_name(&self.entries, 0..self.entries.len());
+            index
+        })
+    }
+
+    /// The positions of the entries under `prefix`, in source order: the written ones from their
+    /// run in the sorted names, every environment variable that matches.
+    fn under(&self, prefix: &[ElementKey]) -> Vec<usize> {
+        let index = self.index();
+        let mut positions = run_under(&index.sorted, prefix, |i| written_keys(&self.entries[i]));
+        positions.extend(
+            index
+                .env
+                .iter()
+                .copied()
+                .filter(|&i| self.entries[i].is_under(prefix)),
+        );
+        positions.sort_unstable();
+        positions
+    }
+
+    /// The first entry named `keys`.
     fn find(&self, keys: &[ElementKey]) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.is_named(keys))
+        let index = self.index();
+        let written = index.exact.get(keys).copied();
+        let env = index
+            .env
+            .iter()
+            .copied()
+            .find(|&i| self.entries[i].is_named(keys));
+        written
+            .into_iter()
+            .chain(env)
+            .min()
+            .map(|i| &self.entries[i])
+    }
+
+    /// The `keys[i]` items, in source order, with their indices.
+    fn list_items(&self, keys: &[ElementKey]) -> Vec<(&str, &Value)> {
+        let index = self.index();
+        let mut positions: Vec<usize> = index.items.get(keys).cloned().unwrap_or_default();
+        positions.extend(
+            index
+                .env
+                .iter()
+                .copied()
+                .filter(|&i| self.entries[i].list_index(keys).is_some()),
+        );
+        positions.sort_unstable();
+        positions
+            .into_iter()
+            .filter_map(|i| {
+                let entry = &self.entries[i];
+                Some((entry.list_index(keys)?, &entry.value))
+            })
+            .collect()
     }
 }
 
@@ -168,6 +261,9 @@ pub struct PropertySet {
     /// when a source is added. Working them out compares every entry with every entry of the
     /// higher sources; a module with a thousand deployments asks for them a thousand times.
     winners: OnceLock<Vec<(usize, usize)>>,
+    /// The winners by name (ranks in the winners' order), for [`PropertySet::entries_under`];
+    /// worked out and forgotten with the winners.
+    winners_index: OnceLock<NameIndex>,
 }
 
 impl PropertySet {
@@ -225,10 +321,7 @@ impl PropertySet {
                 },
             })
             .collect();
-        self.push_source(Source {
-            kind: SourceKind::Env,
-            entries,
-        });
+        self.push_source(Source::new(SourceKind::Env, entries));
     }
 
     /// Adds `--name=value` arguments. Anything else (a positional argument, `--name` without `=`,
@@ -336,11 +429,7 @@ impl PropertySet {
                     .collect();
                 return Some(items);
             }
-            let mut items: Vec<(&str, &Value)> = source
-                .entries
-                .iter()
-                .filter_map(|e| Some((e.list_index(&keys)?, &e.value)))
-                .collect();
+            let mut items = source.list_items(&keys);
             if !items.is_empty() {
                 // Indices are digit strings without leading zeros: order by length, then text.
                 items.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
@@ -360,10 +449,14 @@ impl PropertySet {
     pub fn map_keys(&self, prefix: &str) -> Vec<String> {
         let prefix = name::name_keys(prefix);
         let depth = prefix.len();
-        let spelled: Vec<&Element> = self
+        // Only the entries under the prefix can give a key; in source order, as written.
+        let candidates: Vec<&Entry> = self
             .sources
             .iter()
-            .flat_map(|s| &s.entries)
+            .flat_map(|s| s.under(&prefix).into_iter().map(|i| &s.entries[i]))
+            .collect();
+        let spelled: Vec<&Element> = candidates
+            .iter()
             .filter_map(|e| match &e.name {
                 EntryName::Written { elements, keys } if keys.starts_with(&prefix) => {
                     elements.get(depth)
@@ -371,9 +464,9 @@ impl PropertySet {
                 _ => None,
             })
             .collect();
-        let mut seen: Vec<ElementKey> = Vec::new();
+        let mut seen: std::collections::HashSet<ElementKey> = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for entry in self.sources.iter().flat_map(|s| &s.entries) {
+        for entry in candidates {
             let found = match &entry.name {
                 EntryName::Written { elements, keys } if keys.starts_with(&prefix) => elements
                     .get(depth)
@@ -390,9 +483,8 @@ impl PropertySet {
                 }),
             };
             if let Some((written, key)) = found
-                && !seen.contains(&key)
+                && seen.insert(key)
             {
-                seen.push(key);
                 out.push(written);
             }
         }
@@ -403,11 +495,19 @@ impl PropertySet {
     /// order; for unknown-property checks and maps.
     pub fn entries_under(&self, prefix: &str) -> Vec<&Value> {
         let prefix = name::name_keys(prefix);
-        self.winners()
-            .into_iter()
-            .filter(|e| e.is_under(&prefix))
-            .map(|e| &e.value)
-            .collect()
+        let positions = self.winner_positions();
+        let winner = |rank: usize| self.entry_at(positions[rank]);
+        let index = self.winners_index();
+        let mut ranks = run_under(&index.sorted, &prefix, |rank| written_keys(winner(rank)));
+        ranks.extend(
+            index
+                .env
+                .iter()
+                .copied()
+                .filter(|&rank| winner(rank).is_under(&prefix)),
+        );
+        ranks.sort_unstable();
+        ranks.into_iter().map(|rank| &winner(rank).value).collect()
     }
 
     /// All winning entries: file entries in file order, then environment variables (all of them,
@@ -424,7 +524,20 @@ impl PropertySet {
 
     /// Entries no higher-precedence source overrides, in source order.
     fn winners(&self) -> Vec<&Entry> {
-        let indexes = self.winners.get_or_init(|| {
+        self.winner_positions()
+            .iter()
+            .map(|&position| self.entry_at(position))
+            .collect()
+    }
+
+    /// The entry at a (source, entry) position.
+    fn entry_at(&self, (source, entry): (usize, usize)) -> &Entry {
+        &self.sources[source].entries[entry]
+    }
+
+    /// The winning entries as (source, entry) positions, in source order.
+    fn winner_positions(&self) -> &[(usize, usize)] {
+        self.winners.get_or_init(|| {
             let mut out = Vec::new();
             for (index, source) in self.sources.iter().enumerate() {
                 let higher = self.sources.get(index + 1..).unwrap_or_default();
@@ -439,11 +552,23 @@ impl PropertySet {
                 }
             }
             out
-        });
-        indexes
-            .iter()
-            .filter_map(|(source, entry)| self.sources.get(*source)?.entries.get(*entry))
-            .collect()
+        })
+    }
+
+    /// The winners' written names sorted (as ranks in [`PropertySet::winners`]' order), and the
+    /// ranks of the environment variables among them.
+    fn winners_index(&self) -> &NameIndex {
+        self.winners_index.get_or_init(|| {
+            let winners = self.winners();
+            let mut index = NameIndex {
+                sorted: sorted_by_name(&winners, 0..winners.len()),
+                ..NameIndex::default()
+            };
+            index.env = (0..winners.len())
+                .filter(|&rank| matches!(winners[rank].name, EntryName::Env(_)))
+                .collect();
+            index
+        })
     }
 
     /// Adds a source if `problems` holds no error; otherwise returns all of them, set unchanged.
@@ -458,12 +583,13 @@ impl PropertySet {
             return Err(problems);
         }
         self.warnings.extend(problems);
-        self.push_source(Source { kind, entries });
+        self.push_source(Source::new(kind, entries));
         Ok(())
     }
 
     fn push_source(&mut self, source: Source) {
         self.winners = OnceLock::new();
+        self.winners_index = OnceLock::new();
         let at = self
             .sources
             .iter()
@@ -471,6 +597,42 @@ impl PropertySet {
             .unwrap_or(self.sources.len());
         self.sources.insert(at, source);
     }
+}
+
+/// The positions among `entries` of those with a written name, sorted by that name.
+fn sorted_by_name<E: std::borrow::Borrow<Entry>>(
+    entries: &[E],
+    positions: std::ops::Range<usize>,
+) -> Vec<usize> {
+    let mut sorted: Vec<usize> = positions
+        .filter(|&i| matches!(entries[i].borrow().name, EntryName::Written { .. }))
+        .collect();
+    sorted
+        .sort_by(|&a, &b| written_keys(entries[a].borrow()).cmp(written_keys(entries[b].borrow())));
+    sorted
+}
+
+/// The written name's keys of an entry (empty for an environment variable).
+fn written_keys(entry: &Entry) -> &[ElementKey] {
+    match &entry.name {
+        EntryName::Written { keys, .. } => keys,
+        EntryName::Env(_) => &[],
+    }
+}
+
+/// The positions in `sorted` (sorted by written name) whose name starts with `prefix`: one run,
+/// found by binary search.
+fn run_under<'e>(
+    sorted: &[usize],
+    prefix: &[ElementKey],
+    keys_of: impl Fn(usize) -> &'e [ElementKey],
+) -> Vec<usize> {
+    let start = sorted.partition_point(|&i| keys_of(i) < prefix);
+    sorted[start..]
+        .iter()
+        .copied()
+        .take_while(|&i| keys_of(i).starts_with(prefix))
+        .collect()
 }
 
 /// Reads the text of one properties file into entries (each property once, the later line
@@ -933,6 +1095,50 @@ mod tests {
                 ("d", "arg")
             ]
         );
+    }
+
+    #[test]
+    fn lookups_by_name_keep_source_order_across_many_deployments() {
+        // Written out of name order, with relaxed spellings and an overriding argument: the
+        // indexes must answer exactly as a scan in source order would.
+        let mut text = String::new();
+        for i in (0..2_000).rev() {
+            text.push_str(&format!(
+                "ataccama.one.platform.deployments.d{i}.module=dpe\n\
+                 ataccama.one.platform.deployments.d{i}.security.roles[1]=B{i}\n\
+                 ataccama.one.platform.deployments.d{i}.security.roles[0]=A{i}\n\
+                 ataccama.one.platform.deployments.d{i}.security.jwtKeys.k{i}.is-revoked=false\n"
+            ));
+        }
+        let mut set = loaded(&text);
+        set.add_args(&["--ataccama.one.platform.deployments.d7.module=dpm".to_owned()])
+            .expect("a valid argument");
+        let keys = set.map_keys("ataccama.one.platform.deployments");
+        assert_eq!(keys.len(), 2_000);
+        assert_eq!((keys[0].as_str(), keys[1_999].as_str()), ("d1999", "d0"));
+        assert_eq!(
+            set.map_keys("ataccama.one.platform.deployments.d7.security.jwt-keys"),
+            ["k7"]
+        );
+        let roles: Vec<String> = set
+            .get_list("ataccama.one.platform.deployments.d42.security.roles")
+            .expect("d42's roles")
+            .into_iter()
+            .map(|v| v.raw)
+            .collect();
+        assert_eq!(roles, ["A42", "B42"]);
+        assert_eq!(
+            set.get("ataccama.one.platform.deployments.d7.module")
+                .expect("d7's module")
+                .raw,
+            "dpm"
+        );
+        let under: Vec<&str> = set
+            .entries_under("ataccama.one.platform.deployments.d7")
+            .into_iter()
+            .map(|v| v.raw.as_str())
+            .collect();
+        assert_eq!(under, ["B7", "A7", "false", "dpm"]);
     }
 
     #[test]
