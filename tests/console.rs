@@ -22,7 +22,6 @@ use common::{PATIENCE, Pair, get_json, http_get, http_port};
 use headless_chrome::protocol::cdp::Page;
 use headless_chrome::{Browser, Tab};
 use serde_json::Value;
-use svcid_testkit::browser::CHROMIUM;
 
 /// The constraint value that must stay text.
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
@@ -31,21 +30,6 @@ const DPE_KEY_IN_DPM: &str =
     "ataccama.one.platform.deployments.dpe-dev.security.jwt-keys.key.is-revoked";
 const DPM_KEY_IN_DPE: &str =
     "ataccama.one.platform.deployments.dpm-dev.security.jwt-keys.key.is-revoked";
-
-/// Chromium if it is installed; `None` (skip) outside CI, a failure under CI.
-fn chromium() -> Option<&'static Path> {
-    if Path::new(CHROMIUM).exists() {
-        return Some(Path::new(CHROMIUM));
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{CHROMIUM} is missing under CI: .ci/run installs Debian's chromium package"
-    );
-    eprintln!(
-        "SKIPPED: {CHROMIUM} is not installed (apt-get install chromium); the console's browser test did not run"
-    );
-    None
-}
 
 /// A headless Chromium as root on a closed network: no sandbox (root), no GPU, nothing that
 /// phones home, a fresh profile.
@@ -132,7 +116,7 @@ fn the_dpm_console_shows_the_fleet_its_trust_and_refusals_live_in_a_real_browser
         "{error}"
     );
 
-    let Some(chromium) = chromium() else {
+    let Some(chromium) = common::chromium("the console's browser test") else {
         return;
     };
     let profile = tempfile::tempdir().unwrap();

@@ -17,13 +17,11 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Daemon, PATIENCE, Pair, free_port};
 use headless_chrome::Tab;
 use serde_json::Value;
-use svcid_testkit::browser::CHROMIUM;
 use svcid_testkit::http::{HttpAnswer, request_with};
 use svcid_testkit::oidc::{OidcClient, OidcConfig, OidcProvider, OidcUser};
 
@@ -301,19 +299,6 @@ fn a_login_is_one_browser_one_state_one_code_and_its_session_ends_at_logout() {
     let _ = &setup.dpe;
 }
 
-/// Chromium if it is installed; `None` (skip) outside CI, a failure under CI.
-fn chromium() -> Option<&'static Path> {
-    if Path::new(CHROMIUM).exists() {
-        return Some(Path::new(CHROMIUM));
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{CHROMIUM} is missing under CI: .ci/run installs Debian's chromium package"
-    );
-    eprintln!("SKIPPED: {CHROMIUM} is not installed; the console login's browser test did not run");
-    None
-}
-
 /// Evaluates `expression` (a string) in the page; `None` while it throws or gives no string.
 fn eval_text(tab: &Tab, expression: &str) -> Option<String> {
     match tab.evaluate(expression, false).ok()?.value {
@@ -357,7 +342,9 @@ fn sign_in(tab: &Tab, (username, password): (&str, &str)) {
 
 #[test]
 fn a_fresh_browser_logs_in_at_the_provider_sees_the_fleet_and_logs_out() {
-    let Some(chromium) = chromium() else { return };
+    let Some(chromium) = common::chromium("the console login's browser test") else {
+        return;
+    };
     // Access tokens live 20 s, under the renewal margin: the page's own polling renews the session.
     let setup = Setup::start(20);
     let port = setup.dpm_http;

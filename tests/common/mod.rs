@@ -17,6 +17,25 @@ use svcid_testkit::process::{ChildGuard, send_signal, spawn_daemon, workspace_bi
 /// How long any awaited log event may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// Chromium if it is installed; `None` outside CI (the caller skips `what`, and this says so), a
+/// failure under CI, whose `.ci/run` installs it.
+pub fn chromium(what: &str) -> Option<&'static Path> {
+    let path = Path::new(svcid_testkit::browser::CHROMIUM);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing under CI: .ci/run installs Debian's chromium package",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is not installed (apt-get install chromium); {what} did not run",
+        path.display()
+    );
+    None
+}
+
 /// A binary built from this workspace, next to the test executable's `deps/` folder.
 pub fn bin(name: &str) -> PathBuf {
     workspace_binary(name).unwrap_or_else(|e| panic!("{e}"))

@@ -37,7 +37,7 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use svcid_users::Users;
+use svcid_users::{PersonsToken, Users};
 
 use svcid_client::CORRELATION_ID_HEADER;
 
@@ -302,24 +302,18 @@ enum Presented {
     Unverified(String),
 }
 
-/// The scheme and token of a request's one `authorization` value when it is `Bearer <t>` (scheme
-/// in any case) and `t` is a person's: remembered by `users`' cache, or naming one of its issuers.
-/// `None` sends the call down the module path.
+/// The scheme and the person's token of a request's one `authorization` value
+/// ([`Users::person_in`]); `None` sends the call down the module path.
 fn user_token(headers: &HeaderMap, users: &Users) -> Option<(String, Presented)> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let value = values.next()?;
     if values.next().is_some() {
         return None;
     }
-    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
-    let token = token.trim_start_matches(' ');
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let presented = match users.cached(token) {
-        Some(user) => Presented::Known(user),
-        None if users.is_user_token(token) => Presented::Unverified(token.to_owned()),
-        None => return None,
+    let (scheme, token) = users.person_in(value.to_str().ok()?)?;
+    let presented = match token {
+        PersonsToken::Known(user) => Presented::Known(user),
+        PersonsToken::New(token) => Presented::Unverified(token.to_owned()),
     };
     Some((scheme.to_owned(), presented))
 }

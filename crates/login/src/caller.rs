@@ -7,7 +7,7 @@ use hyper::HeaderMap;
 use hyper::header::AUTHORIZATION;
 use serde_json::{Value, json};
 use svcid_identity::token::TokenVerifier;
-use svcid_users::Users;
+use svcid_users::{PersonsToken, Users};
 
 use crate::rules::LOGOUT;
 
@@ -63,10 +63,14 @@ pub async fn check(headers: &HeaderMap, users: &Users, verifier: &TokenVerifier)
         return TokenCheck::Absent;
     }
     if let [value] = values.as_slice()
-        && let Some(token) = bearer(value)
-        && users.is_user_token(token)
+        && let Ok(value) = std::str::from_utf8(value)
+        && let Some((_, token)) = users.person_in(value)
     {
-        return match users.authenticate(token).await {
+        let user = match token {
+            PersonsToken::Known(user) => Ok(user),
+            PersonsToken::New(token) => users.authenticate(token).await,
+        };
+        return match user {
             Ok(user) => TokenCheck::Verified(Viewer {
                 name: user.username,
                 roles: user.roles,
@@ -89,12 +93,4 @@ pub async fn check(headers: &HeaderMap, users: &Users, verifier: &TokenVerifier)
         }
         Err(error) => TokenCheck::Refused(error.reason()),
     }
-}
-
-/// The token of a `Bearer <token>` value (scheme in any case).
-fn bearer(value: &[u8]) -> Option<&str> {
-    let (scheme, token) = std::str::from_utf8(value).ok()?.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim_start_matches(' '))
 }

@@ -37,6 +37,15 @@ use svcid_identity::user::{
 };
 
 pub use fetch::{FetchError, FetchOptions};
+
+/// A person's token as a request presents it ([`Users::person_in`]).
+#[derive(Debug)]
+pub enum PersonsToken<'t> {
+    /// Verified before: the cache's answer.
+    Known(UserIdentity),
+    /// Not verified yet: the token, for [`Users::authenticate`].
+    New(&'t str),
+}
 pub use source::{KeySource, KeySourceState, KeysUnavailable};
 
 /// Verified user tokens remembered at most, all issuers together (about one live token per person
@@ -148,18 +157,27 @@ impl Users {
     }
 
     /// Whether `token` names a configured issuer (read without trusting it): only then is it
-    /// authenticated here; anything else is verified as a module token. Ask [`Users::cached`]
-    /// first: a token found there is a person's, and looking it up is cheaper than reading it.
-    pub fn is_user_token(&self, token: &str) -> bool {
+    /// authenticated here; anything else is verified as a module token.
+    fn is_user_token(&self, token: &str) -> bool {
         self.verifier.route(token).is_ok()
     }
 
-    /// The identity `token` proved, when it was verified before and the cache may still answer
-    /// for it (counted as a hit); `None` leaves it to [`Users::authenticate`].
-    pub fn cached(&self, token: &str) -> Option<UserIdentity> {
-        let identity = self.remembered(token, self.clock.now_unix())?;
-        self.metrics.token_cache(true);
-        Some(identity)
+    /// The person's token in one `authorization` value, with the scheme as sent: `Bearer <t>`
+    /// (scheme in any case) where `t` is in the cache (a hit, counted: the identity is the
+    /// cache's answer) or names a configured issuer. `None` leaves the value to the module-token
+    /// verifier. The cache is asked first: looking a token up is cheaper than reading it.
+    pub fn person_in<'v>(&self, value: &'v str) -> Option<(&'v str, PersonsToken<'v>)> {
+        let (scheme, token) = value.split_once(' ')?;
+        let token = token.trim_start_matches(' ');
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        if let Some(identity) = self.remembered(token, self.clock.now_unix()) {
+            self.metrics.token_cache(true);
+            return Some((scheme, PersonsToken::Known(identity)));
+        }
+        self.is_user_token(token)
+            .then_some((scheme, PersonsToken::New(token)))
     }
 
     /// The `iss` and `kid` a user token claims (read without trusting it), for the log line of a
