@@ -1,11 +1,12 @@
 //! [`UserTokenVerifier`]: routes a Bearer token to its issuer by the unverified `iss`, then checks
 //! it against that issuer's keys and rules (the table in the module docs, rows 1–22).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use serde_json::{Map, Value};
+use base64::{DecodeSliceError, Engine as _};
+use serde_json::Value;
 
 use super::MAX_USER_TOKEN_BYTES;
 use super::error::{NotUserToken, UserIssuersError, UserTokenError};
@@ -15,10 +16,24 @@ use super::policy::{IssuerRules, UserIssuerPolicy};
 use crate::clock::Clock;
 use crate::jwk::BASE64URL_STRICT;
 use crate::printable::{EXCERPT_CHARS, excerpt, json_type};
-use crate::strict_json;
+use crate::strict_json::{self, Keep, Members};
 
 /// The name claims MicroProfile JWT reads, in order.
 const MP_NAME_CLAIMS: [&str; 3] = ["upn", "preferred_username", "sub"];
+
+/// The header members the rules read; the reader checks the others and keeps none of them.
+const HEADER_READ: [&str; 4] = ["alg", "typ", "kid", "crit"];
+
+/// The claims every issuer's rules read: routing, times, audience and the id.
+const CLAIMS_READ_BY_ALL: [&str; 6] = ["iss", "exp", "iat", "nbf", "aud", "sub"];
+
+/// The claims `rules` read besides [`CLAIMS_READ_BY_ALL`]: the name and the roles.
+fn names_and_roles_read(rules: IssuerRules) -> &'static [&'static str] {
+    match rules {
+        IssuerRules::Keycloak => &["preferred_username", "realm_access"],
+        IssuerRules::MicroProfileJwt => &["upn", "preferred_username", "groups"],
+    }
+}
 
 /// Verifies user tokens of the configured issuers. Holds no keys: the caller hands in the routed
 /// issuer's [`UserKeySet`], so where keys come from (text, file, URL and its cache) stays a floor
@@ -26,6 +41,9 @@ const MP_NAME_CLAIMS: [&str; 3] = ["upn", "preferred_username", "sub"];
 pub struct UserTokenVerifier {
     /// The issuers, each with a distinct `iss`.
     issuers: Vec<UserIssuerPolicy>,
+    /// The claims the issuers' rules read (under a namespace too); a token's other claims are
+    /// checked under the same strict JSON rules and dropped as they are read.
+    claims_read: Vec<&'static str>,
     /// Source of "now".
     clock: Arc<dyn Clock>,
 }
@@ -63,7 +81,19 @@ impl UserTokenVerifier {
                 return Err(UserIssuersError::DuplicateIssuer { issuer });
             }
         }
-        Ok(UserTokenVerifier { issuers, clock })
+        let mut claims_read = CLAIMS_READ_BY_ALL.to_vec();
+        for policy in &issuers {
+            for claim in names_and_roles_read(policy.rules) {
+                if !claims_read.contains(claim) {
+                    claims_read.push(claim);
+                }
+            }
+        }
+        Ok(UserTokenVerifier {
+            issuers,
+            claims_read,
+            clock,
+        })
     }
 
     /// The configured issuers.
@@ -87,18 +117,21 @@ impl UserTokenVerifier {
         if header_b64.is_empty() || payload_b64.is_empty() || signature_b64.is_empty() {
             return Err(NotUserToken::Unreadable);
         }
-        let object = |segment: &str| {
+        // One buffer for both segments' bytes: a token is read without an allocation to spare.
+        let mut decoded = Vec::with_capacity(header_b64.len().max(payload_b64.len()));
+        let mut members = |segment: &str, keep: Keep<'_>| {
+            decoded.clear();
             BASE64URL_STRICT
-                .decode(segment)
+                .decode_vec(segment, &mut decoded)
                 .ok()
-                .and_then(|bytes| strict_json::parse_object(&bytes).ok())
+                .and_then(|()| strict_json::parse_members(&decoded, keep).ok())
                 .ok_or(NotUserToken::Unreadable)
         };
-        let header = object(header_b64)?;
-        let raw_claims = object(payload_b64)?;
+        let header = members(header_b64, &|name| read_as(&HEADER_READ, name))?;
+        let claims = members(payload_b64, &|name| self.reads_claim(name))?;
         let mut saw_issuer = false;
         let routed = self.issuers.iter().find(|policy| {
-            match claimed_issuer(&raw_claims, policy.namespace.as_deref()) {
+            match claim_under(&claims, policy.namespace.as_deref(), "iss") {
                 Some(Value::String(iss)) => {
                     saw_issuer = true;
                     *iss == policy.issuer
@@ -108,16 +141,12 @@ impl UserTokenVerifier {
         });
         let Some(policy) = routed else {
             return Err(
-                if saw_issuer || matches!(raw_claims.get("iss"), Some(Value::String(_))) {
+                if saw_issuer || matches!(claims.get("iss"), Some(Value::String(_))) {
                     NotUserToken::UnknownIssuer
                 } else {
                     NotUserToken::NoIssuer
                 },
             );
-        };
-        let claims = match &policy.namespace {
-            Some(namespace) => strip_namespace(&raw_claims, namespace),
-            None => raw_claims,
         };
         Ok(UserToken {
             verifier: self,
@@ -126,6 +155,21 @@ impl UserTokenVerifier {
             claims,
             signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
             signature_b64,
+        })
+    }
+
+    /// The name to keep the claim called `name` under when some issuer's rules read it, plainly
+    /// or under its namespace.
+    fn reads_claim(&self, name: &str) -> Option<Cow<'static, str>> {
+        read_as(&self.claims_read, name).or_else(|| {
+            let namespaced = self.issuers.iter().any(|policy| {
+                policy
+                    .namespace
+                    .as_deref()
+                    .and_then(|namespace| name.strip_prefix(namespace))
+                    .is_some_and(|plain| self.claims_read.contains(&plain))
+            });
+            namespaced.then(|| Cow::Owned(name.to_owned()))
         })
     }
 
@@ -147,10 +191,10 @@ pub struct UserToken<'v, 't> {
     verifier: &'v UserTokenVerifier,
     /// The issuer whose `iss` the token names.
     policy: &'v UserIssuerPolicy,
-    /// The decoded header.
-    header: Map<String, Value>,
-    /// The decoded claims, namespace already stripped for this issuer.
-    claims: Map<String, Value>,
+    /// The header members the rules read.
+    header: Members,
+    /// The claims the rules read, as named in the token (see [`UserToken::claim`]).
+    claims: Members,
     /// `header.payload` as received: what the signature covers.
     signing_input: &'t str,
     /// The signature segment, decoded only when it is checked.
@@ -186,12 +230,17 @@ impl<'v> UserToken<'v, '_> {
         self.numeric_date("exp").ok().flatten()
     }
 
+    /// The claim called `name` under the issuer's namespace.
+    fn claim(&self, name: &str) -> Option<&Value> {
+        claim_under(&self.claims, self.policy.namespace.as_deref(), name)
+    }
+
     /// Rows 6–22: header, key, signature and claims, with `keys` of [`UserToken::issuer`].
     pub fn verify(&self, keys: &UserKeySet) -> Result<UserIdentity, UserTokenError> {
         let algorithm = self.algorithm()?;
         self.check_header()?;
         let candidates = self.candidates(keys, algorithm)?;
-        self.check_signature(&candidates)?;
+        self.check_signature(candidates)?;
         self.check_times()?;
         self.check_audience()?;
         let (id, username) = self.names()?;
@@ -227,7 +276,7 @@ impl<'v> UserToken<'v, '_> {
     /// Rows 8–10: no `crit`; `typ`; `kid` a string when present. `jku`, `x5u`, `jwk` and `x5c`
     /// are never read.
     fn check_header(&self) -> Result<(), UserTokenError> {
-        if self.header.contains_key("crit") {
+        if self.header.contains("crit") {
             return Err(UserTokenError::CriticalHeader);
         }
         match self.header.get("typ") {
@@ -262,44 +311,48 @@ impl<'v> UserToken<'v, '_> {
         &self,
         keys: &'k UserKeySet,
         algorithm: UserAlgorithm,
-    ) -> Result<Vec<&'k UserKey>, UserTokenError> {
-        let fits = |key: &&UserKey| key.algorithm() == algorithm;
-        let named: Vec<&UserKey> = match (keys.form(), self.kid()) {
-            (KeyForm::Single, _) | (KeyForm::Set, None) => keys.keys().iter().collect(),
-            (KeyForm::Set, Some(kid)) if keys.contains_kid(kid) => keys
-                .keys()
-                .iter()
-                .filter(|key| key.kid() == Some(kid))
-                .collect(),
-            (KeyForm::Set, Some(_)) => {
-                let unnamed: Vec<&UserKey> = keys
-                    .keys()
-                    .iter()
-                    .filter(|key| key.kid().is_none())
-                    .collect();
-                if unnamed.is_empty() {
-                    return Err(UserTokenError::UnknownKid);
-                }
-                unnamed
-            }
+    ) -> Result<impl Iterator<Item = &'k UserKey>, UserTokenError> {
+        let kid = self.kid();
+        let by_kid = match (keys.form(), kid) {
+            (KeyForm::Single, _) | (KeyForm::Set, None) => KidRule::Any,
+            (KeyForm::Set, Some(kid)) if keys.contains_kid(kid) => KidRule::Named,
+            (KeyForm::Set, Some(_)) => KidRule::Unnamed,
         };
-        let candidates: Vec<&UserKey> = named.into_iter().filter(fits).collect();
-        if candidates.is_empty() {
+        let named = move |key: &&'k UserKey| match by_kid {
+            KidRule::Any => true,
+            KidRule::Named => key.kid() == kid,
+            KidRule::Unnamed => key.kid().is_none(),
+        };
+        if by_kid == KidRule::Unnamed && !keys.keys().iter().any(|key| named(&key)) {
+            return Err(UserTokenError::UnknownKid);
+        }
+        let mut candidates = keys
+            .keys()
+            .iter()
+            .filter(named)
+            .filter(move |key| key.algorithm() == algorithm)
+            .peekable();
+        if candidates.peek().is_none() {
             return Err(UserTokenError::AlgorithmKeyMismatch);
         }
         Ok(candidates)
     }
 
     /// Rows 13–14: the signature verifies with one candidate, over the bytes received.
-    fn check_signature(&self, candidates: &[&UserKey]) -> Result<(), UserTokenError> {
-        let signature = BASE64URL_STRICT
-            .decode(self.signature_b64)
-            .map_err(|_| UserTokenError::BadBase64)?;
-        let message = self.signing_input.as_bytes();
-        if candidates
-            .iter()
-            .any(|key| key.verifies(message, &signature))
-        {
+    fn check_signature<'k>(
+        &self,
+        mut candidates: impl Iterator<Item = &'k UserKey>,
+    ) -> Result<(), UserTokenError> {
+        // No key is over 4096 bits, so no valid signature is over 512 bytes.
+        let mut decoded = [0u8; 512];
+        let length = BASE64URL_STRICT
+            .decode_slice(self.signature_b64, &mut decoded)
+            .map_err(|error| match error {
+                DecodeSliceError::OutputSliceTooSmall => UserTokenError::BadSignature,
+                DecodeSliceError::DecodeError(_) => UserTokenError::BadBase64,
+            })?;
+        let (message, signature) = (self.signing_input.as_bytes(), &decoded[..length]);
+        if candidates.any(|key| key.verifies(message, signature)) {
             Ok(())
         } else {
             Err(UserTokenError::BadSignature)
@@ -342,7 +395,7 @@ impl<'v> UserToken<'v, '_> {
 
     /// A NumericDate claim when present: a non-negative integer JSON number.
     fn numeric_date(&self, claim: &'static str) -> Result<Option<i64>, UserTokenError> {
-        match self.claims.get(claim) {
+        match self.claim(claim) {
             None => Ok(None),
             Some(Value::Number(number)) => number
                 .as_i64()
@@ -359,7 +412,7 @@ impl<'v> UserToken<'v, '_> {
             return Ok(());
         }
         let configured = |aud: &str| self.policy.audiences.iter().any(|wanted| wanted == aud);
-        let named = match self.claims.get("aud") {
+        let named = match self.claim("aud") {
             None => return Err(UserTokenError::MissingAudience),
             Some(Value::String(aud)) => configured(aud),
             Some(Value::Array(auds)) => {
@@ -410,7 +463,7 @@ impl<'v> UserToken<'v, '_> {
 
     /// A name claim when present; present but not a non-empty string is refused.
     fn name_claim(&self, claim: &'static str) -> Result<Option<String>, UserTokenError> {
-        match self.claims.get(claim) {
+        match self.claim(claim) {
             None => Ok(None),
             Some(Value::String(name)) if !name.is_empty() => Ok(Some(name.clone())),
             Some(_) => Err(UserTokenError::InvalidNameClaim { claim }),
@@ -423,13 +476,13 @@ impl<'v> UserToken<'v, '_> {
         let (claim, value) = match self.policy.rules {
             IssuerRules::Keycloak => {
                 let claim = "realm_access.roles";
-                match self.claims.get("realm_access") {
+                match self.claim("realm_access") {
                     None => (claim, None),
                     Some(Value::Object(access)) => (claim, access.get("roles")),
                     Some(_) => return Err(UserTokenError::InvalidRoles { claim }),
                 }
             }
-            IssuerRules::MicroProfileJwt => ("groups", self.claims.get("groups")),
+            IssuerRules::MicroProfileJwt => ("groups", self.claim("groups")),
         };
         let mut roles: Vec<String> = match value {
             None => Vec::new(),
@@ -449,34 +502,33 @@ impl<'v> UserToken<'v, '_> {
     }
 }
 
-/// The claims with `namespace` stripped from the names that start with it; a stripped name
-/// replaces a claim already called that.
-/// The `iss` a token's claims give under `namespace`, as [`strip_namespace`] would leave it, without
-/// building the stripped claims: the namespaced name wins over the plain one.
-fn claimed_issuer<'c>(
-    claims: &'c Map<String, Value>,
-    namespace: Option<&str>,
-) -> Option<&'c Value> {
-    match namespace {
-        None => claims.get("iss"),
-        Some(namespace) => claims
-            .get(&format!("{namespace}iss"))
-            .or_else(|| claims.get("iss").filter(|_| !"iss".starts_with(namespace))),
-    }
+/// Which keys of a set a token's `kid` selects (rows 11–12).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KidRule {
+    /// One key, or a token without `kid`: every key.
+    Any,
+    /// The keys with the token's `kid`.
+    Named,
+    /// No key has the token's `kid`: the keys without one.
+    Unnamed,
 }
 
-fn strip_namespace(claims: &Map<String, Value>, namespace: &str) -> Map<String, Value> {
-    let mut plain: Map<String, Value> = claims
+/// `name` as the reader's own word when it is one of `read`.
+fn read_as(read: &[&'static str], name: &str) -> Option<Cow<'static, str>> {
+    read.iter()
+        .find(|known| **known == name)
+        .map(|known| Cow::Borrowed(*known))
+}
+
+/// The claim called `name` as an issuer with `namespace` reads it: `<namespace>name` wins over a
+/// plain `name`, and a plain member whose name starts with the namespace is never read plainly
+/// (Payara strips the namespace from the names that carry it, and they replace the plain ones).
+fn claim_under<'c>(claims: &'c Members, namespace: Option<&str>, name: &str) -> Option<&'c Value> {
+    let Some(namespace) = namespace else {
+        return claims.get(name);
+    };
+    claims
         .iter()
-        .filter(|(name, _)| !name.starts_with(namespace))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
-    for (name, value) in claims {
-        if let Some(stripped) = name.strip_prefix(namespace)
-            && !stripped.is_empty()
-        {
-            plain.insert(stripped.to_owned(), value.clone());
-        }
-    }
-    plain
+        .find_map(|(member, value)| (member.strip_prefix(namespace) == Some(name)).then_some(value))
+        .or_else(|| claims.get(name).filter(|_| !name.starts_with(namespace)))
 }
