@@ -2,7 +2,8 @@
 # The whole benchmark suite of issue 6, in a few minutes: builds with --release, then runs
 #   micro   — mint / cold verify / cached verify / registry lookups beside `openssl speed ecdsap256`,
 #             RS256 user-token verify cold and cached beside `openssl speed rsa2048`
-#   loadgen — authenticated WhoAmI vs unauthenticated Health/Check against one real dpm;
+#   loadgen — authenticated WhoAmI vs unauthenticated Health/Check against one real dpm (and the
+#             same under h2load, an HTTP/2 load generator independent of ours: h2load.sh);
 #             WhoAmI with a person's token vs with a module token, the same during a storm of
 #             unknown-kid user tokens (key requests counted), WhoAmIOnEngine over dpm + dpe
 #   swarm   — 10, 100 and 1,000 simulated engines against one real dpm (storm, steady state,
@@ -44,11 +45,13 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if $quick; then
     run "$bin/micro" --rounds 1 --seconds 1 --max-deployments 1000
     run "$bin/loadgen" --rounds 2 --seconds 1
+    run crates/bench/h2load.sh --rounds 2 --seconds 1
     run "$bin/swarm" --engines 100 --steady-seconds 4
     run "$bin/replicas" --engines 100 --steady-seconds 5
 else
     run "$bin/micro"
     run "$bin/loadgen"
+    run crates/bench/h2load.sh
     # People's tokens: user-token WhoAmI beside module-token WhoAmI, an unknown-kid storm of
     # 5,000 calls/s (12 s of storm in all, so the key requests span more than one 10 s period),
     # and WhoAmIOnEngine over a real dpm and a real dpe, loaded and one call at a time.
