@@ -122,14 +122,27 @@ pub fn short(clues: &[Clue]) -> String {
 /// only one daemon reads, `data/engine-id`, its log, its folder's name. A file that cannot be read
 /// or parsed gives no property evidence.
 pub fn gather(root: &Path) -> Vec<Clue> {
-    let home = ModuleHome::new(root);
-    let file = home.properties_file();
+    gather_in(root, &file_properties(root))
+}
+
+/// The properties file of the home at `root`, read on its own; empty when it cannot be read or
+/// parsed.
+fn file_properties(root: &Path) -> PropertySet {
+    let file = ModuleHome::new(root).properties_file();
     let mut props = PropertySet::new();
     if props.load_file(&file, &file).is_err() {
         props = PropertySet::new();
     }
-    let mut clues: Vec<Clue> = deployment_clue(&props).into_iter().collect();
-    clues.extend(property_clues(&props));
+    props
+}
+
+/// [`gather`] with the home's properties already read (a daemon reads them once at start, and a
+/// properties file of 10,000 deployments takes a while to parse); only the values that come from
+/// the properties file count as evidence.
+pub fn gather_in(root: &Path, props: &PropertySet) -> Vec<Clue> {
+    let home = ModuleHome::new(root);
+    let mut clues: Vec<Clue> = deployment_clue(props).into_iter().collect();
+    clues.extend(property_clues(props));
     let engine_id = home.engine_id_file();
     if engine_id.is_file() {
         clues.push(Clue {
@@ -139,7 +152,7 @@ pub fn gather(root: &Path) -> Vec<Clue> {
             hint: false,
         });
     }
-    let log = log_file(&home, &props);
+    let log = log_file(&home, props);
     if let Some((kind, line)) = last_started(&log) {
         clues.push(Clue {
             kind,
@@ -180,7 +193,7 @@ fn property_clues(props: &PropertySet) -> Vec<Clue> {
         let found = props
             .entries_under(prefix)
             .into_iter()
-            .find(|v| matches!(v.origin, Origin::File { .. }));
+            .find(|v| from_file(v));
         if let Some(value) = found {
             clues.push(Clue {
                 kind: *kind,
@@ -197,12 +210,17 @@ fn property_clues(props: &PropertySet) -> Vec<Clue> {
     clues
 }
 
+/// Whether `value` comes from the properties file (not the environment or an argument).
+fn from_file(value: &svcid_properties::Value) -> bool {
+    matches!(value.origin, Origin::File { .. })
+}
+
 /// The deployments' peers: only dpm peers point to a dpe home, only dpe peers to a dpm home.
 fn deployment_clue(props: &PropertySet) -> Option<Clue> {
     let mut peers: Vec<(String, ModuleKind)> = Vec::new();
     for name in props.map_keys(names::DEPLOYMENTS) {
         let module = format!("{}.{name}.{}", names::DEPLOYMENTS, field::MODULE);
-        let Some(value) = props.get(&module) else {
+        let Some(value) = props.get(&module).filter(|v| from_file(v)) else {
             continue;
         };
         let kind = match value.raw.trim().to_ascii_lowercase().as_str() {
@@ -346,9 +364,10 @@ pub fn mismatch_of(kind: ModuleKind, root: &Path, verdict: &Verdict) -> Option<S
     }
 }
 
-/// Why the `kind` daemon must not start on the home at `root` ([`mismatch`]), with the fix.
-pub fn refusal(kind: ModuleKind, root: &Path) -> Option<String> {
-    let verdict = judge(&gather(root));
+/// Why the `kind` daemon must not start on the home at `root` ([`mismatch`]), with the fix;
+/// `props` are the home's properties as the daemon read them.
+pub fn refusal(kind: ModuleKind, root: &Path, props: &PropertySet) -> Option<String> {
+    let verdict = judge(&gather_in(root, props));
     let why = mismatch_of(kind, root, &verdict)?;
     let home = root.display();
     Some(match verdict {
@@ -413,11 +432,11 @@ mod tests {
         std::fs::write(id.join("data/engine-id"), "x").unwrap();
         assert_eq!(judge(&gather(&id)).decided(), Some(ModuleKind::Dpe));
         assert!(
-            refusal(ModuleKind::Dpm, &id)
+            refusal(ModuleKind::Dpm, &id, &file_properties(&id))
                 .unwrap()
                 .contains("dpe --home")
         );
-        assert!(refusal(ModuleKind::Dpe, &id).is_none());
+        assert!(refusal(ModuleKind::Dpe, &id, &file_properties(&id)).is_none());
     }
 
     #[test]
@@ -441,7 +460,7 @@ mod tests {
             dpe[0].what.contains("ataccama.client.connection.dpm.host"),
             "{dpe:?}"
         );
-        let refused = refusal(ModuleKind::Dpe, &mixed).unwrap();
+        let refused = refusal(ModuleKind::Dpe, &mixed, &file_properties(&mixed)).unwrap();
         assert!(refused.contains("both modules"), "{refused}");
 
         // Engine properties, and a log saying a dpm last started here.
@@ -452,14 +471,14 @@ mod tests {
             "{\"eventId\":\"grpcServerStarted\",\"module\":\"dpm\"}\n",
         )
         .unwrap();
-        let refused = refusal(ModuleKind::Dpe, &ran_dpm).unwrap();
+        let refused = refusal(ModuleKind::Dpe, &ran_dpm, &file_properties(&ran_dpm)).unwrap();
         assert!(
             refused.contains("for dpm: its log ")
                 && refused.contains("says a dpm last started here")
                 && refused.contains("for dpe: it sets ataccama.one.dpe.service.hostname"),
             "{refused}"
         );
-        assert!(refusal(ModuleKind::Dpm, &ran_dpm).is_some());
+        assert!(refusal(ModuleKind::Dpm, &ran_dpm, &file_properties(&ran_dpm)).is_some());
 
         let named = home(dir.path(), "dpm", "");
         let verdict = judge(&gather(&named));
@@ -472,7 +491,7 @@ mod tests {
                 ..
             }
         ));
-        assert!(refusal(ModuleKind::Dpe, &named).is_none());
+        assert!(refusal(ModuleKind::Dpe, &named, &file_properties(&named)).is_none());
         assert_eq!(judge(&gather(&home(dir.path(), "e", ""))), Verdict::Unknown);
         assert_eq!(
             judge(&gather(&dir.path().join("missing"))),

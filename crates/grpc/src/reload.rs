@@ -28,7 +28,7 @@ use svcid_actuator::instruments::ReloadMetrics;
 use svcid_config::{Loaded, ModuleKind, Overrides, Settings, names};
 use svcid_identity::token::{TokenIssuer, TokenVerifier};
 use svcid_logging::{Level, LogSettings};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 /// How often the properties file is looked at.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -213,8 +213,32 @@ impl LiveConfig {
     }
 
     async fn poll(self, targets: LiveTargets, mut stop: watch::Receiver<bool>, mut hangup: Hangup) {
+        // Reading the files and loading them (a second of CPU for 10,000 deployments) happen on
+        // a thread of their own: the runtime's workers go on serving calls meanwhile, and every
+        // reload reuses that thread's memory instead of spreading over the allocator's arenas.
+        let (requests, inbox) = std::sync::mpsc::channel::<(&'static str, oneshot::Sender<()>)>();
         let file = svcid_config::ModuleHome::new(&self.home).properties_file();
-        let mut seen = self.read_watched(&file);
+        let worker = std::thread::Builder::new()
+            .name("config-reload".to_owned())
+            .spawn(move || {
+                let mut seen = self.read_watched(&file);
+                for (trigger, done) in inbox {
+                    let content = self.read_watched(&file);
+                    if trigger == "SIGHUP" || content != seen {
+                        seen = content;
+                        self.reload(&targets, trigger);
+                    }
+                    // The watcher may be gone (stopping): nobody to tell.
+                    let _ = done.send(());
+                }
+            });
+        if let Err(error) = worker {
+            tracing::error!(
+                eventId = crate::events::CONFIGURATION_RELOAD_FAILED,
+                "Cannot start the configuration watcher ({error}); changes take effect after a restart."
+            );
+            return;
+        }
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -223,12 +247,14 @@ impl LiveConfig {
                 Some(()) = recv(&mut hangup) => "SIGHUP",
                 _ = stop.changed() => return,
             };
-            let content = self.read_watched(&file);
-            if trigger == "file change" && content == seen {
-                continue;
+            let (done, checked) = oneshot::channel();
+            if requests.send((trigger, done)).is_err() {
+                return;
             }
-            seen = content;
-            self.reload(&targets, trigger);
+            tokio::select! {
+                _ = checked => {}
+                _ = stop.changed() => return,
+            }
         }
     }
 

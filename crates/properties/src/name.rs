@@ -13,6 +13,8 @@
 //! `…_TOKENEXPIRATION`) and the one svcid documents (dashes as `_`: `…_TOKEN_EXPIRATION`).
 //! Nothing here knows which properties exist or where values come from.
 
+use std::borrow::Cow;
+
 /// The comparable form of one name element.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum ElementKey {
@@ -27,10 +29,10 @@ pub(crate) enum ElementKey {
 
 impl ElementKey {
     /// The string environment words must spell to match this element, `None` for an index.
-    fn env_spelling(&self) -> Option<String> {
+    fn env_spelling(&self) -> Option<Cow<'_, str>> {
         match self {
-            Self::Uniform(u) => Some(u.clone()),
-            Self::Exact(e) => Some(uniform(&e.replace('.', ""))),
+            Self::Uniform(u) => Some(Cow::Borrowed(u)),
+            Self::Exact(e) => Some(Cow::Owned(uniform(&e.replace('.', "")))),
             Self::Index(_) => None,
         }
     }
@@ -48,6 +50,14 @@ pub(crate) struct Element {
 /// Uniform form of one name segment: lower-case, `-` and `_` removed. Exposed so that callers can
 /// compare and suggest names the way lookups do.
 pub fn uniform(segment: &str) -> String {
+    if segment.is_ascii() {
+        // Property names are ASCII in practice: one allocation, no per-character case tables.
+        return segment
+            .bytes()
+            .filter(|b| !matches!(b, b'-' | b'_'))
+            .map(|b| char::from(b.to_ascii_lowercase()))
+            .collect();
+    }
     segment
         .chars()
         .filter(|c| !matches!(c, '-' | '_'))
@@ -71,36 +81,35 @@ fn index_form(text: &str) -> Option<String> {
 /// Splits a written name into elements. Lenient on purpose (it must accept any key a file can
 /// hold): empty segments are dropped and an unclosed `[` runs to the end of the name.
 pub(crate) fn parse_name(name: &str) -> Vec<Element> {
-    fn flush(segment: &mut String, out: &mut Vec<Element>) {
-        if !segment.is_empty() {
-            let key = index_form(segment)
-                .map_or_else(|| ElementKey::Uniform(uniform(segment)), ElementKey::Index);
+    fn segment(text: &str, out: &mut Vec<Element>) {
+        if !text.is_empty() {
+            let key = index_form(text)
+                .map_or_else(|| ElementKey::Uniform(uniform(text)), ElementKey::Index);
             out.push(Element {
-                written: std::mem::take(segment),
+                written: text.to_owned(),
                 key,
             });
         }
     }
-    let mut out = Vec::new();
-    let mut segment = String::new();
-    let mut chars = name.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '.' => flush(&mut segment, &mut out),
-            '[' => {
-                flush(&mut segment, &mut out);
-                let inner: String = chars.by_ref().take_while(|&c| c != ']').collect();
-                let key = index_form(inner.trim())
-                    .map_or_else(|| ElementKey::Exact(inner.clone()), ElementKey::Index);
-                out.push(Element {
-                    written: inner,
-                    key,
-                });
-            }
-            _ => segment.push(c),
+    let mut out = Vec::with_capacity(name.bytes().filter(|b| matches!(b, b'.' | b'[')).count() + 1);
+    let mut rest = name;
+    while let Some(at) = rest.find(['.', '[']) {
+        segment(&rest[..at], &mut out);
+        let after = &rest[at + 1..];
+        if rest.as_bytes()[at] == b'.' {
+            rest = after;
+            continue;
         }
+        let (inner, tail) = after.split_once(']').unwrap_or((after, ""));
+        let key = index_form(inner.trim())
+            .map_or_else(|| ElementKey::Exact(inner.to_owned()), ElementKey::Index);
+        out.push(Element {
+            written: inner.to_owned(),
+            key,
+        });
+        rest = tail;
     }
-    flush(&mut segment, &mut out);
+    segment(rest, &mut out);
     out
 }
 
@@ -164,21 +173,16 @@ pub(crate) fn env_strip_prefix<'w>(
                 if target.is_empty() {
                     return None;
                 }
-                // Concatenate words until they spell the element; the spelling only grows, so
-                // the first length that matches is the only one.
-                let mut spelled = String::new();
-                loop {
+                // Words until they spell the element: each must continue the spelling where the
+                // last one stopped, and the first length that matches is the only one. Nothing is
+                // allocated: every lookup tries every environment variable this way.
+                let mut unspelled: &str = &target;
+                while !unspelled.is_empty() {
                     let (EnvWord::Text(word), tail) = rest.split_first()? else {
                         return None;
                     };
-                    spelled.push_str(word);
+                    unspelled = unspelled.strip_prefix(word.as_str())?;
                     rest = tail;
-                    if spelled == target {
-                        break;
-                    }
-                    if !target.starts_with(&spelled) {
-                        return None;
-                    }
                 }
             }
         }
@@ -235,6 +239,19 @@ mod tests {
         assert_eq!(parse_name("a[unclosed").len(), 2);
         assert!(parse_name("").is_empty());
         assert_eq!(parse_name("x[1].y")[1].written, "1");
+        let written = |name: &str| -> Vec<String> {
+            parse_name(name).into_iter().map(|e| e.written).collect()
+        };
+        assert_eq!(written("a[0]b.c"), ["a", "0", "b", "c"]);
+        assert_eq!(written("m[x.y]]z"), ["m", "x.y", "]z"]);
+        assert_eq!(written("a[ 7 ]"), ["a", " 7 "]);
+        assert_eq!(
+            parse_name("a[ 7 ]")[1].key,
+            ElementKey::Index("7".to_owned())
+        );
+        assert_eq!(written("[]x["), ["", "x", ""]);
+        assert_eq!(uniform("Is-Revoked_X"), "isrevokedx");
+        assert_eq!(uniform("Größe-A"), "größea");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use svcid_config::{Loaded, ModuleKind, Overrides, Problem};
+use svcid_config::{Loaded, ModuleHome, ModuleKind, Overrides, Problem};
 
 use std::net::SocketAddr;
 
@@ -20,11 +20,14 @@ pub fn load_settings(
     home: &std::path::Path,
     overrides: &Overrides,
 ) -> Result<Loaded, ExitCode> {
-    let loaded = svcid_config::load(kind, home, overrides).map_err(|problems| {
+    // Read once: the binding and the evidence of which module the home is share the parse.
+    let refused = |problems: Vec<Problem>| {
         report(kind, &problems);
         ExitCode::from(EX_CONFIG)
-    })?;
-    if let Some(why) = svcid_config::evidence::refusal(kind, home) {
+    };
+    let props = svcid_config::read_sources(&ModuleHome::new(home), overrides).map_err(refused)?;
+    let loaded = svcid_config::bind(kind, ModuleHome::new(home), &props).map_err(refused)?;
+    if let Some(why) = svcid_config::evidence::refusal(kind, home, &props) {
         eprintln!("{kind}: {why}");
         eprintln!("{kind}: not started");
         return Err(ExitCode::from(EX_CONFIG));
