@@ -52,6 +52,8 @@ else
     run "$bin/micro"
     run "$bin/loadgen"
     run crates/bench/h2load.sh
+    # A fleet's file: DPM with 10,001 deployments reloading it SIGHUP after SIGHUP under load.
+    run "$bin/loadgen" --kinds reload --extra-deployments 10000 --rounds 3 --seconds 4
     # People's tokens: user-token WhoAmI beside module-token WhoAmI, an unknown-kid storm of
     # 5,000 calls/s (12 s of storm in all, so the key requests span more than one 10 s period),
     # and WhoAmIOnEngine over a real dpm and a real dpe, loaded and one call at a time.

@@ -269,8 +269,14 @@ impl LiveConfig {
 
     /// Validates the configuration again and applies it; returns whether it was applied.
     pub fn reload(&self, targets: &LiveTargets, trigger: &str) -> bool {
-        let loaded = match svcid_config::load(self.kind, &self.home, &self.overrides) {
-            Ok(loaded) => loaded,
+        // The parsed file is kept to the end, so freeing it comes after the reload is in force.
+        let home = svcid_config::ModuleHome::new(&self.home);
+        let read = svcid_config::read_sources(&home, &self.overrides).and_then(|props| {
+            let loaded = svcid_config::bind(self.kind, home, &props)?;
+            Ok((loaded, props))
+        });
+        let (loaded, _props) = match read {
+            Ok(read) => read,
             Err(problems) => {
                 let errors: Vec<&svcid_config::Problem> =
                     problems.iter().filter(|p| p.is_error()).collect();

@@ -28,7 +28,7 @@
 //! indexes them, like the module tokens of `OutboundCredentials`. The order of the two phases
 //! alternates from round to round, so a machine getting busier or quieter favours neither.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,8 +73,9 @@ struct Args {
     rounds: u32,
     /// Which phases to run: `both`, or only `health`, `whoami` or `user-whoami` (to profile dpm
     /// under one); `users` (module-token against user-token WhoAmI), `users-storm` (user-token
-    /// WhoAmI quiet and during an unknown-kid storm) or `engine` (WhoAmIOnEngine with a user
-    /// token, beside WhoAmI with it on DPM).
+    /// WhoAmI quiet and during an unknown-kid storm), `engine` (WhoAmIOnEngine with a user
+    /// token, beside WhoAmI with it on DPM) or `reload` (WhoAmI quiet and while DPM reloads its
+    /// configuration, SIGHUP after SIGHUP; see `--extra-deployments`).
     #[arg(long, default_value = "both")]
     kinds: String,
     /// Upper bound on calls per phase, whatever the duration.
@@ -92,6 +93,10 @@ struct Args {
     /// `logging.level.svcid_grpc.whoami=WARN` to see what a log line per call costs.
     #[arg(long = "dpm-property", value_name = "NAME=VALUE")]
     dpm_properties: Vec<String>,
+    /// Deployments of other engines (a key each) added to DPM's properties, for `--kinds reload`:
+    /// a fleet's file, reloaded while calls run.
+    #[arg(long, default_value_t = 0)]
+    extra_deployments: usize,
 }
 
 /// What a run compares.
@@ -107,6 +112,8 @@ enum Mode {
     UserStorm,
     /// WhoAmIOnEngine with a user token, beside WhoAmI with it on DPM.
     Engine,
+    /// WhoAmI quiet against WhoAmI while DPM reloads its configuration again and again.
+    Reload,
 }
 
 /// Which method a phase calls.
@@ -124,6 +131,8 @@ enum Kind {
     UserStorm,
     /// `EngineAdminService.WhoAmIOnEngine` with a user token.
     EngineWhoAmI,
+    /// `IdentityService.WhoAmI` with a token while DPM reloads its configuration (SIGHUP).
+    Reload,
 }
 
 /// What one phase measured.
@@ -160,10 +169,11 @@ async fn run(args: Args) -> Result<()> {
         "user-whoami" => (Mode::Users, &[Kind::UserWhoAmI]),
         "users-storm" => (Mode::UserStorm, &[Kind::UserWhoAmI, Kind::UserStorm]),
         "engine" => (Mode::Engine, &[Kind::UserWhoAmI, Kind::EngineWhoAmI]),
+        "reload" => (Mode::Reload, &[Kind::WhoAmI, Kind::Reload]),
         other => {
             bail!(
-                "--kinds takes both, health, whoami, users, user-whoami, users-storm or engine, \
-                 not {other:?}"
+                "--kinds takes both, health, whoami, users, user-whoami, users-storm, engine or \
+                 reload, not {other:?}"
             )
         }
     };
@@ -248,7 +258,7 @@ impl People {
                 };
                 Ok(Some((people, lines)))
             }
-            Mode::Authentication | Mode::Storm => Ok(None),
+            Mode::Authentication | Mode::Storm | Mode::Reload => Ok(None),
         }
     }
 
@@ -307,6 +317,10 @@ impl Target {
         if mode == Mode::Engine {
             peers.push(TrustedPeer::dpe("dpe-bench", &dpe_key));
         }
+        peers.extend(
+            (0..args.extra_deployments)
+                .map(|n| TrustedPeer::dpe(format!("engine-{n:05}"), &GeneratorKey::generate())),
+        );
         let (people, mut lines) = match People::for_mode(mode)? {
             Some((people, lines)) => (Some(people), lines),
             None => (None, Vec::new()),
@@ -450,8 +464,24 @@ impl Target {
                 values,
             ))
         });
+        let reloads = (kind == Kind::Reload).then(|| {
+            let (pid, log) = (self.pid, self.dpm.log_path());
+            tokio::task::spawn_blocking(move || reload_repeatedly(pid, log, budget))
+        });
         let measured = phase(kind, self, args, budget).await?;
         let mut counts = StormCounts::default();
+        if let Some(reloads) = reloads {
+            counts.reloads = reloads.await.context("the reloading task panicked")??;
+            let mut took = counts.reloads.clone();
+            let spread = Spread::of(&mut took);
+            println!(
+                "round {round} reload  {} reloads of {} deployments, p50 {} max {}",
+                counts.reloads.len(),
+                args.extra_deployments + 1,
+                human(spread.p50),
+                human(spread.max)
+            );
+        }
         if let Some(storm) = storm {
             let (sent, refused, lasted) = storm.await.context("the storm task panicked")??;
             let rate = if kind == Kind::Storm {
@@ -465,6 +495,7 @@ impl Target {
                 refused,
                 fetches: fetches.saturating_sub(fetches_before),
                 seconds: lasted.as_secs_f64(),
+                reloads: Vec::new(),
             };
             println!(
                 "round {round} storm   {} sent, {} refused ({}/s asked); key fetches {} during the phase, {} in all",
@@ -519,6 +550,8 @@ struct StormCounts {
     fetches: usize,
     /// Seconds of storm.
     seconds: f64,
+    /// `--kinds reload`: how long each reload took, SIGHUP to `configurationReloaded`.
+    reloads: Vec<Duration>,
 }
 
 impl StormCounts {
@@ -527,6 +560,7 @@ impl StormCounts {
         self.refused += other.refused;
         self.fetches += other.fetches;
         self.seconds += other.seconds;
+        self.reloads.extend(other.reloads);
     }
 }
 
@@ -584,6 +618,7 @@ impl Totals {
             Mode::Users => self.report_users(ratio, ticks, h, w),
             Mode::UserStorm => self.report_user_storm(args, ratio, ticks, h, w, fetches),
             Mode::Engine => self.report_engine(ratio, ticks, h, w),
+            Mode::Reload => self.report_reload(args, ratio, h, w),
         }
         Ok(())
     }
@@ -725,6 +760,55 @@ impl Totals {
         );
     }
 
+    /// Authenticated calls quiet (`quiet`) and while DPM reloads its configuration (`reloading`).
+    fn report_reload(&self, args: &Args, ratio: f64, quiet: Spread, reloading: Spread) {
+        let (health, whoami) = (&self.health, &self.whoami);
+        let mut took = self.storm.reloads.clone();
+        let reload = Spread::of(&mut took);
+        println!(
+            "  WhoAmI, quiet:          {} p50 {} p99 {}",
+            per_second(rate(health)),
+            human(quiet.p50),
+            human(quiet.p99)
+        );
+        println!(
+            "  WhoAmI, while reloading: {} p50 {} p99 {}",
+            per_second(rate(whoami)),
+            human(reloading.p50),
+            human(reloading.p99)
+        );
+        let deployments = args.extra_deployments + 1;
+        Row {
+            figure: "live reload, SIGHUP to configurationReloaded",
+            measured: format!(
+                "p50 {} max {} ({} reloads of {deployments} deployments)",
+                human(reload.p50),
+                human(reload.max),
+                self.storm.reloads.len()
+            ),
+            reference: "—".to_owned(),
+            target: "< 1 s",
+            verdict: Verdict::from_check(reload.max < Duration::from_secs(1)),
+        }
+        .print();
+        Row {
+            figure: "WhoAmI while DPM reloads",
+            measured: format!(
+                "{} ({ratio:.2} × quiet); p99 {}",
+                per_second(rate(whoami)),
+                human(reloading.p99)
+            ),
+            reference: format!(
+                "quiet {} (p99 {})",
+                per_second(rate(health)),
+                human(quiet.p99)
+            ),
+            target: "reported",
+            verdict: Verdict::Reported,
+        }
+        .print();
+    }
+
     /// Authenticated calls quiet (`quiet`) and during the refused-token storm (`stormy`).
     fn report_storm(&self, args: &Args, ratio: f64, quiet: Spread, stormy: Spread) {
         let (health, whoami) = (&self.health, &self.whoami);
@@ -856,7 +940,7 @@ async fn phase(kind: Kind, target: &Target, args: &Args, budget: Duration) -> Re
                 }
                 let sent = Instant::now();
                 let ok = match kind {
-                    Kind::Storm => whoami.who_am_i(WhoAmIRequest {}).await.is_ok(),
+                    Kind::Storm | Kind::Reload => whoami.who_am_i(WhoAmIRequest {}).await.is_ok(),
                     Kind::Health => health
                         .check(HealthCheckRequest {
                             service: String::new(),
@@ -1017,4 +1101,37 @@ async fn storm(
         refused += u64::from(done.unwrap_or(false));
     }
     Ok((sent, refused, started.elapsed()))
+}
+
+/// Sends DPM (`pid`) SIGHUP again and again for `budget`, each time waiting for the
+/// `configurationReloaded` it logs in `log`; how long each reload took.
+fn reload_repeatedly(pid: u32, log: PathBuf, budget: Duration) -> Result<Vec<Duration>> {
+    let mut tail = LogTail::from_end(log);
+    let started = Instant::now();
+    let mut took = Vec::new();
+    while started.elapsed() < budget {
+        let sent = Instant::now();
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .context("running kill -HUP")?;
+        if !status.success() {
+            bail!("kill -HUP {pid} failed: {status}");
+        }
+        loop {
+            let events = tail.poll().context("reading DPM's log")?;
+            if events
+                .iter()
+                .any(|e| e["eventId"] == svcid_grpc::events::CONFIGURATION_RELOADED)
+            {
+                break;
+            }
+            if sent.elapsed() > Duration::from_secs(30) {
+                bail!("DPM logged no configurationReloaded within 30 s of SIGHUP");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        took.push(sent.elapsed());
+    }
+    Ok(took)
 }

