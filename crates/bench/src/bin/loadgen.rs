@@ -337,10 +337,17 @@ impl Target {
             }
         }
         write_dpm_home(&home, 0, &dpm_key, &peers, &lines)?;
+        let spawned = Instant::now();
         let mut dpm = DpmProcess::start(&home)?;
         let mut tail = LogTail::from_end(dpm.log_path());
         let port = dpm.wait_started(&mut tail, Duration::from_secs(20))?;
+        let serving_after = spawned.elapsed();
         let pid = dpm.pid()?;
+        println!(
+            "FIGURE\tDPM start to serving with {} deployments\t{}",
+            peers.len(),
+            human(serving_after)
+        );
         let ticks = ticks_per_second();
 
         let uri = svcid_client::uri("127.0.0.1", port, false);
