@@ -1023,7 +1023,7 @@ impl EngineStore for PostgresStore {
                 _ = stop.changed() => break,
             }
             round += 1;
-            let full = round % rounds_per_tick == 0;
+            let full = round.is_multiple_of(rounds_per_tick);
             let claim = claims_from.is_none_or(|at| Instant::now() >= at);
             match self.tick(full, claim).await {
                 Ok(false) => {}
