@@ -1,17 +1,19 @@
 //! End-to-end: DPM's registry on a real PostgreSQL (docs/postgres.md), started by the harness of
 //! `svcid-pgserver`. Restarts without re-registration, two replicas as one registry, a replica killed
 //! while its engines stay READY, exactly one replica checking each engine, the database lost and
-//! back under a running pair, two replicas migrating an empty database at once, and an
-//! unreachable database at start. Observed as an operator would: logs, `svcid engines`, the
+//! back under a running pair, two replicas migrating an empty database at once, an
+//! unreachable database at start, and `lastSeen` in one replica's listings keeping up with the
+//! checks of the other. Observed as an operator would: logs, `svcid engines`, the
 //! actuator, exit codes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{Daemon, PATIENCE, Pair, bin, free_port, http_get, http_port_after};
 use serde_json::Value;
@@ -470,4 +472,167 @@ fn an_unreachable_database_at_start_exits_69_naming_the_url_without_the_password
     assert!(!stderr.contains(PASSWORD), "{stderr}");
     let log = pair.dpm.join("log/spring-boot-logger.json.log");
     assert!(!file_contains(&log, PASSWORD));
+}
+
+/// Unix seconds of an RFC 3339 UTC time with whole seconds (`2026-12-06T05:14:08Z`), as the
+/// console and `svcid engines --json` print them.
+fn unix_of(text: &str) -> i64 {
+    let number = |range: std::ops::Range<usize>| -> i64 {
+        text.get(range)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {text}"))
+    };
+    assert!(text.len() == 20 && text.ends_with('Z'), "{text}");
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
+    // Days from 1970-01-01 of a proleptic Gregorian date (the civil calendar algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    days * 86_400 + number(11..13) * 3600 + number(14..16) * 60 + number(17..19)
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// `svcid engines --json` against `dpm`: engine id → `lastSeen`.
+fn listed_last_seen(dpm: &Daemon, dpe_home: &Path) -> HashMap<String, Option<String>> {
+    let out = Command::new(bin("svcid"))
+        .args(["engines", "--json", "--dpm"])
+        .arg(format!("127.0.0.1:{}", dpm.port()))
+        .arg("--home")
+        .arg(dpe_home)
+        .output()
+        .expect("svcid runs");
+    assert!(
+        out.status.success(),
+        "svcid engines: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let document: Value = serde_json::from_slice(&out.stdout).unwrap();
+    document["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["engineId"].as_str().unwrap().to_owned(),
+                e["lastSeen"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// How far behind a listing may show an engine's last check: the engines are checked every
+/// second and the target is two seconds, with half a second for the poll itself; the listings
+/// print whole seconds (rounded down), so one second more of resolution.
+const MOST_BEHIND: f64 = 2.5 + 1.0;
+
+/// Polls `dpm`'s listings for `length` — the console's `engines` view every 200 ms, and
+/// `svcid engines --json` every fifth poll — and checks that every engine of `ids` is shown
+/// READY, seen at most [`MOST_BEHIND`] before the poll answered, and that its `lastSeen` advances.
+fn watch_last_seen(dpm: &Daemon, dpe_home: &Path, ids: &[&str], length: Duration) {
+    let http = http_port_after(dpm, 0);
+    wait_console_fleet(http, ids.len());
+    let mut first: HashMap<String, i64> = HashMap::new();
+    let mut latest: HashMap<String, i64> = HashMap::new();
+    let mut worst = 0.0_f64;
+    let until = Instant::now() + length;
+    let mut polls = 0;
+    while Instant::now() < until {
+        let (code, _, body) = http_get(http, "/console/api/engines?limit=1000");
+        let answered = unix_now();
+        assert_eq!(code, 200, "{body}");
+        let view: Value = serde_json::from_str(&body).unwrap();
+        assert!(view["pending"].is_null(), "{view}");
+        let mut shown: Vec<(String, i64, f64)> = Vec::new();
+        for id in ids {
+            let engine = view["engines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["id"] == *id)
+                .unwrap_or_else(|| panic!("{id} not in the console's listing: {view}"));
+            assert_eq!(engine["status"], "READY", "{engine}");
+            let seen = unix_of(engine["lastSeen"].as_str().expect("seen once"));
+            shown.push((id.to_string(), seen, answered));
+        }
+        if polls % 5 == 0 {
+            let listed = listed_last_seen(dpm, dpe_home);
+            let answered = unix_now();
+            for id in ids {
+                let text = listed
+                    .get(*id)
+                    .unwrap_or_else(|| panic!("{id} not listed by svcid engines: {listed:?}"))
+                    .as_deref()
+                    .expect("seen once");
+                shown.push((id.to_string(), unix_of(text), answered));
+            }
+        }
+        for (id, seen, answered) in shown {
+            let behind = answered - seen as f64;
+            worst = worst.max(behind);
+            assert!(
+                behind <= MOST_BEHIND,
+                "{id}: lastSeen {seen} is {behind:.1} s behind the listing"
+            );
+            first.entry(id.clone()).or_insert(seen);
+            latest.insert(id, seen);
+        }
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for id in ids {
+        let advanced = latest[*id] - first[*id];
+        assert!(
+            advanced as f64 >= (length.as_secs_f64() - MOST_BEHIND).max(1.0),
+            "{id}: lastSeen advanced {advanced} s in {length:?}"
+        );
+    }
+    eprintln!(
+        "{polls} polls of {}: lastSeen at most {worst:.2} s behind (whole seconds shown)",
+        dpm.port()
+    );
+}
+
+#[test]
+fn either_replica_lists_last_seen_within_two_seconds_of_the_owners_last_check() {
+    let pg = Postgres::start().expect("a PostgreSQL server starts");
+    let pair = Pair::linked();
+    on_postgres(&pair.dpm, &pg);
+    let home_b = sibling(&pair.dpm, "dpm-b");
+    let dpe_home_2 = sibling(&pair.dpe, "dpe-2");
+    let mut dpm_a = start_dpm(&pair.dpm);
+    let dpm_b = start_dpm(&home_b);
+    // Both engines register with A: A checks them, B only lists them.
+    let _dpe_1 = start_dpe(&pair.dpe, &dpm_a, &[]);
+    let _dpe_2 = start_dpe(&dpe_home_2, &dpm_a, &[]);
+    let (e1, e2) = (engine_id(&pair.dpe), engine_id(&dpe_home_2));
+    dpm_a.wait_for("e1 READY", became_ready(&e1));
+    dpm_a.wait_for("e2 READY", became_ready(&e2));
+
+    // B's listings follow A's checks, second by second.
+    watch_last_seen(&dpm_b, &pair.dpe, &[&e1, &e2], Duration::from_secs(5));
+    assert_eq!(
+        count(&dpm_b, 0, "engineChecked", &e1),
+        0,
+        "B never checked e1"
+    );
+    // A's own listings too.
+    watch_last_seen(&dpm_a, &pair.dpe, &[&e1, &e2], Duration::from_secs(3));
+
+    // A is killed: B takes the engines over, and its listings go on following the checks.
+    let mark_b = dpm_b.events().len();
+    dpm_a.signal("KILL");
+    dpm_a.wait_exit();
+    dpm_b.wait_for_after(mark_b, "enginesTakenOver", |e| {
+        e["eventId"] == "enginesTakenOver"
+    });
+    watch_last_seen(&dpm_b, &pair.dpe, &[&e1, &e2], Duration::from_secs(5));
 }

@@ -12,6 +12,11 @@
 //!    `svcid_registry_db_queries_total`, with the statements the server logged beside it), its
 //!    status checks per second, and how often each engine is checked (one replica per engine:
 //!    about once per interval, never twice);
+//!    Then a second window with both replicas listed as an operator would list them
+//!    (`ListEngines`, as `svcid engines` calls it, on each replica every 250 ms): how far each
+//!    engine's `lastSeen` lags the moment of the listing (engines checked every second, so at
+//!    least up to 1 s; the target is 2 s), the statements per second while listed, and how many
+//!    of the rows' updates were HOT (`pg_stat_user_tables`);
 //! 4. takeover: replica A is SIGKILLed; the time until every engine has been checked again (A's
 //!    by B), whether B logged any engine DISCONNECTED, and how many engines B took over;
 //! 5. return: A starts again on its ports; the time until it owns a share of the fleet again
@@ -74,6 +79,8 @@ struct Keys {
     dpm: GeneratorKey,
     /// One per engine.
     engines: Vec<GeneratorKey>,
+    /// The operator listing the fleet (signing as a trusted `dpe` deployment of its own).
+    lister: std::sync::Arc<svcid_identity::TokenIssuer>,
     /// Every engine as a deployment DPM trusts.
     peers: Vec<TrustedPeer>,
     /// What the engines trust: DPM's key.
@@ -85,12 +92,21 @@ impl Keys {
     fn generate(n: usize) -> Result<Self> {
         let dpm = GeneratorKey::generate();
         let engines: Vec<GeneratorKey> = (0..n).map(|_| GeneratorKey::generate()).collect();
+        let lister = GeneratorKey::generate();
+        let mut peers: Vec<TrustedPeer> = engines
+            .iter()
+            .enumerate()
+            .map(|(i, key)| TrustedPeer::dpe(format!("dpe-{i}"), key))
+            .collect();
+        peers.push(TrustedPeer::dpe("lister", &lister));
+        let lister = std::sync::Arc::new(svcid_identity::TokenIssuer::new(
+            lister,
+            Duration::from_secs(15 * 60),
+            std::sync::Arc::new(svcid_identity::SystemClock),
+        )?);
         Ok(Self {
-            peers: engines
-                .iter()
-                .enumerate()
-                .map(|(i, key)| TrustedPeer::dpe(format!("dpe-{i}"), key))
-                .collect(),
+            peers,
+            lister,
             dpm_trust: dpm_trust(&dpm)?,
             dpm,
             engines,
@@ -289,6 +305,7 @@ async fn run(args: &Args) -> Result<()> {
     };
     let mut pair = ReplicaPair::start(&settings, dir.path(), &keys).await?;
     let steady = pair.steady(&settings).await?;
+    let listed = pair.listed(&settings, &keys).await?;
     let takeover = pair.takeover(&settings).await?;
     pair.come_back(&settings).await?;
     let ready = pair.ready;
@@ -298,6 +315,7 @@ async fn run(args: &Args) -> Result<()> {
         reference,
         ready,
         steady,
+        listed,
         takeover,
     }
     .print();
@@ -348,6 +366,22 @@ struct PairSteady {
     slowest: f64,
     median: f64,
     fastest: f64,
+}
+
+/// The window with both replicas listed: how old `lastSeen` was in the listings, the statements
+/// per second, and the HOT share of the engine rows' updates.
+struct Listed {
+    /// Listings answered (both replicas).
+    listings: usize,
+    /// Each engine's `lastSeen` behind the moment its listing arrived, every engine of every
+    /// listing, in seconds, sorted.
+    lags: Vec<f64>,
+    /// Engines whose `lastSeen` did not advance over the window.
+    frozen: usize,
+    /// Statements per second of A and B.
+    queries: (f64, f64),
+    /// Rows updated and HOT-updated over the window.
+    updates: (u64, u64),
 }
 
 /// Replica A killed: the time until every engine was checked again, and how many engines went
@@ -418,6 +452,107 @@ impl ReplicaPair {
             median,
             fastest,
         })
+    }
+
+    /// Phase 3b: both replicas listed every 250 ms (`ListEngines`) over one steady window.
+    async fn listed(&mut self, settings: &Settings, keys: &Keys) -> Result<Listed> {
+        use svcid_proto::pb::engines::ListEnginesRequest;
+        use svcid_proto::pb::engines::engine_admin_service_client::EngineAdminServiceClient;
+        let issuer = std::sync::Arc::clone(&keys.lister);
+        let mut clients = Vec::new();
+        for replica in [&self.a, &self.b] {
+            let channel = svcid_client::endpoint("127.0.0.1", replica.grpc_port, None)?
+                .connect_timeout(Duration::from_secs(5))
+                .connect()
+                .await
+                .with_context(|| format!("connecting to replica {}", replica.name))?;
+            clients.push(EngineAdminServiceClient::with_interceptor(
+                channel,
+                svcid_client::OutboundCredentials::new(std::sync::Arc::clone(&issuer), "dpm"),
+            ));
+        }
+        let updates = |pg: &Postgres| -> Result<(u64, u64)> {
+            let text = pg.sql(
+                "SELECT n_tup_upd || '|' || n_tup_hot_upd FROM pg_stat_user_tables \
+                 WHERE relname = 'dpm_engine'",
+            )?;
+            let mut parts = text
+                .trim()
+                .split('|')
+                .map(|n| n.parse::<u64>().unwrap_or(0));
+            Ok((parts.next().unwrap_or(0), parts.next().unwrap_or(0)))
+        };
+        // The first listings wake the replicas' fleet reads; the window starts after.
+        for client in &mut clients {
+            client.list_engines(ListEnginesRequest {}).await?;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = (
+            metric_sum(&self.a.prometheus()?, REGISTRY_DB_QUERIES),
+            metric_sum(&self.b.prometheus()?, REGISTRY_DB_QUERIES),
+        );
+        let updates_before = updates(&self.pg)?;
+        let started = Instant::now();
+        let mut lags = Vec::new();
+        let mut listings = 0;
+        let mut first_seen: std::collections::HashMap<String, i64> = Default::default();
+        let mut last_seen: std::collections::HashMap<String, i64> = Default::default();
+        while started.elapsed() < settings.window {
+            let round = Instant::now();
+            for client in &mut clients {
+                let engines = client
+                    .list_engines(ListEnginesRequest {})
+                    .await
+                    .context("ListEngines")?
+                    .into_inner()
+                    .engines;
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                listings += 1;
+                for engine in engines {
+                    let seen = engine.last_seen_ms;
+                    lags.push((now_ms - seen) as f64 / 1000.0);
+                    first_seen.entry(engine.engine_id.clone()).or_insert(seen);
+                    last_seen.insert(engine.engine_id, seen);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250).saturating_sub(round.elapsed())).await;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let queries = (
+            (metric_sum(&self.a.prometheus()?, REGISTRY_DB_QUERIES) - before.0) / seconds,
+            (metric_sum(&self.b.prometheus()?, REGISTRY_DB_QUERIES) - before.1) / seconds,
+        );
+        let updates_after = updates(&self.pg)?;
+        lags.sort_by(f64::total_cmp);
+        let frozen = first_seen
+            .iter()
+            .filter(|(id, first)| last_seen.get(*id).is_none_or(|last| last <= *first))
+            .count();
+        let listed = Listed {
+            listings,
+            frozen,
+            queries,
+            updates: (
+                updates_after.0.saturating_sub(updates_before.0),
+                updates_after.1.saturating_sub(updates_before.1),
+            ),
+            lags,
+        };
+        println!(
+            "pair listed ({}): {} listings; lastSeen behind the listing: {}; {} engines frozen; \
+             A {:.1} queries/s, B {:.1} queries/s; {} of {} row updates HOT",
+            human(settings.window),
+            listed.listings,
+            listed.lag_text(),
+            listed.frozen,
+            listed.queries.0,
+            listed.queries.1,
+            listed.updates.1,
+            listed.updates.0
+        );
+        Ok(listed)
     }
 
     /// Phase 4: Replica A SIGKILLed: until every engine has been checked again (A's by B).
@@ -496,6 +631,27 @@ impl ReplicaPair {
     }
 }
 
+impl Listed {
+    /// A lag by rank (0.5: median), in seconds.
+    fn lag(&self, rank: f64) -> f64 {
+        if self.lags.is_empty() {
+            return f64::NAN;
+        }
+        let at = ((self.lags.len() - 1) as f64 * rank).round() as usize;
+        self.lags[at.min(self.lags.len() - 1)]
+    }
+
+    fn lag_text(&self) -> String {
+        format!(
+            "median {:.2} s, p99 {:.2} s, max {:.2} s over {} engine listings",
+            self.lag(0.5),
+            self.lag(0.99),
+            self.lag(1.0),
+            self.lags.len()
+        )
+    }
+}
+
 /// Everything measured, for the summary `run.sh` collects.
 struct Report {
     n: usize,
@@ -504,6 +660,7 @@ struct Report {
     /// The pair's time to READY.
     ready: Option<Duration>,
     steady: PairSteady,
+    listed: Listed,
     takeover: Takeover,
 }
 
@@ -555,6 +712,30 @@ impl Report {
             reference: format!("one check per {}", human(CHECK_INTERVAL)),
             target: "one replica each: max < 1.5",
             verdict: Verdict::from_check(steady.fastest < 1.5 && steady.slowest > 0.5),
+        }
+        .print();
+        let listed = &self.listed;
+        Row {
+            figure: "lastSeen in either replica's ListEngines, listed every 250 ms",
+            measured: format!("{}; {} frozen", listed.lag_text(), listed.frozen),
+            reference: "checks every 1 s".to_owned(),
+            target: "≤ 2 s behind the listing, none frozen",
+            verdict: Verdict::from_check(listed.lag(1.0) <= 2.0 && listed.frozen == 0),
+        }
+        .print();
+        let worst = listed.queries.0.max(listed.queries.1);
+        Row {
+            figure: "DB statements/s per replica while listed",
+            measured: format!(
+                "A {:.1}, B {:.1}; {} of {} row updates HOT",
+                listed.queries.0, listed.queries.1, listed.updates.1, listed.updates.0
+            ),
+            reference: format!(
+                "unlisted: A {:.1}, B {:.1}",
+                measured[0].queries, measured[1].queries
+            ),
+            target: "≤ 5/s",
+            verdict: Verdict::from_check(worst <= 5.0),
         }
         .print();
         self.print_takeover_and_replicas();
