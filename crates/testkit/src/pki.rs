@@ -53,11 +53,13 @@ fn builder(cn: &str, key: &PKey<Private>) -> anyhow::Result<(X509Builder, X509Na
     b.set_version(2)?;
     let mut serial = BigNum::new()?;
     serial.rand(64, MsbOption::MAYBE_ZERO, false)?;
-    b.set_serial_number(&Asn1Integer::from_bn(&serial)?)?;
+    let serial = Asn1Integer::from_bn(&serial)?;
+    b.set_serial_number(&serial)?;
     b.set_subject_name(&name)?;
     b.set_pubkey(key)?;
-    b.set_not_before(&Asn1Time::days_from_now(0)?)?;
-    b.set_not_after(&Asn1Time::days_from_now(365)?)?;
+    let (from, until) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(365)?);
+    b.set_not_before(&from)?;
+    b.set_not_after(&until)?;
     Ok((b, name))
 }
 
