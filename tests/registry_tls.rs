@@ -96,7 +96,10 @@ fn verify_full_with_the_right_ca_registers_engines_over_an_encrypted_connection(
     let opened = dpm.wait_for("registryOpened", |e| e["eventId"] == "registryOpened");
     assert_eq!(
         opened["url"],
-        format!("postgresql://{USER}@localhost:{}/dpm?sslmode=verify-full", pg.port),
+        format!(
+            "postgresql://{USER}@localhost:{}/dpm?sslmode=verify-full",
+            pg.port
+        ),
         "{opened}"
     );
     let _dpe = pair.start_dpe(dpm.port(), &[]);
@@ -111,7 +114,11 @@ fn verify_full_with_the_right_ca_registers_engines_over_an_encrypted_connection(
 
     // What an operator reads shows the mode, never the password or a key.
     let http = http_port_after(&dpm, 0);
-    for path in ["/actuator/info", "/actuator/health", "/actuator/health/database"] {
+    for path in [
+        "/actuator/info",
+        "/actuator/health",
+        "/actuator/health/database",
+    ] {
         let (code, _, body) = http_get(http, path);
         assert_eq!(code, 200, "{path}: {body}");
         assert!(!body.contains(PASSWORD), "{path}: {body}");
@@ -145,8 +152,9 @@ fn a_server_certificate_from_another_ca_stops_dpm_with_69() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("(CN=db.test, issued by CN=svcid registry test CA) is not trusted by sslrootcert")
-            && stderr.contains("db-ca.pem (sslmode=verify-full)"),
+        stderr.contains(
+            "(CN=db.test, issued by CN=svcid registry test CA) is not trusted by sslrootcert"
+        ) && stderr.contains("db-ca.pem (sslmode=verify-full)"),
         "{stderr}"
     );
 }

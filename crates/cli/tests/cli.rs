@@ -1879,7 +1879,10 @@ fn check_catches_the_registry_databases_tls_mistakes_offline() {
         assert!(text.contains("; fix: "), "{text}");
         let json = svcid(&["check", "--json", s(&pair.dpm)]);
         let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-        assert_eq!(report["problems"][0]["code"], code_name, "{query}: {report}");
+        assert_eq!(
+            report["problems"][0]["code"], code_name,
+            "{query}: {report}"
+        );
         write(&pair.dpm, &base);
     }
 

@@ -391,10 +391,7 @@ fn bind_tls(
                 b.error_at(
                     codes::DATASOURCE_SSLMODE_INVALID,
                     url,
-                    format!(
-                        "sslmode={} is not a TLS mode PostgreSQL knows",
-                        shown(mode)
-                    ),
+                    format!("sslmode={} is not a TLS mode PostgreSQL knows", shown(mode)),
                     "use sslmode=disable, prefer, require, verify-ca or verify-full \
                      (verify-full with sslrootcert checks the server)",
                 );
@@ -428,17 +425,14 @@ fn bind_tls(
     let root = match params.sslrootcert.as_deref() {
         None | Some("") => None,
         Some("system") => Some(RootCertificates::System),
-        Some(path) => read_certificates(b, home, url, path).map(|(pem, _)| {
-            RootCertificates::File {
+        Some(path) => {
+            read_certificates(b, home, url, path).map(|(pem, _)| RootCertificates::File {
                 pem,
                 file: resolve(home, path),
-            }
-        }),
+            })
+        }
     };
-    let root_given = params
-        .sslrootcert
-        .as_deref()
-        .is_some_and(|p| !p.is_empty());
+    let root_given = params.sslrootcert.as_deref().is_some_and(|p| !p.is_empty());
     let system = root == Some(RootCertificates::System);
     let mode = written.unwrap_or(if system {
         SslMode::VerifyFull
@@ -548,7 +542,7 @@ mod tests {
     use openssl::pkey::{PKey, Private};
     use openssl::x509::extension::BasicConstraints;
     use openssl::x509::{X509, X509Builder, X509NameBuilder};
-    use svcid_properties::{PropertySet, ProblemCode};
+    use svcid_properties::{ProblemCode, PropertySet};
 
     use super::*;
 
@@ -594,7 +588,10 @@ mod tests {
         assert_eq!(url.user.as_deref(), Some("one"));
         assert_eq!(url.password.as_deref(), Some("p&w"));
         // An empty query, or a trailing `&`, is nothing.
-        assert_eq!(parse_url("postgres://h/db?").unwrap().tls, TlsParams::default());
+        assert_eq!(
+            parse_url("postgres://h/db?").unwrap().tls,
+            TlsParams::default()
+        );
         assert_eq!(
             parse_url("postgres://h/db?sslmode=require&")
                 .unwrap()
@@ -632,7 +629,10 @@ mod tests {
             password: Some(DatabasePassword("hunter2".into())),
             tls: DatasourceTls::default(),
         };
-        assert_eq!(source.shown_url(), "postgresql://one@h:5432/dpm?sslmode=prefer");
+        assert_eq!(
+            source.shown_url(),
+            "postgresql://one@h:5432/dpm?sslmode=prefer"
+        );
         assert!(!format!("{source:?}").contains("hunter2"));
     }
 
@@ -712,11 +712,7 @@ mod tests {
         .unwrap();
         let mut b = Binder::new(&set);
         let source = bind_datasource(&mut b, &home);
-        let problems = b
-            .problems
-            .iter()
-            .map(|p| (p.code, p.to_string()))
-            .collect();
+        let problems = b.problems.iter().map(|p| (p.code, p.to_string())).collect();
         (source, problems)
     }
 
@@ -762,7 +758,11 @@ mod tests {
             ),
             ("ssl=false", SslMode::Prefer, ServerCheck::None),
             // sslmode wins over ssl, as in the JDBC driver.
-            ("ssl=true&sslmode=require", SslMode::Require, ServerCheck::None),
+            (
+                "ssl=true&sslmode=require",
+                SslMode::Require,
+                ServerCheck::None,
+            ),
             (
                 "sslrootcert=system",
                 SslMode::VerifyFull,
@@ -821,7 +821,11 @@ mod tests {
                 codes::DATASOURCE_SSLMODE_INVALID,
                 "sslmode=\"verify_full\" is not a TLS mode",
             ),
-            ("ssl=yes", codes::DATASOURCE_SSLMODE_INVALID, "is not true or false"),
+            (
+                "ssl=yes",
+                codes::DATASOURCE_SSLMODE_INVALID,
+                "is not true or false",
+            ),
             (
                 "sslmode=verify-ca&sslrootcert=system",
                 codes::DATASOURCE_SSLMODE_INVALID,
@@ -867,7 +871,10 @@ mod tests {
             assert!(source.is_none(), "{query}");
             assert_eq!(codes_of(&problems), vec![code], "{query}: {problems:?}");
             let text = &problems[0].1;
-            assert!(text.starts_with("application.properties:1: error:"), "{text}");
+            assert!(
+                text.starts_with("application.properties:1: error:"),
+                "{text}"
+            );
             assert!(text.contains(says), "{query}: {text}");
             assert!(text.contains("fix:"), "{text}");
             assert!(!text.contains("hunter2"), "{text}");

@@ -32,8 +32,8 @@ pub use constraints::{
     Capability, CapabilityError, CapabilityType, CapabilityValue, parse_capability,
 };
 pub use datasource::{
-    DEFAULT_POSTGRES_PORT, DatabasePassword, Datasource, DatasourceTls, RootCertificates, ServerCheck,
-    SslMode,
+    DEFAULT_POSTGRES_PORT, DatabasePassword, Datasource, DatasourceTls, RootCertificates,
+    ServerCheck, SslMode,
 };
 pub use home::{ModuleHome, ModuleKind};
 pub use http::{DPE_HTTP_PORT, DPM_HTTP_PORT, default_http_port};

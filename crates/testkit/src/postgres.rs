@@ -165,7 +165,8 @@ impl Postgres {
         let data = self.dir.path().join("data");
         if let Some(tls) = &options.tls {
             let mut settings =
-                "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n".to_owned();
+                "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+                    .to_owned();
             self.write_private(&data.join("server.crt"), &tls.identity.cert_pem)?;
             self.write_private(&data.join("server.key"), &tls.identity.key_pem)?;
             if let Some(ca) = &tls.client_ca_pem {

@@ -49,7 +49,10 @@ pub(super) fn connector(tls: &DatasourceTls) -> Result<Option<MakeRustlsConnect>
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(pem) {
                 let cert = cert.map_err(|e| {
-                    format!("sslrootcert {}: not a PEM certificate ({e})", file.display())
+                    format!(
+                        "sslrootcert {}: not a PEM certificate ({e})",
+                        file.display()
+                    )
                 })?;
                 roots.add(cert).map_err(|e| {
                     format!(
@@ -77,7 +80,10 @@ pub(super) fn connector(tls: &DatasourceTls) -> Result<Option<MakeRustlsConnect>
                         .to_owned(),
                 );
             }
-            (Some(roots), "the system's CAs (sslrootcert=system)".to_owned())
+            (
+                Some(roots),
+                "the system's CAs (sslrootcert=system)".to_owned(),
+            )
         }
     };
     let verifier = Verifier {
@@ -103,8 +109,8 @@ pub(super) fn connector(tls: &DatasourceTls) -> Result<Option<MakeRustlsConnect>
                         identity.cert_chain_file.display()
                     )
                 })?;
-            let key = PrivateKeyDer::from_pem_slice(identity.private_key_pem.expose())
-                .map_err(|_| {
+            let key =
+                PrivateKeyDer::from_pem_slice(identity.private_key_pem.expose()).map_err(|_| {
                     format!(
                         "sslkey {}: not a PEM private key",
                         identity.private_key_file.display()
@@ -184,11 +190,7 @@ fn described(der: &[u8]) -> (String, String, Vec<String>) {
                 .collect()
         })
         .unwrap_or_default();
-    (
-        name(cert.subject_name()),
-        name(cert.issuer_name()),
-        names,
-    )
+    (name(cert.subject_name()), name(cert.issuer_name()), names)
 }
 
 impl Verifier {
@@ -212,9 +214,8 @@ impl ServerCertVerifier for Verifier {
             return Ok(ServerCertVerified::assertion());
         };
         let (subject, issuer, names) = described(end_entity);
-        let cert = ParsedCertificate::try_from(end_entity).map_err(|e| {
-            self.refused(format!("the server's certificate cannot be read ({e})"))
-        })?;
+        let cert = ParsedCertificate::try_from(end_entity)
+            .map_err(|e| self.refused(format!("the server's certificate cannot be read ({e})")))?;
         rustls::client::verify_server_cert_signed_by_trust_anchor(
             &cert,
             roots,
