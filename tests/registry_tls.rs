@@ -14,7 +14,6 @@ use std::process::Command;
 
 use common::{Daemon, Pair, bin, http_get, http_port_after};
 use serde_json::Value;
-use svcid_config::names;
 use svcid_testkit::pki::TestCa;
 use svcid_testkit::postgres::{
     Access, Options, PASSWORD, Postgres, ServerTls, USER, file_contains,
@@ -42,9 +41,9 @@ fn put(home: &Path, name: &str, bytes: &[u8]) {
 
 /// Points DPM's home at `url`, logging in as the harness's user with its password.
 fn on(home: &Path, url: &str) {
-    Pair::append(home, &format!("{}={url}", names::DATASOURCE_URL));
-    Pair::append(home, &format!("{}={USER}", names::DATASOURCE_USERNAME));
-    Pair::append(home, &format!("{}={PASSWORD}", names::DATASOURCE_PASSWORD));
+    Pair::append(home, &format!("spring.datasource.url={url}"));
+    Pair::append(home, &format!("spring.datasource.username={USER}"));
+    Pair::append(home, &format!("spring.datasource.password={PASSWORD}"));
 }
 
 /// Runs DPM, expecting it to give up at start: its exit code and standard error.
@@ -109,7 +108,7 @@ fn verify_full_with_the_right_ca_registers_engines_over_an_encrypted_connection(
     let connections = dpm_connections(&pg);
     assert!(!connections.is_empty(), "no connection from svcid-dpm");
     for connection in &connections {
-        assert!(connection.starts_with("t|TLSv1."), "{connections:?}");
+        assert!(connection.starts_with("true|TLSv1."), "{connections:?}");
     }
 
     // What an operator reads shows the mode, never the password or a key.
@@ -190,7 +189,7 @@ fn verify_full_refuses_a_certificate_for_another_host_and_verify_ca_accepts_it()
         "{opened}"
     );
     assert!(
-        dpm_connections(&pg).iter().all(|c| c.starts_with("t|")),
+        dpm_connections(&pg).iter().all(|c| c.starts_with("true|")),
         "{:?}",
         dpm_connections(&pg)
     );
@@ -227,7 +226,7 @@ fn require_against_a_server_without_tls_stops_dpm_with_69_and_never_falls_back()
         "{opened}"
     );
     assert!(
-        dpm_connections(&pg).iter().all(|c| c.starts_with("f|")),
+        dpm_connections(&pg).iter().all(|c| c.starts_with("false|")),
         "{:?}",
         dpm_connections(&pg)
     );
@@ -257,11 +256,11 @@ fn a_client_certificate_logs_dpm_in_without_a_password() {
         &pair.dpm,
         &format!(
             "{}={}",
-            names::DATASOURCE_URL,
+            "spring.datasource.url",
             pg.url("127.0.0.1", "sslmode=verify-full&sslrootcert=etc/db-ca.pem")
         ),
     );
-    Pair::append(&pair.dpm, &format!("{}={USER}", names::DATASOURCE_USERNAME));
+    Pair::append(&pair.dpm, &format!("spring.datasource.username={USER}"));
     let (code, stderr) = refused_start(&pair.dpm);
     assert_eq!(code, Some(69), "{stderr}");
     assert!(stderr.contains("certificate"), "{stderr}");
@@ -275,7 +274,7 @@ fn a_client_certificate_logs_dpm_in_without_a_password() {
     dpm.wait_for("registryOpened", |e| e["eventId"] == "registryOpened");
     let connections = dpm_connections(&pg);
     assert!(
-        !connections.is_empty() && connections.iter().all(|c| c.starts_with("t|")),
+        !connections.is_empty() && connections.iter().all(|c| c.starts_with("true|")),
         "{connections:?}"
     );
     assert!(!file_contains(&dpm.log, "PRIVATE KEY"));
