@@ -40,8 +40,9 @@ pub struct Datasource {
     pub username: Option<String>,
     /// `spring.datasource.password` (or the URL's); never shown.
     pub password: Option<DatabasePassword>,
-    /// The connection's TLS (`sslmode` and its files).
-    pub tls: DatasourceTls,
+    /// The connection's TLS (`sslmode` and its files; boxed: the files' bytes are large beside
+    /// the other settings).
+    pub tls: Box<DatasourceTls>,
 }
 
 impl Datasource {
@@ -372,7 +373,7 @@ pub(crate) fn bind_datasource(b: &mut Binder<'_>, home: &ModuleHome) -> Option<D
         database: parts.database,
         username,
         password,
-        tls: tls?,
+        tls: Box::new(tls?),
     })
 }
 
@@ -627,7 +628,7 @@ mod tests {
             database: "dpm".into(),
             username: Some("one".into()),
             password: Some(DatabasePassword("hunter2".into())),
-            tls: DatasourceTls::default(),
+            tls: Box::default(),
         };
         assert_eq!(
             source.shown_url(),
@@ -725,7 +726,7 @@ mod tests {
         let (source, problems) = bind("jdbc:postgresql://h/db");
         assert!(problems.is_empty(), "{problems:?}");
         let tls = source.unwrap().tls;
-        assert_eq!(tls, DatasourceTls::default());
+        assert_eq!(*tls, DatasourceTls::default());
         assert_eq!(tls.server_check(), ServerCheck::None);
     }
 
