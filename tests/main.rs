@@ -18,6 +18,7 @@ mod live_reload;
 mod ops;
 mod product_wire;
 mod registry_postgres;
+mod registry_tls;
 mod startup;
 mod tls;
 mod user_keys;

@@ -1818,3 +1818,88 @@ fn check_online_reports_a_refused_port_with_the_url_line_and_fix() {
         "{report}"
     );
 }
+
+#[test]
+fn check_catches_the_registry_databases_tls_mistakes_offline() {
+    use std::os::unix::fs::PermissionsExt;
+    let pair = Pair::linked();
+    let ca = svcid_testkit::pki::TestCa::new("db CA").unwrap();
+    let client = ca.issue("one", &[]).unwrap();
+    let etc = pair.dpm.join("etc");
+    std::fs::write(etc.join("db-ca.pem"), ca.cert_pem()).unwrap();
+    std::fs::write(etc.join("db-client.pem"), &client.cert_pem).unwrap();
+    std::fs::write(etc.join("db-client.key"), &client.key_pem).unwrap();
+    // Readable by everyone: PostgreSQL's own client refuses such a key.
+    std::fs::set_permissions(
+        etc.join("db-client.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let url = "spring.datasource.url=jdbc:postgresql://db.example:5432/dpm";
+    for (query, code_name, says) in [
+        (
+            "?sslmode=verify_full",
+            "datasource.sslmode-invalid",
+            "sslmode=\"verify_full\" is not a TLS mode PostgreSQL knows",
+        ),
+        (
+            "?sslmode=verify-full",
+            "datasource.root-cert-missing",
+            "no sslrootcert says which CA issues it",
+        ),
+        (
+            "?sslmode=verify-ca&sslrootcert=etc/missing.pem",
+            "tls.file-unreadable",
+            "etc/missing.pem",
+        ),
+        (
+            "?sslmode=verify-full&sslrootcert=etc/db-ca.pem&sslcert=etc/db-client.pem\
+             &sslkey=etc/db-client.key",
+            "datasource.key-exposed",
+            "(mode 0644)",
+        ),
+        (
+            "?sslmode=verify-full&sslrootcert=etc/db-ca.pem&sslcert=etc/db-client.pem",
+            "datasource.client-cert-incomplete",
+            "sslcert is given without sslkey",
+        ),
+    ] {
+        let base = read(&pair.dpm);
+        write(&pair.dpm, &format!("{base}{url}{query}\n"));
+        let out = svcid(&["check", s(&pair.dpm)]);
+        let text = stdout(&out);
+        assert_eq!(code(&out), 2, "{query}: {text}");
+        let expected = format!(
+            "{}:{}: error: spring.datasource.url: ",
+            file(&pair.dpm).display(),
+            line_of(&pair.dpm, "spring.datasource.url")
+        );
+        assert!(text.contains(&expected), "{expected}\nnot in:\n{text}");
+        assert!(text.contains(says), "{query}: {text}");
+        assert!(text.contains("; fix: "), "{text}");
+        let json = svcid(&["check", "--json", s(&pair.dpm)]);
+        let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(
+            report["problems"][0]["code"], code_name,
+            "{query}: {report}"
+        );
+        write(&pair.dpm, &base);
+    }
+
+    // Fixed (0600), the home is clean.
+    std::fs::set_permissions(
+        etc.join("db-client.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let base = read(&pair.dpm);
+    write(
+        &pair.dpm,
+        &format!(
+            "{base}{url}?sslmode=verify-full&sslrootcert=etc/db-ca.pem&sslcert=etc/db-client.pem\
+             &sslkey=etc/db-client.key\n"
+        ),
+    );
+    let out = svcid(&["check", s(&pair.dpm)]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}

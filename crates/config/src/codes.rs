@@ -122,6 +122,17 @@ pub const TLS_TRUST_ALL: ProblemCode = ProblemCode::new("tls.trust-all");
 
 /// Error: a `spring.datasource.url` that is not a PostgreSQL URL DPM can use.
 pub const DATASOURCE_URL_INVALID: ProblemCode = ProblemCode::new("datasource.url-invalid");
+/// Error: an `sslmode` (or `ssl`) on the URL that is not a known value, or a mode too weak for
+/// `sslrootcert=system`.
+pub const DATASOURCE_SSLMODE_INVALID: ProblemCode = ProblemCode::new("datasource.sslmode-invalid");
+/// Error: `sslmode=verify-ca` or `verify-full` without `sslrootcert`.
+pub const DATASOURCE_ROOT_CERT_MISSING: ProblemCode =
+    ProblemCode::new("datasource.root-cert-missing");
+/// Error: `sslcert` without `sslkey`, or the reverse.
+pub const DATASOURCE_CLIENT_CERT_INCOMPLETE: ProblemCode =
+    ProblemCode::new("datasource.client-cert-incomplete");
+/// Error: the `sslkey` file may be read by the file's group or by every user.
+pub const DATASOURCE_KEY_EXPOSED: ProblemCode = ProblemCode::new("datasource.key-exposed");
 
 // People's tokens (`ataccama.authentication.keycloak.*`, `mp.jwt.*`, `etc/payara-mp-jwt.properties`).
 
@@ -191,6 +202,10 @@ pub const ALL: &[ProblemCode] = &[
     TLS_TRUST_CONFLICT,
     TLS_TRUST_ALL,
     DATASOURCE_URL_INVALID,
+    DATASOURCE_SSLMODE_INVALID,
+    DATASOURCE_ROOT_CERT_MISSING,
+    DATASOURCE_CLIENT_CERT_INCOMPLETE,
+    DATASOURCE_KEY_EXPOSED,
     KEYCLOAK_REALM_MISSING,
     USER_KEY_TWICE,
     USER_ISSUER_MISSING,

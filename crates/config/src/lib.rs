@@ -31,7 +31,10 @@ pub use access::{
 pub use constraints::{
     Capability, CapabilityError, CapabilityType, CapabilityValue, parse_capability,
 };
-pub use datasource::{DEFAULT_POSTGRES_PORT, DatabasePassword, Datasource};
+pub use datasource::{
+    DEFAULT_POSTGRES_PORT, DatabasePassword, Datasource, DatasourceTls, RootCertificates,
+    ServerCheck, SslMode,
+};
 pub use home::{ModuleHome, ModuleKind};
 pub use http::{DPE_HTTP_PORT, DPM_HTTP_PORT, default_http_port};
 pub use load::{Loaded, Overrides, bind, load, read_sources};

@@ -357,7 +357,7 @@ fn bind_dpm(b: &mut Binder<'_>, home: &ModuleHome) -> DpmSettings {
             .positive_duration(names::CHECK_DISCONNECTED_MAX, Duration::from_secs(600)),
         checker_timeout: b.positive_duration(names::CHECKER_TIMEOUT, Duration::from_secs(2)),
         engine_tls: crate::tls::bind_client(b, home, names::ENGINE_TLS),
-        datasource: crate::datasource::bind_datasource(b),
+        datasource: crate::datasource::bind_datasource(b, home),
     }
 }
 

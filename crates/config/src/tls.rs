@@ -366,8 +366,27 @@ fn bind_identity(
     };
     let (cert_path, cert_value) = cert?;
     let (key_path, key_value) = key?;
-    let chain = read_certificates(b, home, cert_value, &cert_path);
-    let key = read_private_key(b, home, key_value, &key_path);
+    certified_key(
+        b,
+        home,
+        (&cert_path, cert_value),
+        (&key_path, key_value),
+        serving,
+    )
+}
+
+/// Reads a certificate chain and its private key (each a path with the property it came from)
+/// and checks that they belong together (and, for a serving certificate, that it has not
+/// expired).
+pub(crate) fn certified_key(
+    b: &mut Binder<'_>,
+    home: &ModuleHome,
+    (cert_path, cert_value): (&str, &svcid_properties::Value),
+    (key_path, key_value): (&str, &svcid_properties::Value),
+    serving: bool,
+) -> Option<CertifiedKey> {
+    let chain = read_certificates(b, home, cert_value, cert_path);
+    let key = read_private_key(b, home, key_value, key_path);
     let ((cert_chain_pem, chain), (private_key_pem, key)) = (chain?, key?);
     let leaf = chain.first()?;
     let matches = leaf
@@ -381,8 +400,8 @@ fn bind_identity(
             format!(
                 "the private key {} does not belong to the certificate {} (the first certificate \
                  of the chain)",
-                shown(&key_path),
-                shown(&cert_path)
+                shown(key_path),
+                shown(cert_path)
             ),
             "use the key the certificate was issued for, and put the server's own certificate \
              first in the chain file",
@@ -405,15 +424,15 @@ fn bind_identity(
             cert_value,
             format!(
                 "the certificate {} ({subject}) expired on {not_after}",
-                shown(&cert_path)
+                shown(cert_path)
             ),
             "issue a new certificate and replace the file",
         );
         return None;
     }
     Some(CertifiedKey {
-        cert_chain_file: resolve(home, &cert_path),
-        private_key_file: resolve(home, &key_path),
+        cert_chain_file: resolve(home, cert_path),
+        private_key_file: resolve(home, key_path),
         cert_chain_pem,
         private_key_pem: PrivateKeyPem(private_key_pem),
         subject,
@@ -456,7 +475,7 @@ fn read_file(
     }
 }
 
-fn resolve(home: &ModuleHome, path: &str) -> PathBuf {
+pub(crate) fn resolve(home: &ModuleHome, path: &str) -> PathBuf {
     let path = Path::new(path);
     if path.is_absolute() {
         path.to_owned()
@@ -466,7 +485,7 @@ fn resolve(home: &ModuleHome, path: &str) -> PathBuf {
 }
 
 /// One or more PEM certificates.
-fn read_certificates(
+pub(crate) fn read_certificates(
     b: &mut Binder<'_>,
     home: &ModuleHome,
     value: &svcid_properties::Value,

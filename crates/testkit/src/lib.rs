@@ -11,7 +11,8 @@
 //!   requests and can be made slow, broken or redirecting;
 //! - [`net`]: free loopback ports;
 //! - [`browser`]: Debian's headless Chromium, launched the same way everywhere;
-//! - [`postgres`]: a throwaway PostgreSQL server on loopback;
+//! - [`postgres`]: a throwaway PostgreSQL server on loopback, with TLS if asked;
+//! - [`pki`]: a test CA made at run time and the certificates it issues;
 //! - [`oidc`]: a real OpenID Connect provider (Node.js `oidc-provider`) with Keycloak's paths, and
 //!   a cookie-keeping agent that signs in without a browser;
 //! - [`daemon_cli`]: the command-line checks both daemons' binaries pass.
@@ -27,5 +28,6 @@ pub mod jwks;
 pub mod log;
 pub mod net;
 pub mod oidc;
+pub mod pki;
 pub mod postgres;
 pub mod process;

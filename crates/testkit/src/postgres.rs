@@ -6,6 +6,11 @@
 //! whoever uses it exercises `spring.datasource.password`. `fsync` is off: the data is thrown
 //! away, and a benchmark then measures DPM, not the disk.
 //!
+//! [`Postgres::start_with`] can start it with `ssl=on` ([`ServerTls`]: a certificate and key made
+//! at run time by [`crate::pki`], written into the data folder owned by the server's user, mode
+//! 0600, as the server demands), and with a `pg_hba.conf` that takes TCP connections over TLS only
+//! ([`Access::TlsOnly`]) or by client certificate only ([`Access::ClientCertificate`]).
+//!
 //! Every failure is an [`std::io::Error`] naming the program and what it printed.
 
 use std::io;
@@ -22,6 +27,37 @@ pub const USER: &str = "one";
 pub const PASSWORD: &str = "pw-9f3c2e-never-logged";
 /// The database created for DPM.
 pub const DATABASE: &str = "dpm";
+
+/// The server's TLS: `ssl=on` with this certificate and key.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The server's certificate and key.
+    pub identity: crate::pki::Issued,
+    /// The CA certificate (PEM) that issues client certificates (`ssl_ca_file`), if any.
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+/// Who may connect over TCP (`pg_hba.conf`); the Unix socket is always trusted (the harness's
+/// own `createdb` and [`Postgres::sql`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Access {
+    /// With the password, with or without TLS (`host … scram-sha-256`, initdb's own).
+    #[default]
+    Password,
+    /// With the password over TLS only (`hostssl … scram-sha-256`): plain connections are refused.
+    TlsOnly,
+    /// Over TLS with a client certificate whose CN is the user name (`hostssl … cert`).
+    ClientCertificate,
+}
+
+/// How [`Postgres::start_with`] sets the server up.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `ssl=on` with this identity; `None`: no TLS (the server answers `N` to a TLS request).
+    pub tls: Option<ServerTls>,
+    /// Who may connect over TCP.
+    pub access: Access,
+}
 
 /// A running PostgreSQL server; stopped (and its folder removed) on drop.
 #[derive(Debug)]
@@ -67,6 +103,11 @@ fn is_root() -> bool {
 impl Postgres {
     /// Initialises a cluster with user [`USER`] and database [`DATABASE`], and starts it.
     pub fn start() -> io::Result<Postgres> {
+        Self::start_with(Options::default())
+    }
+
+    /// As [`Postgres::start`], with TLS and access as `options` say.
+    pub fn start_with(options: Options) -> io::Result<Postgres> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new().prefix("svcid-pg-").tempdir()?;
         std::fs::write(dir.path().join("pwfile"), format!("{PASSWORD}\n"))?;
@@ -102,6 +143,7 @@ impl Postgres {
                 "--no-sync",
             ],
         )?;
+        pg.configure(&options)?;
         pg.start_server()?;
         pg.run_ok(
             "createdb",
@@ -116,6 +158,56 @@ impl Postgres {
             ],
         )?;
         Ok(pg)
+    }
+
+    /// Writes the TLS files and settings and `pg_hba.conf` before the first start.
+    fn configure(&self, options: &Options) -> io::Result<()> {
+        let data = self.dir.path().join("data");
+        if let Some(tls) = &options.tls {
+            let mut settings =
+                "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+                    .to_owned();
+            self.write_private(&data.join("server.crt"), &tls.identity.cert_pem)?;
+            self.write_private(&data.join("server.key"), &tls.identity.key_pem)?;
+            if let Some(ca) = &tls.client_ca_pem {
+                self.write_private(&data.join("client-ca.crt"), ca)?;
+                settings.push_str("ssl_ca_file = 'client-ca.crt'\n");
+            }
+            let conf = data.join("postgresql.conf");
+            let mut text = std::fs::read_to_string(&conf)?;
+            text.push_str(&settings);
+            std::fs::write(&conf, text)?;
+        }
+        let tcp = match options.access {
+            Access::Password => return Ok(()),
+            Access::TlsOnly => "hostssl all all 127.0.0.1/32 scram-sha-256",
+            Access::ClientCertificate => "hostssl all all 127.0.0.1/32 cert",
+        };
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            format!("local all all trust\nlocal replication all trust\n{tcp}\n"),
+        )
+    }
+
+    /// Writes a file the server reads, owned by the server's user, mode 0600 (the server refuses
+    /// a key others can read).
+    fn write_private(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, bytes)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        if is_root() {
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(path)
+                .status()?;
+            if !status.success() {
+                return Err(io::Error::other(format!(
+                    "chown postgres:postgres {} failed ({status})",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn path(&self, name: &str) -> String {
@@ -203,6 +295,17 @@ impl Postgres {
             names::DATASOURCE_USERNAME,
             names::DATASOURCE_PASSWORD
         )
+    }
+
+    /// The `spring.datasource.url` of this server's [`DATABASE`] at `host` (`127.0.0.1`,
+    /// `localhost`) with the query `query` (`sslmode=…&…`; empty for none), JDBC form.
+    pub fn url(&self, host: &str, query: &str) -> String {
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        format!("jdbc:postgresql://{host}:{}/{DATABASE}{query}", self.port)
     }
 
     /// Runs SQL with `psql` over the socket; its output, unaligned, tuples only.

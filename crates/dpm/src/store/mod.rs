@@ -12,6 +12,7 @@
 
 pub mod memory;
 pub mod postgres;
+mod tls;
 
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -41,12 +41,13 @@ use svcid_actuator::instruments::{
     REGISTRY_LEASE_TAKEOVERS,
 };
 use svcid_actuator::metrics::{CounterVec, Exposition, Histogram, Kind, LATENCY_BOUNDS};
-use svcid_config::Datasource;
+use svcid_config::{Datasource, SslMode};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use super::tls;
 use super::{EngineStore, Fleet, FleetEngine, Replica, StatusCounts, StoreError, count_by_status};
 use crate::engines::{
     Engine, EngineAddress, EngineRecord, EngineRegistry, EngineStatus, Observed, Registrant,
@@ -100,6 +101,8 @@ pub struct PostgresStore {
     replica: String,
     /// The database, for people: no password.
     shown_url: String,
+    /// The connection's TLS mode, for explaining a refused connection.
+    sslmode: SslMode,
     /// Whether the last tick reached the database (the `database` health component).
     reachable: AtomicBool,
     /// The fleet by status, as of the last tick.
@@ -324,13 +327,14 @@ impl PostgresStore {
         if let Some(password) = &source.password {
             config.password(password.expose());
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        config.ssl_mode(tls::client_mode(source.tls.mode));
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls::connector(&source.tls).map_err(unavailable)? {
+            None => Manager::from_config(config, NoTls, manager_config),
+            Some(connector) => Manager::from_config(config, connector, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(8)
             .runtime(Runtime::Tokio1)
@@ -344,6 +348,7 @@ impl PostgresStore {
             registry,
             replica: uuid::Uuid::new_v4().to_string(),
             shown_url: source.shown_url(),
+            sslmode: source.tls.mode,
             reachable: AtomicBool::new(false),
             counts: Mutex::new(count_by_status([])),
             written: Mutex::new(HashMap::new()),
@@ -385,7 +390,9 @@ impl PostgresStore {
             Ok(Err(error)) => {
                 self.queries.inc("error");
                 Err(unavailable(match &error {
-                    deadpool_postgres::PoolError::Backend(e) => describe(e),
+                    deadpool_postgres::PoolError::Backend(e) => {
+                        tls::explain(e, self.sslmode).unwrap_or_else(|| describe(e))
+                    }
                     other => other.to_string(),
                 }))
             }
