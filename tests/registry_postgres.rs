@@ -93,8 +93,8 @@ fn count(daemon: &Daemon, skip: usize, event_id: &str, id: &str) -> usize {
         .count()
 }
 
-/// `svcid engines --json` against `dpm`: engine id → status.
-fn listing(dpm: &Daemon, dpe_home: &Path) -> Vec<(String, String)> {
+/// The `engines` of `svcid engines --json` against `dpm`, run with the engine home's key.
+fn engines_json(dpm: &Daemon, dpe_home: &Path) -> Vec<Value> {
     let out = Command::new(bin("svcid"))
         .args(["engines", "--json", "--dpm"])
         .arg(format!("127.0.0.1:{}", dpm.port()))
@@ -107,10 +107,16 @@ fn listing(dpm: &Daemon, dpe_home: &Path) -> Vec<(String, String)> {
         "svcid engines: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let document: Value = serde_json::from_slice(&out.stdout).unwrap();
-    document["engines"]
-        .as_array()
-        .unwrap()
+    let mut document: Value = serde_json::from_slice(&out.stdout).unwrap();
+    match document["engines"].take() {
+        Value::Array(engines) => engines,
+        other => panic!("svcid engines --json has no engines array: {other}"),
+    }
+}
+
+/// `svcid engines --json` against `dpm`: engine id → status.
+fn listing(dpm: &Daemon, dpe_home: &Path) -> Vec<(String, String)> {
+    engines_json(dpm, dpe_home)
         .iter()
         .map(|e| {
             (
@@ -503,22 +509,7 @@ fn unix_now() -> f64 {
 
 /// `svcid engines --json` against `dpm`: engine id → `lastSeen`.
 fn listed_last_seen(dpm: &Daemon, dpe_home: &Path) -> HashMap<String, Option<String>> {
-    let out = Command::new(bin("svcid"))
-        .args(["engines", "--json", "--dpm"])
-        .arg(format!("127.0.0.1:{}", dpm.port()))
-        .arg("--home")
-        .arg(dpe_home)
-        .output()
-        .expect("svcid runs");
-    assert!(
-        out.status.success(),
-        "svcid engines: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let document: Value = serde_json::from_slice(&out.stdout).unwrap();
-    document["engines"]
-        .as_array()
-        .unwrap()
+    engines_json(dpm, dpe_home)
         .iter()
         .map(|e| {
             (

@@ -79,6 +79,26 @@ fn dpm_connections(pg: &Postgres) -> Vec<String> {
     .collect()
 }
 
+/// Asserts that DPM has connections open to `pg` and that all of them are encrypted (or none).
+fn assert_dpm_connections(pg: &Postgres, encrypted: bool) {
+    let connections = dpm_connections(pg);
+    let prefix = if encrypted { "true|" } else { "false|" };
+    assert!(
+        !connections.is_empty() && connections.iter().all(|c| c.starts_with(prefix)),
+        "encrypted={encrypted}: {connections:?}"
+    );
+}
+
+/// Waits for DPM's `registryOpened` and asserts the URL it shows carries `sslmode`.
+fn assert_opened_with(dpm: &Daemon, sslmode: &str) {
+    let opened = dpm.wait_for("registryOpened", |e| e["eventId"] == "registryOpened");
+    let suffix = format!("?sslmode={sslmode}");
+    assert!(
+        opened["url"].as_str().is_some_and(|u| u.ends_with(&suffix)),
+        "{opened}"
+    );
+}
+
 #[test]
 fn verify_full_with_the_right_ca_registers_engines_over_an_encrypted_connection() {
     let ca = TestCa::new("svcid registry test CA").unwrap();
@@ -181,18 +201,8 @@ fn verify_full_refuses_a_certificate_for_another_host_and_verify_ca_accepts_it()
     // verify-ca checks the chain only: the same server is accepted.
     Pair::replace(&pair.dpm, "sslmode=verify-full", "sslmode=verify-ca");
     let dpm = pair.start_dpm(&[]);
-    let opened = dpm.wait_for("registryOpened", |e| e["eventId"] == "registryOpened");
-    assert!(
-        opened["url"]
-            .as_str()
-            .is_some_and(|u| u.ends_with("?sslmode=verify-ca")),
-        "{opened}"
-    );
-    assert!(
-        dpm_connections(&pg).iter().all(|c| c.starts_with("true|")),
-        "{:?}",
-        dpm_connections(&pg)
-    );
+    assert_opened_with(&dpm, "verify-ca");
+    assert_dpm_connections(&pg, true);
 }
 
 #[test]
@@ -218,18 +228,8 @@ fn require_against_a_server_without_tls_stops_dpm_with_69_and_never_falls_back()
     // The default (prefer) takes the same server in plain text, as PostgreSQL's client does.
     Pair::replace(&pair.dpm, "?sslmode=require", "");
     let dpm = pair.start_dpm(&[]);
-    let opened = dpm.wait_for("registryOpened", |e| e["eventId"] == "registryOpened");
-    assert!(
-        opened["url"]
-            .as_str()
-            .is_some_and(|u| u.ends_with("?sslmode=prefer")),
-        "{opened}"
-    );
-    assert!(
-        dpm_connections(&pg).iter().all(|c| c.starts_with("false|")),
-        "{:?}",
-        dpm_connections(&pg)
-    );
+    assert_opened_with(&dpm, "prefer");
+    assert_dpm_connections(&pg, false);
 }
 
 #[test]
@@ -272,10 +272,6 @@ fn a_client_certificate_logs_dpm_in_without_a_password() {
     );
     let dpm = Daemon::start("dpm", &pair.dpm, &[]);
     dpm.wait_for("registryOpened", |e| e["eventId"] == "registryOpened");
-    let connections = dpm_connections(&pg);
-    assert!(
-        !connections.is_empty() && connections.iter().all(|c| c.starts_with("true|")),
-        "{connections:?}"
-    );
+    assert_dpm_connections(&pg, true);
     assert!(!file_contains(&dpm.log, "PRIVATE KEY"));
 }
