@@ -1274,7 +1274,9 @@ async fn transport_abuse(target: &Target<'_>) {
         .map(|_| {
             let channel = channel.clone();
             let auth = [valid.clone()];
-            tokio::spawn(async move { invoke(&channel, Method::WhoAmI, &auth).await })
+            tokio::spawn(async move {
+                common::retrying_refused_streams(|| invoke(&channel, Method::WhoAmI, &auth)).await
+            })
         })
         .collect();
     for call in calls {

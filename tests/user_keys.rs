@@ -99,14 +99,16 @@ async fn channel(port: u16) -> Channel {
 }
 
 async fn who_am_i(channel: &Channel, token: &str) -> Result<WhoAmIResponse, Status> {
-    let mut request = Request::new(WhoAmIRequest {});
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    IdentityServiceClient::new(channel.clone())
-        .who_am_i(request)
-        .await
-        .map(tonic::Response::into_inner)
+    common::retrying_refused_streams(|| {
+        let mut request = Request::new(WhoAmIRequest {});
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let mut client = IdentityServiceClient::new(channel.clone());
+        async move { client.who_am_i(request).await }
+    })
+    .await
+    .map(tonic::Response::into_inner)
 }
 
 fn assert_alice(answer: &WhoAmIResponse) {

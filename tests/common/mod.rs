@@ -283,3 +283,34 @@ impl Daemon {
 pub fn read_events(path: &Path) -> Vec<Value> {
     svcid_testkit::log::read_events(path).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// Makes a gRPC call, and makes it again (at most four more times) while the server refused its
+/// HTTP/2 stream before processing it (`REFUSED_STREAM`), as grpc-java and grpc-go do
+/// transparently. A client that keeps `max_concurrent_streams` calls in flight on one connection
+/// meets this when it opens a stream the moment it saw the previous one end, before the server
+/// released it; tonic hands the reset to the caller.
+pub async fn retrying_refused_streams<T, F, Call>(mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Call,
+    Call: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut attempts = 1;
+    loop {
+        match call().await {
+            Err(status) if attempts < 5 && refused_stream(&status) => attempts += 1,
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Whether the server reset the call's stream with `REFUSED_STREAM` (nothing was processed).
+fn refused_stream(status: &tonic::Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(error) = cause {
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        cause = error.source();
+    }
+    false
+}
