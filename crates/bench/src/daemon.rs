@@ -129,6 +129,11 @@ impl DpmProcess {
         }
     }
 
+    /// Its exit status, if it has exited (without waiting).
+    pub fn try_exit(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        self.child.try_exit().context("waiting for dpm")
+    }
+
     /// SIGKILL, as a crash: no unregistration, no goodbye.
     pub fn kill(&mut self) -> Result<()> {
         self.child.kill().context("killing dpm")

@@ -26,7 +26,9 @@ pub mod engines;
 pub mod fleet;
 pub mod people;
 pub mod procfs;
+pub mod replica;
 pub mod report;
+pub mod soak;
 pub mod stats;
 
 /// The most simulated engines one process runs.
@@ -35,7 +37,7 @@ pub const MAX_ENGINES: usize = 20_000;
 /// The `main` of the tools whose simulated engines run in this process (`swarm`, `replicas`):
 /// checks the number of `engines`, runs `run` on a multi-threaded runtime, and gives the
 /// runtime's tasks 5 s to end.
-pub fn engines_main(engines: usize, run: impl Future<Output = Result<()>>) -> Result<()> {
+pub fn engines_main<T>(engines: usize, run: impl Future<Output = Result<T>>) -> Result<T> {
     if engines == 0 || engines > MAX_ENGINES {
         bail!("--engines must be 1 to 20000");
     }

@@ -57,6 +57,13 @@ pub fn ticks_by_thread_name(pid: u32) -> Result<std::collections::BTreeMap<Strin
     Ok(out)
 }
 
+/// Open file descriptors of process `pid` (entries of `/proc/<pid>/fd`).
+pub fn open_fds(pid: u32) -> Result<usize> {
+    let dir = format!("/proc/{pid}/fd");
+    Ok(std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {dir}"))?
+        .count())
+}
 /// Clock ticks per second (`getconf CLK_TCK`; 100, the Linux value, if that cannot run).
 pub fn ticks_per_second() -> u64 {
     std::process::Command::new("getconf")

@@ -31,16 +31,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Parser;
 use svcid_actuator::instruments::{REGISTRY_DB_QUERIES, STATUS_CHECKS};
-use svcid_bench::daemon::{DpmProcess, metric_sum, write_dpm_home};
+use svcid_bench::daemon::metric_sum;
 use svcid_bench::engines::{Fleet, dpm_trust};
 use svcid_bench::fleet::{DpmView, wait_until};
 use svcid_bench::procfs::{CpuWindow, rss_kib, ticks_per_second};
+use svcid_bench::replica::Replica;
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::human;
 use svcid_identity::{Deployments, GeneratorKey};
 use svcid_testkit::homes::TrustedPeer;
 use svcid_testkit::log::LogTail;
-use svcid_testkit::net::free_port;
 use svcid_testkit::postgres::Postgres;
 
 /// Two DPM replicas on PostgreSQL beside one in memory.
@@ -166,60 +166,6 @@ impl Settings {
     }
 }
 
-/// One DPM of the run: its process, ports and log.
-struct Replica {
-    /// `A`, `B` or `memory`.
-    name: &'static str,
-    /// Its home.
-    home: std::path::PathBuf,
-    dpm: DpmProcess,
-    grpc_port: u16,
-    http_port: u16,
-    tail: LogTail,
-}
-
-impl Replica {
-    /// Writes the home (on `pg` when given) and starts the DPM, without waiting.
-    fn start(name: &'static str, dir: &Path, keys: &Keys, pg: Option<&Postgres>) -> Result<Self> {
-        let home = dir.join(name);
-        let (grpc_port, http_port) = (free_port()?, free_port()?);
-        let mut extra = vec![format!("server.port={http_port}")];
-        if let Some(pg) = pg {
-            extra.extend(pg.dpm_properties().lines().map(str::to_owned));
-        }
-        write_dpm_home(&home, grpc_port, &keys.dpm, &keys.peers, &extra)?;
-        let dpm = DpmProcess::start(&home)?;
-        let tail = LogTail::from_end(dpm.log_path());
-        Ok(Self {
-            name,
-            home,
-            dpm,
-            grpc_port,
-            http_port,
-            tail,
-        })
-    }
-
-    /// Starts it again on the same home and ports (after a kill).
-    fn restart(&mut self) -> Result<()> {
-        self.dpm = DpmProcess::start(&self.home)?;
-        Ok(())
-    }
-
-    fn wait_started(&mut self, patience: Duration) -> Result<()> {
-        self.dpm
-            .wait_started(&mut self.tail, patience)
-            .with_context(|| format!("replica {}", self.name))
-            .map(drop)
-    }
-
-    fn prometheus(&self) -> Result<String> {
-        let path = "/actuator/prometheus";
-        let scrape = svcid_testkit::http::get(self.http_port, path).and_then(|a| a.ok_body(path));
-        scrape.with_context(|| format!("scraping replica {}", self.name))
-    }
-}
-
 /// What one DPM did over a steady window.
 #[derive(Debug)]
 struct Steady {
@@ -329,7 +275,7 @@ async fn reference(
     dir: &Path,
     keys: &Keys,
 ) -> Result<(Option<Duration>, Steady)> {
-    let mut memory = Replica::start("memory", dir, keys, None)?;
+    let mut memory = Replica::start("memory", dir, &keys.dpm, &keys.peers, None, &[])?;
     memory.wait_started(settings.patience)?;
     let (fleet, ready, _) = settings.fleet_to_ready(keys, &mut [&mut memory]).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -399,8 +345,8 @@ impl ReplicaPair {
         // The server logs every statement it runs: the cross-check of the replicas' own counts.
         pg.sql("ALTER SYSTEM SET log_statement = 'all'")?;
         pg.sql("SELECT pg_reload_conf()")?;
-        let mut a = Replica::start("A", dir, keys, Some(&pg))?;
-        let mut b = Replica::start("B", dir, keys, Some(&pg))?;
+        let mut a = Replica::start("A", dir, &keys.dpm, &keys.peers, Some(&pg), &[])?;
+        let mut b = Replica::start("B", dir, &keys.dpm, &keys.peers, Some(&pg), &[])?;
         a.wait_started(settings.patience)?;
         b.wait_started(settings.patience)?;
         let (fleet, ready, view) = settings.fleet_to_ready(keys, &mut [&mut a, &mut b]).await?;
