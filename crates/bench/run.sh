@@ -10,6 +10,9 @@
 #             frozen slice, DPM killed and restarted), and a real dpe's start to READY
 #   replicas — 1,000 simulated engines over two dpm replicas on a real PostgreSQL, beside one
 #             in-memory dpm (READY, statements/s, checks per engine, takeover after SIGKILL)
+#   soak    — SOAK_MINUTES (default 60; 0 skips it) of seeded, overlapping faults against two
+#             replicas on PostgreSQL, 200 simulated engines and two real dpe, invariants checked
+#             over the whole history (SOAK_SEED replays a schedule)
 # and prints every figure of the issue's table with its reference and a met / NOT MET verdict.
 # Everything runs on 127.0.0.1 and stops by itself. Usage: crates/bench/run.sh [--quick]
 # (--quick: fewer rounds and 100 engines instead of 1,000, for a smoke test).
@@ -48,6 +51,7 @@ if $quick; then
     run crates/bench/h2load.sh --rounds 2 --seconds 1
     run "$bin/swarm" --engines 100 --steady-seconds 4
     run "$bin/replicas" --engines 100 --steady-seconds 5
+    run "$bin/soak" --minutes 2 --engines 30 --seed "${SOAK_SEED:-3}" || echo "soak: exit $? (a broken invariant is 1)"
 else
     run "$bin/micro"
     run "$bin/loadgen"
@@ -67,6 +71,11 @@ else
     run "$bin/swarm" --engines 1000 --shared-key --steady-seconds 5 --freeze-fraction 0 --no-restart --no-real-dpe
     # Issue 13: two DPMs on a real PostgreSQL (needs the postgresql package) beside one in memory.
     run "$bin/replicas" --engines 1000 --steady-seconds 20
+    # Issue 25: an hour of faults (the longest step; SOAK_MINUTES=0 skips it).
+    if [[ "${SOAK_MINUTES:-60}" != 0 ]]; then
+        run "$bin/soak" --minutes "${SOAK_MINUTES:-60}" ${SOAK_SEED:+--seed "$SOAK_SEED"} ||
+            echo "soak: exit $? (a broken invariant is 1)"
+    fi
 fi
 sleep 1 # let the tee'd greps finish
 

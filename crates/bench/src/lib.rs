@@ -1,13 +1,16 @@
 //! svcid-bench: the measurements behind issue 6 and `BENCHMARKS.md`.
 //!
-//! Four binaries share this library: `micro` (mint, cold and cached verify, registry lookups,
+//! Five binaries share this library: `micro` (mint, cold and cached verify, registry lookups,
 //! each beside `openssl speed ecdsap256` run in the same process tree; people's RS256 tokens
 //! beside `openssl speed rsa2048`), `loadgen` (authenticated `WhoAmI` against unauthenticated
 //! `Health/Check` on one real `dpm`; a person's token against a module's, an unknown-`kid` storm,
 //! `WhoAmIOnEngine` over a real `dpm` and `dpe`), `swarm` (many simulated
-//! engines against one real `dpm`: storm, steady state, DPM restart, frozen engines) and
-//! `replicas` (two `dpm` replicas on a real PostgreSQL beside one in memory). The library holds
-//! what they have in common: module homes and the `dpm` process ([`daemon`]), simulated engines
+//! engines against one real `dpm`: storm, steady state, DPM restart, frozen engines),
+//! `replicas` (two `dpm` replicas on a real PostgreSQL beside one in memory) and `soak` (an hour
+//! of seeded, overlapping faults against two replicas, simulated engines and real `dpe`s, with
+//! invariants checked over the whole history: [`soak`]). The library holds
+//! what they have in common: module homes and the `dpm` process ([`daemon`]), a DPM replica
+//! ([`replica`]), simulated engines
 //! ([`engines`]), the fleet as DPM's logs tell it ([`fleet`]), reading `/proc` ([`procfs`]),
 //! percentiles ([`stats`]), people's tokens signed by an independent implementation ([`people`]), the result lines `run.sh` collects ([`report`]) and the `main` of the
 //! tools that run engines ([`engines_main`]); `swarm --console` also loads the operations console

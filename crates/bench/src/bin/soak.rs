@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use svcid_bench::report::{Row, Verdict};
 use svcid_bench::soak::plan::plan;
 use svcid_bench::soak::{Options, Report, run};
 use svcid_bench::stats::human;
@@ -105,7 +106,7 @@ fn print(report: &Report, seed: u64, options: &Options) {
     for slope in &report.slopes {
         if slope.samples == 0 {
             println!(
-                "  {:>6}  not judged: its last process is younger than a quarter of the run",
+                "  {:>6}  not judged: its last process covers less than half of the second half",
                 slope.daemon
             );
         } else {
@@ -128,6 +129,19 @@ fn print(report: &Report, seed: u64, options: &Options) {
     if let Some(path) = &report.history_file {
         println!("history: {}", path.display());
     }
+    let cases: usize = findings.checked.iter().map(|(_, n)| n).sum();
+    let faults: usize = report.faults.values().sum();
+    Row {
+        figure: "soak: invariants over the whole history",
+        measured: format!(
+            "{} violations, {faults} faults, {cases} cases",
+            findings.violations.len()
+        ),
+        reference: format!("seed {seed}, {}", human(options.length)),
+        target: "0 violations",
+        verdict: Verdict::from_check(findings.violations.is_empty()),
+    }
+    .print();
     if findings.violations.is_empty() {
         println!("soak: every invariant held (seed {seed})");
     } else {

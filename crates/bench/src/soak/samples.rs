@@ -21,7 +21,7 @@ pub struct Sample {
 pub struct Slope {
     /// The daemon.
     pub daemon: &'static str,
-    /// Samples used (`0`: its last process is younger than a quarter of the run).
+    /// Samples used (`0`: its last process covers less than half of the window).
     pub samples: usize,
     /// Fitted growth of resident memory per hour, MiB.
     pub rss_mib_per_hour: f64,
@@ -47,7 +47,8 @@ pub const JUDGED_FROM: Duration = Duration::from_secs(600);
 
 impl Slope {
     /// The trend of `samples` (one daemon's, oldest first) over `[from, to]`, using only its
-    /// last process; `None` when that process has fewer than 4 samples in the window.
+    /// last process; not measured (`samples` 0) when that process has fewer than 4 samples in
+    /// the window or covers less than half of it.
     pub fn of(daemon: &'static str, samples: &[Sample], from: Duration, to: Duration) -> Self {
         let last = samples.last().map_or(0, |s| s.instance);
         let window: Vec<&Sample> = samples
@@ -144,8 +145,9 @@ mod tests {
     #[test]
     fn only_the_last_process_counts_and_a_young_one_is_not_judged() {
         let end = Duration::from_secs(600);
-        let mut samples = series(0, 0, 400, |_| 90_000);
-        samples.extend(series(1, 405, 600, |_| 20_000));
+        // Restarted at 500 s: its last process covers a third of the second half.
+        let mut samples = series(0, 0, 495, |_| 90_000);
+        samples.extend(series(1, 500, 600, |_| 20_000));
         let slope = Slope::of("A", &samples, end / 2, end);
         assert_eq!(slope.samples, 0, "{slope:?}");
         assert!(!slope.leaks());
