@@ -744,6 +744,7 @@ async fn watch_logs(shared: Arc<Shared>) {
             .map(|tail| tail.poll().unwrap_or_default())
             .collect();
         let now = shared.now();
+        lock(&shared.facts).log_lines += polled.iter().map(Vec::len).sum::<usize>();
         for (i, events) in polled.into_iter().enumerate() {
             let daemon = DAEMONS[i];
             for event in events {
