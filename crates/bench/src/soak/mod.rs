@@ -8,9 +8,13 @@
 //! replica A rotate with `svcid link --rotate dpe`, and their old keys are revoked with
 //! `svcid revoke`.
 
+mod faults;
 pub mod history;
+mod observe;
 pub mod plan;
+mod run;
 pub mod samples;
 mod world;
 
-pub use world::{Options, Report, run};
+pub use run::run;
+pub use world::{Options, Report};
