@@ -7,6 +7,9 @@
 //! caller (a `dpe`-module deployment `dpe-caller` on both replicas) and the real `dpe` of
 //! replica A rotate with `svcid link --rotate dpe`, and their old keys are revoked with
 //! `svcid revoke`.
+//!
+//! The [`run`] builds the world (`world`), starts what watches it (`observe`: logs, processes,
+//! calls, memory, the engines' checks, the rows) and carries out the faults (`faults`).
 
 mod faults;
 pub mod history;
