@@ -273,3 +273,41 @@ fn sigterm_on_engine_unregisters_and_both_exit_cleanly() {
         "an unregistered engine is not checked"
     );
 }
+
+/// A DPM that stood still while a check was in flight (SIGSTOP; a swapped-out or starved process
+/// alike) does not mark the engine that answered meanwhile DISCONNECTED: the check's deadline
+/// passed while DPM was not running, so it checks again (`engineChecked` at DEBUG with how long
+/// the first check took). The engine is paused first so that a check is surely in flight.
+#[test]
+fn dpm_paused_mid_check_keeps_an_answering_engine_ready() {
+    use std::time::Duration;
+    let pair = Pair::linked();
+    let dpm = pair.start_dpm(&[]);
+    let dpe = pair.start_dpe(dpm.port(), &[]);
+    let id = engine_id(&pair.dpe);
+    dpm.wait_for("READY", is_ready(&id));
+    let mark = dpm.events().len();
+    // A READY engine is checked every 300 ms (with a 1 s deadline): within 400 ms of the
+    // engine's pause a check waits for it.
+    dpe.signal("STOP");
+    std::thread::sleep(Duration::from_millis(400));
+    dpm.signal("STOP");
+    // The engine answers into DPM's socket; DPM sleeps past the check's deadline.
+    dpe.signal("CONT");
+    std::thread::sleep(Duration::from_secs(2));
+    dpm.signal("CONT");
+    // Several checks later, the engine was never DISCONNECTED.
+    std::thread::sleep(Duration::from_secs(2));
+    let disconnected: Vec<Value> = dpm.events()[mark..]
+        .iter()
+        .filter(|e| e["eventId"] == "engineDisconnected")
+        .cloned()
+        .collect();
+    assert!(disconnected.is_empty(), "{disconnected:?}");
+    // The check in flight across the pause was made again.
+    let again = dpm.wait_for_after(mark, "a check made again after the pause", |e| {
+        let took = e["tookMs"].as_str().and_then(|ms| ms.parse::<u64>().ok());
+        e["eventId"] == "engineChecked" && took.is_some_and(|ms| ms >= 1500)
+    });
+    assert_eq!(again["severity"], "DEBUG", "{again}");
+}

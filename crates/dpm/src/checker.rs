@@ -169,8 +169,38 @@ impl StatusChecker {
     }
 }
 
-/// One status check of engine `id`.
+/// How much later than its deadline a failed check may end before the failure is put down to
+/// DPM itself not running (the process stopped, swapped out or starved of CPU) rather than to
+/// the engine: a timer that fires seconds late says nothing about the engine, whose answer may
+/// be waiting in the socket.
+const STALLED_BY: Duration = Duration::from_millis(500);
+
+/// One status check of engine `id`. A check that failed only after DPM stood still past its
+/// deadline is made once more, at once: an engine that answers is not marked DISCONNECTED for
+/// DPM's own pause, and one that does not fails the second check on time.
 async fn check(
+    channel: Channel,
+    credentials: OutboundCredentials,
+    id: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let first = check_once(channel.clone(), credentials.clone(), id, timeout).await;
+    let took = started.elapsed();
+    if first.is_err() && took > timeout + STALLED_BY {
+        tracing::debug!(
+            correlationId = %id,
+            eventId = crate::events::ENGINE_CHECKED,
+            tookMs = took.as_millis() as u64,
+            "The check ended long after its deadline (DPM was not running); checking again."
+        );
+        return check_once(channel, credentials, id, timeout).await;
+    }
+    first
+}
+
+/// One `GetStatus` call to engine `id`, bounded by `timeout`.
+async fn check_once(
     channel: Channel,
     credentials: OutboundCredentials,
     id: &str,

@@ -185,14 +185,16 @@ pub(super) async fn rotate_caller(shared: &Arc<Shared>) -> Result<()> {
         "dpe",
         "--grace",
         "0",
-    ])?;
+    ])
+    .await?;
     svcid(&[
         "link",
         path(&homes.b)?,
         path(&homes.caller)?,
         "--environment",
         "caller",
-    ])?;
+    ])
+    .await?;
     // Verifiers first: both replicas must have re-read their files (a killed one reads it at
     // start; a paused one once it runs again).
     let deadline = Instant::now() + PATIENCE;
@@ -225,8 +227,8 @@ pub(super) async fn rotate_caller(shared: &Arc<Shared>) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     keys.caller_rotations += 1;
     let entry = entry_name(keys.caller_rotations);
-    svcid(&["revoke", path(&homes.a)?, "dpe-caller", &entry])?;
-    svcid(&["revoke", path(&homes.b)?, "dpe-caller", &entry])?;
+    svcid(&["revoke", path(&homes.a)?, "dpe-caller", &entry]).await?;
+    svcid(&["revoke", path(&homes.b)?, "dpe-caller", &entry]).await?;
     let at = shared.now();
     lock(&shared.facts).revoked.insert(old.1.clone(), at);
     shared.push(What::Revoked { kid: old.1.clone() });
@@ -266,7 +268,8 @@ pub(super) async fn rotate_engine(shared: &Arc<Shared>) -> Result<()> {
         "dpe",
         "--grace",
         "2",
-    ])?;
+    ])
+    .await?;
     let deadline = Instant::now() + PATIENCE;
     while !lock(&shared.dpe_key_changed).is_some_and(|at| at > changed) {
         if Instant::now() > deadline {
@@ -279,7 +282,7 @@ pub(super) async fn rotate_engine(shared: &Arc<Shared>) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(16)).await;
     keys.engine_rotations += 1;
     let entry = entry_name(keys.engine_rotations);
-    svcid(&["revoke", path(&homes.a)?, "dpe-one", &entry])?;
+    svcid(&["revoke", path(&homes.a)?, "dpe-one", &entry]).await?;
     let at = shared.now();
     lock(&shared.facts).revoked.insert(old.clone(), at);
     shared.push(What::Revoked { kid: old });

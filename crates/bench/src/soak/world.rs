@@ -171,14 +171,16 @@ pub(super) async fn build(dir: &Path, options: &Options) -> Result<(Shared, Flee
         path(&caller)?,
         "--environment",
         "caller",
-    ])?;
+    ])
+    .await?;
     svcid(&[
         "link",
         path(&b.home)?,
         path(&caller)?,
         "--environment",
         "caller",
-    ])?;
+    ])
+    .await?;
     let mut dpe_homes = Vec::new();
     for (i, replica) in [&a, &b].iter().enumerate() {
         let home = dir.join(format!("dpe-{}", i + 1));
@@ -194,7 +196,8 @@ pub(super) async fn build(dir: &Path, options: &Options) -> Result<(Shared, Flee
             &grpc,
             "--dpe-http-port",
             &http,
-        ])?;
+        ])
+        .await?;
         dpe_homes.push(home);
     }
     let tails: Vec<LogTail> = [&a.home, &b.home, &dpe_homes[0], &dpe_homes[1]]
@@ -318,23 +321,29 @@ pub(super) async fn blocking<T: Send + 'static>(
         .context("a blocking task")?
 }
 
-/// Runs `svcid` with `args`; fails with its output when it fails.
-pub(super) fn svcid(args: &[&str]) -> Result<()> {
-    let binary = workspace_binary("svcid")?;
-    let out = Command::new(binary)
-        .args(args)
-        .output()
-        .context("running svcid")?;
-    if !out.status.success() {
-        bail!(
-            "svcid {} failed ({}): {}{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
+/// Runs `svcid` with `args` on a blocking thread (`--rotate` waits its grace period there, not
+/// on one of the two workers the simulated engines share); fails with its output when it fails.
+pub(super) async fn svcid(args: &[&str]) -> Result<()> {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let binary = workspace_binary("svcid")?;
+        let out = Command::new(binary)
+            .args(&args)
+            .output()
+            .context("running svcid")?;
+        if !out.status.success() {
+            bail!(
+                "svcid {} failed ({}): {}{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    })
+    .await
+    .context("running svcid")?
 }
 
 pub(super) fn path(path: &Path) -> Result<&str> {
