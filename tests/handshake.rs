@@ -287,10 +287,10 @@ fn dpm_paused_mid_check_keeps_an_answering_engine_ready() {
     let id = engine_id(&pair.dpe);
     dpm.wait_for("READY", is_ready(&id));
     let mark = dpm.events().len();
-    // A READY engine is checked every 300 ms (with a 1 s deadline): within 400 ms of the
-    // engine's pause a check waits for it.
+    // A READY engine is checked every 300 ms with a 1 s deadline: 700 ms into the engine's
+    // pause a check waits for it (sent at most 300 ms in, and not yet past its deadline).
     dpe.signal("STOP");
-    std::thread::sleep(Duration::from_millis(400));
+    std::thread::sleep(Duration::from_millis(700));
     dpm.signal("STOP");
     // The engine answers into DPM's socket; DPM sleeps past the check's deadline.
     dpe.signal("CONT");
