@@ -155,9 +155,8 @@ impl Pair {
 
     /// The value of a property as `svcid link` wrote it.
     pub fn property(home: &Path, name: &str) -> String {
-        let text = std::fs::read_to_string(properties_file(home)).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_owned))
+        homes::property(home, name)
+            .unwrap()
             .unwrap_or_else(|| panic!("{name} not in {}", home.display()))
     }
 

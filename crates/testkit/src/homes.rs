@@ -13,6 +13,17 @@ pub fn properties_file(home: &Path) -> PathBuf {
     home.join("etc").join("application.properties")
 }
 
+/// The value of `name` in the properties file of `home`, as `svcid link` writes it (one
+/// `name=value` line); `None` when no line sets it.
+pub fn property(home: &Path, name: &str) -> io::Result<Option<String>> {
+    let text = std::fs::read_to_string(properties_file(home))?;
+    Ok(text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix('=')
+            .map(str::to_owned)
+    }))
+}
+
 /// The text of a properties file, one `name=value` line after another.
 #[derive(Debug, Clone, Default)]
 pub struct Properties {

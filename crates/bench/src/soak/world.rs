@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use svcid_config::names;
 use svcid_identity::{GeneratorKey, SystemClock, TokenIssuer};
-use svcid_testkit::homes::{TrustedPeer, properties_file};
+use svcid_testkit::homes::{self, TrustedPeer, properties_file};
 use svcid_testkit::log::{LogTail, json_log};
 use svcid_testkit::net::free_port;
 use svcid_testkit::postgres::Postgres;
@@ -354,11 +354,8 @@ pub(super) fn path(path: &Path) -> Result<&str> {
 /// The generator key in a module home's file.
 pub(super) fn generator_key(home: &Path) -> Result<GeneratorKey> {
     let file = properties_file(home);
-    let text =
-        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    let value = text
-        .lines()
-        .find_map(|line| line.strip_prefix(names::GENERATOR_KEY)?.strip_prefix('='))
+    let value = homes::property(home, names::GENERATOR_KEY)
+        .with_context(|| format!("reading {}", file.display()))?
         .with_context(|| format!("{} has no generator key", file.display()))?;
     GeneratorKey::from_base64(value.trim())
         .map_err(|e| anyhow::anyhow!("{}: the generator key: {e:?}", file.display()))
