@@ -37,6 +37,7 @@ use svcid_proto::pb::identity::identity_service_client::IdentityServiceClient;
 use svcid_proto::pb::identity::{WhoAmIRequest, WhoAmIResponse};
 use svcid_proto::pb::registry::registry_service_client::RegistryServiceClient;
 use svcid_proto::pb::registry::{EngineAddress, RegistrationRequest};
+use svcid_testkit::log::token_in;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
@@ -1581,7 +1582,9 @@ fn hostile_tokens_metadata_and_connections_against_running_daemons() {
                 "a token signature was logged"
             );
         }
-        assert!(!text.contains("eyJ"), "something like a token was logged");
+        if let Some(token) = token_in(&text) {
+            panic!("something like a token was logged: {token}");
+        }
         assert!(!text.contains("\"d\":"), "a private JWK member was logged");
         let errors: Vec<&str> = text
             .lines()

@@ -80,6 +80,18 @@ pub fn event_port(event: &Value) -> Option<u16> {
         .or_else(|| event["port"].as_u64().and_then(|p| u16::try_from(p).ok()))
 }
 
+/// The first word of `text` shaped like a compact JWS: `eyJ`, base64url, a dot, base64url, a dot,
+/// and a signature (possibly empty, as in an unsigned token). A bare `eyJ` is not enough: a key's fingerprint (43 random base64url characters) can
+/// hold those three letters by chance, and logging fingerprints is intended.
+pub fn token_in(text: &str) -> Option<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .find(|word| {
+            word.starts_with("eyJ")
+                && word.split('.').count() == 3
+                && word.split('.').take(2).all(|part| !part.is_empty())
+        })
+}
+
 /// Reads a JSON log file as it grows: each [`LogTail::poll`] returns the whole lines added since
 /// the last one, parsed (a line that is not JSON is skipped).
 #[derive(Debug)]
@@ -167,5 +179,19 @@ mod tests {
         assert!(parse_events("not json\n").is_err());
         assert_eq!(event_port(&serde_json::json!({"port": "8531"})), Some(8531));
         assert_eq!(event_port(&serde_json::json!({"port": 8034})), Some(8034));
+    }
+
+    #[test]
+    fn a_token_is_found_and_a_fingerprint_holding_eyj_is_not() {
+        let line = r#"{"message":"refused","kid":"Qx2eyJ7bW-fingerprint_ok"}"#;
+        assert_eq!(token_in(line), None);
+        let leak = r#"{"authorization":"Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}"#;
+        assert_eq!(
+            token_in(leak),
+            Some("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")
+        );
+        let unsigned = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.";
+        assert_eq!(token_in(unsigned), Some(unsigned));
+        assert_eq!(token_in("eyJhbGciOiJub25lIn0.."), None);
     }
 }
