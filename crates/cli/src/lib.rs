@@ -7,6 +7,7 @@
 //! live reload of a changed file is theirs; this tool only writes files, atomically.
 
 pub mod check;
+pub mod codes;
 pub mod edit;
 pub mod engines;
 pub mod homes;

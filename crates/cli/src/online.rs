@@ -17,7 +17,7 @@ use svcid_properties::PropertySet;
 use svcid_users::fetch::shown_url;
 use svcid_users::{FetchOptions, KeySource, KeySourceState};
 
-use crate::check::codes;
+use crate::codes;
 
 /// The `result`s of a fetch that never reached a key set: the URL could not be reached in time.
 const UNREACHABLE: &[&str] = &["unreachable", "timeout", "client"];
