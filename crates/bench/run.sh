@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The whole benchmark suite of issue 6, in a few minutes: builds with --release, then runs
+# The whole benchmark suite (BENCHMARKS.md), in about a quarter of an hour without the soak: builds
+# with --release, then runs
 #   micro   — mint / cold verify / cached verify / registry lookups beside `openssl speed ecdsap256`,
 #             RS256 user-token verify cold and cached beside `openssl speed rsa2048`
 #   loadgen — authenticated WhoAmI vs unauthenticated Health/Check against one real dpm (and the
 #             same under h2load, an HTTP/2 load generator independent of ours: h2load.sh);
 #             WhoAmI with a person's token vs with a module token, the same during a storm of
 #             unknown-kid user tokens (key requests counted), WhoAmIOnEngine over dpm + dpe
-#   swarm   — 10, 100 and 1,000 simulated engines against one real dpm (storm, steady state,
-#             frozen slice, DPM killed and restarted), and a real dpe's start to READY
+#   swarm   — 10, 100, 1,000 and 5,000 simulated engines against one real dpm (storm, steady
+#             state, frozen slice, DPM killed and restarted), and a real dpe's start to READY
 #   replicas — 1,000 simulated engines over two dpm replicas on a real PostgreSQL, beside one
-#             in-memory dpm (READY, statements/s, checks per engine, takeover after SIGKILL)
+#             in-memory dpm (READY, statements/s, checks per engine, lastSeen in the listings,
+#             takeover after SIGKILL); then 5,000 over the two replicas alone
 #   soak    — SOAK_MINUTES (default 60; 0 skips it) of seeded, overlapping faults against two
 #             replicas on PostgreSQL, 200 simulated engines and two real dpe, invariants checked
 #             over the whole history (SOAK_SEED replays a schedule)
@@ -69,8 +71,11 @@ else
     run "$bin/swarm" --engines 100 --steady-seconds 5 --freeze-fraction 0 --no-restart --no-real-dpe
     run "$bin/swarm" --engines 1000 --steady-seconds 10
     run "$bin/swarm" --engines 1000 --shared-key --steady-seconds 5 --freeze-fraction 0 --no-restart --no-real-dpe
+    # A DPM for five thousand engines, each with its own key.
+    run "$bin/swarm" --engines 5000 --steady-seconds 10 --freeze-fraction 0 --no-restart --no-real-dpe
     # Issue 13: two DPMs on a real PostgreSQL (needs the postgresql package) beside one in memory.
     run "$bin/replicas" --engines 1000 --steady-seconds 20
+    run "$bin/replicas" --engines 5000 --steady-seconds 10 --no-reference --patience 180
     # Issue 25: an hour of faults (the longest step; SOAK_MINUTES=0 skips it).
     if [[ "${SOAK_MINUTES:-60}" != 0 ]]; then
         run "$bin/soak" --minutes "${SOAK_MINUTES:-60}" ${SOAK_SEED:+--seed "$SOAK_SEED"} ||
@@ -80,7 +85,7 @@ fi
 sleep 1 # let the tee'd greps finish
 
 echo
-echo "== issue 6: targets (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "== targets (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%-48s | %-36s | %-44s | %-24s | %s\n' "figure" "measured" "reference (same run)" "target" "verdict"
 while IFS=$'\t' read -r _ figure measured reference target verdict; do
     printf '%-48s | %-36s | %-44s | %-24s | %s\n' "$figure" "$measured" "$reference" "$target" "$verdict"

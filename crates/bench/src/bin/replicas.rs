@@ -620,6 +620,13 @@ impl Report {
             })
     }
 
+    /// Whether the fleet is small enough for the time targets set at 1,000 engines; a larger
+    /// one shares two cores with its simulator and is held only to losing no engine
+    /// (BENCHMARKS.md).
+    fn held_to_1000(&self) -> bool {
+        self.n <= 1000
+    }
+
     /// The load after the run and the figures of the table, with their targets.
     fn print(&self) {
         let (n, ready, steady) = (self.n, self.ready, &self.steady);
@@ -634,8 +641,16 @@ impl Report {
                     .and_then(|(ready, _)| *ready)
                     .map_or("timed out".to_owned(), human)
             }),
-            target: "≤ 5 s for 1,000",
-            verdict: Verdict::from_check(ready.is_some_and(|d| d <= Duration::from_secs(5))),
+            target: if self.held_to_1000() {
+                "≤ 5 s for 1,000"
+            } else {
+                "— (reported)"
+            },
+            verdict: if self.held_to_1000() {
+                Verdict::from_check(ready.is_some_and(|d| d <= Duration::from_secs(5)))
+            } else {
+                Verdict::Reported
+            },
         }
         .print();
         let budget = n as f64 / CHECK_INTERVAL.as_secs_f64();
@@ -665,8 +680,14 @@ impl Report {
             figure: "lastSeen in either replica's ListEngines, listed every 250 ms",
             measured: format!("{}; {} frozen", listed.lag_text(), listed.frozen),
             reference: "checks every 1 s".to_owned(),
-            target: "≤ 2 s behind the listing, none frozen",
-            verdict: Verdict::from_check(listed.lag(1.0) <= 2.0 && listed.frozen == 0),
+            target: if self.held_to_1000() {
+                "≤ 2 s behind the listing, none frozen"
+            } else {
+                "none frozen (≤ 2 s: at 1,000)"
+            },
+            verdict: Verdict::from_check(
+                (listed.lag(1.0) <= 2.0 || !self.held_to_1000()) && listed.frozen == 0,
+            ),
         }
         .print();
         let worst = listed.queries.0.max(listed.queries.1);
@@ -700,9 +721,14 @@ impl Report {
                 checked_again.map_or("timed out".to_owned(), human)
             ),
             reference: "lease 3 s, renewed every 1 s".to_owned(),
-            target: "< 5 s, none DISCONNECTED",
+            target: if self.held_to_1000() {
+                "< 5 s, none DISCONNECTED"
+            } else {
+                "none DISCONNECTED (time reported)"
+            },
             verdict: Verdict::from_check(
-                checked_again.is_some_and(|d| d < TAKEOVER_TARGET) && lost == 0,
+                checked_again.is_some_and(|d| d < TAKEOVER_TARGET || !self.held_to_1000())
+                    && lost == 0,
             ),
         }
         .print();
