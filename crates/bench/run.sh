@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole benchmark suite (BENCHMARKS.md), in about a quarter of an hour without the soak: builds
+# The whole benchmark suite (BENCHMARKS.md), about 8 minutes on 2 cores without the soak: builds
 # with --release, then runs
 #   micro   — mint / cold verify / cached verify / registry lookups beside `openssl speed ecdsap256`,
 #             RS256 user-token verify cold and cached beside `openssl speed rsa2048`

@@ -81,8 +81,9 @@ pub fn event_port(event: &Value) -> Option<u16> {
 }
 
 /// The first word of `text` shaped like a compact JWS: `eyJ`, base64url, a dot, base64url, a dot,
-/// and a signature (possibly empty, as in an unsigned token). A bare `eyJ` is not enough: a key's fingerprint (43 random base64url characters) can
-/// hold those three letters by chance, and logging fingerprints is intended.
+/// and a signature (possibly empty, as in an unsigned token). A bare `eyJ` is not enough: a key's
+/// fingerprint (43 random base64url characters) can hold those three letters by chance, and
+/// logging fingerprints is intended.
 pub fn token_in(text: &str) -> Option<&str> {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
         .find(|word| {
