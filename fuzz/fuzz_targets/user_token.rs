@@ -31,7 +31,7 @@ use openssl::rsa::Rsa;
 use openssl::sign::Signer;
 use serde_json::json;
 use svcid_identity::ManualClock;
-use svcid_identity::user::{UserIssuerPolicy, UserKeySet, UserTokenVerifier};
+use svcid_identity::user::{TokenText, UserIssuerPolicy, UserKeySet, UserTokenVerifier};
 
 /// The verifier's "now" (2023-11-14T22:13:20Z); seeds use `iat` around it.
 const NOW: i64 = 1_700_000_000;
@@ -101,7 +101,8 @@ fuzz_target!(|data: &[u8]| {
 
 /// Routes `token`; a routed one is refused by its issuer's keys.
 fn unsigned(setup: &Setup, token: &str) {
-    match setup.verifier.route(token) {
+    let mut text = TokenText::default();
+    match setup.verifier.route(token, &mut text) {
         Ok(routed) => {
             let _ = (routed.kid(), routed.expires(), format!("{routed:?}"));
             match routed.verify(keys_of(setup, &routed.issuer().issuer)) {

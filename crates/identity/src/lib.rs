@@ -17,6 +17,7 @@ pub mod clock;
 pub mod deployments;
 mod es256;
 pub mod identity;
+mod json_members;
 pub mod jwk;
 pub mod printable;
 mod rs256;

@@ -5,11 +5,10 @@
 //! This module accepts only valid UTF-8, refuses a repeated member name in any object at any depth
 //! (after unescaping, so `"a"` and `"\u0061"` collide), stops at [`MAX_DEPTH`] levels, refuses
 //! trailing data, and returns the document only when it is an object. It knows nothing about JWTs or
-//! JWKs: callers interpret the members.
+//! JWKs: callers interpret the members. A person's token is read by its own scanner under the same
+//! rules ([`json_members`](crate::json_members)), which builds only the members the rules read.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -95,56 +94,6 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, StrictJso
     match parsed {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(StrictJsonError::NotAnObject),
-        Err(error) => Err(refusal.take().unwrap_or_else(|| syntax(&error))),
-    }
-}
-
-/// The members of one strict JSON object a reader asked for, in document order.
-#[derive(Debug, Default)]
-pub(crate) struct Members(Vec<(Cow<'static, str>, Value)>);
-
-impl Members {
-    /// The member called `name`, when it was kept.
-    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
-        self.0
-            .iter()
-            .find_map(|(member, value)| (member == name).then_some(value))
-    }
-
-    /// The kept members, names as written (unescaped).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &(Cow<'static, str>, Value)> {
-        self.0.iter()
-    }
-
-    /// Whether a member called `name` was kept.
-    pub(crate) fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-}
-
-/// Which top-level members [`parse_members`] keeps: `None` drops a member, `Some(name)` keeps it
-/// under `name` (the reader's own `'static` name where it has one, so keeping costs no copy).
-pub(crate) type Keep<'k> = &'k dyn Fn(&str) -> Option<Cow<'static, str>>;
-
-/// Parses `bytes` as one strict JSON object under every rule of [`parse_object`], over the whole
-/// document, but builds only the top-level members `keep` selects: the rest are checked and
-/// dropped as they are read. A token's reader thus pays for the claims it reads, not for the
-/// ones it ignores.
-pub(crate) fn parse_members(bytes: &[u8], keep: Keep<'_>) -> Result<Members, StrictJsonError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| StrictJsonError::InvalidUtf8 {
-        offset: e.valid_up_to(),
-    })?;
-    let refusal = RefCell::new(None);
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let level = StrictSeed {
-        depth: 0,
-        refusal: &refusal,
-    };
-    let parsed = de::Deserializer::deserialize_any(&mut deserializer, Kept { level, keep })
-        .and_then(|members| deserializer.end().map(|()| members));
-    match parsed {
-        Ok(Some(members)) => Ok(members),
-        Ok(None) => Err(StrictJsonError::NotAnObject),
         Err(error) => Err(refusal.take().unwrap_or_else(|| syntax(&error))),
     }
 }
@@ -259,188 +208,6 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
     }
 }
 
-/// The names already read in one object. Objects are small, so a list is searched until it
-/// holds [`SeenNames::LISTED`] names; a hostile object with thousands of members moves to a set,
-/// so checking for a repeat stays linear in the document.
-#[derive(Default)]
-struct SeenNames<'de> {
-    listed: Vec<Cow<'de, str>>,
-    hashed: HashSet<Cow<'de, str>>,
-}
-
-impl<'de> SeenNames<'de> {
-    const LISTED: usize = 16;
-
-    /// Records `name` (borrowed from the document, so a clone is a copy of a pointer but for
-    /// a name with escapes); `false` when the object already had it.
-    fn first(&mut self, name: Cow<'de, str>) -> bool {
-        if self.listed.len() < Self::LISTED {
-            if self.listed.contains(&name) {
-                return false;
-            }
-            self.listed.push(name);
-            return true;
-        }
-        !self.listed.contains(&name) && self.hashed.insert(name)
-    }
-}
-
-/// A member name, borrowed from the document unless it had escapes.
-struct Name;
-
-impl<'de> DeserializeSeed<'de> for Name {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Name {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a member name")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v))
-    }
-}
-
-/// Reads one value under the strict rules and keeps nothing of it.
-#[derive(Clone, Copy)]
-struct Skipped<'r>(StrictSeed<'r>);
-
-impl<'de> DeserializeSeed<'de> for Skipped<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Skipped<'_> {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let inner = Skipped(self.0.nested().map_err(|r| self.0.refuse(r))?);
-        while seq.next_element_seed(inner)?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
-        let inner = Skipped(self.0.nested().map_err(|r| self.0.refuse(r))?);
-        let mut seen = SeenNames::default();
-        while let Some(name) = access.next_key_seed(Name)? {
-            if !seen.first(name.clone()) {
-                return Err(self.0.refuse(duplicate(&name)));
-            }
-            access.next_value_seed(inner)?;
-        }
-        Ok(())
-    }
-}
-
-/// The document of [`parse_members`]: its kept members when it is an object, `None` (after
-/// reading it all under the strict rules) when it is anything else.
-struct Kept<'r, 'k> {
-    level: StrictSeed<'r>,
-    keep: Keep<'k>,
-}
-
-impl<'de> Visitor<'de> for Kept<'_, '_> {
-    type Value = Option<Members>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a JSON object")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Skipped(self.level).visit_seq(seq).map(|()| None)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-        let inner = self.level.nested().map_err(|r| self.level.refuse(r))?;
-        let mut seen = SeenNames::default();
-        // Room for as many members as a token's reader keeps, so the list is allocated once.
-        let mut kept = Vec::with_capacity(10);
-        while let Some(name) = access.next_key_seed(Name)? {
-            if !seen.first(name.clone()) {
-                return Err(self.level.refuse(duplicate(&name)));
-            }
-            match (self.keep)(&name) {
-                Some(kept_as) => kept.push((kept_as, access.next_value_seed(inner)?)),
-                None => access.next_value_seed(Skipped(inner))?,
-            }
-        }
-        Ok(Some(Members(kept)))
-    }
-}
-
 /// The refusal of a member name read twice.
 fn duplicate(name: &str) -> StrictJsonError {
     StrictJsonError::DuplicateMember {
@@ -527,40 +294,5 @@ mod tests {
         assert_eq!(error.column(), Some(2));
         assert!(!error.to_string().contains("hunter2"));
         assert!(!error.to_string().contains("kty"));
-    }
-
-    #[test]
-    fn members_keep_what_is_asked_and_refuse_what_the_whole_reader_refuses() {
-        let keep = |name: &str| (name != "b").then(|| Cow::Owned(name.to_owned()));
-        let kept = parse_members(br#"{"a":1,"b":{"c":[1]},"d":"x"}"#, &keep).unwrap();
-        assert_eq!(kept.get("a"), Some(&Value::from(1)));
-        assert_eq!(kept.get("d"), Some(&Value::from("x")));
-        assert!(!kept.contains("b"));
-
-        let many: String = (0..40).map(|i| format!("\"m{i}\":{i},")).collect();
-        let deep = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-        let docs = [
-            r#"{"alg":"ES256","alg":"none"}"#.to_owned(),
-            r#"{"a":{"b":1,"b":2}}"#.to_owned(),
-            r#"{"a":[{"x":1},{"y":1,"y":1}]}"#.to_owned(),
-            r#"{"a":1,"\u0061":2}"#.to_owned(),
-            format!("{{{many}\"m39\":0}}"),
-            format!("{{{many}\"last\":0}}"),
-            format!("{{\"a\":{deep}}}"),
-            r#"{"a":1} x"#.to_owned(),
-            r#"{"a":1}{"b":2}"#.to_owned(),
-            "[1]".to_owned(),
-            "[{\"a\":1,\"a\":1}]".to_owned(),
-            "\"s\"".to_owned(),
-            r#"{"kty":"EC","d":"ab"#.to_owned(),
-        ];
-        for doc in &docs {
-            let whole = parse_object(doc.as_bytes()).err();
-            let none = |_: &str| None;
-            let all = |name: &str| Some(Cow::Owned(name.to_owned()));
-            for keep in [&none as Keep<'_>, &all] {
-                assert_eq!(parse_members(doc.as_bytes(), keep).err(), whole, "{doc}");
-            }
-        }
     }
 }

@@ -66,7 +66,7 @@ pub use policy::{
     DEFAULT_PAYARA_KEY_CACHE_TTL, DEFAULT_PAYARA_NAMESPACE, DEFAULT_USER_CLOCK_SKEW, IssuerRules,
     PayaraSettings, UserIssuerPolicy, keycloak_certs_url, keycloak_issuer,
 };
-pub use verify::{UserToken, UserTokenVerifier};
+pub use verify::{TokenText, UserToken, UserTokenVerifier};
 
 /// The largest user token accepted, in bytes. Twice the module tokens' bound: a Keycloak access
 /// token carries the user's realm roles and grows with them.

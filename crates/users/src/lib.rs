@@ -33,7 +33,7 @@ use svcid_config::{ServerTrust, UserSettings};
 use svcid_identity::cache::VerifiedTokens;
 use svcid_identity::clock::Clock;
 use svcid_identity::user::{
-    NotUserToken, UserIdentity, UserKeySet, UserTokenError, UserTokenVerifier,
+    NotUserToken, TokenText, UserIdentity, UserKeySet, UserTokenError, UserTokenVerifier,
 };
 
 pub use fetch::{FetchError, FetchOptions};
@@ -159,7 +159,9 @@ impl Users {
     /// Whether `token` names a configured issuer (read without trusting it): only then is it
     /// authenticated here; anything else is verified as a module token.
     fn is_user_token(&self, token: &str) -> bool {
-        self.verifier.route(token).is_ok()
+        self.verifier
+            .route(token, &mut TokenText::default())
+            .is_ok()
     }
 
     /// The person's token in one `authorization` value, with the scheme as sent: `Bearer <t>`
@@ -183,7 +185,8 @@ impl Users {
     /// The `iss` and `kid` a user token claims (read without trusting it), for the log line of a
     /// refusal; `None` when it is not a user token.
     pub fn claimed_origin(&self, token: &str) -> Option<(String, Option<String>)> {
-        let routed = self.verifier.route(token).ok()?;
+        let mut text = TokenText::default();
+        let routed = self.verifier.route(token, &mut text).ok()?;
         Some((
             routed.issuer().issuer.clone(),
             routed.kid().map(str::to_owned),
@@ -198,19 +201,16 @@ impl Users {
             self.metrics.token_cache(true);
             return Ok(identity);
         }
-        let (index, kid) = {
-            let routed = self.verifier.route(token)?;
-            let index = self
-                .verifier
-                .issuers()
-                .iter()
-                .position(|p| std::ptr::eq(p, routed.issuer()))
-                .unwrap_or_default();
-            (index, routed.kid().map(str::to_owned))
-        };
+        let mut text = TokenText::default();
+        let routed = self.verifier.route(token, &mut text)?;
+        let index = self
+            .verifier
+            .issuers()
+            .iter()
+            .position(|p| std::ptr::eq(p, routed.issuer()))
+            .unwrap_or_default();
         self.metrics.token_cache(false);
-        let keys = self.sources[index].keys(kid.as_deref()).await?;
-        let routed = self.verifier.route(token)?;
+        let keys = self.sources[index].keys(routed.kid()).await?;
         let identity = routed.verify(&keys)?;
         if let Some(exp) = routed.expires() {
             let entry = Verified {

@@ -334,7 +334,12 @@ fn keycloak_jwks_keeps_the_signing_key_and_skips_the_encryption_key() {
     );
     assert_eq!(realm.setup.reason(&rotated), "unknown_kid");
     assert_eq!(
-        realm.setup.verifier.route(&rotated).unwrap().kid(),
+        realm
+            .setup
+            .verifier
+            .route(&rotated, &mut TokenText::default())
+            .unwrap()
+            .kid(),
         Some("sig-2")
     );
     // Without a kid, every signing key is tried.
@@ -561,7 +566,13 @@ fn u3_tokens_of_other_or_no_issuers_are_not_user_tokens() {
             format!("not_user_token:{why}"),
             "{change}"
         );
-        assert!(realm.setup.verifier.route(&token).is_err());
+        assert!(
+            realm
+                .setup
+                .verifier
+                .route(&token, &mut TokenText::default())
+                .is_err()
+        );
     }
     // Too large before any decoding, and not JWS-shaped: not user tokens either.
     let huge = format!("{}.e30.x", "a".repeat(MAX_USER_TOKEN_BYTES));
@@ -1160,7 +1171,10 @@ fn issuers_must_be_distinct_and_complete() {
     let mp = both.verify(&mp_token, keys_of).unwrap();
     assert_eq!(mp.username, "jdoe@example.com");
     assert_eq!(
-        both.route(&mp_token).unwrap().issuer().rules,
+        both.route(&mp_token, &mut TokenText::default())
+            .unwrap()
+            .issuer()
+            .rules,
         IssuerRules::MicroProfileJwt
     );
 }

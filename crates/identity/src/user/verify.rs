@@ -1,12 +1,10 @@
 //! [`UserTokenVerifier`]: routes a Bearer token to its issuer by the unverified `iss`, then checks
 //! it against that issuer's keys and rules (the table in the module docs, rows 1–22).
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use base64::{DecodeSliceError, Engine as _};
-use serde_json::Value;
 
 use super::MAX_USER_TOKEN_BYTES;
 use super::error::{NotUserToken, UserIssuersError, UserTokenError};
@@ -14,9 +12,9 @@ use super::identity::UserIdentity;
 use super::keys::{KeyForm, UserAlgorithm, UserKey, UserKeySet};
 use super::policy::{IssuerRules, UserIssuerPolicy};
 use crate::clock::Clock;
+use crate::json_members::{self, Json, Members};
 use crate::jwk::BASE64URL_STRICT;
-use crate::printable::{EXCERPT_CHARS, excerpt, json_type};
-use crate::strict_json::{self, Keep, Members};
+use crate::printable::{EXCERPT_CHARS, excerpt};
 
 /// The name claims MicroProfile JWT reads, in order.
 const MP_NAME_CLAIMS: [&str; 3] = ["upn", "preferred_username", "sub"];
@@ -103,8 +101,13 @@ impl UserTokenVerifier {
 
     /// Rows 1–5: reads the token far enough to find the issuer whose `iss` it names. Nothing read
     /// here is trusted yet; it only picks the rules and keys. `Err` means "not a user token": the
-    /// caller verifies it as a module token.
-    pub fn route<'v, 't>(&'v self, token: &'t str) -> Result<UserToken<'v, 't>, NotUserToken> {
+    /// caller verifies it as a module token. The header and claims are decoded into `text`, which
+    /// the routed token borrows its strings from.
+    pub fn route<'v, 't>(
+        &'v self,
+        token: &'t str,
+        text: &'t mut TokenText,
+    ) -> Result<UserToken<'v, 't>, NotUserToken> {
         if token.len() > MAX_USER_TOKEN_BYTES {
             return Err(NotUserToken::TooLarge);
         }
@@ -117,31 +120,36 @@ impl UserTokenVerifier {
         if header_b64.is_empty() || payload_b64.is_empty() || signature_b64.is_empty() {
             return Err(NotUserToken::Unreadable);
         }
-        // One buffer for both segments' bytes: a token is read without an allocation to spare.
-        let mut decoded = Vec::with_capacity(header_b64.len().max(payload_b64.len()));
-        let mut members = |segment: &str, keep: Keep<'_>| {
-            decoded.clear();
+        // One buffer for both segments' bytes, which the kept members borrow from.
+        let TokenText(decoded) = text;
+        decoded.clear();
+        let decode = |segment: &str, into: &mut Vec<u8>| {
             BASE64URL_STRICT
-                .decode_vec(segment, &mut decoded)
-                .ok()
-                .and_then(|()| strict_json::parse_members(&decoded, keep).ok())
-                .ok_or(NotUserToken::Unreadable)
+                .decode_vec(segment, into)
+                .map_err(|_| NotUserToken::Unreadable)
         };
-        let header = members(header_b64, &|name| read_as(&HEADER_READ, name))?;
-        let claims = members(payload_b64, &|name| self.reads_claim(name))?;
+        decode(header_b64, decoded)?;
+        let header_length = decoded.len();
+        decode(payload_b64, decoded)?;
+        let decoded: &'t Vec<u8> = decoded;
+        let (header, claims) = decoded.split_at(header_length);
+        let header = json_members::read_members(header, &|name| HEADER_READ.contains(&name))
+            .map_err(|_| NotUserToken::Unreadable)?;
+        let claims = json_members::read_members(claims, &|name| self.reads_claim(name))
+            .map_err(|_| NotUserToken::Unreadable)?;
         let mut saw_issuer = false;
         let routed = self.issuers.iter().find(|policy| {
             match claim_under(&claims, policy.namespace.as_deref(), "iss") {
-                Some(Value::String(iss)) => {
+                Some(Json::String(iss)) => {
                     saw_issuer = true;
-                    *iss == policy.issuer
+                    *iss == *policy.issuer
                 }
                 _ => false,
             }
         });
         let Some(policy) = routed else {
             return Err(
-                if saw_issuer || matches!(claims.get("iss"), Some(Value::String(_))) {
+                if saw_issuer || matches!(claims.get("iss"), Some(Json::String(_))) {
                     NotUserToken::UnknownIssuer
                 } else {
                     NotUserToken::NoIssuer
@@ -158,19 +166,16 @@ impl UserTokenVerifier {
         })
     }
 
-    /// The name to keep the claim called `name` under when some issuer's rules read it, plainly
-    /// or under its namespace.
-    fn reads_claim(&self, name: &str) -> Option<Cow<'static, str>> {
-        read_as(&self.claims_read, name).or_else(|| {
-            let namespaced = self.issuers.iter().any(|policy| {
+    /// Whether some issuer's rules read the claim called `name`, plainly or under its namespace.
+    fn reads_claim(&self, name: &str) -> bool {
+        self.claims_read.contains(&name)
+            || self.issuers.iter().any(|policy| {
                 policy
                     .namespace
                     .as_deref()
                     .and_then(|namespace| name.strip_prefix(namespace))
                     .is_some_and(|plain| self.claims_read.contains(&plain))
-            });
-            namespaced.then(|| Cow::Owned(name.to_owned()))
-        })
+            })
     }
 
     /// Routes and verifies in one step, with `keys_of` giving the routed issuer's keys.
@@ -179,9 +184,25 @@ impl UserTokenVerifier {
         token: &str,
         keys_of: impl FnOnce(&UserIssuerPolicy) -> &'k UserKeySet,
     ) -> Result<UserIdentity, UserTokenError> {
-        let routed = self.route(token)?;
+        let mut text = TokenText::default();
+        let routed = self.route(token, &mut text)?;
         let keys = keys_of(routed.issuer());
         routed.verify(keys)
+    }
+}
+
+/// Where [`UserTokenVerifier::route`] decodes a token's header and claims; the routed token
+/// borrows its strings from it, so what the rules read is never copied. Reusable: routing
+/// clears it first.
+#[derive(Default)]
+pub struct TokenText(Vec<u8>);
+
+impl fmt::Debug for TokenText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A person's claims are theirs: only how much was decoded.
+        f.debug_struct("TokenText")
+            .field("bytes", &self.0.len())
+            .finish()
     }
 }
 
@@ -192,9 +213,9 @@ pub struct UserToken<'v, 't> {
     /// The issuer whose `iss` the token names.
     policy: &'v UserIssuerPolicy,
     /// The header members the rules read.
-    header: Members,
+    header: Members<'t>,
     /// The claims the rules read, as named in the token (see [`UserToken::claim`]).
-    claims: Members,
+    claims: Members<'t>,
     /// `header.payload` as received: what the signature covers.
     signing_input: &'t str,
     /// The signature segment, decoded only when it is checked.
@@ -220,7 +241,7 @@ impl<'v> UserToken<'v, '_> {
     /// The header's `kid` when it is a string (unverified; a key source uses it to decide on a
     /// refetch).
     pub fn kid(&self) -> Option<&str> {
-        self.header.get("kid").and_then(Value::as_str)
+        self.header.get("kid").and_then(Json::as_str)
     }
 
     /// The `exp` claim (Unix seconds) when it is a valid NumericDate; unverified until
@@ -231,7 +252,7 @@ impl<'v> UserToken<'v, '_> {
     }
 
     /// The claim called `name` under the issuer's namespace.
-    fn claim(&self, name: &str) -> Option<&Value> {
+    fn claim(&self, name: &str) -> Option<&Json<'_>> {
         claim_under(&self.claims, self.policy.namespace.as_deref(), name)
     }
 
@@ -256,10 +277,10 @@ impl<'v> UserToken<'v, '_> {
     fn algorithm(&self) -> Result<UserAlgorithm, UserTokenError> {
         let alg = match self.header.get("alg") {
             None => return Err(UserTokenError::MissingAlgorithm),
-            Some(Value::String(alg)) => alg,
+            Some(Json::String(alg)) => alg,
             Some(other) => {
                 return Err(UserTokenError::AlgorithmRefused {
-                    alg: format!("<{}>", json_type(other)),
+                    alg: format!("<{}>", other.type_name()),
                 });
             }
         };
@@ -286,20 +307,20 @@ impl<'v> UserToken<'v, '_> {
                 });
             }
             None => {}
-            Some(Value::String(typ)) if typ == "JWT" => {}
-            Some(Value::String(typ)) => {
+            Some(Json::String(typ)) if typ == "JWT" => {}
+            Some(Json::String(typ)) => {
                 return Err(UserTokenError::BadType {
                     typ: excerpt(typ, 16),
                 });
             }
             Some(other) => {
                 return Err(UserTokenError::BadType {
-                    typ: format!("<{}>", json_type(other)),
+                    typ: format!("<{}>", other.type_name()),
                 });
             }
         }
         match self.header.get("kid") {
-            None | Some(Value::String(_)) => Ok(()),
+            None | Some(Json::String(_)) => Ok(()),
             Some(_) => Err(UserTokenError::InvalidKid),
         }
     }
@@ -397,12 +418,11 @@ impl<'v> UserToken<'v, '_> {
     fn numeric_date(&self, claim: &'static str) -> Result<Option<i64>, UserTokenError> {
         match self.claim(claim) {
             None => Ok(None),
-            Some(Value::Number(number)) => number
+            Some(value) => value
                 .as_i64()
                 .filter(|value| *value >= 0)
                 .map(Some)
                 .ok_or(UserTokenError::InvalidTimeClaim { claim }),
-            Some(_) => Err(UserTokenError::InvalidTimeClaim { claim }),
         }
     }
 
@@ -414,12 +434,12 @@ impl<'v> UserToken<'v, '_> {
         let configured = |aud: &str| self.policy.audiences.iter().any(|wanted| wanted == aud);
         let named = match self.claim("aud") {
             None => return Err(UserTokenError::MissingAudience),
-            Some(Value::String(aud)) => configured(aud),
-            Some(Value::Array(auds)) => {
-                if !auds.iter().all(Value::is_string) {
-                    return Err(UserTokenError::InvalidAudience);
-                }
-                auds.iter().filter_map(Value::as_str).any(configured)
+            Some(Json::String(aud)) => configured(aud),
+            Some(Json::Array(auds)) => {
+                let auds: Option<Vec<&str>> = auds.iter().map(Json::as_str).collect();
+                auds.ok_or(UserTokenError::InvalidAudience)?
+                    .into_iter()
+                    .any(configured)
             }
             Some(_) => return Err(UserTokenError::InvalidAudience),
         };
@@ -465,7 +485,7 @@ impl<'v> UserToken<'v, '_> {
     fn name_claim(&self, claim: &'static str) -> Result<Option<String>, UserTokenError> {
         match self.claim(claim) {
             None => Ok(None),
-            Some(Value::String(name)) if !name.is_empty() => Ok(Some(name.clone())),
+            Some(Json::String(name)) if !name.is_empty() => Ok(Some(name.clone().into_owned())),
             Some(_) => Err(UserTokenError::InvalidNameClaim { claim }),
         }
     }
@@ -478,7 +498,7 @@ impl<'v> UserToken<'v, '_> {
                 let claim = "realm_access.roles";
                 match self.claim("realm_access") {
                     None => (claim, None),
-                    Some(Value::Object(access)) => (claim, access.get("roles")),
+                    Some(access @ Json::Object(_)) => (claim, access.get("roles")),
                     Some(_) => return Err(UserTokenError::InvalidRoles { claim }),
                 }
             }
@@ -486,10 +506,10 @@ impl<'v> UserToken<'v, '_> {
         };
         let mut roles: Vec<String> = match value {
             None => Vec::new(),
-            Some(Value::String(one)) if self.policy.rules == IssuerRules::MicroProfileJwt => {
-                vec![one.clone()]
+            Some(Json::String(one)) if self.policy.rules == IssuerRules::MicroProfileJwt => {
+                vec![one.clone().into_owned()]
             }
-            Some(Value::Array(items)) => items
+            Some(Json::Array(items)) => items
                 .iter()
                 .map(|item| item.as_str().map(str::to_owned))
                 .collect::<Option<_>>()
@@ -513,17 +533,14 @@ enum KidRule {
     Unnamed,
 }
 
-/// `name` as the reader's own word when it is one of `read`.
-fn read_as(read: &[&'static str], name: &str) -> Option<Cow<'static, str>> {
-    read.iter()
-        .find(|known| **known == name)
-        .map(|known| Cow::Borrowed(*known))
-}
-
 /// The claim called `name` as an issuer with `namespace` reads it: `<namespace>name` wins over a
 /// plain `name`, and a plain member whose name starts with the namespace is never read plainly
 /// (Payara strips the namespace from the names that carry it, and they replace the plain ones).
-fn claim_under<'c>(claims: &'c Members, namespace: Option<&str>, name: &str) -> Option<&'c Value> {
+fn claim_under<'c, 't>(
+    claims: &'c Members<'t>,
+    namespace: Option<&str>,
+    name: &str,
+) -> Option<&'c Json<'t>> {
     let Some(namespace) = namespace else {
         return claims.get(name);
     };
