@@ -41,11 +41,14 @@ impl Json<'_> {
     /// An integer number that fits an `i64`, as serde_json reads one: no fraction, no exponent,
     /// and not `-0` (which serde_json reads as a float).
     pub(crate) fn as_i64(&self) -> Option<i64> {
-        match self {
-            Json::Number(text) if !text.contains(['.', 'e', 'E']) && *text != "-0" => {
-                text.parse().ok()
-            }
-            _ => None,
+        let Json::Number(text) = self else {
+            return None;
+        };
+        let magnitude = text.strip_prefix('-').unwrap_or(text);
+        if magnitude.bytes().all(|b| b.is_ascii_digit()) && *text != "-0" {
+            text.parse().ok()
+        } else {
+            None
         }
     }
 
