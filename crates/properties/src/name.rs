@@ -81,20 +81,41 @@ fn index_form(text: &str) -> Option<String> {
 /// Splits a written name into elements. Lenient on purpose (it must accept any key a file can
 /// hold): empty segments are dropped and an unclosed `[` runs to the end of the name.
 pub(crate) fn parse_name(name: &str) -> Vec<Element> {
-    fn segment(text: &str, out: &mut Vec<Element>) {
+    let mut out = Vec::with_capacity(element_count(name));
+    split_name(name, |written, key| {
+        out.push(Element {
+            written: written.to_owned(),
+            key,
+        });
+    });
+    out
+}
+
+/// The comparable form of a written name: [`parse_name`]'s keys, without copying the spellings
+/// (a lookup by name needs only the keys).
+pub(crate) fn name_keys(name: &str) -> Vec<ElementKey> {
+    let mut out = Vec::with_capacity(element_count(name));
+    split_name(name, |_, key| out.push(key));
+    out
+}
+
+/// At most how many elements `name` has (room to allocate once).
+fn element_count(name: &str) -> usize {
+    name.bytes().filter(|b| matches!(b, b'.' | b'[')).count() + 1
+}
+
+/// Hands each element of `name` to `element`, as written (without brackets) and as it compares.
+fn split_name(name: &str, mut element: impl FnMut(&str, ElementKey)) {
+    let segment = |text: &str, element: &mut dyn FnMut(&str, ElementKey)| {
         if !text.is_empty() {
             let key = index_form(text)
                 .map_or_else(|| ElementKey::Uniform(uniform(text)), ElementKey::Index);
-            out.push(Element {
-                written: text.to_owned(),
-                key,
-            });
+            element(text, key);
         }
-    }
-    let mut out = Vec::with_capacity(name.bytes().filter(|b| matches!(b, b'.' | b'[')).count() + 1);
+    };
     let mut rest = name;
     while let Some(at) = rest.find(['.', '[']) {
-        segment(&rest[..at], &mut out);
+        segment(&rest[..at], &mut element);
         let after = &rest[at + 1..];
         if rest.as_bytes()[at] == b'.' {
             rest = after;
@@ -103,19 +124,10 @@ pub(crate) fn parse_name(name: &str) -> Vec<Element> {
         let (inner, tail) = after.split_once(']').unwrap_or((after, ""));
         let key = index_form(inner.trim())
             .map_or_else(|| ElementKey::Exact(inner.to_owned()), ElementKey::Index);
-        out.push(Element {
-            written: inner.to_owned(),
-            key,
-        });
+        element(inner, key);
         rest = tail;
     }
-    segment(rest, &mut out);
-    out
-}
-
-/// The comparable form of a written name.
-pub(crate) fn name_keys(name: &str) -> Vec<ElementKey> {
-    parse_name(name).into_iter().map(|e| e.key).collect()
+    segment(rest, &mut element);
 }
 
 /// One `_`-separated word of an environment variable name.

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -158,9 +159,9 @@ struct Source {
 #[derive(Clone, Debug, Default)]
 struct NameIndex {
     /// The position of each written name (the first, as a scan would find it).
-    exact: HashMap<Vec<ElementKey>, usize>,
+    exact: NameMap<usize>,
     /// The positions of `name[i]` items, in source order, by `name`.
-    items: HashMap<Vec<ElementKey>, Vec<usize>>,
+    items: NameMap<Vec<usize>>,
     /// The positions of written names, sorted by name: the names under a prefix are a run.
     sorted: Vec<usize>,
     /// The positions of environment variables.
@@ -178,7 +179,10 @@ impl Source {
 
     fn index(&self) -> &NameIndex {
         self.index.get_or_init(|| {
-            let mut index = NameIndex::default();
+            let mut index = NameIndex {
+                exact: NameMap::with_capacity_and_hasher(self.entries.len(), Default::default()),
+                ..NameIndex::default()
+            };
             for (position, entry) in self.entries.iter().enumerate() {
                 match &entry.name {
                     EntryName::Written { keys, .. } => {
@@ -560,8 +564,28 @@ impl PropertySet {
     fn winners_index(&self) -> &NameIndex {
         self.winners_index.get_or_init(|| {
             let winners = self.winners();
+            let written = |source: &&Source| {
+                (source.entries.iter()).any(|e| matches!(e.name, EntryName::Written { .. }))
+            };
+            let mut holders = self.sources.iter().enumerate().filter(|(_, s)| written(s));
+            let sorted = match (holders.next(), holders.next()) {
+                // One source holds every written name (the file; the environment's names are not
+                // written ones): its index has them sorted already, so they only need their ranks.
+                (Some((only, source)), None) => {
+                    let mut rank_of = vec![None; source.entries.len()];
+                    for (rank, &(from, at)) in self.winner_positions().iter().enumerate() {
+                        if from == only {
+                            rank_of[at] = Some(rank);
+                        }
+                    }
+                    (source.index().sorted.iter())
+                        .filter_map(|&at| rank_of[at])
+                        .collect()
+                }
+                _ => sorted_by_name(&winners, 0..winners.len()),
+            };
             let mut index = NameIndex {
-                sorted: sorted_by_name(&winners, 0..winners.len()),
+                sorted,
                 ..NameIndex::default()
             };
             index.env = (0..winners.len())
@@ -607,9 +631,56 @@ fn sorted_by_name<E: std::borrow::Borrow<Entry>>(
     let mut sorted: Vec<usize> = positions
         .filter(|&i| matches!(entries[i].borrow().name, EntryName::Written { .. }))
         .collect();
+    // Stable: a file's lines are mostly in order already, and the stable sort finds the runs.
     sorted
         .sort_by(|&a, &b| written_keys(entries[a].borrow()).cmp(written_keys(entries[b].borrow())));
     sorted
+}
+
+/// Names to what holds them, hashed with [`NameHasher`].
+type NameMap<V> = HashMap<Vec<ElementKey>, V, BuildHasherDefault<NameHasher>>;
+
+/// FxHash (the multiply-and-rotate hash rustc uses for its own tables) over a name's keys. The
+/// names hashed are the module's own properties, from its files, environment and arguments, not
+/// anything a peer sends, so SipHash's keyed defence against chosen collisions buys nothing
+/// here; and a module binding 10,000 deployments looks names up some 100,000 times per load,
+/// where SipHash was 8.7 % of a reload's CPU (BENCHMARKS.md, "With deployments").
+#[derive(Clone, Copy, Debug, Default)]
+struct NameHasher(u64);
+
+impl NameHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for chunk in &mut words {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let mut last = [0; 8];
+        let rest = words.remainder();
+        last[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(last));
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.add(u64::from(value));
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The written name's keys of an entry (empty for an environment variable).
@@ -708,7 +779,7 @@ fn keep_last(
     warn: impl Fn(&Value, &Value) -> Problem,
 ) -> (Vec<Entry>, Vec<Problem>) {
     let mut slots: Vec<Option<Entry>> = Vec::with_capacity(entries.len());
-    let mut by_name: HashMap<Vec<ElementKey>, usize> = HashMap::new();
+    let mut by_name: NameMap<usize> = NameMap::default();
     let mut problems = Vec::new();
     for entry in entries {
         let EntryName::Written { keys, .. } = &entry.name else {
@@ -1173,6 +1244,25 @@ mod tests {
             2,
             "platformx is not under platform"
         );
+    }
+
+    #[test]
+    fn the_winners_names_sort_alike_from_the_files_index_or_afresh() {
+        let mut set = loaded("b.x=1\na.y=2\nc[k].z=3\na.a=4\nb.x=5\nroles[1]=r\nroles[0]=q\n");
+        set.add_env(env(&[("B_X", "9"), ("PATH", "/bin"), ("A_A", "7")]));
+        let sorted_afresh = |set: &PropertySet| {
+            let winners = set.winners();
+            sorted_by_name(&winners, 0..winners.len())
+        };
+        assert_eq!(set.winners_index().sorted, sorted_afresh(&set));
+        assert_eq!(
+            set.winners_index().sorted.len(),
+            4,
+            "the file's winners only"
+        );
+        set.add_args(&["--a.b=1".to_owned(), "--a.y=3".to_owned()])
+            .unwrap();
+        assert_eq!(set.winners_index().sorted, sorted_afresh(&set));
     }
 
     #[test]
