@@ -1261,7 +1261,7 @@ mod tests {
             "the file's winners only"
         );
         set.add_args(&["--a.b=1".to_owned(), "--a.y=3".to_owned()])
-            .unwrap();
+            .expect("two well-formed arguments");
         assert_eq!(set.winners_index().sorted, sorted_afresh(&set));
     }
 
