@@ -279,12 +279,7 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Result<Cow<'a, str>, Refused> {
         self.expect(b'"')?;
         let start = self.at;
-        let bytes = self.text.as_bytes();
-        let stop = bytes[start..]
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-            .ok_or(Refused)?;
-        self.at = start + stop;
+        self.at = self.plain_run_end()?;
         let plain = self.text.get(start..self.at).ok_or(Refused)?;
         if self.next()? == b'"' {
             return Ok(Cow::Borrowed(plain));
@@ -299,15 +294,22 @@ impl<'a> Reader<'a> {
                 _ => {
                     // Copy the run up to the next byte that needs a look, whole characters only.
                     let run = self.at - 1;
-                    let stop = bytes[self.at..]
-                        .iter()
-                        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                        .ok_or(Refused)?;
-                    self.at += stop;
+                    self.at = self.plain_run_end()?;
                     owned.push_str(self.text.get(run..self.at).ok_or(Refused)?);
                 }
             }
         }
+    }
+
+    /// Where the run of a string's plain characters from here ends: at its closing `"`, a `\`
+    /// or a control character (refused by the caller); `Err` when the text ends first.
+    fn plain_run_end(&self) -> Result<usize, Refused> {
+        let rest = self.text.as_bytes().get(self.at..).ok_or(Refused)?;
+        let length = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .ok_or(Refused)?;
+        Ok(self.at + length)
     }
 
     /// The character an escape stands for; its `\` was just read.
