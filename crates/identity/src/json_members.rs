@@ -211,45 +211,44 @@ impl<'a> Reader<'a> {
         depth: usize,
         mut member: impl FnMut(Cow<'a, str>, &mut Self, usize) -> Result<(), Refused>,
     ) -> Result<(), Refused> {
-        let inner = nested(depth)?;
-        self.expect(b'{')?;
-        self.whitespace();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Ok(());
-        }
         let mut seen = SeenNames::default();
-        loop {
-            if self.peek() != Some(b'"') {
+        self.items(depth, b'{', b'}', |reader, inner| {
+            if reader.peek() != Some(b'"') {
                 return Err(Refused);
             }
-            let name = self.string()?;
+            let name = reader.string()?;
             if !seen.first(name.clone()) {
                 return Err(Refused);
             }
-            self.whitespace();
-            self.expect(b':')?;
-            self.whitespace();
-            member(name, self, inner)?;
-            self.whitespace();
-            match self.next()? {
-                b',' => self.whitespace(),
-                b'}' => return Ok(()),
-                _ => return Err(Refused),
-            }
-        }
+            reader.whitespace();
+            reader.expect(b':')?;
+            reader.whitespace();
+            member(name, reader, inner)
+        })
     }
 
     /// An array whose `[` is next, at nesting `depth`; `item` reads each element.
     fn array(
         &mut self,
         depth: usize,
+        item: impl FnMut(&mut Self, usize) -> Result<(), Refused>,
+    ) -> Result<(), Refused> {
+        self.items(depth, b'[', b']', item)
+    }
+
+    /// A container whose `open` is next, at nesting `depth`: `item` reads each of its
+    /// comma-separated items (at `depth + 1`) until `close`.
+    fn items(
+        &mut self,
+        depth: usize,
+        open: u8,
+        close: u8,
         mut item: impl FnMut(&mut Self, usize) -> Result<(), Refused>,
     ) -> Result<(), Refused> {
         let inner = nested(depth)?;
-        self.expect(b'[')?;
+        self.expect(open)?;
         self.whitespace();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.at += 1;
             return Ok(());
         }
@@ -258,7 +257,7 @@ impl<'a> Reader<'a> {
             self.whitespace();
             match self.next()? {
                 b',' => self.whitespace(),
-                b']' => return Ok(()),
+                byte if byte == close => return Ok(()),
                 _ => return Err(Refused),
             }
         }
