@@ -565,6 +565,55 @@ mod tests {
     }
 
     #[test]
+    fn judges_mutated_documents_as_the_strict_reader_does() {
+        // Random edits of a token's claims and of the corpus, from an alphabet of the bytes JSON
+        // gives a meaning to (and a few it refuses), each judged by both readers: a fixed seed,
+        // so a difference found is found again.
+        let claims = r#"{"iss":"https://server.example.com","sub":"24400320","upn":"jdoe@example.com",
+            "groups":["Echoer","Tester"],"realm_access":{"roles":["DPM_ADMIN"]},"aud":["a","b"],
+            "exp":1700000900,"iat":1700000000,"n":-1.5e3,"t":true,"f":false,"z":null,"e":"\u00e9\n"}"#;
+        let alphabet = b"{}[]:,\"\\/ \t\n0123456789-+.eEtrufalsn\x00\x1f\x7fu\xc3\xa9ab";
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            usize::try_from(state % bound as u64).unwrap()
+        };
+        let mut documents = corpus();
+        documents.push(claims.to_owned());
+        let (mut accepted, mut refused) = (0, 0);
+        for original in documents.iter().filter(|doc| doc.len() < 2_000) {
+            for _ in 0..300 {
+                let mut bytes = original.clone().into_bytes();
+                for _ in 0..1 + next(3) {
+                    let at = next(bytes.len() + 1);
+                    let byte = alphabet[next(alphabet.len())];
+                    match next(3) {
+                        0 => bytes.insert(at, byte),
+                        1 if at < bytes.len() => drop(bytes.remove(at)),
+                        _ if at < bytes.len() => bytes[at] = byte,
+                        _ => bytes.push(byte),
+                    }
+                }
+                let whole = parse_object(&bytes).is_ok();
+                assert_eq!(
+                    read_members(&bytes, &all).is_ok(),
+                    whole,
+                    "{}",
+                    String::from_utf8_lossy(&bytes)
+                );
+                if whole {
+                    accepted += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        assert!(accepted > 1_000 && refused > 1_000, "{accepted} {refused}");
+    }
+
+    #[test]
     fn kept_values_equal_the_strict_readers_and_borrow_plain_strings() {
         let doc =
             br#"{"s":"plain","e":"tab\tA\u00e9\ud83d\ude00","n":-12,"f":1.5e3,"b":true,"z":null,
