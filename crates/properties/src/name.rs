@@ -78,21 +78,25 @@ fn index_form(text: &str) -> Option<String> {
     })
 }
 
-/// Splits a written name into elements. Lenient on purpose (it must accept any key a file can
-/// hold): empty segments are dropped and an unclosed `[` runs to the end of the name.
-pub(crate) fn parse_name(name: &str) -> Vec<Element> {
-    let mut out = Vec::with_capacity(element_count(name));
+/// The element of a written name at `depth` (0 is the first), as written (without brackets) and
+/// as it compares; `None` if the name has fewer elements. Lenient as [`name_keys`] is: empty
+/// segments are dropped and an unclosed `[` runs to the end of the name.
+pub(crate) fn element_at(name: &str, depth: usize) -> Option<Element> {
+    let mut at = 0;
+    let mut found = None;
     split_name(name, |written, key| {
-        out.push(Element {
-            written: written.to_owned(),
-            key,
-        });
+        if at == depth {
+            found = Some(Element {
+                written: written.to_owned(),
+                key,
+            });
+        }
+        at += 1;
     });
-    out
+    found
 }
 
-/// The comparable form of a written name: [`parse_name`]'s keys, without copying the spellings
-/// (a lookup by name needs only the keys).
+/// The comparable form of a written name, element by element.
 pub(crate) fn name_keys(name: &str) -> Vec<ElementKey> {
     let mut out = Vec::with_capacity(element_count(name));
     split_name(name, |_, key| out.push(key));
@@ -210,6 +214,11 @@ pub(crate) fn env_matches(words: &[EnvWord], name: &[ElementKey]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every element of `name`.
+    fn parse_name(name: &str) -> Vec<Element> {
+        (0..).map_while(|depth| element_at(name, depth)).collect()
+    }
 
     fn same(a: &str, b: &str) -> bool {
         name_keys(a) == name_keys(b)

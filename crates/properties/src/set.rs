@@ -8,11 +8,12 @@
 //! so a daemon can report them all at once and a reload can keep the previous configuration.
 //! Which properties exist and what their values mean is for the `config` crate.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{Hash as _, Hasher};
 use std::path::Path;
 use std::sync::OnceLock;
+
+use hashbrown::HashTable;
 
 use crate::codes;
 use crate::name::{self, Element, ElementKey, EnvWord};
@@ -77,11 +78,9 @@ enum SourceKind {
 /// How an entry's name compares with others.
 #[derive(Clone, Debug)]
 enum EntryName {
-    /// A file key or argument name, split into elements.
-    Written {
-        elements: Vec<Element>,
-        keys: Vec<ElementKey>,
-    },
+    /// A file key or argument name, as its elements compare (the spellings are re-read from
+    /// the value's key when wanted: only `map_keys` wants them).
+    Written { keys: Vec<ElementKey> },
     /// An environment variable, as words (see `name::env_words`).
     Env(Vec<EnvWord>),
 }
@@ -94,19 +93,22 @@ struct Entry {
 }
 
 impl Entry {
-    fn written(value: Value) -> Self {
-        let elements = name::parse_name(&value.key);
-        let keys = elements.iter().map(|e| e.key.clone()).collect();
-        Self {
-            value,
-            name: EntryName::Written { elements, keys },
+    /// The entry of a file key or an argument; the value back when its key names nothing (`.`).
+    fn written(value: Value) -> Result<Self, Value> {
+        let keys = name::name_keys(&value.key);
+        if keys.is_empty() {
+            return Err(value);
         }
+        Ok(Self {
+            value,
+            name: EntryName::Written { keys },
+        })
     }
 
     /// Whether this entry is the property `keys`.
     fn is_named(&self, keys: &[ElementKey]) -> bool {
         match &self.name {
-            EntryName::Written { keys: own, .. } => own == keys,
+            EntryName::Written { keys: own } => own == keys,
             EntryName::Env(words) => name::env_matches(words, keys),
         }
     }
@@ -114,8 +116,8 @@ impl Entry {
     /// Whether both entries name the same property.
     fn same_property(&self, other: &Entry) -> bool {
         match (&self.name, &other.name) {
-            (EntryName::Written { keys, .. }, _) => other.is_named(keys),
-            (EntryName::Env(_), EntryName::Written { keys, .. }) => self.is_named(keys),
+            (EntryName::Written { keys }, _) => other.is_named(keys),
+            (EntryName::Env(_), EntryName::Written { keys }) => self.is_named(keys),
             (EntryName::Env(a), EntryName::Env(b)) => a == b,
         }
     }
@@ -123,7 +125,7 @@ impl Entry {
     /// Whether the entry's name starts with `prefix` (or equals it).
     fn is_under(&self, prefix: &[ElementKey]) -> bool {
         match &self.name {
-            EntryName::Written { keys, .. } => keys.starts_with(prefix),
+            EntryName::Written { keys } => keys.starts_with(prefix),
             EntryName::Env(words) => name::env_strip_prefix(words, prefix).is_some(),
         }
     }
@@ -131,7 +133,7 @@ impl Entry {
     /// The index `n` if this entry is exactly the list item `prefix[n]`.
     fn list_index(&self, prefix: &[ElementKey]) -> Option<&str> {
         match &self.name {
-            EntryName::Written { keys, .. } => match keys.split_last() {
+            EntryName::Written { keys } => match keys.split_last() {
                 Some((ElementKey::Index(n), head)) if head == prefix => Some(n),
                 _ => None,
             },
@@ -155,13 +157,15 @@ struct Source {
 }
 
 /// Where a source's entries are, by name. Environment variables are matched word by word against
-/// a name (they can spell several), so they are kept as a list and scanned.
+/// a name (they can spell several), so they are kept as a list and scanned. The tables hold
+/// positions only: a name is compared with the keys of the entry at a position, never copied.
 #[derive(Clone, Debug, Default)]
 struct NameIndex {
     /// The position of each written name (the first, as a scan would find it).
-    exact: NameMap<usize>,
-    /// The positions of `name[i]` items, in source order, by `name`.
-    items: NameMap<Vec<usize>>,
+    exact: HashTable<usize>,
+    /// The positions of `name[i]` items, in source order, by `name` (the first item's name,
+    /// without its index, is the table's name).
+    items: HashTable<Vec<usize>>,
     /// The positions of written names, sorted by name: the names under a prefix are a run.
     sorted: Vec<usize>,
     /// The positions of environment variables.
@@ -179,22 +183,39 @@ impl Source {
 
     fn index(&self) -> &NameIndex {
         self.index.get_or_init(|| {
+            let entries = &self.entries;
             let mut index = NameIndex {
-                exact: NameMap::with_capacity_and_hasher(self.entries.len(), Default::default()),
+                exact: HashTable::with_capacity(entries.len()),
                 ..NameIndex::default()
             };
-            for (position, entry) in self.entries.iter().enumerate() {
-                match &entry.name {
-                    EntryName::Written { keys, .. } => {
-                        index.exact.entry(keys.clone()).or_insert(position);
-                        if let Some((ElementKey::Index(_), head)) = keys.split_last() {
-                            index.items.entry(head.to_vec()).or_default().push(position);
-                        }
-                    }
-                    EntryName::Env(_) => index.env.push(position),
+            let list_of = |items: &Vec<usize>| list_name(&entries[items[0]]);
+            for (position, entry) in entries.iter().enumerate() {
+                let EntryName::Written { keys } = &entry.name else {
+                    index.env.push(position);
+                    continue;
+                };
+                index
+                    .exact
+                    .entry(
+                        name_hash(keys),
+                        |&at| written_keys(&entries[at]) == keys,
+                        |&at| name_hash(written_keys(&entries[at])),
+                    )
+                    .or_insert(position);
+                if let Some(list) = list_name(entry) {
+                    index
+                        .items
+                        .entry(
+                            name_hash(list),
+                            |items| list_of(items) == Some(list),
+                            |items| list_of(items).map_or(0, name_hash),
+                        )
+                        .or_insert_with(Vec::new)
+                        .into_mut()
+                        .push(position);
                 }
             }
-            index.sorted = sorted_by_name(&self.entries, 0..self.entries.len());
+            index.sorted = sorted_by_name(entries, 0..entries.len());
             index
         })
     }
@@ -218,7 +239,12 @@ impl Source {
     /// The first entry named `keys`.
     fn find(&self, keys: &[ElementKey]) -> Option<&Entry> {
         let index = self.index();
-        let written = index.exact.get(keys).copied();
+        let written = index
+            .exact
+            .find(name_hash(keys), |&at| {
+                written_keys(&self.entries[at]) == keys
+            })
+            .copied();
         let env = index
             .env
             .iter()
@@ -234,7 +260,13 @@ impl Source {
     /// The `keys[i]` items, in source order, with their indices.
     fn list_items(&self, keys: &[ElementKey]) -> Vec<(&str, &Value)> {
         let index = self.index();
-        let mut positions: Vec<usize> = index.items.get(keys).cloned().unwrap_or_default();
+        let mut positions: Vec<usize> = index
+            .items
+            .find(name_hash(keys), |items| {
+                list_name(&self.entries[items[0]]) == Some(keys)
+            })
+            .cloned()
+            .unwrap_or_default();
         positions.extend(
             index
                 .env
@@ -358,24 +390,23 @@ impl PropertySet {
                 ));
                 continue;
             };
-            if name::parse_name(key).is_empty() {
-                problems.push(Problem::error(
+            let value = Value {
+                key: key.to_owned(),
+                raw: raw.to_owned(),
+                origin: Origin::Arg {
+                    name: key.to_owned(),
+                },
+            };
+            match Entry::written(value) {
+                Ok(entry) => entries.push(entry),
+                Err(_) => problems.push(Problem::error(
                     codes::ARGUMENT_WITHOUT_NAME,
                     None,
                     format!("argument {}", index + 1),
                     "no property name before '='".to_owned(),
                     Some("write each setting as --property.name=value".to_owned()),
-                ));
-                continue;
+                )),
             }
-            let origin = Origin::Arg {
-                name: key.to_owned(),
-            };
-            entries.push(Entry::written(Value {
-                key: key.to_owned(),
-                raw: raw.to_owned(),
-                origin,
-            }));
         }
         let (entries, duplicates) = keep_last(entries, |earlier, later| {
             Problem::warning(
@@ -459,23 +490,25 @@ impl PropertySet {
             .iter()
             .flat_map(|s| s.under(&prefix).into_iter().map(|i| &s.entries[i]))
             .collect();
-        let spelled: Vec<&Element> = candidates
+        // Each written candidate's element at `depth` as written (re-read from its key), which
+        // environment variables may spell too.
+        let spellings: Vec<Option<Element>> = candidates
             .iter()
-            .filter_map(|e| match &e.name {
-                EntryName::Written { elements, keys } if keys.starts_with(&prefix) => {
-                    elements.get(depth)
+            .map(|e| match &e.name {
+                EntryName::Written { keys } if keys.starts_with(&prefix) => {
+                    name::element_at(&e.value.key, depth)
                 }
                 _ => None,
             })
             .collect();
+        let spelled: Vec<&Element> = spellings.iter().flatten().collect();
         let mut seen: std::collections::HashSet<ElementKey> = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for entry in candidates {
+        for (entry, spelling) in candidates.into_iter().zip(&spellings) {
             let found = match &entry.name {
-                EntryName::Written { elements, keys } if keys.starts_with(&prefix) => elements
-                    .get(depth)
+                EntryName::Written { .. } => spelling
+                    .as_ref()
                     .map(|e| (e.written.clone(), e.key.clone())),
-                EntryName::Written { .. } => None,
                 EntryName::Env(words) => name::env_strip_prefix(words, &prefix).and_then(|rest| {
                     let known = spelled.iter().find(|e| {
                         name::env_strip_prefix(rest, std::slice::from_ref(&e.key)).is_some()
@@ -637,8 +670,20 @@ fn sorted_by_name<E: std::borrow::Borrow<Entry>>(
     sorted
 }
 
-/// Names to what holds them, hashed with [`NameHasher`].
-type NameMap<V> = HashMap<Vec<ElementKey>, V, BuildHasherDefault<NameHasher>>;
+/// The hash of a name's keys with [`NameHasher`].
+fn name_hash(keys: &[ElementKey]) -> u64 {
+    let mut hasher = NameHasher::default();
+    keys.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The name of the list an entry is an item of (`name` for `name[i]`), `None` if it is none.
+fn list_name(entry: &Entry) -> Option<&[ElementKey]> {
+    match written_keys(entry).split_last() {
+        Some((ElementKey::Index(_), head)) => Some(head),
+        _ => None,
+    }
+}
 
 /// FxHash (the multiply-and-rotate hash rustc uses for its own tables) over a name's keys. The
 /// names hashed are the module's own properties, from its files, environment and arguments, not
@@ -686,7 +731,7 @@ impl Hasher for NameHasher {
 /// The written name's keys of an entry (empty for an environment variable).
 fn written_keys(entry: &Entry) -> &[ElementKey] {
     match &entry.name {
-        EntryName::Written { keys, .. } => keys,
+        EntryName::Written { keys } => keys,
         EntryName::Env(_) => &[],
     }
 }
@@ -718,22 +763,21 @@ fn parse_file(text: &str, display_path: &Path) -> (Vec<Entry>, Vec<Problem>) {
         .collect();
     let mut entries = Vec::with_capacity(parsed.pairs.len());
     for pair in parsed.pairs {
-        let origin = file_origin(display_path, pair.line);
-        if name::parse_name(&pair.key).is_empty() {
-            problems.push(Problem::warning(
-                codes::NO_NAME,
-                Some(origin),
-                pair.key,
-                "the line has no property name, so it is ignored".to_owned(),
-                Some("write it as name=value, or comment it out with #".to_owned()),
-            ));
-            continue;
-        }
-        entries.push(Entry::written(Value {
+        let value = Value {
             key: pair.key,
             raw: pair.value,
-            origin,
-        }));
+            origin: file_origin(display_path, pair.line),
+        };
+        match Entry::written(value) {
+            Ok(entry) => entries.push(entry),
+            Err(nameless) => problems.push(Problem::warning(
+                codes::NO_NAME,
+                Some(nameless.origin),
+                nameless.key,
+                "the line has no property name, so it is ignored".to_owned(),
+                Some("write it as name=value, or comment it out with #".to_owned()),
+            )),
+        }
     }
     let (entries, duplicates) = keep_last(entries, |earlier, later| {
         let line = match earlier.origin {
@@ -779,17 +823,27 @@ fn keep_last(
     warn: impl Fn(&Value, &Value) -> Problem,
 ) -> (Vec<Entry>, Vec<Problem>) {
     let mut slots: Vec<Option<Entry>> = Vec::with_capacity(entries.len());
-    let mut by_name: NameMap<usize> = NameMap::default();
+    // The slot holding each name's latest entry; a name is compared with that entry's keys.
+    let mut by_name: HashTable<usize> = HashTable::with_capacity(entries.len());
     let mut problems = Vec::new();
     for entry in entries {
-        let EntryName::Written { keys, .. } = &entry.name else {
+        let EntryName::Written { keys } = &entry.name else {
             slots.push(Some(entry));
             continue;
         };
-        if let Some(earlier) = by_name.insert(keys.clone(), slots.len())
-            && let Some(earlier) = slots.get_mut(earlier).and_then(Option::take)
-        {
-            problems.push(warn(&earlier.value, &entry.value));
+        let keys_in = |slot: &usize| slots[*slot].as_ref().map_or(&[][..], written_keys);
+        let hash = name_hash(keys);
+        let slot = slots.len();
+        match by_name.find_mut(hash, |at| keys_in(at) == keys) {
+            Some(latest) => {
+                let earlier = std::mem::replace(latest, slot);
+                if let Some(earlier) = slots.get_mut(earlier).and_then(Option::take) {
+                    problems.push(warn(&earlier.value, &entry.value));
+                }
+            }
+            None => {
+                by_name.insert_unique(hash, slot, |at| name_hash(keys_in(at)));
+            }
         }
         slots.push(Some(entry));
     }
