@@ -1,12 +1,14 @@
 //! CPU time and memory of processes and threads, read from `/proc` (Linux only).
 //!
 //! Process CPU is `utime + stime` from `/proc/<pid>/stat` in clock ticks; thread CPU comes from
-//! `/proc/thread-self/schedstat` in nanoseconds, precise enough to time a batch of signatures the
-//! way `openssl speed` does (it divides by CPU time, not wall time).
+//! `/proc/thread-self/schedstat` in nanoseconds, precise enough to time a batch of signatures.
+//! `openssl speed` divides by its *user* CPU time (`times()`, unless given `-elapsed`): a thread's
+//! user CPU time, for ratios against its figures, comes from `getrusage(RUSAGE_THREAD)`.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use nix::sys::resource::{UsageWho, getrusage};
 pub use svcid_testkit::process::rss_kib;
 
 /// `utime + stime` of process `pid`, in clock ticks.
@@ -86,6 +88,18 @@ pub fn thread_cpu() -> Result<Duration> {
         .and_then(|f| f.parse().ok())
         .context("/proc/thread-self/schedstat unreadable")?;
     Ok(Duration::from_nanos(nanos))
+}
+
+/// User CPU time the calling thread has run (`getrusage(RUSAGE_THREAD)`, microseconds): the
+/// kernel's split of [`thread_cpu`] into user and system time by its tick samples, the same split
+/// `openssl speed` reads for itself through `times()`.
+pub fn thread_user_cpu() -> Result<Duration> {
+    let time = getrusage(UsageWho::RUSAGE_THREAD)
+        .context("getrusage(RUSAGE_THREAD)")?
+        .user_time();
+    let seconds = u64::try_from(time.tv_sec()).context("negative user time")?;
+    let micros = u64::try_from(time.tv_usec()).context("negative user time")?;
+    Ok(Duration::from_secs(seconds) + Duration::from_micros(micros))
 }
 
 /// A process's CPU use over a window: start it, wait, then ask for the share of one core.
