@@ -27,6 +27,7 @@ pub mod reload;
 pub mod server;
 pub mod status;
 pub mod tls;
+mod watched;
 pub mod whoami;
 
 pub use auth::{AuthLayer, caller, correlation_id};

@@ -30,6 +30,8 @@ use svcid_identity::token::{TokenIssuer, TokenVerifier};
 use svcid_logging::{Level, LogSettings};
 use tokio::sync::{oneshot, watch};
 
+use crate::watched::WatchedFiles;
+
 /// How often the properties file is looked at.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -221,11 +223,15 @@ impl LiveConfig {
         let worker = std::thread::Builder::new()
             .name("config-reload".to_owned())
             .spawn(move || {
-                let mut seen = self.read_watched(&file);
+                let mut watched = WatchedFiles::new(
+                    std::iter::once(file)
+                        .chain(self.tls_files.iter().cloned())
+                        .collect(),
+                );
                 for (trigger, done) in inbox {
-                    let content = self.read_watched(&file);
-                    if trigger == "SIGHUP" || content != seen {
-                        seen = content;
+                    // Looked at on SIGHUP too, so a forced reload is not followed by another.
+                    let changed = watched.changed();
+                    if trigger == "SIGHUP" || changed {
                         self.reload(&targets, trigger);
                     }
                     // The watcher may be gone (stopping): nobody to tell.
@@ -256,15 +262,6 @@ impl LiveConfig {
                 _ = stop.changed() => return,
             }
         }
-    }
-
-    /// The properties file and the TLS files in force (certificates, keys, trust stores): a change
-    /// to any of them triggers a reload.
-    fn read_watched(&self, file: &std::path::Path) -> Vec<Option<Vec<u8>>> {
-        std::iter::once(file)
-            .chain(self.tls_files.iter().map(PathBuf::as_path))
-            .map(|f| std::fs::read(f).ok())
-            .collect()
     }
 
     /// Validates the configuration again and applies it; returns whether it was applied.
