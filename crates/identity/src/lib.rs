@@ -12,6 +12,7 @@
 //! rules beside the module tokens' ([`user`]), under the same constraints.
 
 pub mod authz;
+mod base64url;
 pub mod cache;
 pub mod clock;
 pub mod deployments;

@@ -4,16 +4,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use base64::{DecodeSliceError, Engine as _};
-
 use super::MAX_USER_TOKEN_BYTES;
 use super::error::{NotUserToken, UserIssuersError, UserTokenError};
 use super::identity::UserIdentity;
 use super::keys::{KeyForm, UserAlgorithm, UserKey, UserKeySet};
 use super::policy::{IssuerRules, UserIssuerPolicy};
+use crate::base64url::{self, Base64Error};
 use crate::clock::Clock;
 use crate::json_members::{self, Json, Members};
-use crate::jwk::BASE64URL_STRICT;
 use crate::printable::{EXCERPT_CHARS, excerpt};
 
 /// The name claims MicroProfile JWT reads, in order.
@@ -124,11 +122,9 @@ impl UserTokenVerifier {
         let TokenText(decoded) = text;
         decoded.clear();
         // Room for both at once (base64 is 4 characters for 3 bytes): one allocation, no copy.
-        decoded.reserve((header_b64.len() + payload_b64.len()).div_ceil(4) * 3 + 3);
+        decoded.reserve((header_b64.len() + payload_b64.len()).div_ceil(4) * 3);
         let decode = |segment: &str, into: &mut Vec<u8>| {
-            BASE64URL_STRICT
-                .decode_vec(segment, into)
-                .map_err(|_| NotUserToken::Unreadable)
+            base64url::decode_onto(segment.as_bytes(), into).map_err(|_| NotUserToken::Unreadable)
         };
         decode(header_b64, decoded)?;
         let header_length = decoded.len();
@@ -368,13 +364,12 @@ impl<'v> UserToken<'v, '_> {
     ) -> Result<(), UserTokenError> {
         // No key is over 4096 bits, so no valid signature is over 512 bytes.
         let mut decoded = [0u8; 512];
-        let length = BASE64URL_STRICT
-            .decode_slice(self.signature_b64, &mut decoded)
+        let signature = base64url::decode_slice(self.signature_b64.as_bytes(), &mut decoded)
             .map_err(|error| match error {
-                DecodeSliceError::OutputSliceTooSmall => UserTokenError::BadSignature,
-                DecodeSliceError::DecodeError(_) => UserTokenError::BadBase64,
+                Base64Error::TooLong => UserTokenError::BadSignature,
+                Base64Error::Invalid => UserTokenError::BadBase64,
             })?;
-        let (message, signature) = (self.signing_input.as_bytes(), &decoded[..length]);
+        let message = self.signing_input.as_bytes();
         if candidates.any(|key| key.verifies(message, signature)) {
             Ok(())
         } else {
