@@ -4,11 +4,21 @@
 //! was (`touch`, a save without edits) reloads nothing. Only the digest is kept, not the text: a
 //! module binding 10,000 deployments has a 6 MB properties file, which the watcher used to read in
 //! full and compare every half second, and to hold for as long as the module ran.
+//!
+//! File times are coarse (the kernel stamps them from a clock that ticks every few milliseconds),
+//! so two writes of the same length in one tick leave the same stamp. As git does with its index,
+//! a file is trusted by its stamp only once it was last modified [`SETTLED_AFTER`] before it was
+//! looked at; until then every poll reads it.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
+
+/// How long before it is looked at a file must have been modified for its stamp to stand for its
+/// content: far longer than the file system's clock tick.
+const SETTLED_AFTER: Duration = Duration::from_secs(1);
 
 /// A file's identity and last change, as the file system reports them: an edit in place, a new
 /// file renamed over the old one and a change of length all change it.
@@ -33,6 +43,20 @@ impl Stamp {
             changed: (metadata.ctime(), metadata.ctime_nsec()),
         })
     }
+
+    /// Whether the file was last modified at least [`SETTLED_AFTER`] before `looked`.
+    fn settled_at(&self, looked: SystemTime) -> bool {
+        let (seconds, nanos) = self.modified;
+        let modified = u64::try_from(seconds)
+            .ok()
+            .zip(u32::try_from(nanos).ok())
+            .map(|(seconds, nanos)| SystemTime::UNIX_EPOCH + Duration::new(seconds, nanos));
+        modified.is_some_and(|modified| {
+            looked
+                .duration_since(modified)
+                .is_ok_and(|age| age >= SETTLED_AFTER)
+        })
+    }
 }
 
 /// One file as last seen.
@@ -41,17 +65,26 @@ struct Seen {
     stamp: Option<Stamp>,
     /// The SHA-256 of the content; `None` when the file could not be read.
     digest: Option<[u8; 32]>,
+    /// Whether the file had been left alone for [`SETTLED_AFTER`] when it was read, so that an
+    /// unchanged stamp means unchanged content.
+    settled: bool,
 }
 
 impl Seen {
     /// Looks at the file at `path` now, reading it.
     fn now(path: &Path) -> Self {
         // The stamp first: a write landing between the two is seen as a change at the next poll.
+        let looked = SystemTime::now();
         let stamp = Stamp::of(path);
+        let settled = stamp.is_some_and(|stamp| stamp.settled_at(looked));
         let digest = std::fs::read(path)
             .ok()
             .map(|content| Sha256::digest(content).into());
-        Self { stamp, digest }
+        Self {
+            stamp,
+            digest,
+            settled,
+        }
     }
 }
 
@@ -70,12 +103,12 @@ impl WatchedFiles {
     }
 
     /// Looks at the files again: whether the content of any of them changed (or it appeared or
-    /// went away) since the last look. A file whose stamp is unchanged is not read.
+    /// went away) since the last look. A settled file whose stamp is unchanged is not read.
     pub(crate) fn changed(&mut self) -> bool {
         let mut changed = false;
         for (path, seen) in self.paths.iter().zip(&mut self.seen) {
             let stamp = Stamp::of(path);
-            if stamp.is_some() && stamp == seen.stamp {
+            if seen.settled && stamp.is_some() && stamp == seen.stamp {
                 continue;
             }
             let now = Seen::now(path);
@@ -124,10 +157,28 @@ mod tests {
         let file = dir.path().join("application.properties");
         std::fs::write(&file, "a=1\n").unwrap();
         let mut watched = WatchedFiles::new(vec![file.clone()]);
-        // Change the remembered digest behind the watcher's back: with the stamp unchanged the
-        // file is not read, so the difference goes unnoticed.
+        // Change the remembered digest behind the watcher's back: with the stamp unchanged and
+        // the file settled, it is not read, so the difference goes unnoticed.
+        watched.seen[0].settled = true;
         watched.seen[0].digest = Some([0; 32]);
         assert!(!watched.changed());
         assert_eq!(watched.seen[0].digest, Some([0; 32]));
+    }
+
+    #[test]
+    fn a_file_written_within_the_last_second_is_read_whatever_its_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("application.properties");
+        std::fs::write(&file, "a=1\n").unwrap();
+        let mut watched = WatchedFiles::new(vec![file.clone()]);
+        assert!(!watched.seen[0].settled, "just written");
+        // A second write of the same length in the same tick of the file system's clock leaves
+        // the stamp as it was: simulated by remembering the new stamp with the old digest.
+        std::fs::write(&file, "a=2\n").unwrap();
+        watched.seen[0].stamp = Stamp::of(&file);
+        assert!(
+            watched.changed(),
+            "an unsettled file is read, and the new value seen"
+        );
     }
 }
