@@ -124,12 +124,18 @@ impl WatchedFiles {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_a_change_of_content_counts() {
+    /// A folder holding `application.properties` with `a=1`, and its path.
+    fn properties() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("application.properties");
-        let other = dir.path().join("tls.pem");
         std::fs::write(&file, "a=1\n").unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn only_a_change_of_content_counts() {
+        let (dir, file) = properties();
+        let other = dir.path().join("tls.pem");
         let mut watched = WatchedFiles::new(vec![file.clone(), other.clone()]);
         assert!(!watched.changed(), "nothing happened");
 
@@ -153,9 +159,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_stamp_is_not_read_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("application.properties");
-        std::fs::write(&file, "a=1\n").unwrap();
+        let (_dir, file) = properties();
         let mut watched = WatchedFiles::new(vec![file.clone()]);
         // Change the remembered digest behind the watcher's back: with the stamp unchanged and
         // the file settled, it is not read, so the difference goes unnoticed.
@@ -167,9 +171,7 @@ mod tests {
 
     #[test]
     fn a_file_written_within_the_last_second_is_read_whatever_its_stamp() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("application.properties");
-        std::fs::write(&file, "a=1\n").unwrap();
+        let (_dir, file) = properties();
         let mut watched = WatchedFiles::new(vec![file.clone()]);
         assert!(!watched.seen[0].settled, "just written");
         // A second write of the same length in the same tick of the file system's clock leaves
