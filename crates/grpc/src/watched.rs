@@ -73,9 +73,12 @@ struct Seen {
 impl Seen {
     /// Looks at the file at `path` now, reading it.
     fn now(path: &Path) -> Self {
-        // The stamp first: a write landing between the two is seen as a change at the next poll.
-        let looked = SystemTime::now();
-        let stamp = Stamp::of(path);
+        Self::read(path, SystemTime::now(), Stamp::of(path))
+    }
+
+    /// Reads the file at `path`, whose stamp was `stamp` when it was looked at (`looked`). The
+    /// stamp is taken first: a write landing between the two is seen as a change at the next poll.
+    fn read(path: &Path, looked: SystemTime, stamp: Option<Stamp>) -> Self {
         let settled = stamp.is_some_and(|stamp| stamp.settled_at(looked));
         let digest = std::fs::read(path)
             .ok()
@@ -107,11 +110,12 @@ impl WatchedFiles {
     pub(crate) fn changed(&mut self) -> bool {
         let mut changed = false;
         for (path, seen) in self.paths.iter().zip(&mut self.seen) {
+            let looked = SystemTime::now();
             let stamp = Stamp::of(path);
             if seen.settled && stamp.is_some() && stamp == seen.stamp {
                 continue;
             }
-            let now = Seen::now(path);
+            let now = Seen::read(path, looked, stamp);
             changed |= now.digest != seen.digest;
             *seen = now;
         }

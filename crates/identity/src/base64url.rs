@@ -46,14 +46,15 @@ pub(crate) fn decode_onto(text: &[u8], out: &mut Vec<u8>) -> Result<(), Base64Er
         .decoded_length(text)
         .map_err(|_| Base64Error::Invalid)?;
     out.resize(start + length, 0);
-    let decoded = decode_slice(text, &mut out[start..]).map(<[u8]>::len);
-    match decoded {
-        Ok(_) => Ok(()),
-        Err(error) => {
-            out.truncate(start);
-            Err(error)
-        }
+    // Sized exactly, so only bad text can fail.
+    if URL_SAFE_NO_PAD
+        .decode(text, Out::from_slice(&mut out[start..]))
+        .is_err()
+    {
+        out.truncate(start);
+        return Err(Base64Error::Invalid);
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -800,7 +800,8 @@ fn measure(budget: Duration, batch: usize, mut op: impl FnMut(usize)) -> Result<
     Ok(timer.total)
 }
 
-/// Times batches of operations (CPU time of this thread and wall time) within a budget.
+/// Times batches of operations (CPU time of this thread, its user part, and wall time) within a
+/// budget.
 #[derive(Debug)]
 struct Timer {
     total: Measured,
