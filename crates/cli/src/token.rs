@@ -204,7 +204,7 @@ pub fn inspect(
     match verdict {
         Ok(caller) => {
             let via = deployments
-                .lookup(&caller.kid)
+                .lookup(caller.kid())
                 .map(|(d, k)| {
                     format!(
                         " (deployment {}, key {}) ({})",

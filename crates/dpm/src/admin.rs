@@ -202,12 +202,12 @@ mod tests {
                 request
                     .extensions_mut()
                     .insert(Arc::new(svcid_identity::Caller::Module(
-                        svcid_identity::CallerIdentity {
+                        svcid_identity::CallerIdentity::new(
                             service,
-                            user: None,
-                            kid: "k".into(),
-                            jti: String::new(),
-                        },
+                            None,
+                            "k".into(),
+                            String::new(),
+                        ),
                     )));
             }
             admin.who_am_i_on_engine(request)

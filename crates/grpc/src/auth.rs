@@ -216,7 +216,7 @@ where
         // formatting them for every accepted call cost more than the cached verification.
         let caller = match self.verifier.verify(&values) {
             Ok(caller) => {
-                self.metrics.accepted(&caller.service.id);
+                self.metrics.accepted(&caller.service().id);
                 caller
             }
             Err(error) => {

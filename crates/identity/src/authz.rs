@@ -159,10 +159,10 @@ impl AccessPolicy {
     /// by the people's rules and the person's roles alone.
     pub fn authorize_caller(&self, method: &str, caller: &Caller) -> Result<(), AccessDenied> {
         match caller {
-            Caller::Module(module) => match &module.user {
-                None => self.authorize(method, &module.service),
+            Caller::Module(module) => match module.user() {
+                None => self.authorize(method, module.service()),
                 Some(user) => {
-                    self.authorize_user(method, &user.id, &user.roles, Some(&module.service))
+                    self.authorize_user(method, &user.id, &user.roles, Some(module.service()))
                 }
             },
             Caller::User(user) => self.authorize_user(method, &user.id, &user.roles, None),
@@ -350,20 +350,20 @@ mod tests {
     }
 
     fn acted_for(roles: &[&str]) -> Caller {
-        Caller::Module(crate::identity::CallerIdentity {
-            service: ServiceIdentity {
+        Caller::Module(crate::identity::CallerIdentity::new(
+            ServiceIdentity {
                 module: "dpm".into(),
                 id: "dpm-dev".into(),
                 roles: vec!["IMPERSONATION".into(), "DPM_ADMIN".into()],
             },
-            user: Some(ImpersonatedUser {
+            Some(ImpersonatedUser {
                 id: "f2a1".into(),
                 username: "alice".into(),
                 roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             }),
-            kid: "k".into(),
-            jti: String::new(),
-        })
+            "k".into(),
+            String::new(),
+        ))
     }
 
     fn daemon_like() -> AccessPolicy {
@@ -412,12 +412,12 @@ mod tests {
             );
         }
         // A module acting on its own keeps its module rules.
-        let module = Caller::from(crate::identity::CallerIdentity {
-            service: caller("dpe"),
-            user: None,
-            kid: "k".into(),
-            jti: String::new(),
-        });
+        let module = Caller::from(crate::identity::CallerIdentity::new(
+            caller("dpe"),
+            None,
+            "k".into(),
+            String::new(),
+        ));
         assert!(
             policy
                 .authorize_caller("/reg.Registry/Register", &module)

@@ -6,20 +6,32 @@
 //! never grows it; and it never holds more than its capacity: when full, entries past their `exp`
 //! are dropped first, then an arbitrary one (it is simply verified again on its next use).
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
 use std::fmt;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as Slot;
 
 /// A bounded cache of verified tokens, keyed by the full token text. Not synchronised: its owner
 /// keeps it behind a lock with whatever else must change in the same step.
+///
+/// A lookup hashes the token once (a token is hundreds of bytes, and a hit is the whole cost of
+/// an authenticated call's check), with the standard library's keyed hash: lookups are made with
+/// whatever text a peer sends.
 pub struct VerifiedTokens<V> {
-    /// Full token text → what it proved and until when.
-    entries: HashMap<String, Entry<V>>,
+    /// What each remembered token proved and until when.
+    entries: HashTable<Entry<V>>,
+    /// The hash of `entries`, keyed at random per cache.
+    hasher: RandomState,
     /// Entries held at most.
     capacity: usize,
 }
 
 /// One remembered verification.
 struct Entry<V> {
+    /// The token's full text.
+    token: Box<str>,
     /// What the token proved.
     value: V,
     /// The token's `exp` (Unix seconds).
@@ -40,7 +52,8 @@ impl<V> VerifiedTokens<V> {
     /// An empty cache holding at most `capacity` entries (at least one).
     pub fn new(capacity: usize) -> Self {
         VerifiedTokens {
-            entries: HashMap::new(),
+            entries: HashTable::new(),
+            hasher: RandomState::new(),
             capacity: capacity.max(1),
         }
     }
@@ -49,31 +62,62 @@ impl<V> VerifiedTokens<V> {
     /// entry that is no longer alive is forgotten, so the caller's full check gives the precise
     /// refusal.
     pub fn get(&mut self, token: &str, alive: impl Fn(i64) -> bool) -> Option<&V> {
-        let live = alive(self.entries.get(token)?.exp);
-        if !live {
-            self.entries.remove(token);
-            return None;
+        let hash = self.hasher.hash_one(token);
+        match self
+            .entries
+            .find_entry(hash, |entry| *entry.token == *token)
+        {
+            Ok(found) if alive(found.get().exp) => Some(&found.into_mut().value),
+            Ok(expired) => {
+                expired.remove();
+                None
+            }
+            Err(_) => None,
         }
-        self.entries.get(token).map(|entry| &entry.value)
     }
 
     /// Remembers that `token`, valid until `exp`, proved `value`. When the cache is full, entries
     /// for which `alive` no longer holds go first, then an arbitrary one.
     pub fn remember(&mut self, token: &str, value: V, exp: i64, alive: impl Fn(i64) -> bool) {
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(token) {
-            self.entries.retain(|_, entry| alive(entry.exp));
+        let hash = self.hasher.hash_one(token);
+        let known = |entry: &Entry<V>| *entry.token == *token;
+        if self.entries.len() >= self.capacity && self.entries.find(hash, known).is_none() {
+            self.entries.retain(|entry| alive(entry.exp));
             if self.entries.len() >= self.capacity
-                && let Some(victim) = self.entries.keys().next().cloned()
+                && let Some(victim) = self.entries.iter().next().map(|e| e.token.clone())
             {
-                self.entries.remove(&victim);
+                self.forget(&victim);
             }
         }
-        self.entries.insert(token.to_owned(), Entry { value, exp });
+        let hasher = &self.hasher;
+        match self
+            .entries
+            .entry(hash, known, |entry| hasher.hash_one(&*entry.token))
+        {
+            Slot::Occupied(mut held) => {
+                let held = held.get_mut();
+                held.value = value;
+                held.exp = exp;
+            }
+            Slot::Vacant(free) => {
+                free.insert(Entry {
+                    token: token.into(),
+                    value,
+                    exp,
+                });
+            }
+        }
     }
 
     /// Forgets `token`.
     pub fn forget(&mut self, token: &str) {
-        self.entries.remove(token);
+        let hash = self.hasher.hash_one(token);
+        if let Ok(found) = self
+            .entries
+            .find_entry(hash, |entry| *entry.token == *token)
+        {
+            found.remove();
+        }
     }
 
     /// Forgets everything.

@@ -8,6 +8,7 @@
 //! `ImpersonatedUserIdentity(id=…, roles=[…], serviceIdentity=…)`, roles sorted.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A verified peer service, printed exactly as the product prints it:
 /// `ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION])`.
@@ -52,30 +53,73 @@ pub struct ImpersonatedUser {
 }
 
 /// Who called: the verified service, the user it acts for, and token facts for logs.
+///
+/// Built once per verified token and shared: the verifier's cache hands the same one to every
+/// call presenting that token, so a clone is a reference count and its `Display` text — which
+/// every call's log context carries as `authenticatedUser` — is rendered once, not per call.
 #[derive(Clone, Debug)]
-pub struct CallerIdentity {
+pub struct CallerIdentity(Arc<Parts>);
+
+#[derive(Debug)]
+struct Parts {
+    service: ServiceIdentity,
+    user: Option<ImpersonatedUser>,
+    kid: String,
+    jti: String,
+    /// The `Display` text, rendered by [`CallerIdentity::new`].
+    text: Box<str>,
+}
+
+impl CallerIdentity {
+    /// `service`, acting for `user` when the token carried a permitted `usr` claim, proved by a
+    /// token signed with `kid` (a configured fingerprint) and carrying `jti` (empty when absent).
+    pub fn new(
+        service: ServiceIdentity,
+        user: Option<ImpersonatedUser>,
+        kid: String,
+        jti: String,
+    ) -> Self {
+        let text = match &user {
+            None => service.to_string(),
+            Some(user) => format!(
+                "ImpersonatedUserIdentity(id={}, roles=[{}], serviceIdentity={service})",
+                user.id,
+                crate::user::roles_text(&user.roles),
+            ),
+        };
+        Self(Arc::new(Parts {
+            service,
+            user,
+            kid,
+            jti,
+            text: text.into_boxed_str(),
+        }))
+    }
+
     /// The authenticated peer service.
-    pub service: ServiceIdentity,
+    pub fn service(&self) -> &ServiceIdentity {
+        &self.0.service
+    }
+
     /// The user the service acts for, when the token carried a permitted `usr` claim.
-    pub user: Option<ImpersonatedUser>,
+    pub fn user(&self) -> Option<&ImpersonatedUser> {
+        self.0.user.as_ref()
+    }
+
     /// The token's `kid` (a configured fingerprint), to tie log events to a key.
-    pub kid: String,
+    pub fn kid(&self) -> &str {
+        &self.0.kid
+    }
+
     /// The token's `jti` (empty when absent), to correlate one token across logs.
-    pub jti: String,
+    pub fn jti(&self) -> &str {
+        &self.0.jti
+    }
 }
 
 impl fmt::Display for CallerIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.user {
-            None => self.service.fmt(f),
-            Some(user) => write!(
-                f,
-                "ImpersonatedUserIdentity(id={}, roles=[{}], serviceIdentity={})",
-                user.id,
-                crate::user::roles_text(&user.roles),
-                self.service
-            ),
-        }
+        f.write_str(&self.0.text)
     }
 }
 
@@ -95,7 +139,7 @@ impl Caller {
     /// The calling module; `None` for a person calling directly.
     pub fn service(&self) -> Option<&ServiceIdentity> {
         match self {
-            Caller::Module(caller) => Some(&caller.service),
+            Caller::Module(caller) => Some(caller.service()),
             Caller::User(_) => None,
         }
     }
@@ -103,7 +147,7 @@ impl Caller {
     /// Whether a person is behind the call (directly, or a module acting for one).
     pub fn has_user(&self) -> bool {
         match self {
-            Caller::Module(caller) => caller.user.is_some(),
+            Caller::Module(caller) => caller.user().is_some(),
             Caller::User(_) => true,
         }
     }
@@ -112,7 +156,7 @@ impl Caller {
     /// `None` for a module acting on its own. Its roles are the only roles a person holds.
     pub fn user(&self) -> Option<ImpersonatedUser> {
         match self {
-            Caller::Module(caller) => caller.user.clone(),
+            Caller::Module(caller) => caller.user().cloned(),
             Caller::User(user) => Some(user.to_impersonated()),
         }
     }
@@ -120,7 +164,7 @@ impl Caller {
     /// The `kid` the module signed with; empty for a person.
     pub fn kid(&self) -> &str {
         match self {
-            Caller::Module(caller) => &caller.kid,
+            Caller::Module(caller) => caller.kid(),
             Caller::User(_) => "",
         }
     }
@@ -128,7 +172,7 @@ impl Caller {
     /// The token's `jti` (empty when absent or for a person).
     pub fn jti(&self) -> &str {
         match self {
-            Caller::Module(caller) => &caller.jti,
+            Caller::Module(caller) => caller.jti(),
             Caller::User(_) => "",
         }
     }
@@ -182,18 +226,14 @@ mod tests {
 
     #[test]
     fn caller_identity_names_user_and_service() {
-        let mut caller = CallerIdentity {
-            service: service(),
-            user: None,
-            kid: "k".into(),
-            jti: "j".into(),
-        };
+        let caller = CallerIdentity::new(service(), None, "k".into(), "j".into());
         assert_eq!(caller.to_string(), service().to_string());
-        caller.user = Some(ImpersonatedUser {
+        let user = ImpersonatedUser {
             id: "42".into(),
             username: "alice".into(),
             roles: vec!["USER".into(), "ADMIN".into()],
-        });
+        };
+        let caller = CallerIdentity::new(service(), Some(user), "k".into(), "j".into());
         assert_eq!(
             caller.to_string(),
             "ImpersonatedUserIdentity(id=42, roles=[ADMIN, USER], serviceIdentity=ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION]))"

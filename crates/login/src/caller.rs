@@ -81,9 +81,9 @@ pub async fn check(headers: &HeaderMap, users: &Users, verifier: &TokenVerifier)
     }
     match verifier.verify(&values) {
         Ok(caller) => {
-            let roles = match &caller.user {
+            let roles = match caller.user() {
                 Some(user) => user.roles.clone(),
-                None => caller.service.roles.clone(),
+                None => caller.service().roles.clone(),
             };
             TokenCheck::Verified(Viewer {
                 name: caller.to_string(),

@@ -167,14 +167,14 @@ fn a_valid_token_is_accepted_with_the_local_identity() {
     let f = Fixture::new();
     let caller = f.accept(&f.token(json!({})));
     assert_eq!(
-        caller.service.to_string(),
+        caller.service().to_string(),
         "ServiceIdentity(module=dpe, id=dpe-dev, roles=[IMPERSONATION])"
     );
-    assert_eq!(caller.kid, f.dpe.kid());
-    assert_eq!(caller.jti, "j-1");
-    assert!(caller.user.is_none());
+    assert_eq!(caller.kid(), f.dpe.kid());
+    assert_eq!(caller.jti(), "j-1");
+    assert!(caller.user().is_none());
     // jti is optional.
-    assert_eq!(f.accept(&f.token(json!({"jti": null}))).jti, "");
+    assert_eq!(f.accept(&f.token(json!({"jti": null}))).jti(), "");
     assert_eq!(f.reason(&f.token(json!({"jti": 5}))), "invalid_jti");
 }
 
@@ -607,8 +607,8 @@ fn row_13_a_product_peer_may_leave_aud_out_but_not_name_another_module() {
         "missing_aud"
     );
     let caller = f.accept(&f.token(json!({"aud": null})));
-    assert_eq!(caller.service.id, "dpe-dev");
-    assert_eq!(caller.service.roles, ["IMPERSONATION"]);
+    assert_eq!(caller.service().id, "dpe-dev");
+    assert_eq!(caller.service().roles, ["IMPERSONATION"]);
 }
 
 #[test]
@@ -880,8 +880,8 @@ fn row_18_roles_and_module_in_the_token_are_ignored() {
     );
     let caller = f.accept(&token);
     assert_eq!(
-        caller.service,
-        ServiceIdentity {
+        caller.service(),
+        &ServiceIdentity {
             module: "dpe".into(),
             id: "plain-dev".into(),
             roles: vec![],
@@ -903,8 +903,8 @@ fn row_19_usr_needs_the_impersonation_role() {
     assert_eq!(f.reason(&from_plain), "impersonation_not_allowed");
     let caller = f.accept(&f.token(json!({"usr": usr})));
     assert_eq!(
-        caller.user,
-        Some(ImpersonatedUser {
+        caller.user(),
+        Some(&ImpersonatedUser {
             id: "42".into(),
             username: "alice".into(),
             roles: vec!["ADMIN".into()],
@@ -1114,8 +1114,8 @@ fn mint_then_verify_round_trip_with_exact_header_and_claims() {
         .verify(format!("{}.{}", p[0], p[1]).as_bytes(), &signature)
         .unwrap();
     let caller = f.accept(&token);
-    assert_eq!(caller.jti, jti);
-    assert_eq!(caller.service.id, "dpe-dev");
+    assert_eq!(caller.jti(), jti);
+    assert_eq!(caller.service().id, "dpe-dev");
     // Every mint is fresh.
     assert_ne!(issuer.mint("dpm", None), token);
 }
@@ -1148,7 +1148,7 @@ fn a_token_minted_for_a_product_peer_has_no_aud_and_the_strict_header() {
         assert!(names.contains(&name), "{name} in {claims}");
     }
     assert_eq!(claims["exp"], json!(NOW + 15));
-    assert_eq!(product.accept(&token).service.id, "dpe-dev");
+    assert_eq!(product.accept(&token).service().id, "dpe-dev");
     // A strict receiver refuses it; the strict token of the same issuer carries aud.
     let strict = Fixture::new();
     let strict_issuer = TokenIssuer::new(
@@ -1172,7 +1172,7 @@ fn a_token_minted_for_a_product_peer_has_no_aud_and_the_strict_header() {
         roles: vec![],
     };
     let caller = product.accept(&issuer.mint_for_peer("dpm", TokenProfile::Product, Some(&user)));
-    assert_eq!(caller.user, Some(user));
+    assert_eq!(caller.user(), Some(&user));
 }
 
 #[test]
@@ -1253,7 +1253,7 @@ fn minted_usr_claim_round_trips() {
     )
     .unwrap();
     let caller = f.accept(&dpe.mint("dpm", Some(&user)));
-    assert_eq!(caller.user, Some(user.clone()));
+    assert_eq!(caller.user(), Some(&user));
     let plain = TokenIssuer::new(
         GeneratorKey::from_base64(&f.plain.to_base64()).unwrap(),
         Duration::from_secs(15),
@@ -1444,5 +1444,5 @@ fn replacing_the_key_signs_with_the_new_one_at_once() {
         after, before,
         "the reusable token of the old key is dropped"
     );
-    assert_eq!(f.accept(&after).service.id, "dpe-dev");
+    assert_eq!(f.accept(&after).service().id, "dpe-dev");
 }

@@ -178,7 +178,7 @@ impl TokenVerifier {
                 && let Some(caller) = entries.get(key, |exp| alive(now, exp, self.skew_secs))
             {
                 self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                if let Some(at) = last_used.get_mut(&caller.kid) {
+                if let Some(at) = last_used.get_mut(caller.kid()) {
                     *at = now;
                 }
                 return Ok(caller.clone());
@@ -188,7 +188,7 @@ impl TokenVerifier {
         self.cache_misses.fetch_add(1, Ordering::Relaxed);
         let (caller, exp) = self.check(token, &deployments, now)?;
         let mut cache = lock(&self.verified);
-        cache.used(&caller.kid, now);
+        cache.used(caller.kid(), now);
         if let Some(key) = cache_key
             && cache.generation == generation
         {
@@ -246,7 +246,7 @@ impl TokenVerifier {
     /// The token profile of the deployment named `deployment` in the deployments in force (so a
     /// reload that changes it applies to the next call); `strict`, the default profile, when no
     /// such deployment is configured. For calls back to a verified caller, pass the caller's
-    /// deployment name, `caller.service.id`.
+    /// deployment name, `caller.service().id`.
     pub fn token_profile_of(&self, deployment: &str) -> TokenProfile {
         self.deployments()
             .token_profile(deployment)
@@ -310,12 +310,7 @@ impl TokenVerifier {
             roles: deployment.roles.clone(),
         };
         let user = self.check_user(&claims, &service)?;
-        let caller = CallerIdentity {
-            service,
-            user,
-            kid: kid.to_owned(),
-            jti,
-        };
+        let caller = CallerIdentity::new(service, user, kid.to_owned(), jti);
         Ok((caller, exp))
     }
 
