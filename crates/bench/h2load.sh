@@ -24,36 +24,11 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-if ! command -v h2load >/dev/null; then
-    sudo=""
-    if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q nghttp2-client >/dev/null
-fi
-bin=target/release
-work=$(mktemp -d)
-dpm_pid=""
-cleanup() {
-    if [[ -n "$dpm_pid" ]]; then kill "$dpm_pid" 2>/dev/null || true; wait "$dpm_pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=crates/bench/one-dpm.sh
+source crates/bench/one-dpm.sh
+install_missing h2load nghttp2-client
+start_dpm "$bin/dpm"
 
-# Four free loopback ports, as the kernel hands them out.
-read -r grpc http dpe_grpc dpe_http < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(4)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))')
-"$bin/svcid" link "$work/dpm" "$work/dpe" --dpm-grpc-port "$grpc" --dpm-http-port "$http" \
-    --dpe-grpc-port "$dpe_grpc" --dpe-http-port "$dpe_http" >/dev/null
-"$bin/dpm" --home "$work/dpm" >/dev/null 2>&1 &
-dpm_pid=$!
-for _ in $(seq 100); do
-    if curl -sf "http://127.0.0.1:$http/actuator/health" >/dev/null; then break; fi
-    sleep 0.1
-done
-
-printf '\0\0\0\0\0' >"$work/empty.grpc" # one empty protobuf message in gRPC framing
 phase() { # path [header]: calls per second over $seconds
     local path=$1
     shift
@@ -67,7 +42,7 @@ echo "h2load: dpm on 127.0.0.1:$grpc; $rounds rounds of $seconds s, $connections
 for round in $(seq "$rounds"); do
     health=$(phase /grpc.health.v1.Health/Check)
     # A module token lives for seconds: a fresh one per round, reused by every call of the round.
-    token=$("$bin/svcid" token mint --home "$work/dpe" --aud dpm 2>/dev/null)
+    token=$(module_token)
     whoami=$(phase /svcid.identity.IdentityService/WhoAmI -H "authorization: Internal-jwt $token")
     ratio=$(awk -v a="$whoami" -v b="$health" 'BEGIN {printf "%.2f", a / b}')
     ratios+=("$ratio")
@@ -75,9 +50,7 @@ for round in $(seq "$rounds"); do
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 
-metrics=$(curl -sf "http://127.0.0.1:$http/actuator/prometheus")
-accepted=$(awk '/^svcid_authentications_accepted_total/ {s += $2} END {print s + 0}' <<<"$metrics")
-refused=$(awk '/^svcid_authentications_refused_total/ {s += $2} END {print s + 0}' <<<"$metrics")
+read -r accepted refused < <(whoami_verdicts)
 echo "dpm counted $accepted WhoAmI calls accepted, $refused refused"
 if [[ "$refused" != 0 || "$accepted" == 0 ]]; then
     echo "h2load.sh: WhoAmI calls were refused: the ratio measures refusals, not answers" >&2

@@ -4,7 +4,8 @@
 #   micro   — mint / cold verify / cached verify / registry lookups beside `openssl speed ecdsap256`,
 #             RS256 user-token verify cold and cached beside `openssl speed rsa2048`
 #   loadgen — authenticated WhoAmI vs unauthenticated Health/Check against one real dpm (and the
-#             same under h2load, an HTTP/2 load generator independent of ours: h2load.sh);
+#             same under h2load, an HTTP/2 load generator independent of ours: h2load.sh; and
+#             the same two calls counted in instructions under valgrind: instructions.sh);
 #             WhoAmI with a person's token vs with a module token, the same during a storm of
 #             unknown-kid user tokens (key requests counted), WhoAmIOnEngine over dpm + dpe
 #   swarm   — 10, 100, 1,000 and 5,000 simulated engines against one real dpm (storm, steady
@@ -51,6 +52,7 @@ if $quick; then
     run "$bin/micro" --rounds 1 --seconds 1 --max-deployments 1000
     run "$bin/loadgen" --rounds 2 --seconds 1
     run crates/bench/h2load.sh --rounds 2 --seconds 1
+    run crates/bench/instructions.sh --calls 500
     run "$bin/swarm" --engines 100 --steady-seconds 4
     run "$bin/replicas" --engines 100 --steady-seconds 5
     run "$bin/soak" --minutes 2 --engines 30 --seed "${SOAK_SEED:-3}" || echo "soak: exit $? (a broken invariant is 1)"
@@ -61,6 +63,7 @@ else
     run taskset -c "$(($(nproc) - 1))" "$bin/micro"
     run "$bin/loadgen"
     run crates/bench/h2load.sh
+    run crates/bench/instructions.sh
     # A fleet's file: DPM with 10,001 deployments reloading it SIGHUP after SIGHUP under load.
     run "$bin/loadgen" --kinds reload --extra-deployments 10000 --rounds 3 --seconds 4
     # People's tokens: user-token WhoAmI beside module-token WhoAmI, an unknown-kid storm of
