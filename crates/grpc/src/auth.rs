@@ -37,7 +37,7 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use svcid_users::{PersonsToken, Users};
+use svcid_users::{ClaimedOrigin, PersonsToken, RefusedToken, Users};
 
 use svcid_client::CORRELATION_ID_HEADER;
 
@@ -344,19 +344,16 @@ impl UserCall {
         S::Future: Send + 'static,
         ResBody: Default,
     {
-        let token = match presented {
+        let verified = match presented {
             Presented::Known(user) => Ok(user),
-            Presented::Unverified(token) => match self.users.authenticate(&token).await {
-                Ok(user) => Ok(user),
-                Err(error) => Err((token, error)),
-            },
+            Presented::Unverified(token) => self.users.verify_person(&token).await,
         };
-        let user = match token {
+        let user = match verified {
             Ok(user) => user,
-            Err((token, error)) => {
+            Err(RefusedToken { error, origin }) => {
                 let peer = peer_address(&request);
                 let logged_method = excerpt(&self.method, MAX_LOGGED_METHOD_CHARS);
-                let (issuer, kid) = self.users.claimed_origin(&token).unwrap_or_default();
+                let ClaimedOrigin { issuer, kid } = origin.unwrap_or_default();
                 let issuer = excerpt(&issuer, 2 * EXCERPT_CHARS);
                 let kid = kid.map_or_else(|| "-".to_owned(), |kid| excerpt(&kid, EXCERPT_CHARS));
                 self.metrics.refused(error.reason(), "-", peer_ip(&peer));

@@ -78,6 +78,26 @@ impl UserAuthError {
     }
 }
 
+/// A person's token refused ([`Users::verify_person`]): why, and where it claimed to come from.
+#[derive(Debug)]
+pub struct RefusedToken {
+    /// Why it was refused.
+    pub error: UserAuthError,
+    /// The issuer and `kid` it named, read without trusting them; `None` when it named no
+    /// configured issuer (or could not be read far enough to tell).
+    pub origin: Option<ClaimedOrigin>,
+}
+
+/// Where a person's token claims to come from, read before any check: for a refusal's log line,
+/// never for a decision.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimedOrigin {
+    /// The configured issuer whose `iss` the token names.
+    pub issuer: String,
+    /// The `kid` of its header, when it has one.
+    pub kid: Option<String>,
+}
+
 /// The user-token issuers of one module and their keys. Share it behind an `Arc`.
 pub struct Users {
     /// Routes and verifies; holds the issuers' rules.
@@ -182,27 +202,37 @@ impl Users {
             .then_some((scheme, PersonsToken::New(token)))
     }
 
-    /// The `iss` and `kid` a user token claims (read without trusting it), for the log line of a
-    /// refusal; `None` when it is not a user token.
-    pub fn claimed_origin(&self, token: &str) -> Option<(String, Option<String>)> {
-        let mut text = TokenText::default();
-        let routed = self.verifier.route(token, &mut text).ok()?;
-        Some((
-            routed.issuer().issuer.clone(),
-            routed.kid().map(str::to_owned),
-        ))
-    }
-
     /// Verifies `token` with its issuer's keys, fetching them first when needed; a token verified
     /// before is answered from the cache (see the crate docs).
     pub async fn authenticate(&self, token: &str) -> Result<UserIdentity, UserAuthError> {
+        self.verify_person(token)
+            .await
+            .map_err(|refused| refused.error)
+    }
+
+    /// [`Users::authenticate`], with a refusal telling where the token claimed to come from, for
+    /// its log line: the token is read once, whatever the outcome.
+    pub async fn verify_person(&self, token: &str) -> Result<UserIdentity, RefusedToken> {
         let now = self.clock.now_unix();
         if let Some(identity) = self.remembered(token, now) {
             self.metrics.token_cache(true);
             return Ok(identity);
         }
         let mut text = TokenText::default();
-        let routed = self.verifier.route(token, &mut text)?;
+        let routed = self
+            .verifier
+            .route(token, &mut text)
+            .map_err(|error| RefusedToken {
+                error: error.into(),
+                origin: None,
+            })?;
+        let refused = |error: UserAuthError| RefusedToken {
+            error,
+            origin: Some(ClaimedOrigin {
+                issuer: routed.issuer().issuer.clone(),
+                kid: routed.kid().map(str::to_owned),
+            }),
+        };
         let index = self
             .verifier
             .issuers()
@@ -210,8 +240,13 @@ impl Users {
             .position(|p| std::ptr::eq(p, routed.issuer()))
             .unwrap_or_default();
         self.metrics.token_cache(false);
-        let keys = self.sources[index].keys(routed.kid()).await?;
-        let identity = routed.verify(&keys)?;
+        let keys = match self.sources[index].keys(routed.kid()).await {
+            Ok(keys) => keys,
+            Err(unavailable) => return Err(refused(unavailable.into())),
+        };
+        let identity = routed
+            .verify(&keys)
+            .map_err(|error| refused(error.into()))?;
         if let Some(exp) = routed.expires() {
             let entry = Verified {
                 identity: identity.clone(),

@@ -1,6 +1,7 @@
 //! The verified-user-token cache: a hit gives the identity the full check gave, an entry never
 //! outlives the token's `exp`, a key set that no longer holds the signing key ends its tokens'
-//! entries, and a storm of distinct tokens leaves the cache at its bound. Tokens are signed with
+//! entries, a storm of distinct tokens leaves the cache at its bound, and a refusal says which
+//! issuer and `kid` the token claimed, read in the same pass. Tokens are signed with
 //! josekit (RS256), an implementation independent of svcid's, with keys generated at run time.
 
 // Tests may unwrap: a panic is how they report a failure.
@@ -17,7 +18,7 @@ use svcid_config::{ServerTrust, UserIssuerSettings, UserKeySource, UserSettings}
 use svcid_identity::clock::{ManualClock, SystemClock};
 use svcid_identity::user::{UserIssuerPolicy, UserKeySet};
 use svcid_testkit::jwks::{JwksServer, RealmKey, jwks};
-use svcid_users::{FetchOptions, USER_TOKEN_CACHE_CAPACITY, Users};
+use svcid_users::{ClaimedOrigin, FetchOptions, RefusedToken, USER_TOKEN_CACHE_CAPACITY, Users};
 
 const ISSUER: &str = "https://idp.example/realms/ataccama";
 
@@ -112,6 +113,29 @@ async fn a_hit_gives_the_identity_the_full_check_gave_and_is_counted() {
         text.contains("svcid_user_token_cache_total{result=\"miss\"} 4\n"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_refusal_names_the_issuer_and_kid_the_token_claimed() {
+    let key = RealmKey::signing().unwrap();
+    let now = unix_now();
+    let users = loaded(&key, Arc::new(ManualClock::new(now)));
+    let forger = RealmKey::signing().unwrap().with_kid("forged-kid");
+    let forged = token(ISSUER, &forger, "mallory", now, 300);
+    let RefusedToken { error, origin } = users.verify_person(&forged).await.unwrap_err();
+    assert_eq!(error.reason(), "unknown_kid");
+    let ClaimedOrigin { issuer, kid } = origin.unwrap();
+    assert_eq!(
+        (issuer.as_str(), kid.as_deref()),
+        (ISSUER, Some("forged-kid"))
+    );
+
+    // A token of an issuer nobody configured is no person's token: nothing to name.
+    let stranger = token("https://elsewhere.example", &key, "eve", now, 300);
+    let refused = users.verify_person(&stranger).await.unwrap_err();
+    assert_eq!(refused.error.reason(), "unknown_iss");
+    assert!(refused.origin.is_none());
+    assert_eq!(users.cached_tokens(), 0);
 }
 
 #[tokio::test]
