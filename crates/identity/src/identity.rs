@@ -60,6 +60,7 @@ pub struct ImpersonatedUser {
 #[derive(Clone, Debug)]
 pub struct CallerIdentity(Arc<Parts>);
 
+/// What the clones of one [`CallerIdentity`] share; each part is described at its accessor.
 #[derive(Debug)]
 struct Parts {
     service: ServiceIdentity,
