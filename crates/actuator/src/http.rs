@@ -41,15 +41,48 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 /// The JSON media type Spring Boot Actuator answers with.
 pub const ACTUATOR_JSON: &str = "application/vnd.spring-boot.actuator.v3+json";
 
+/// The queue of connections the kernel completes before the server accepts them: asked as long
+/// as can be, the kernel caps it at `net.core.somaxconn` (4096 on current Linux), the length
+/// Netty, the product's server, asks for. Tokio's own `bind` asks for 1024: when 5,000 engines
+/// reconnected at once (a DPM restart), the connects past it were dropped and waited for TCP's
+/// SYN retransmits, 1, 3 and 7 s later (BENCHMARKS.md, the registration storm).
+const LISTEN_BACKLOG: u32 = 65_535;
+
 /// Opens a listener on `address:port` (`localhost` means the IPv4 loopback, as Spring reads it);
 /// port 0 picks a free port (read it from the listener). Both daemons' ports open through here.
+/// Each address the name resolves to is tried in turn, as the standard library's `bind` does.
 pub async fn listen(address: &str, port: u16) -> std::io::Result<TcpListener> {
     let address = if address == "localhost" {
         "127.0.0.1"
     } else {
         address
     };
-    TcpListener::bind((address, port)).await
+    let mut last_error = None;
+    for candidate in tokio::net::lookup_host((address, port)).await? {
+        match listen_on(candidate) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{address} resolves to no address"),
+        )
+    }))
+}
+
+/// A listener on one socket address, with the address reusable at once after a restart (as
+/// tokio's `bind` sets it) and [`LISTEN_BACKLOG`].
+fn listen_on(address: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// A connection the server is handed: a byte stream that tells whoever bounds it when a request
@@ -317,6 +350,37 @@ mod tests {
         let refused = respond(&up, &Method::POST, "/actuator/health");
         assert_eq!(refused.status(), 405);
         assert_eq!(refused.headers()[ALLOW], "GET, HEAD");
+    }
+
+    #[tokio::test]
+    async fn more_connections_wait_to_be_accepted_than_tokios_default_queue_holds() {
+        // Nobody accepts: every connect completes into the kernel's queue, up to its length.
+        // Tokio's `bind` queues 1024; past that a connect's SYN is dropped and it times out.
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(1024);
+        let waiting = somaxconn.min(1100);
+        let listener = listen("127.0.0.1", 0).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut connects = JoinSet::new();
+        for _ in 0..waiting {
+            connects.spawn(tokio::time::timeout(
+                Duration::from_secs(2),
+                TcpStream::connect(address),
+            ));
+        }
+        let mut connected = Vec::with_capacity(waiting);
+        while let Some(done) = connects.join_next().await {
+            if let Ok(Ok(Ok(stream))) = done {
+                connected.push(stream);
+            }
+        }
+        assert_eq!(
+            connected.len(),
+            waiting,
+            "connects completed into the queue"
+        );
     }
 
     #[tokio::test]
