@@ -235,6 +235,20 @@ pub struct CheckSchedule {
     pub disconnected_max: Duration,
 }
 
+/// When a READY engine whose check was due at `due` and ended at `now` is checked next: one
+/// `interval` after `due`, so the engine is checked at the configured rate however long each check
+/// takes (counting from the end would add every check's latency to every interval). A check that
+/// ended after the next one was due makes that one wait a whole interval from `now`: a slow
+/// engine, or a checker that fell behind, is never checked back to back.
+fn next_on_rate(due: Instant, now: Instant, interval: Duration) -> Instant {
+    let on_rate = due + interval;
+    if on_rate > now {
+        on_rate
+    } else {
+        now + interval
+    }
+}
+
 /// All engines known to this DPM.
 #[derive(Debug)]
 pub struct EngineRegistry {
@@ -522,7 +536,8 @@ impl EngineRegistry {
             engine.status = EngineStatus::Ready;
             engine.last_seen = Some(SystemTime::now());
             engine.retry_delay = self.schedule.disconnected_interval;
-            engine.next_check = now + self.schedule.connected_interval;
+            engine.next_check =
+                next_on_rate(engine.next_check, now, self.schedule.connected_interval);
             Transition {
                 old,
                 new: EngineStatus::Ready,
@@ -625,6 +640,34 @@ mod tests {
         assert_eq!(
             (t.old, t.new),
             (EngineStatus::Disconnected, EngineStatus::Ready)
+        );
+    }
+
+    #[tokio::test]
+    async fn ready_engines_are_checked_at_the_rate_not_after_each_check() {
+        let interval = Duration::from_millis(200);
+        let registry = EngineRegistry::new(CheckSchedule {
+            connected_interval: interval,
+            ..schedule()
+        });
+        registry.register("e1", address(1), Vec::new(), by("x"));
+        let due = registry.next_due().expect("a new engine is due");
+        assert_eq!(registry.start_due_checks(due).len(), 1);
+        // A check that takes a while: the next one is still one interval after this one was due.
+        std::thread::sleep(Duration::from_millis(50));
+        registry.finish_check("e1", &address(1), true);
+        let next = registry.next_due().expect("scheduled again");
+        assert_eq!(next, due + interval);
+        // A check that ends after the next one was due: that one waits a whole interval.
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        assert_eq!(registry.start_due_checks(Instant::now()).len(), 1);
+        std::thread::sleep(interval + Duration::from_millis(50));
+        let ended = Instant::now();
+        registry.finish_check("e1", &address(1), true);
+        let after_slow = registry.next_due().expect("scheduled again");
+        assert!(
+            after_slow >= ended + interval,
+            "no check straight after a slow one"
         );
     }
 
