@@ -84,7 +84,7 @@ pub fn dpm_trust(dpm_key: &GeneratorKey) -> Result<Arc<Deployments>> {
 pub fn start_engine(
     listener: tokio::net::TcpListener,
     key: &GeneratorKey,
-    dpm_trust: &Arc<Deployments>,
+    verifier: &Arc<TokenVerifier>,
     dpm_port: u16,
     stop: watch::Receiver<bool>,
     tasks: &mut tokio::task::JoinSet<()>,
@@ -98,11 +98,6 @@ pub fn start_engine(
     let (frozen, thawed) = watch::channel(true);
 
     // The server: DPM's token checked by svcid's layer, then the heartbeat.
-    let verifier = Arc::new(TokenVerifier::new(
-        VerifyPolicy::new("dpe"),
-        clone_registry(dpm_trust)?,
-        Arc::new(SystemClock),
-    ));
     let policy = AccessPolicy::new().allow(&format!("/{SERVICE_NAME}/"), "dpm");
     let heartbeat = SimHeartbeat {
         engine_id: id.clone(),
@@ -111,7 +106,7 @@ pub fn start_engine(
     };
     let mut server_stop = stop.clone();
     let server = tonic::transport::Server::builder()
-        .layer(AuthLayer::new(verifier, policy))
+        .layer(AuthLayer::new(Arc::clone(verifier), policy))
         .add_service(HeartbeatServiceServer::new(heartbeat))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
             let _ = server_stop.wait_for(|stopped| *stopped).await;
@@ -181,12 +176,6 @@ fn jittered(interval: Duration) -> Duration {
     let random = (uuid::Uuid::new_v4().as_u128() >> 64) as u64;
     let fraction = 0.8 + 0.2 * (random as f64 / u64::MAX as f64);
     interval.mul_f64(fraction)
-}
-
-/// A registry with the same deployments (each engine verifies with its own, as each `dpe` does).
-fn clone_registry(registry: &Deployments) -> Result<Deployments> {
-    Deployments::new(registry.deployments().to_vec())
-        .map_err(|e| anyhow::anyhow!("registry: {e:?}"))
 }
 
 /// `HeartbeatService` of a simulated engine: notes when DPM checked, then answers like `dpe` —
@@ -286,6 +275,16 @@ impl Fleet {
     ) -> Result<Self> {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
+        // One verifier, one cache of accepted tokens, for the whole fleet: DPM's token, renewed
+        // every ~10 s, is verified once here, not once per engine. Each real engine verifies it
+        // on its own CPU; thousands of verifications at once on the two cores DPM runs on would
+        // measure this process, not DPM.
+        let verifier = Arc::new(TokenVerifier::new(
+            VerifyPolicy::new("dpe"),
+            Deployments::new(dpm_trust.deployments().to_vec())
+                .map_err(|e| anyhow::anyhow!("DPM's deployment: {e:?}"))?,
+            Arc::new(SystemClock),
+        ));
         let mut engines = Vec::with_capacity(count);
         for i in 0..count {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -294,7 +293,7 @@ impl Fleet {
             engines.push(start_engine(
                 listener,
                 &keys[i % keys.len()],
-                dpm_trust,
+                &verifier,
                 ports[i % ports.len()],
                 stopped.clone(),
                 &mut tasks,
