@@ -107,12 +107,15 @@ impl DpmProcess {
     }
 
     /// Waits (at most `patience`) for the `grpcServerStarted` event among what `tail` has not
-    /// read yet; returns the bound port.
+    /// read yet; returns the bound port. Events logged after it stay in `tail` for the caller (an
+    /// engine may register, and be READY, in the same read).
     pub fn wait_started(&mut self, tail: &mut LogTail, patience: Duration) -> Result<u16> {
         let deadline = Instant::now() + patience;
         loop {
-            for event in tail.poll()? {
+            let mut events = tail.poll()?.into_iter();
+            while let Some(event) = events.next() {
                 if event["eventId"] == "grpcServerStarted" {
+                    tail.put_back(events);
                     return event_port(&event).context("grpcServerStarted without a port");
                 }
             }

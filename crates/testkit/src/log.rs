@@ -103,6 +103,8 @@ pub struct LogTail {
     offset: u64,
     /// An incomplete last line, kept until its newline arrives.
     partial: Vec<u8>,
+    /// Events read but handed back ([`LogTail::put_back`]), returned first by the next poll.
+    held: Vec<Value>,
 }
 
 impl LogTail {
@@ -113,7 +115,16 @@ impl LogTail {
             path,
             offset,
             partial: Vec::new(),
+            held: Vec::new(),
         }
+    }
+
+    /// Hands back `events` a caller read but did not look at (those after the one it waited
+    /// for): the next [`LogTail::poll`] returns them first, in order.
+    pub fn put_back(&mut self, events: impl IntoIterator<Item = Value>) {
+        let mut events: Vec<Value> = events.into_iter().collect();
+        events.append(&mut self.held);
+        self.held = events;
     }
 
     /// The file tailed.
@@ -121,11 +132,12 @@ impl LogTail {
         &self.path
     }
 
-    /// The events appended since the last call.
+    /// The events appended since the last call (after any handed back).
     pub fn poll(&mut self) -> io::Result<Vec<Value>> {
+        let mut events = std::mem::take(&mut self.held);
         let mut file = match File::open(&self.path) {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(events),
             Err(e) => {
                 return Err(io::Error::new(
                     e.kind(),
@@ -142,11 +154,13 @@ impl LogTail {
             None => 0,
         };
         self.partial = bytes.split_off(whole);
-        Ok(bytes
-            .split(|b| *b == b'\n')
-            .filter(|line| !line.is_empty())
-            .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
-            .collect())
+        events.extend(
+            bytes
+                .split(|b| *b == b'\n')
+                .filter(|line| !line.is_empty())
+                .filter_map(|line| serde_json::from_slice::<Value>(line).ok()),
+        );
+        Ok(events)
     }
 }
 
@@ -170,6 +184,27 @@ mod tests {
         writeln!(file, "2}}").unwrap();
         let second = tail.poll().unwrap();
         assert_eq!(second, vec![serde_json::json!({"b": 2})]);
+        assert!(tail.poll().unwrap().is_empty());
+    }
+
+    #[test]
+    fn events_put_back_come_first_in_the_next_poll() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.json");
+        let mut tail = LogTail::from_end(path.clone());
+        let mut file = File::create(&path).unwrap();
+        writeln!(file, "{{\"a\":1}}\n{{\"b\":2}}\n{{\"c\":3}}").unwrap();
+        let mut events = tail.poll().unwrap().into_iter();
+        assert_eq!(events.next(), Some(serde_json::json!({"a": 1})));
+        tail.put_back(events);
+        writeln!(file, "{{\"d\":4}}").unwrap();
+        let keys: Vec<String> = tail
+            .poll()
+            .unwrap()
+            .iter()
+            .filter_map(|event| event.as_object()?.keys().next().cloned())
+            .collect();
+        assert_eq!(keys, ["b", "c", "d"]);
         assert!(tail.poll().unwrap().is_empty());
     }
 

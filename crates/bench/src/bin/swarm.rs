@@ -508,6 +508,7 @@ impl<'a> Swarm<'a> {
         self.dpm.kill()?;
         let killed_at = Instant::now();
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let spawned_at = Instant::now();
         let mut dpm2 = DpmProcess::start(&self.dpm_home)?;
         let mut view2 = DpmView::default();
         dpm2.wait_started(&mut self.tail, self.patience)?;
@@ -522,7 +523,7 @@ impl<'a> Swarm<'a> {
             .fleet
             .engines
             .iter()
-            .flat_map(|e| stamps_between(&e.registered, restarted_at, Instant::now()))
+            .flat_map(|e| stamps_between(&e.registered, spawned_at, Instant::now()))
             .collect();
         stamps.sort_unstable();
         let burst = max_in_window(&stamps, Duration::from_millis(100));
