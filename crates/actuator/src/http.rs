@@ -360,7 +360,15 @@ mod tests {
             .ok()
             .and_then(|text| text.trim().parse().ok())
             .unwrap_or(1024);
-        let waiting = somaxconn.min(1100);
+        // Each waiting connect holds a descriptor: stay well under this process's limit.
+        let open_files: usize = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|limits| {
+                let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+                line.split_whitespace().nth(3)?.parse().ok()
+            })
+            .unwrap_or(1024);
+        let waiting = somaxconn.min(1100).min(open_files.saturating_sub(256));
         let listener = listen("127.0.0.1", 0).await.unwrap();
         let address = listener.local_addr().unwrap();
         let mut connects = JoinSet::new();
