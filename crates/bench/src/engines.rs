@@ -58,9 +58,14 @@ impl SimEngine {
     }
 }
 
-/// The trust of every simulated engine: one `dpm` deployment with DPM's key (every replica of a
-/// DPM fleet signs with the same key, as docs/postgres.md recommends).
-pub fn dpm_trust(dpm_key: &GeneratorKey) -> Result<Arc<Deployments>> {
+/// The verifier of every simulated engine: it trusts one `dpm` deployment with DPM's key (every
+/// replica of a DPM fleet signs with the same key, as docs/postgres.md recommends).
+///
+/// One verifier, one cache of accepted tokens, for the whole fleet: DPM's token, renewed every
+/// ~10 s, is verified once, not once per engine. Each real engine verifies it on its own CPU;
+/// thousands of verifications at once on the two cores DPM runs on would measure this process,
+/// not DPM.
+pub fn engines_verifier(dpm_key: &GeneratorKey) -> Result<Arc<TokenVerifier>> {
     let registry = Deployments::new(vec![Deployment {
         name: "dpm-bench".into(),
         module: "dpm".into(),
@@ -76,7 +81,11 @@ pub fn dpm_trust(dpm_key: &GeneratorKey) -> Result<Arc<Deployments>> {
         }],
     }])
     .map_err(|e| anyhow::anyhow!("DPM's deployment: {e:?}"))?;
-    Ok(Arc::new(registry))
+    Ok(Arc::new(TokenVerifier::new(
+        VerifyPolicy::new("dpe"),
+        registry,
+        Arc::new(SystemClock),
+    )))
 }
 
 /// Starts one simulated engine, frozen: its server and its registration loop with the DPM on
@@ -269,22 +278,12 @@ impl Fleet {
     pub async fn start(
         count: usize,
         keys: &[GeneratorKey],
-        dpm_trust: &Arc<Deployments>,
+        verifier: &Arc<TokenVerifier>,
         ports: &[u16],
         interval: Duration,
     ) -> Result<Self> {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
-        // One verifier, one cache of accepted tokens, for the whole fleet: DPM's token, renewed
-        // every ~10 s, is verified once here, not once per engine. Each real engine verifies it
-        // on its own CPU; thousands of verifications at once on the two cores DPM runs on would
-        // measure this process, not DPM.
-        let verifier = Arc::new(TokenVerifier::new(
-            VerifyPolicy::new("dpe"),
-            Deployments::new(dpm_trust.deployments().to_vec())
-                .map_err(|e| anyhow::anyhow!("DPM's deployment: {e:?}"))?,
-            Arc::new(SystemClock),
-        ));
         let mut engines = Vec::with_capacity(count);
         for i in 0..count {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -293,7 +292,7 @@ impl Fleet {
             engines.push(start_engine(
                 listener,
                 &keys[i % keys.len()],
-                &verifier,
+                verifier,
                 ports[i % ports.len()],
                 stopped.clone(),
                 &mut tasks,

@@ -32,13 +32,13 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use svcid_actuator::instruments::{REGISTRY_DB_QUERIES, STATUS_CHECKS};
 use svcid_bench::daemon::metric_sum;
-use svcid_bench::engines::{Fleet, dpm_trust};
+use svcid_bench::engines::{Fleet, engines_verifier};
 use svcid_bench::fleet::{DpmView, wait_until};
 use svcid_bench::procfs::{CpuWindow, rss_kib, ticks_per_second};
 use svcid_bench::replica::Replica;
 use svcid_bench::report::{Row, Verdict, load_average};
 use svcid_bench::stats::human;
-use svcid_identity::{Deployments, GeneratorKey};
+use svcid_identity::{GeneratorKey, TokenVerifier};
 use svcid_testkit::homes::TrustedPeer;
 use svcid_testkit::log::LogTail;
 use svcid_testkit::postgres::Postgres;
@@ -83,8 +83,8 @@ struct Keys {
     lister: std::sync::Arc<svcid_identity::TokenIssuer>,
     /// Every engine as a deployment DPM trusts.
     peers: Vec<TrustedPeer>,
-    /// What the engines trust: DPM's key.
-    dpm_trust: std::sync::Arc<Deployments>,
+    /// The engines' verifier: it trusts DPM's key.
+    engines_verifier: std::sync::Arc<TokenVerifier>,
 }
 
 impl Keys {
@@ -107,7 +107,7 @@ impl Keys {
         Ok(Self {
             peers,
             lister,
-            dpm_trust: dpm_trust(&dpm)?,
+            engines_verifier: engines_verifier(&dpm)?,
             dpm,
             engines,
         })
@@ -148,7 +148,7 @@ impl Settings {
         let fleet = Fleet::start(
             self.n,
             &keys.engines,
-            &keys.dpm_trust,
+            &keys.engines_verifier,
             &ports,
             self.interval,
         )

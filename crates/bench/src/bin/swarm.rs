@@ -34,7 +34,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use svcid_bench::console::ConsoleFigures;
 use svcid_bench::daemon::{DpmProcess, wait_http_port, write_dpe_home, write_dpm_home};
-use svcid_bench::engines::{Fleet, check_intervals, dpm_trust, stamps_between};
+use svcid_bench::engines::{Fleet, check_intervals, engines_verifier, stamps_between};
 use svcid_bench::fleet::{DpmView, wait_until};
 use svcid_bench::procfs::{CpuWindow, rss_kib, ticks_by_thread_name, ticks_per_second};
 use svcid_bench::report::{Row, Verdict, load_average};
@@ -325,13 +325,13 @@ impl<'a> Swarm<'a> {
     /// Phase 3: Storm: every engine released at once, until DPM has them all READY.
     async fn storm(&mut self) -> Result<Storm> {
         let n = self.n;
-        let dpm_trust = dpm_trust(&self.dpm_key)?;
+        let verifier = engines_verifier(&self.dpm_key)?;
         // Engines are built frozen (servers up, registration waiting), then all released at
         // once: a storm, not a trickle paced by how fast this process builds engines.
         let fleet = Fleet::start(
             n,
             &self.keys,
-            &dpm_trust,
+            &verifier,
             &[self.port],
             Duration::from_millis(self.args.register_interval_ms.clamp(100, 60_000)),
         )

@@ -22,7 +22,7 @@ use crate::replica::Replica;
 use super::history::{Facts, Findings, History, What};
 use super::plan::Side;
 use super::samples::{Sample, Slope};
-use crate::engines::{Fleet, dpm_trust};
+use crate::engines::{Fleet, engines_verifier};
 use crate::fleet::DpmView;
 
 /// What a soak is asked to do.
@@ -218,7 +218,7 @@ pub(super) async fn build(dir: &Path, options: &Options) -> Result<(Shared, Flee
     let fleet = Fleet::start(
         options.engines,
         &engine_keys,
-        &dpm_trust(&dpm_key)?,
+        &engines_verifier(&dpm_key)?,
         &[a.grpc_port, b.grpc_port],
         REGISTER_EVERY,
     )
